@@ -1,0 +1,45 @@
+# Every target installs what it needs into .venv/ (Python) and node_modules/ (npm).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install generate check-generated lint typecheck test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+node_modules/.bin/redocly: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## Regenerate src/crownest/_generated from openapi.yaml and templates/.
+generate: $(STAMP)
+	$(PY) generator/generate.py
+
+## Fail if src/crownest/_generated differs from what `make generate` writes.
+check-generated: $(STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	$(PY) generator/generate.py --out $$tmp/_generated && \
+	diff -r -x __pycache__ src/crownest/_generated $$tmp/_generated && \
+	echo "src/crownest/_generated is up to date"
+
+## Lint the spec (Redocly, recommended rules) and the Python code (ruff).
+lint: $(STAMP) node_modules/.bin/redocly
+	node_modules/.bin/redocly lint openapi.yaml --format=stylish
+	$(PY) -m ruff check src tests generator
+	$(PY) -m ruff format --check src tests generator
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+test: $(STAMP) check-generated lint typecheck
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,235 @@
+"""The operation table that `resources.py.jinja` renders.
+
+Each `Operation` says, in plain strings, what one SDK method looks like: its
+name, its parameters (with their Python types, the wire name they travel
+under and the expression that builds the value sent), the response kind and
+how to parse it. Deciding all of this here keeps the template free of logic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from openapi_python_client.parser.openapi import Endpoint
+from openapi_python_client.parser.properties import (
+    AnyProperty,
+    BooleanProperty,
+    EnumProperty,
+    FileProperty,
+    IntProperty,
+    ListProperty,
+    ModelProperty,
+    StringProperty,
+)
+from openapi_python_client.strings import snake_case
+
+SANDBOX_ID = "sandbox_id"
+
+
+def text(value: Any) -> str:
+    """Spec text (wrapped by openapi-python-client since 0.29.1) as a plain str."""
+    if value is None:
+        return ""
+    if hasattr(value, "get_untrusted_value"):
+        return value.get_untrusted_value()
+    if hasattr(value, "as_unembedded_code"):
+        return value.as_unembedded_code()
+    return str(value)
+
+
+@dataclass
+class Param:
+    python_name: str
+    wire_name: str
+    location: str  # path, query, header, json, content
+    annotation: str  # the type without "| None"
+    required: bool
+    description: str
+    check: str | None  # kind for check_arg, or None when the annotation is not checked
+    send: str  # expression for the value sent
+
+    @property
+    def signature(self) -> str:
+        if self.required:
+            return f"{self.python_name}: {self.annotation}"
+        return f"{self.python_name}: {self.annotation} | None = None"
+
+
+@dataclass
+class Operation:
+    name: str  # snake_case operationId
+    method_name: str
+    scope: str  # "client": client only, "sandbox": handle only, "both"
+    summary: str
+    description: str
+    http_method: str
+    path: str  # f-string body
+    params: list[Param]
+    idempotent: bool
+    kind: str  # model, list, page, bytes, text, none
+    parse: str  # expression, or "None"
+    result: str  # the parsed type (model, item type, bytes, ...)
+    handle: str | None  # hand-written handle class that wraps the result (or each item)
+    imports: set[str] = field(default_factory=set)  # model class names
+    text_method: str | None = None  # name of a twin that decodes a bytes result as UTF-8
+
+    @property
+    def builder(self) -> str:
+        return f"_{self.name}_request"
+
+    def params_for(self, scoped: bool) -> list[Param]:
+        return [p for p in self.params if not (scoped and p.python_name == SANDBOX_ID and p.location == "path")]
+
+    def signature(self, scoped: bool) -> list[str]:
+        """Method parameters: required ones positional-or-keyword, then `*`, then optional ones."""
+        params = self.params_for(scoped)
+        required = [p.signature for p in params if p.required]
+        optional = [p.signature for p in params if not p.required]
+        return [*required, "*", *optional]
+
+    def call_args(self, scoped: bool) -> list[str]:
+        """Arguments for the builder call, `sandbox_id` bound when scoped."""
+        return [
+            f"{p.python_name}=self._sandbox_id" if p not in self.params_for(scoped) else f"{p.python_name}={p.python_name}"
+            for p in self.params
+        ]
+
+    def item_type(self, asynchronous: bool) -> str:
+        if self.handle:
+            return ("Async" if asynchronous else "") + self.handle
+        return self.result
+
+    def return_type(self, asynchronous: bool) -> str:
+        item = self.item_type(asynchronous)
+        if self.kind == "page":
+            return f"{'Async' if asynchronous else 'Sync'}Pager[{item}]"
+        if self.kind == "list":
+            return f"builtins.list[{item}]"
+        return item
+
+
+def _annotation(prop: Any, imports: set[str]) -> tuple[str, str | None, str]:
+    """(annotation, check kind, send expression template with {v}) for one property."""
+    if isinstance(prop, EnumProperty):
+        imports.add(prop.class_info.name)
+        return f"{prop.class_info.name} | str", "str", "{v}"
+    if isinstance(prop, ModelProperty) and not prop.required_properties and not prop.optional_properties:
+        return "Mapping[str, str]", "map", "dict({v})"
+    if isinstance(prop, ModelProperty):
+        imports.add(prop.class_info.name)
+        return prop.class_info.name, None, "{v}.to_dict()"
+    if isinstance(prop, BooleanProperty):
+        return "bool", "bool", "{v}"
+    if isinstance(prop, IntProperty):
+        return "int", "int", "{v}"
+    if isinstance(prop, StringProperty):
+        return "str", "str", "{v}"
+    raise ValueError(f"no SDK mapping for a {type(prop).__name__}")
+
+
+def _param(prop: Any, location: str, raw: dict[str, Any], imports: set[str]) -> Param:
+    annotation, check, send = _annotation(prop, imports) if not raw.get("x-crownest-map") else (
+        "Mapping[str, str]",
+        "map",
+        '[f"{{k}}:{{x}}" for k, x in {v}.items()]',
+    )
+    value = send.format(v=prop.python_name)
+    if not prop.required and send != "{v}":
+        value = f"None if {prop.python_name} is None else {value}"
+    return Param(
+        python_name=str(prop.python_name),
+        wire_name=text(prop.name),
+        location=location,
+        annotation=annotation,
+        required=bool(prop.required),
+        description=raw.get("description") or text(prop.description),
+        check=check,
+        send=value,
+    )
+
+
+def _raw_params(raw_op: dict[str, Any], components: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The operation's parameters as written in the spec, `$ref`s resolved, by python name."""
+    params = [components[p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p for p in raw_op.get("parameters", [])]
+    return {snake_case(p["name"]): p for p in params}
+
+
+def _response(endpoint: Endpoint, handles: dict[str, str], imports: set[str], has_cursor: bool) -> tuple[str, str, str, str | None]:
+    """(kind, parse expression, result type, handle) of the first 2xx response."""
+    ok = [r for r in endpoint.responses.patterns if 200 <= r.status_code.range[0] < 300]
+    prop = ok[0].prop
+    if isinstance(prop, AnyProperty):
+        return "none", "None", "None", None
+    if isinstance(prop, FileProperty):
+        return "bytes", "None", "bytes", None
+    if isinstance(prop, StringProperty):
+        return "text", "None", "str", None
+    if not isinstance(prop, ModelProperty):
+        raise ValueError(f"{endpoint.name}: no SDK mapping for a {type(prop).__name__} response")
+    model = prop.class_info.name
+    imports.add(model)
+    props = {p.python_name: p for p in [*prop.required_properties, *prop.optional_properties]}
+    data = props.get("data")
+    if isinstance(data, ListProperty) and isinstance(data.inner_property, ModelProperty):
+        item = data.inner_property.class_info.name
+        imports.add(item)
+        if set(props) == {"data", "next_cursor"} and has_cursor:
+            return "page", f"{model}.from_dict", item, handles.get(item)
+        if set(props) == {"data"}:
+            return "list", f"lambda body: {model}.from_dict(body).data", item, handles.get(item)
+    return "model", f"{model}.from_dict", model, handles.get(model)
+
+
+def build_operation(
+    endpoint: Endpoint, raw_op: dict[str, Any], handles: dict[str, str], parameters: dict[str, Any]
+) -> Operation:
+    """The SDK method for `endpoint`; `raw_op` is its spec text, `parameters` the spec's shared parameters."""
+    imports: set[str] = set()
+    raw_params = _raw_params(raw_op, parameters)
+    params: list[Param] = []
+    for prop in endpoint.path_parameters:
+        p = _param(prop, "path", raw_params.get(prop.python_name, {}), imports)
+        p.send = f"encode_path_param({p.python_name!r}, {p.python_name})"
+        params.append(p)
+    for prop in endpoint.query_parameters:
+        params.append(_param(prop, "query", raw_params.get(prop.python_name, {}), imports))
+    for body in endpoint.bodies:
+        if isinstance(body.prop, ModelProperty):
+            for prop in [*body.prop.required_properties, *body.prop.optional_properties]:
+                p = _param(prop, "json", {}, imports)
+                p.required = p.required and bool(body.prop.required)
+                params.append(p)
+        else:
+            params.append(
+                Param("data", "", "content", "FileContent", True, text(body.prop.description), None, 'file_content("data", data)')
+            )
+    idempotent = False
+    for prop in endpoint.header_parameters:
+        idempotent = idempotent or text(prop.name) == "Idempotency-Key"
+        params.append(_param(prop, "header", raw_params.get(prop.python_name, {}), imports))
+    path = text(endpoint.path)
+    for p in params:
+        if p.location == "path":
+            path = path.replace("{" + p.python_name + "}", "{" + p.send + "}")
+    has_cursor = any(p.wire_name == "cursor" for p in params)
+    kind, parse, result, handle = _response(endpoint, handles, imports, has_cursor)
+    in_sandbox = any(p.python_name == SANDBOX_ID and p.location == "path" for p in params)
+    scope = raw_op.get("x-crownest-scope") or ("both" if in_sandbox and "sandboxes" not in endpoint.tags else "client")
+    return Operation(
+        name=str(snake_case(endpoint.name)),
+        method_name=raw_op["x-crownest-method"],
+        scope=scope,
+        summary=text(endpoint.summary),
+        description=text(endpoint.description),
+        http_method=endpoint.method.upper(),
+        path=path,
+        params=params,
+        idempotent=idempotent,
+        kind=kind,
+        parse=parse,
+        result=result,
+        handle=handle,
+        imports=imports,
+        text_method=raw_op.get("x-crownest-text-method"),
+    )

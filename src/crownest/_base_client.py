@@ -1,0 +1,223 @@
+"""Sending one request: auth, timeouts, idempotency keys, retries, errors, parsing.
+
+Every generated operation reaches the network through `SyncAPIClient.request`
+or `AsyncAPIClient.request`; everything that is not I/O lives in `BaseClient`
+and is shared by both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from ._exceptions import (
+    CrowNestApiError,
+    CrowNestConnectionError,
+    CrowNestError,
+    CrowNestTimeoutError,
+    ResponseValidationError,
+    api_error_from_response,
+    body_excerpt,
+)
+from ._retries import is_retryable_status, retry_delay
+from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes
+from ._version import __version__
+
+DEFAULT_BASE_URL = "https://api.crownest.dev"
+DEFAULT_TIMEOUT = 660.0
+DEFAULT_MAX_RETRIES = 2
+CONNECT_TIMEOUT = 5.0
+USER_AGENT = f"crownest-python/{__version__}"
+
+
+def make_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
+    """An `httpx.Timeout` whose connect phase is short whatever the overall limit."""
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if timeout is None:
+        return httpx.Timeout(None, connect=CONNECT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, an httpx.Timeout or None, got {timeout!r}")
+    return httpx.Timeout(float(timeout), connect=min(float(timeout), CONNECT_TIMEOUT))
+
+
+def _check_max_retries(max_retries: int) -> int:
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative int, got {max_retries!r}")
+    return max_retries
+
+
+class BaseClient:
+    """Configuration and the I/O-free half of sending a request."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        timeout: TimeoutTypes,
+        max_retries: int,
+        default_headers: dict[str, str] | None,
+    ) -> None:
+        api_key = api_key if api_key is not None else os.environ.get("CROWNEST_API_KEY")
+        if not api_key:
+            raise CrowNestError(
+                "No API key: pass api_key= to the client or set the CROWNEST_API_KEY environment variable."
+            )
+        base_url = base_url or os.environ.get("CROWNEST_BASE_URL") or DEFAULT_BASE_URL
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self._api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.timeout = make_timeout(timeout)
+        self.max_retries = _check_max_retries(max_retries)
+        self._headers = {
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            **(default_headers or {}),
+            "Authorization": f"Bearer {api_key}",
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _build_request(
+        self, http: httpx.Client | httpx.AsyncClient, spec: RequestSpec, timeout: TimeoutTypes | NotGiven
+    ) -> httpx.Request:
+        headers = {**self._headers, **spec.headers}
+        if spec.idempotent and "Idempotency-Key" not in spec.headers:
+            headers["Idempotency-Key"] = f"crownest-python-{uuid.uuid4()}"
+        return http.build_request(
+            spec.method,
+            self.base_url + spec.path,
+            params=spec.params,
+            headers=headers,
+            json=spec.json,
+            content=spec.content,
+            timeout=self.timeout if isinstance(timeout, NotGiven) else make_timeout(timeout),
+        )
+
+    def _retries(self, max_retries: int | NotGiven) -> int:
+        return self.max_retries if isinstance(max_retries, NotGiven) else _check_max_retries(max_retries)
+
+    def _failure_delay(self, error: CrowNestError, retries_taken: int, retries: int) -> float | None:
+        """Seconds to wait before retrying after `error`, or None to raise it."""
+        if retries_taken >= retries:
+            return None
+        if isinstance(error, CrowNestApiError):
+            if not is_retryable_status(error.status, error.code):
+                return None
+            return retry_delay(retries_taken, error.response.headers)
+        return retry_delay(retries_taken, None)
+
+    @staticmethod
+    def _network_error(exc: httpx.TransportError, request: httpx.Request) -> CrowNestConnectionError:
+        where = f"{request.method} {request.url.copy_with(query=None)}"
+        if isinstance(exc, httpx.TimeoutException):
+            return CrowNestTimeoutError(f"{where} timed out ({type(exc).__name__})")
+        return CrowNestConnectionError(f"{where} failed: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _parse(spec: RequestSpec, response: httpx.Response) -> Any:
+        """The result of a 2xx response, or ResponseValidationError."""
+        if spec.kind == "none":
+            return None
+        if spec.kind == "bytes":
+            return response.content
+        if spec.kind == "text":
+            return response.content.decode("utf-8", errors="replace")
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            raise ResponseValidationError(
+                f"HTTP {response.status_code}: expected JSON, got {body_excerpt(response)!r}", response=response
+            ) from None
+        assert spec.parse is not None
+        try:
+            return spec.parse(body)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise ResponseValidationError(
+                f"HTTP {response.status_code}: the body does not match the API ({type(exc).__name__}: {exc}): "
+                f"{body_excerpt(response)!r}",
+                response=response,
+            ) from None
+
+
+class SyncAPIClient(BaseClient):
+    """Sends requests with an `httpx.Client`."""
+
+    def __init__(self, *, http_client: httpx.Client | None, **config: Any) -> None:
+        super().__init__(**config)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(timeout=self.timeout, follow_redirects=False)
+
+    def request(
+        self, spec: RequestSpec, *, timeout: TimeoutTypes | NotGiven = NOT_GIVEN, max_retries: int | NotGiven = NOT_GIVEN
+    ) -> Any:
+        """Send `spec` (retrying what is safe to retry) and return its parsed result."""
+        request = self._build_request(self._http, spec, timeout)
+        retries = self._retries(max_retries)
+        retries_taken = 0
+        while True:
+            error: CrowNestError
+            try:
+                response = self._http.send(request)
+            except httpx.TransportError as exc:
+                error = self._network_error(exc, request)
+            else:
+                if response.is_success:
+                    return self._parse(spec, response)
+                error = api_error_from_response(response)
+            delay = self._failure_delay(error, retries_taken, retries)
+            if delay is None:
+                raise error
+            time.sleep(delay)
+            retries_taken += 1
+
+    def close(self) -> None:
+        """Close the connections this client opened (not those of an `http_client` you passed)."""
+        if self._owns_http:
+            self._http.close()
+
+
+class AsyncAPIClient(BaseClient):
+    """Sends requests with an `httpx.AsyncClient`."""
+
+    def __init__(self, *, http_client: httpx.AsyncClient | None, **config: Any) -> None:
+        super().__init__(**config)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+
+    async def request(
+        self, spec: RequestSpec, *, timeout: TimeoutTypes | NotGiven = NOT_GIVEN, max_retries: int | NotGiven = NOT_GIVEN
+    ) -> Any:
+        """Send `spec` (retrying what is safe to retry) and return its parsed result."""
+        request = self._build_request(self._http, spec, timeout)
+        retries = self._retries(max_retries)
+        retries_taken = 0
+        while True:
+            error: CrowNestError
+            try:
+                response = await self._http.send(request)
+            except httpx.TransportError as exc:
+                error = self._network_error(exc, request)
+            else:
+                if response.is_success:
+                    return self._parse(spec, response)
+                error = api_error_from_response(response)
+            delay = self._failure_delay(error, retries_taken, retries)
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
+            retries_taken += 1
+
+    async def close(self) -> None:
+        """Close the connections this client opened (not those of an `http_client` you passed)."""
+        if self._owns_http:
+            await self._http.aclose()

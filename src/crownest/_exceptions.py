@@ -1,0 +1,176 @@
+"""Every error the SDK raises, mapped from HTTP in one place.
+
+    CrowNestError
+    ├── CrowNestApiError              a non-2xx answer (.status, .code, .details, .request_id)
+    │   ├── BadRequestError           400
+    │   ├── AuthenticationError       401
+    │   ├── PermissionDeniedError     403
+    │   ├── NotFoundError             404
+    │   ├── ConflictError             409
+    │   ├── RateLimitError            429
+    │   └── InternalServerError       >= 500
+    ├── CrowNestConnectionError       no answer: refused, reset, DNS, ...
+    │   └── CrowNestTimeoutError      no answer in time
+    └── ResponseValidationError       a 2xx answer that is not what the API promises
+
+A command that exits non-zero is not an error: `commands.run` returns it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "CrowNestApiError",
+    "CrowNestConnectionError",
+    "CrowNestError",
+    "CrowNestTimeoutError",
+    "InternalServerError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseValidationError",
+]
+
+_EXCERPT_CHARS = 200
+
+
+class CrowNestError(Exception):
+    """The root of every error the SDK raises."""
+
+
+class CrowNestApiError(CrowNestError):
+    """The API answered with a non-2xx status.
+
+    `str(e)` is the server's message. `code` is the stable snake_case error
+    code (an open set: codes this SDK does not know arrive unchanged); an
+    answer that is not the API's error envelope (an HTML 502 from a proxy, an
+    empty 504) gets the generic code `http_<status>`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str,
+        details: dict[str, Any],
+        request_id: str | None,
+        response: httpx.Response,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.details = details
+        self.request_id = request_id
+        self.response = response
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status}, code={self.code!r}, message={self.message!r}, request_id={self.request_id!r})"
+
+
+class BadRequestError(CrowNestApiError):
+    """400: the request was malformed (`invalid_request`, `invalid_path`, ...)."""
+
+
+class AuthenticationError(CrowNestApiError):
+    """401: the API key is missing or invalid."""
+
+
+class PermissionDeniedError(CrowNestApiError):
+    """403: the key may not do this, or a quota is reached."""
+
+
+class NotFoundError(CrowNestApiError):
+    """404: no such resource (`sandbox_not_found`, `file_not_found`, ...)."""
+
+
+class ConflictError(CrowNestApiError):
+    """409: the resource's state forbids this (`sandbox_not_running`, ...)."""
+
+
+class RateLimitError(CrowNestApiError):
+    """429: too many requests; `Retry-After` says when to try again."""
+
+
+class InternalServerError(CrowNestApiError):
+    """A status of 500 or more: a fault in the service or a gateway before it."""
+
+
+class CrowNestConnectionError(CrowNestError):
+    """No answer came: the connection failed or broke."""
+
+
+class CrowNestTimeoutError(CrowNestConnectionError):
+    """No answer came in time."""
+
+
+class ResponseValidationError(CrowNestError):
+    """A 2xx answer whose body is not what the API promises.
+
+    Carries `status`, `response` and an excerpt of the body in the message.
+    """
+
+    def __init__(self, message: str, *, response: httpx.Response) -> None:
+        super().__init__(message)
+        self.status = response.status_code
+        self.response = response
+
+
+_ERRORS_BY_STATUS: dict[int, type[CrowNestApiError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitError,
+}
+
+
+def _error_class(status: int) -> type[CrowNestApiError]:
+    if status >= 500:
+        return InternalServerError
+    return _ERRORS_BY_STATUS.get(status, CrowNestApiError)
+
+
+def body_excerpt(response: httpx.Response) -> str:
+    """The start of a (read) response body as text, for messages."""
+    text = response.content[: _EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    return text[:_EXCERPT_CHARS] + ("…" if len(text) > _EXCERPT_CHARS else "")
+
+
+def api_error_from_response(response: httpx.Response) -> CrowNestApiError:
+    """Build the error for a non-2xx response, whatever its body holds."""
+    status = response.status_code
+    request_id = response.headers.get("x-request-id")
+    envelope: Any = None
+    try:
+        envelope = json.loads(response.content)
+    except ValueError:
+        pass
+    error = envelope.get("error") if isinstance(envelope, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        details = error.get("details")
+        message = error.get("message")
+        request_id = error.get("requestId") if isinstance(error.get("requestId"), str) else request_id
+        return _error_class(status)(
+            message if isinstance(message, str) else error["code"],
+            status=status,
+            code=error["code"],
+            details=details if isinstance(details, dict) else {},
+            request_id=request_id,
+            response=response,
+        )
+    excerpt = body_excerpt(response).strip()
+    reason = response.reason_phrase or "unknown status"
+    message = f"HTTP {status} {reason}" + (f": {excerpt}" if excerpt else " (empty body)")
+    return _error_class(status)(
+        message, status=status, code=f"http_{status}", details={}, request_id=request_id, response=response
+    )

@@ -1,0 +1,121 @@
+"""Cursor pagination: iterate over every item across pages, lazily.
+
+`client.sandboxes.list()` returns a pager. Iterating it (`for` / `async for`)
+fetches one page at a time as the items run out; `first_page()` fetches just
+one page and gives its `data` and `next_cursor`; `pages()` iterates page by
+page. Listing the same pager twice sends the requests again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes
+
+if TYPE_CHECKING:
+    from ._base_client import AsyncAPIClient, SyncAPIClient
+
+T = TypeVar("T")
+
+
+class Page(Generic[T]):
+    """One page of a list: its items and the cursor of the next page (None on the last)."""
+
+    __slots__ = ("data", "next_cursor")
+
+    def __init__(self, data: list[T], next_cursor: str | None) -> None:
+        self.data = data
+        self.next_cursor = next_cursor
+
+    def __repr__(self) -> str:
+        return f"Page(items={len(self.data)}, next_cursor={self.next_cursor!r})"
+
+
+def _page(model: Any, item: Callable[[Any], T]) -> Page[T]:
+    cursor = model.next_cursor
+    return Page([item(x) for x in model.data], cursor if isinstance(cursor, str) and cursor else None)
+
+
+class _Pager(Generic[T]):
+    __slots__ = ("_spec", "_item", "_timeout", "_max_retries")
+
+    def __init__(
+        self,
+        spec: RequestSpec,
+        item: Callable[[Any], T],
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        self._spec = spec
+        self._item = item
+        self._timeout = timeout
+        self._max_retries = max_retries
+
+    def _spec_after(self, cursor: str | None) -> RequestSpec:
+        return self._spec if cursor is None else self._spec.with_cursor(cursor)
+
+
+class SyncPager(_Pager[T]):
+    """Every item of a list, across pages; iterate with `for`."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: SyncAPIClient, spec: RequestSpec, item: Callable[[Any], T], **options: Any) -> None:
+        super().__init__(spec, item, **options)
+        self._client = client
+
+    def first_page(self) -> Page[T]:
+        """Fetch only the first page (it starts after the `cursor` you passed, if any)."""
+        return self._fetch(None)
+
+    def pages(self) -> Iterator[Page[T]]:
+        """Each page in turn, fetched as you go."""
+        cursor: str | None = None
+        while True:
+            page = self._fetch(cursor)
+            yield page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def __iter__(self) -> Iterator[T]:
+        for page in self.pages():
+            yield from page.data
+
+    def _fetch(self, cursor: str | None) -> Page[T]:
+        model = self._client.request(self._spec_after(cursor), timeout=self._timeout, max_retries=self._max_retries)
+        return _page(model, self._item)
+
+
+class AsyncPager(_Pager[T]):
+    """Every item of a list, across pages; iterate with `async for`."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: AsyncAPIClient, spec: RequestSpec, item: Callable[[Any], T], **options: Any) -> None:
+        super().__init__(spec, item, **options)
+        self._client = client
+
+    async def first_page(self) -> Page[T]:
+        """Fetch only the first page (it starts after the `cursor` you passed, if any)."""
+        return await self._fetch(None)
+
+    async def pages(self) -> AsyncIterator[Page[T]]:
+        """Each page in turn, fetched as you go."""
+        cursor: str | None = None
+        while True:
+            page = await self._fetch(cursor)
+            yield page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        async for page in self.pages():
+            for item in page.data:
+                yield item
+
+    async def _fetch(self, cursor: str | None) -> Page[T]:
+        model = await self._client.request(self._spec_after(cursor), timeout=self._timeout, max_retries=self._max_retries)
+        return _page(model, self._item)

@@ -1,0 +1,122 @@
+"""Small shared types: the "not given" sentinel, timeouts, and the request spec.
+
+`NOT_GIVEN` is distinct from `None` because `timeout=None` means "no timeout",
+while leaving the argument out means "use the client's default".
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal, TypeAlias
+
+import httpx
+
+
+class NotGiven(enum.Enum):
+    """The type of `NOT_GIVEN`: an argument the caller left out."""
+
+    NOT_GIVEN = "NOT_GIVEN"
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+    def __bool__(self) -> Literal[False]:
+        return False
+
+
+NOT_GIVEN: Final = NotGiven.NOT_GIVEN
+
+TimeoutTypes: TypeAlias = float | httpx.Timeout | None
+"""Seconds, an `httpx.Timeout`, or `None` for no read/write/pool limit."""
+
+FileContent: TypeAlias = str | bytes
+"""What a file upload takes: text (sent as UTF-8) or bytes."""
+
+ResponseKind: TypeAlias = Literal["model", "list", "page", "bytes", "text", "none"]
+
+
+class RequestSpec:
+    """One API request, as a generated builder describes it, before it is sent.
+
+    `parse` turns the decoded JSON body into the result (for `model`, `list`
+    and `page` responses); `idempotent` says that the operation takes an
+    `Idempotency-Key`, which the client fills in once per call when the caller
+    gave none.
+    """
+
+    __slots__ = ("method", "path", "params", "headers", "json", "content", "kind", "parse", "idempotent")
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        *,
+        kind: ResponseKind,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        parse: Callable[[Any], Any] | None = None,
+        idempotent: bool = False,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.params = {k: v for k, v in (params or {}).items() if v is not None}
+        self.headers = {k: v for k, v in (headers or {}).items() if v is not None}
+        self.json = json
+        self.content = content
+        self.kind = kind
+        self.parse = parse
+        self.idempotent = idempotent
+
+    def with_cursor(self, cursor: str) -> RequestSpec:
+        """The same request for the page after `cursor`."""
+        spec = RequestSpec(self.method, self.path, kind=self.kind, parse=self.parse)
+        spec.params = {**self.params, "cursor": cursor}
+        spec.headers = self.headers
+        return spec
+
+
+def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` without the keys whose value is `None` (arguments left out)."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def encode_path_param(name: str, value: str) -> str:
+    """Percent-encode one path segment; an empty ID is refused before any request."""
+    from urllib.parse import quote
+
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return quote(value, safe="")
+
+
+def file_content(name: str, data: FileContent) -> bytes:
+    """Bytes for an upload: `str` is encoded as UTF-8."""
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"{name} must be str or bytes, got {type(data).__name__}")
+
+
+_ARG_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "bool": (bool,), "map": (Mapping,)}
+
+
+def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> None:
+    """Refuse a wrongly typed argument before any request, naming it.
+
+    `kind` is `str`, `int`, `bool` or `map` (a mapping of str to str); `None`
+    (left out) passes unless the argument is required.
+    """
+    if value is None:
+        if required:
+            raise TypeError(f"{name} is required")
+        return
+    ok = isinstance(value, _ARG_TYPES[kind]) and not (kind == "int" and isinstance(value, bool))
+    if ok and kind == "map":
+        ok = all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    if not ok:
+        expected = {"map": "a dict of str to str"}.get(kind, kind)
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__}: {value!r}")
