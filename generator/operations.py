@@ -73,6 +73,7 @@ class Operation:
     handle: str | None  # hand-written handle class that wraps the result (or each item)
     imports: set[str] = field(default_factory=set)  # model class names
     text_method: str | None = None  # name of a twin that decodes a bytes result as UTF-8
+    content_type: str | None = None  # media type of a non-JSON request body
 
     @property
     def builder(self) -> str:
@@ -91,7 +92,9 @@ class Operation:
     def call_args(self, scoped: bool) -> list[str]:
         """Arguments for the builder call, `sandbox_id` bound when scoped."""
         return [
-            f"{p.python_name}=self._sandbox_id" if p not in self.params_for(scoped) else f"{p.python_name}={p.python_name}"
+            f"{p.python_name}=self._sandbox_id"
+            if p not in self.params_for(scoped)
+            else f"{p.python_name}={p.python_name}"
             for p in self.params
         ]
 
@@ -129,10 +132,14 @@ def _annotation(prop: Any, imports: set[str]) -> tuple[str, str | None, str]:
 
 
 def _param(prop: Any, location: str, raw: dict[str, Any], imports: set[str]) -> Param:
-    annotation, check, send = _annotation(prop, imports) if not raw.get("x-crownest-map") else (
-        "Mapping[str, str]",
-        "map",
-        '[f"{{k}}:{{x}}" for k, x in {v}.items()]',
+    annotation, check, send = (
+        _annotation(prop, imports)
+        if not raw.get("x-crownest-map")
+        else (
+            "Mapping[str, str]",
+            "map",
+            '[f"{{k}}:{{x}}" for k, x in {v}.items()]',
+        )
     )
     value = send.format(v=prop.python_name)
     if not prop.required and send != "{v}":
@@ -155,7 +162,9 @@ def _raw_params(raw_op: dict[str, Any], components: dict[str, Any]) -> dict[str,
     return {snake_case(p["name"]): p for p in params}
 
 
-def _response(endpoint: Endpoint, handles: dict[str, str], imports: set[str], has_cursor: bool) -> tuple[str, str, str, str | None]:
+def _response(
+    endpoint: Endpoint, handles: dict[str, str], imports: set[str], has_cursor: bool
+) -> tuple[str, str, str, str | None]:
     """(kind, parse expression, result type, handle) of the first 2xx response."""
     ok = [r for r in endpoint.responses.patterns if 200 <= r.status_code.range[0] < 300]
     prop = ok[0].prop
@@ -194,6 +203,7 @@ def build_operation(
         params.append(p)
     for prop in endpoint.query_parameters:
         params.append(_param(prop, "query", raw_params.get(prop.python_name, {}), imports))
+    content_type = None
     for body in endpoint.bodies:
         if isinstance(body.prop, ModelProperty):
             for prop in [*body.prop.required_properties, *body.prop.optional_properties]:
@@ -201,8 +211,18 @@ def build_operation(
                 p.required = p.required and bool(body.prop.required)
                 params.append(p)
         else:
+            content_type = text(body.content_type)
             params.append(
-                Param("data", "", "content", "FileContent", True, text(body.prop.description), None, 'file_content("data", data)')
+                Param(
+                    "data",
+                    "",
+                    "content",
+                    "FileContent",
+                    True,
+                    text(body.prop.description),
+                    None,
+                    'file_content("data", data)',
+                )
             )
     idempotent = False
     for prop in endpoint.header_parameters:
@@ -232,4 +252,5 @@ def build_operation(
         handle=handle,
         imports=imports,
         text_method=raw_op.get("x-crownest-text-method"),
+        content_type=content_type,
     )

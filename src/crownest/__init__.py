@@ -1,12 +1,12 @@
 """The official Python SDK for CrowNest, a cloud sandbox service.
 
-    from crownest import CrowNest
+from crownest import CrowNest
 
-    with CrowNest() as client:
-        sandbox = client.sandboxes.create(template="python")
-        result = sandbox.commands.run("python -c 'print(40 + 2)'")
-        print(result["exitCode"], result["stdout"])
-        sandbox.kill()
+with CrowNest() as client:
+    sandbox = client.sandboxes.create(template="python")
+    result = sandbox.commands.run("python -c 'print(40 + 2)'")
+    print(result["exitCode"], result["stdout"])
+    sandbox.kill()
 """
 
 from ._client import AsyncCrowNest, CrowNest

@@ -158,7 +158,11 @@ class SyncAPIClient(BaseClient):
         self._http = http_client or httpx.Client(timeout=self.timeout, follow_redirects=False)
 
     def request(
-        self, spec: RequestSpec, *, timeout: TimeoutTypes | NotGiven = NOT_GIVEN, max_retries: int | NotGiven = NOT_GIVEN
+        self,
+        spec: RequestSpec,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
     ) -> Any:
         """Send `spec` (retrying what is safe to retry) and return its parsed result."""
         request = self._build_request(self._http, spec, timeout)
@@ -195,7 +199,11 @@ class AsyncAPIClient(BaseClient):
         self._http = http_client or httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
 
     async def request(
-        self, spec: RequestSpec, *, timeout: TimeoutTypes | NotGiven = NOT_GIVEN, max_retries: int | NotGiven = NOT_GIVEN
+        self,
+        spec: RequestSpec,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
     ) -> Any:
         """Send `spec` (retrying what is safe to retry) and return its parsed result."""
         request = self._build_request(self._http, spec, timeout)

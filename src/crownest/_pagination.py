@@ -117,5 +117,7 @@ class AsyncPager(_Pager[T]):
                 yield item
 
     async def _fetch(self, cursor: str | None) -> Page[T]:
-        model = await self._client.request(self._spec_after(cursor), timeout=self._timeout, max_retries=self._max_retries)
+        model = await self._client.request(
+            self._spec_after(cursor), timeout=self._timeout, max_retries=self._max_retries
+        )
         return _page(model, self._item)

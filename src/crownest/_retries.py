@@ -44,13 +44,16 @@ def server_delay(headers: httpx.Headers, now: Callable[[], float] = time.time) -
         return max(float(retry_after), 0.0)
     except ValueError:
         pass
-    when = email.utils.parsedate_to_datetime(retry_after) if retry_after.strip() else None
-    return None if when is None else max(when.timestamp() - now(), 0.0)
+    try:
+        when = email.utils.parsedate_to_datetime(retry_after)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - now(), 0.0)
 
 
 def backoff_delay(retries_taken: int, jitter: Callable[[], float] = random.random) -> float:
     """Exponential backoff with jitter for the retry after `retries_taken` retries."""
-    base = min(INITIAL_DELAY * 2**retries_taken, MAX_DELAY)
+    base = min(INITIAL_DELAY * 2.0**retries_taken, MAX_DELAY)
     return base * (1 - 0.25 * jitter())
 
 

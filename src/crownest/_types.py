@@ -54,7 +54,7 @@ class RequestSpec:
         *,
         kind: ResponseKind,
         params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str | None] | None = None,
         json: Any = None,
         content: bytes | None = None,
         parse: Callable[[Any], Any] | None = None,
@@ -63,7 +63,7 @@ class RequestSpec:
         self.method = method
         self.path = path
         self.params = {k: v for k, v in (params or {}).items() if v is not None}
-        self.headers = {k: v for k, v in (headers or {}).items() if v is not None}
+        self.headers: dict[str, str] = {k: v for k, v in (headers or {}).items() if v is not None}
         self.json = json
         self.content = content
         self.kind = kind

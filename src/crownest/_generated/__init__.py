@@ -4,4 +4,4 @@
 `models` holds the data models, `resources` one module per API resource.
 """
 
-SPEC_SHA256 = "fe5d5b8cc818bfc79be063986d936f696249bda7ed5464391ff2883a01c0c1c4"
+SPEC_SHA256 = "344272a611c6df9d881d7730e1817d01a13fadefc1f0511244652057ecace14f"

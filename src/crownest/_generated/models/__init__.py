@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from .command_create import CommandCreate
     from .command_kill import CommandKill
     from .command_list import CommandList
-    from .command_output import CommandOutput
     from .command_status import CommandStatus
     from .command_stdin import CommandStdin
     from .directory_create import DirectoryCreate
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
     from .file_move import FileMove
     from .file_type import FileType
     from .metadata import Metadata
-    from .output_stream import OutputStream
     from .preview import Preview
     from .preview_create import PreviewCreate
     from .preview_list import PreviewList
@@ -48,7 +46,6 @@ _MODULES = {
     "CommandCreate": ".command_create",
     "CommandKill": ".command_kill",
     "CommandList": ".command_list",
-    "CommandOutput": ".command_output",
     "CommandStatus": ".command_status",
     "CommandStdin": ".command_stdin",
     "DirectoryCreate": ".directory_create",
@@ -60,7 +57,6 @@ _MODULES = {
     "FileMove": ".file_move",
     "FileType": ".file_type",
     "Metadata": ".metadata",
-    "OutputStream": ".output_stream",
     "Preview": ".preview",
     "PreviewCreate": ".preview_create",
     "PreviewList": ".preview_list",
@@ -84,7 +80,6 @@ __all__ = (
     "CommandCreate",
     "CommandKill",
     "CommandList",
-    "CommandOutput",
     "CommandStatus",
     "CommandStdin",
     "DirectoryCreate",
@@ -96,7 +91,6 @@ __all__ = (
     "FileMove",
     "FileType",
     "Metadata",
-    "OutputStream",
     "Preview",
     "PreviewCreate",
     "PreviewList",

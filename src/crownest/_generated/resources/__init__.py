@@ -8,7 +8,7 @@ lazy property per resource.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
@@ -24,92 +24,92 @@ class ClientResources:
     """The resources of `CrowNest`, each created on first use."""
 
     @cached_property
-    def artifacts(self: CrowNest) -> Artifacts:
+    def artifacts(self) -> Artifacts:
         """Copies of files taken out of a sandbox that outlive it until they expire."""
         from .artifacts import Artifacts
 
-        return Artifacts(self)
+        return Artifacts(cast("CrowNest", self))
 
     @cached_property
-    def commands(self: CrowNest) -> Commands:
+    def commands(self) -> Commands:
         """Commands run with `/bin/sh -c` inside a sandbox."""
         from .commands import Commands
 
-        return Commands(self)
+        return Commands(cast("CrowNest", self))
 
     @cached_property
-    def files(self: CrowNest) -> Files:
+    def files(self) -> Files:
         """The files of a sandbox. Relative paths resolve against `/home/user`."""
         from .files import Files
 
-        return Files(self)
+        return Files(cast("CrowNest", self))
 
     @cached_property
-    def previews(self: CrowNest) -> Previews:
+    def previews(self) -> Previews:
         """Ports of a sandbox published at a URL."""
         from .previews import Previews
 
-        return Previews(self)
+        return Previews(cast("CrowNest", self))
 
     @cached_property
-    def sandboxes(self: CrowNest) -> Sandboxes:
+    def sandboxes(self) -> Sandboxes:
         """Sandboxes, their lifecycle and time to live."""
         from .sandboxes import Sandboxes
 
-        return Sandboxes(self)
+        return Sandboxes(cast("CrowNest", self))
 
     @cached_property
-    def templates(self: CrowNest) -> Templates:
+    def templates(self) -> Templates:
         """Templates that sandboxes are created from (`python`, `node`, ...)."""
         from .templates import Templates
 
-        return Templates(self)
+        return Templates(cast("CrowNest", self))
 
 
 class AsyncClientResources:
     """The resources of `AsyncCrowNest`, each created on first use."""
 
     @cached_property
-    def artifacts(self: AsyncCrowNest) -> AsyncArtifacts:
+    def artifacts(self) -> AsyncArtifacts:
         """Copies of files taken out of a sandbox that outlive it until they expire."""
         from .artifacts import AsyncArtifacts
 
-        return AsyncArtifacts(self)
+        return AsyncArtifacts(cast("AsyncCrowNest", self))
 
     @cached_property
-    def commands(self: AsyncCrowNest) -> AsyncCommands:
+    def commands(self) -> AsyncCommands:
         """Commands run with `/bin/sh -c` inside a sandbox."""
         from .commands import AsyncCommands
 
-        return AsyncCommands(self)
+        return AsyncCommands(cast("AsyncCrowNest", self))
 
     @cached_property
-    def files(self: AsyncCrowNest) -> AsyncFiles:
+    def files(self) -> AsyncFiles:
         """The files of a sandbox. Relative paths resolve against `/home/user`."""
         from .files import AsyncFiles
 
-        return AsyncFiles(self)
+        return AsyncFiles(cast("AsyncCrowNest", self))
 
     @cached_property
-    def previews(self: AsyncCrowNest) -> AsyncPreviews:
+    def previews(self) -> AsyncPreviews:
         """Ports of a sandbox published at a URL."""
         from .previews import AsyncPreviews
 
-        return AsyncPreviews(self)
+        return AsyncPreviews(cast("AsyncCrowNest", self))
 
     @cached_property
-    def sandboxes(self: AsyncCrowNest) -> AsyncSandboxes:
+    def sandboxes(self) -> AsyncSandboxes:
         """Sandboxes, their lifecycle and time to live."""
         from .sandboxes import AsyncSandboxes
 
-        return AsyncSandboxes(self)
+        return AsyncSandboxes(cast("AsyncCrowNest", self))
 
     @cached_property
-    def templates(self: AsyncCrowNest) -> AsyncTemplates:
+    def templates(self) -> AsyncTemplates:
         """Templates that sandboxes are created from (`python`, `node`, ...)."""
         from .templates import AsyncTemplates
 
-        return AsyncTemplates(self)
+        return AsyncTemplates(cast("AsyncCrowNest", self))
 
 
 class SandboxScopes:

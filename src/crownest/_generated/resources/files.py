@@ -164,6 +164,9 @@ def _write_file_request(
         params={
             "path": path,
         },
+        headers={
+            "Content-Type": "application/octet-stream",
+        },
         content=file_content("data", data),
     )
 

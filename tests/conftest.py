@@ -1,0 +1,37 @@
+"""Clients pointed at a respx-mocked API, in both modes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import respx
+
+from crownest import AsyncCrowNest, CrowNest
+
+BASE_URL = "https://api.test"
+API_KEY = "cn_test_k3y_that_must_never_leak"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CROWNEST_API_KEY", raising=False)
+    monkeypatch.delenv("CROWNEST_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+def client() -> Iterator[CrowNest]:
+    with CrowNest(api_key=API_KEY, base_url=BASE_URL, max_retries=0) as c:
+        yield c
+
+
+@pytest.fixture
+async def async_client() -> AsyncIterator[AsyncCrowNest]:
+    async with AsyncCrowNest(api_key=API_KEY, base_url=BASE_URL, max_retries=0) as c:
+        yield c

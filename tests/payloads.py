@@ -1,0 +1,90 @@
+"""Response bodies as the API sends them, shared by the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+T0 = "2026-11-26T12:00:00Z"
+T1 = "2026-11-26T12:05:00Z"
+
+
+def sandbox(**overrides: Any) -> dict[str, Any]:
+    return {
+        "id": "sbx_1",
+        "template": "python",
+        "status": "running",
+        "metadata": {"job": "primes-demo"},
+        "ttlMs": 300000,
+        "createdAt": T0,
+        "expiresAt": T1,
+        "endedAt": None,
+        **overrides,
+    }
+
+
+def command(**overrides: Any) -> dict[str, Any]:
+    return {
+        "id": "cmd_1",
+        "sandboxId": "sbx_1",
+        "command": "echo hi",
+        "cwd": "/home/user",
+        "status": "succeeded",
+        "exitCode": 0,
+        "stdout": "hi\n",
+        "stderr": "",
+        "stdoutTruncated": False,
+        "stderrTruncated": False,
+        "timeoutMs": 60000,
+        "startedAt": T0,
+        "finishedAt": T1,
+        "durationMs": 12,
+        **overrides,
+    }
+
+
+def file_info(**overrides: Any) -> dict[str, Any]:
+    return {
+        "path": "/home/user/a.txt",
+        "name": "a.txt",
+        "type": "file",
+        "sizeBytes": 2,
+        "mode": 420,
+        "modifiedAt": T0,
+        **overrides,
+    }
+
+
+def artifact(**overrides: Any) -> dict[str, Any]:
+    return {
+        "id": "art_1",
+        "sandboxId": "sbx_1",
+        "path": "/home/user/primes.txt",
+        "name": "primes.txt",
+        "sizeBytes": 5,
+        "sha256": "0" * 64,
+        "contentType": "text/plain",
+        "createdAt": T0,
+        "expiresAt": T1,
+        **overrides,
+    }
+
+
+def preview(**overrides: Any) -> dict[str, Any]:
+    return {
+        "id": "prv_1",
+        "sandboxId": "sbx_1",
+        "port": 8080,
+        "url": "https://prv-1.crownest.dev",
+        "visibility": "private",
+        "token": "tok_preview_secret",
+        "createdAt": T0,
+        **overrides,
+    }
+
+
+def template(**overrides: Any) -> dict[str, Any]:
+    return {"id": "python", "description": "Python 3", **overrides}
+
+
+def error(code: str, message: str = "It failed.", **details: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details, "requestId": "req_1"}}

@@ -1,0 +1,239 @@
+"""Every public method, sync and async, and on the sandbox handle where it is bound.
+
+Each case says what the user calls and the exact request that must go out
+(method, path, query, body, headers), then checks what the call returns.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+import payloads as p
+from crownest import AsyncCrowNest, AsyncPager, CrowNest, SyncPager
+from crownest._generated.models import Artifact, Command, FileInfo, Preview, Template
+from crownest._handle import AsyncSandboxHandle, SandboxHandle
+
+SBX = "sbx_1"
+
+
+@dataclass
+class Case:
+    resource: str
+    method: str
+    args: tuple[Any, ...]
+    http: str
+    path: str
+    response: httpx.Response
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    body: Any = None  # JSON body, or bytes for content
+    headers: dict[str, str] = field(default_factory=dict)
+    on_handle: bool = False  # also on sandbox.<resource>, with sandbox_id bound
+    check: Callable[[Any], bool] = lambda result: True
+
+    @property
+    def id(self) -> str:
+        return f"{self.resource}.{self.method}"
+
+
+def ok(body: Any, status: int = 200) -> httpx.Response:
+    return httpx.Response(status, json=body)
+
+
+def page(item: dict[str, Any]) -> httpx.Response:
+    return ok({"data": [item], "nextCursor": None})
+
+
+CASES = [
+    Case("templates", "list", (), "GET", "/v1/templates", ok({"data": [p.template()]}),
+         check=lambda r: isinstance(r, list) and isinstance(r[0], Template) and r[0].id == "python"),
+    Case("templates", "get", ("python",), "GET", "/v1/templates/python", ok(p.template()),
+         check=lambda r: isinstance(r, Template)),
+    Case("sandboxes", "create", (), "POST", "/v1/sandboxes", ok(p.sandbox(), 201),
+         kwargs={"template": "python", "ttl_ms": 600000, "metadata": {"job": "x"}, "env": {"K": "V"}},
+         body={"template": "python", "ttlMs": 600000, "metadata": {"job": "x"}, "env": {"K": "V"}},
+         check=lambda r: r.id == SBX and r["expiresAt"] == r.expires_at),
+    Case("sandboxes", "list", (), "GET", "/v1/sandboxes", page(p.sandbox()),
+         kwargs={"status": "running", "metadata": {"job": "x", "team": "a"}, "limit": 5},
+         params={"status": "running", "metadata": ["job:x", "team:a"], "limit": "5"},
+         check=lambda r: r.id == SBX),
+    Case("sandboxes", "get", (SBX,), "GET", "/v1/sandboxes/sbx_1", ok(p.sandbox()),
+         check=lambda r: r.status == "running"),
+    Case("sandboxes", "kill", (SBX,), "DELETE", "/v1/sandboxes/sbx_1", httpx.Response(204),
+         check=lambda r: r is None),
+    Case("sandboxes", "set_ttl", (SBX, 5000), "POST", "/v1/sandboxes/sbx_1/ttl", ok(p.sandbox(ttlMs=5000)),
+         body={"ttlMs": 5000}, check=lambda r: r.ttl_ms == 5000),
+    Case("commands", "run", (SBX, "echo hi"), "POST", "/v1/sandboxes/sbx_1/commands/run", ok(p.command()),
+         kwargs={"cwd": "/tmp", "env": {"A": "1"}, "timeout_ms": 1000, "stdin": "in"},
+         body={"command": "echo hi", "cwd": "/tmp", "env": {"A": "1"}, "timeoutMs": 1000, "stdin": "in"},
+         on_handle=True, check=lambda r: isinstance(r, Command) and r["exitCode"] == 0 and r["stdout"] == "hi\n"),
+    Case("commands", "start", (SBX, "sleep 1"), "POST", "/v1/sandboxes/sbx_1/commands",
+         ok(p.command(status="running", exitCode=None), 202), body={"command": "sleep 1"}, on_handle=True,
+         check=lambda r: r.status == "running" and r.exit_code is None),
+    Case("commands", "list", (SBX,), "GET", "/v1/sandboxes/sbx_1/commands", page(p.command()),
+         kwargs={"status": "failed", "limit": 2}, params={"status": "failed", "limit": "2"}, on_handle=True,
+         check=lambda r: r.id == "cmd_1"),
+    Case("commands", "get", (SBX, "cmd_1"), "GET", "/v1/sandboxes/sbx_1/commands/cmd_1", ok(p.command()),
+         on_handle=True, check=lambda r: r.id == "cmd_1"),
+    Case("commands", "wait", (SBX, "cmd_1"), "GET", "/v1/sandboxes/sbx_1/commands/cmd_1/wait", ok(p.command()),
+         kwargs={"timeout_ms": 100}, params={"timeoutMs": "100"}, on_handle=True),
+    Case("commands", "kill", (SBX, "cmd_1"), "POST", "/v1/sandboxes/sbx_1/commands/cmd_1/kill",
+         ok(p.command(status="killed")), kwargs={"signal": "SIGKILL"}, body={"signal": "SIGKILL"}, on_handle=True,
+         check=lambda r: r.status == "killed"),
+    Case("commands", "send_stdin", (SBX, "cmd_1", "data"), "POST", "/v1/sandboxes/sbx_1/commands/cmd_1/stdin",
+         httpx.Response(204), kwargs={"eof": True}, body={"data": "data", "eof": True}, on_handle=True,
+         check=lambda r: r is None),
+    Case("commands", "events", (SBX, "cmd_1"), "GET", "/v1/sandboxes/sbx_1/commands/cmd_1/events",
+         httpx.Response(200, text="event: exit\ndata: {}\n\n", headers={"content-type": "text/event-stream"}),
+         kwargs={"last_event_id": "5"}, headers={"Last-Event-ID": "5"}, on_handle=True,
+         check=lambda r: r.startswith("event: exit")),
+    Case("files", "write", (SBX, "a.txt", "héllo"), "PUT", "/v1/sandboxes/sbx_1/files/content", ok(p.file_info()),
+         params={"path": "a.txt"}, body="héllo".encode(), on_handle=True, check=lambda r: isinstance(r, FileInfo)),
+    Case("files", "read", (SBX, "a.txt"), "GET", "/v1/sandboxes/sbx_1/files/content",
+         httpx.Response(200, content=b"\x00\xff"), params={"path": "a.txt"}, on_handle=True,
+         check=lambda r: r == b"\x00\xff"),
+    Case("files", "read_text", (SBX, "a.txt"), "GET", "/v1/sandboxes/sbx_1/files/content",
+         httpx.Response(200, content="héllo".encode()), params={"path": "a.txt"}, on_handle=True,
+         check=lambda r: r == "héllo"),
+    Case("files", "list", (SBX, "/home/user"), "GET", "/v1/sandboxes/sbx_1/files", ok({"data": [p.file_info()]}),
+         params={"path": "/home/user"}, on_handle=True, check=lambda r: r[0]["type"] == r[0].type_ == "file"),
+    Case("files", "info", (SBX, "a.txt"), "GET", "/v1/sandboxes/sbx_1/files/info", ok(p.file_info()),
+         params={"path": "a.txt"}, on_handle=True, check=lambda r: r.size_bytes == 2),
+    Case("files", "delete", (SBX, "d"), "DELETE", "/v1/sandboxes/sbx_1/files", httpx.Response(204),
+         kwargs={"recursive": True}, params={"path": "d", "recursive": "true"}, on_handle=True),
+    Case("files", "mkdir", (SBX, "d"), "POST", "/v1/sandboxes/sbx_1/files/mkdir",
+         ok(p.file_info(type="directory"), 201), kwargs={"parents": False}, body={"path": "d", "parents": False},
+         on_handle=True, check=lambda r: r.type_ == "directory"),
+    Case("files", "move", (SBX, "a", "b"), "POST", "/v1/sandboxes/sbx_1/files/move", ok(p.file_info()),
+         kwargs={"overwrite": True}, body={"source": "a", "destination": "b", "overwrite": True}, on_handle=True),
+    Case("artifacts", "create", (SBX, "primes.txt"), "POST", "/v1/sandboxes/sbx_1/artifacts", ok(p.artifact(), 201),
+         kwargs={"name": "p.txt", "ttl_ms": 1000}, body={"path": "primes.txt", "name": "p.txt", "ttlMs": 1000},
+         on_handle=True, check=lambda r: isinstance(r, Artifact)),
+    Case("artifacts", "list", (), "GET", "/v1/artifacts", page(p.artifact()),
+         kwargs={"sandbox_id": SBX, "cursor": "c1"}, params={"sandboxId": SBX, "cursor": "c1"},
+         check=lambda r: r.id == "art_1"),
+    Case("artifacts", "get", ("art_1",), "GET", "/v1/artifacts/art_1", ok(p.artifact())),
+    Case("artifacts", "download", ("art_1",), "GET", "/v1/artifacts/art_1/content",
+         httpx.Response(200, content=b"2\n3\n5"), check=lambda r: r == b"2\n3\n5"),
+    Case("artifacts", "delete", ("art_1",), "DELETE", "/v1/artifacts/art_1", httpx.Response(204)),
+    Case("previews", "create", (SBX, 8080), "POST", "/v1/sandboxes/sbx_1/previews", ok(p.preview(), 201),
+         kwargs={"visibility": "public"}, body={"port": 8080, "visibility": "public"}, on_handle=True,
+         check=lambda r: isinstance(r, Preview) and r.port == 8080),
+    Case("previews", "list", (SBX,), "GET", "/v1/sandboxes/sbx_1/previews", ok({"data": [p.preview()]}),
+         on_handle=True, check=lambda r: r[0].id == "prv_1"),
+    Case("previews", "delete", (SBX, "prv_1"), "DELETE", "/v1/sandboxes/sbx_1/previews/prv_1",
+         httpx.Response(204), on_handle=True),
+]
+HANDLE_ONLY = [
+    Case("artifacts", "list", (SBX,), "GET", "/v1/sandboxes/sbx_1/artifacts", page(p.artifact()),
+         kwargs={"limit": 3}, params={"limit": "3"}, on_handle=True, check=lambda r: r.id == "art_1"),
+]
+
+
+def _route(api: respx.MockRouter, case: Case) -> respx.Route:
+    return api.route(method=case.http, path=case.path).mock(return_value=case.response)
+
+
+def _check_request(route: respx.Route, case: Case) -> None:
+    assert route.call_count == 1
+    request = route.calls.last.request
+    assert _query(request) == case.params
+    if isinstance(case.body, bytes):
+        assert request.content == case.body
+        assert request.headers["content-type"] == "application/octet-stream"
+    elif case.body is not None:
+        assert json.loads(request.content) == case.body
+    else:
+        assert request.content == b""
+    for name, value in case.headers.items():
+        assert request.headers[name] == value
+    assert request.headers["authorization"].startswith("Bearer cn_test_")
+
+
+def _query(request: httpx.Request) -> dict[str, Any]:
+    """The query as a dict; a repeated key maps to the list of its values."""
+    params = request.url.params
+    return {key: (params.get_list(key) if len(params.get_list(key)) > 1 else params[key]) for key in params}
+
+
+def _result(value: Any) -> Any:
+    """The only item of a pager result, or the result itself."""
+    if isinstance(value, SyncPager):
+        [item] = list(value)
+        return item
+    return value
+
+
+async def _async_result(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        value = await value
+    if isinstance(value, AsyncPager):
+        [item] = [item async for item in value]
+        return item
+    return value
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_sync(api: respx.MockRouter, client: CrowNest, case: Case) -> None:
+    route = _route(api, case)
+    result = _result(getattr(getattr(client, case.resource), case.method)(*case.args, **case.kwargs))
+    _check_request(route, case)
+    assert case.check(result)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+async def test_async(api: respx.MockRouter, async_client: AsyncCrowNest, case: Case) -> None:
+    route = _route(api, case)
+    result = await _async_result(getattr(getattr(async_client, case.resource), case.method)(*case.args, **case.kwargs))
+    _check_request(route, case)
+    assert case.check(result)
+
+
+BOUND = [c for c in [*CASES, *HANDLE_ONLY] if c.on_handle]
+
+
+@pytest.mark.parametrize("case", BOUND, ids=lambda c: c.id)
+def test_sync_handle(api: respx.MockRouter, client: CrowNest, case: Case) -> None:
+    api.get("/v1/sandboxes/sbx_1").mock(return_value=ok(p.sandbox()))
+    sandbox = client.sandboxes.get(SBX)
+    assert isinstance(sandbox, SandboxHandle)
+    route = _route(api, case)
+    result = _result(getattr(getattr(sandbox, case.resource), case.method)(*case.args[1:], **case.kwargs))
+    _check_request(route, case)
+    assert case.check(result)
+
+
+@pytest.mark.parametrize("case", BOUND, ids=lambda c: c.id)
+async def test_async_handle(api: respx.MockRouter, async_client: AsyncCrowNest, case: Case) -> None:
+    api.get("/v1/sandboxes/sbx_1").mock(return_value=ok(p.sandbox()))
+    sandbox = await async_client.sandboxes.get(SBX)
+    assert isinstance(sandbox, AsyncSandboxHandle)
+    route = _route(api, case)
+    method = getattr(getattr(sandbox, case.resource), case.method)
+    result = await _async_result(method(*case.args[1:], **case.kwargs))
+    _check_request(route, case)
+    assert case.check(result)
+
+
+def test_every_public_method_has_a_case(client: CrowNest) -> None:
+    covered = {(c.resource, c.method) for c in CASES}
+    for resource in ("templates", "sandboxes", "commands", "files", "artifacts", "previews"):
+        methods = {name for name in dir(getattr(client, resource)) if not name.startswith("_")}
+        assert {(resource, m) for m in methods} <= covered, resource
+
+
+def test_every_handle_method_has_a_case(client: CrowNest, api: respx.MockRouter) -> None:
+    api.get("/v1/sandboxes/sbx_1").mock(return_value=ok(p.sandbox()))
+    sandbox = client.sandboxes.get(SBX)
+    covered = {(c.resource, c.method) for c in BOUND}
+    for resource in ("commands", "files", "artifacts", "previews"):
+        methods = {name for name in dir(getattr(sandbox, resource)) if not name.startswith("_")}
+        assert {(resource, m) for m in methods} == {(r, m) for r, m in covered if r == resource}
