@@ -36,7 +36,13 @@ def test_json_error_maps_to_its_class(api: respx.MockRouter, client: CrowNest, s
         client.sandboxes.get("sbx_x")
     e = info.value
     assert type(e) is cls and isinstance(e, crownest.CrowNestApiError)
-    assert (e.status, e.code, str(e), e.details, e.request_id) == (status, "some_new_code", "Nope.", {"field": "ttlMs"}, "req_1")
+    assert (e.status, e.code, str(e), e.details, e.request_id) == (
+        status,
+        "some_new_code",
+        "Nope.",
+        {"field": "ttlMs"},
+        "req_1",
+    )
     assert e.response.status_code == status
 
 
@@ -152,7 +158,9 @@ def test_environment_supplies_key_and_base_url(monkeypatch: pytest.MonkeyPatch) 
         (lambda c: c.sandboxes.get("sbx_1", max_retries=-1), "max_retries"),
     ],
 )
-def test_a_wrong_argument_fails_before_any_request(api: respx.MockRouter, client: CrowNest, call: object, name: str) -> None:
+def test_a_wrong_argument_fails_before_any_request(
+    api: respx.MockRouter, client: CrowNest, call: object, name: str
+) -> None:
     with pytest.raises((TypeError, ValueError), match=name):
         call(client)  # type: ignore[operator]
     assert not api.calls

@@ -23,7 +23,12 @@ PAIRS = [
     (SandboxHandle, AsyncSandboxHandle),
     (resources.ClientResources, resources.AsyncClientResources),
     (resources.SandboxScopes, resources.AsyncSandboxScopes),
-    *[(getattr(m, name), getattr(m, "Async" + name)) for m in MODULES for name in m.__all__ if not name.startswith("Async")],
+    *[
+        (getattr(m, name), getattr(m, "Async" + name))
+        for m in MODULES
+        for name in m.__all__
+        if not name.startswith("Async")
+    ],
 ]
 # Iteration differs by nature (`__iter__` / `__aiter__`); everything else must match.
 ITERATION = {"__iter__", "__aiter__", "__enter__", "__aenter__", "__exit__", "__aexit__"}
