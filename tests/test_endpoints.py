@@ -389,6 +389,7 @@ def _check_request(route: respx.Route, case: Case) -> None:
     for name, value in case.headers.items():
         assert request.headers[name] == value
     assert request.headers["authorization"].startswith("Bearer cn_test_")
+    assert request.headers["user-agent"].startswith("crownest-python/")
 
 
 def _query(request: httpx.Request) -> dict[str, Any]:

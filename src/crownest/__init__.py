@@ -9,6 +9,8 @@ with CrowNest() as client:
     sandbox.kill()
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._client import AsyncCrowNest, CrowNest
 from ._exceptions import (
     AuthenticationError,
@@ -28,10 +30,14 @@ from ._pagination import AsyncPager, Page, SyncPager
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
 
+if TYPE_CHECKING:
+    from ._handle import AsyncSandboxHandle, SandboxHandle
+
 __all__ = [
     "NOT_GIVEN",
     "AsyncCrowNest",
     "AsyncPager",
+    "AsyncSandboxHandle",
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
@@ -47,6 +53,16 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseValidationError",
+    "SandboxHandle",
     "SyncPager",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The handles import the Sandbox model; load them on first use to keep `import crownest` light.
+    if name in ("SandboxHandle", "AsyncSandboxHandle"):
+        from . import _handle
+
+        return getattr(_handle, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,4 +4,4 @@
 `models` holds the data models, `resources` one module per API resource.
 """
 
-SPEC_SHA256 = "344272a611c6df9d881d7730e1817d01a13fadefc1f0511244652057ecace14f"
+SPEC_SHA256 = "92b395b532274a2474cf2c09af8b817ed3787d20dbc940e860fc809daeb7f507"

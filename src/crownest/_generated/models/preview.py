@@ -31,7 +31,7 @@ class Preview(WireMapping):
     """ Who may open a preview's URL. New values may appear. """
     created_at: datetime.datetime
     """ When it was published. """
-    token: str | Unset = UNSET
+    token: str | Unset = _attrs_field(repr=False, default=UNSET)
     """ For a `private` preview, send it as the `X-CrowNest-Preview-Token` header. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""

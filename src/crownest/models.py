@@ -1,0 +1,18 @@
+"""The API's data models (attrs classes and enums), generated from openapi.yaml.
+
+Each name is imported on first use, so `import crownest.models` costs nothing
+until a model is touched.
+"""
+
+from typing import Any
+
+from ._generated import models as _models
+from ._generated.models import __all__ as __all__
+
+
+def __getattr__(name: str) -> Any:
+    return getattr(_models, name)
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

@@ -1,0 +1,45 @@
+"""The public surface: a pinned export list, public homes for public types, a light import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import crownest
+import crownest.models
+from crownest._generated.models import __all__ as model_names
+
+EXPORTS = {
+    "NOT_GIVEN", "AsyncCrowNest", "AsyncPager", "AsyncSandboxHandle", "AuthenticationError", "BadRequestError",
+    "ConflictError", "CrowNest", "CrowNestApiError", "CrowNestConnectionError", "CrowNestError",
+    "CrowNestTimeoutError", "InternalServerError", "NotFoundError", "NotGiven", "Page", "PermissionDeniedError",
+    "RateLimitError", "ResponseValidationError", "SandboxHandle", "SyncPager", "__version__",
+}
+
+
+def test_export_list_is_pinned_and_every_name_resolves() -> None:
+    assert set(crownest.__all__) == EXPORTS
+    for name in crownest.__all__:
+        assert getattr(crownest, name) is not None
+
+
+def test_every_model_has_a_public_home() -> None:
+    assert "Sandbox" in model_names and "CommandStatus" in model_names
+    for name in model_names:
+        assert getattr(crownest.models, name).__name__ == name
+    assert crownest.SandboxHandle.__mro__[1] is crownest.models.Sandbox
+
+
+def test_import_loads_no_model_no_resource_and_no_local_server() -> None:
+    code = (
+        "import sys, crownest; "
+        "print(sorted(m for m in sys.modules if m.startswith(('crownest._generated.', 'crownest_local'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['crownest._generated.resources']"
+
+
+def test_user_agent_and_version() -> None:
+    from crownest._base_client import USER_AGENT
+
+    assert USER_AGENT == f"crownest-python/{crownest.__version__}"
