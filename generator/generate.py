@@ -7,13 +7,12 @@ environment, formats the result with the repository's pinned ruff, and swaps
 it into place. The output is deterministic, and a failed run leaves the old
 tree untouched.
 
-Usage: python generator/generate.py [--out DIR]
+Usage: python generator/generate.py [--spec FILE] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -37,11 +36,11 @@ HEADER = (
 )
 
 
-def load_project(output: Path) -> Project:
+def load_project(spec: Path, output: Path) -> Project:
     config = Config.from_sources(
         ConfigFile(docstrings_on_attributes=True, post_hooks=[]),
         MetaType.NONE,
-        SPEC,
+        spec,
         "utf-8",
         overwrite=True,
         output_path=output,
@@ -82,9 +81,9 @@ def operations_by_tag(project: Project, raw: dict) -> dict[str, list[Operation]]
     return out
 
 
-def render(output: Path) -> None:
-    raw = YAML(typ="safe").load(SPEC.read_text())
-    project = load_project(output)
+def render(spec: Path, output: Path) -> None:
+    raw = YAML(typ="safe").load(spec.read_text())
+    project = load_project(spec, output)
     errors = [
         *project.openapi.errors,
         *(e for c in project.openapi.endpoint_collections_by_tag.values() for e in c.parse_errors),
@@ -116,9 +115,6 @@ def render(output: Path) -> None:
         )
     )
 
-    spec_hash = hashlib.sha256(SPEC.read_bytes()).hexdigest()
-    init = output / "__init__.py"
-    init.write_text(init.read_text() + f'\nSPEC_SHA256 = "{spec_hash}"\n')
     for path in sorted(output.rglob("*.py")):
         path.write_text(HEADER + path.read_text())
     ruff = [sys.executable, "-m", "ruff"]
@@ -129,11 +125,13 @@ def render(output: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, default=SPEC, help="the OpenAPI file (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=TARGET, help="where to write the package (default: %(default)s)")
-    out: Path = parser.parse_args().out.resolve()
+    args = parser.parse_args()
+    out: Path = args.out.resolve()
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".generate-") as tmp:
         staging = Path(tmp) / "_generated"
-        render(staging)
+        render(args.spec.resolve(), staging)
         old = Path(tmp) / "old"
         if out.exists():
             out.rename(old)

@@ -3,5 +3,3 @@
 
 `models` holds the data models, `resources` one module per API resource.
 """
-
-SPEC_SHA256 = "92b395b532274a2474cf2c09af8b817ed3787d20dbc940e860fc809daeb7f507"

@@ -1,0 +1,73 @@
+"""`make generate`: deterministic, spec-driven, atomic."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATED = ROOT / "src" / "crownest" / "_generated"
+
+
+def generate(spec: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(ROOT / "generator" / "generate.py"), "--spec", str(spec), "--out", str(out)]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
+def tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.py"))}
+
+
+def without_strings(source: str) -> str:
+    """The module's AST with every bare string statement (docstrings) removed."""
+    module = ast.parse(source)
+    for node in ast.walk(module):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            kept = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+            node.body = kept or [ast.Pass()]  # type: ignore[attr-defined]
+    return ast.dump(module)
+
+
+def test_generation_reproduces_the_committed_tree(tmp_path: Path) -> None:
+    assert generate(ROOT / "openapi.yaml", tmp_path / "_generated").returncode == 0
+    assert tree(tmp_path / "_generated") == tree(GENERATED)
+
+
+def test_a_description_change_changes_only_docstrings(tmp_path: Path) -> None:
+    spec = tmp_path / "openapi.yaml"
+    original = (ROOT / "openapi.yaml").read_text()
+    old = "description: Its standard output (UTF-8, invalid bytes replaced), the first MiB."
+    assert original.count(old) == 1
+    spec.write_text(original.replace(old, "description: Everything the command printed to stdout."))
+    assert generate(spec, tmp_path / "_generated").returncode == 0
+    new, committed = tree(tmp_path / "_generated"), tree(GENERATED)
+    assert new.keys() == committed.keys()
+    changed = [name for name in new if new[name] != committed[name]]
+    assert changed == ["models/command.py"]
+    assert "Everything the command printed to stdout." in new["models/command.py"]
+    assert without_strings(new["models/command.py"]) == without_strings(committed["models/command.py"])
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda s: s.replace('$ref: "#/components/schemas/Command"', '$ref: "#/components/schemas/Nope"', 1),
+        lambda s: s + "\n  : [unbalanced\n",
+    ],
+    ids=["dangling-ref", "bad-yaml"],
+)
+def test_a_failed_run_leaves_the_old_tree(tmp_path: Path, breakage: object) -> None:
+    out = tmp_path / "_generated"
+    assert generate(ROOT / "openapi.yaml", out).returncode == 0
+    before = tree(out)
+    spec = tmp_path / "broken.yaml"
+    spec.write_text(breakage((ROOT / "openapi.yaml").read_text()))  # type: ignore[operator]
+    result = generate(spec, out)
+    assert result.returncode != 0
+    assert tree(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".generate-")] == []
