@@ -10,10 +10,28 @@ import crownest.models
 from crownest._generated.models import __all__ as model_names
 
 EXPORTS = {
-    "NOT_GIVEN", "AsyncCrowNest", "AsyncPager", "AsyncSandboxHandle", "AuthenticationError", "BadRequestError",
-    "ConflictError", "CrowNest", "CrowNestApiError", "CrowNestConnectionError", "CrowNestError",
-    "CrowNestTimeoutError", "InternalServerError", "NotFoundError", "NotGiven", "Page", "PermissionDeniedError",
-    "RateLimitError", "ResponseValidationError", "SandboxHandle", "SyncPager", "__version__",
+    "NOT_GIVEN",
+    "AsyncCrowNest",
+    "AsyncPager",
+    "AsyncSandboxHandle",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "CrowNest",
+    "CrowNestApiError",
+    "CrowNestConnectionError",
+    "CrowNestError",
+    "CrowNestTimeoutError",
+    "InternalServerError",
+    "NotFoundError",
+    "NotGiven",
+    "Page",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "SandboxHandle",
+    "SyncPager",
+    "__version__",
 }
 
 
@@ -42,4 +60,4 @@ def test_import_loads_no_model_no_resource_and_no_local_server() -> None:
 def test_user_agent_and_version() -> None:
     from crownest._base_client import USER_AGENT
 
-    assert USER_AGENT == f"crownest-python/{crownest.__version__}"
+    assert f"crownest-python/{crownest.__version__}" == USER_AGENT
