@@ -7,11 +7,9 @@ and is shared by both.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
-import uuid
 from typing import Any
 
 import httpx
@@ -92,7 +90,7 @@ class BaseClient:
     ) -> httpx.Request:
         headers = {**self._headers, **spec.headers}
         if spec.idempotent and "Idempotency-Key" not in spec.headers:
-            headers["Idempotency-Key"] = f"crownest-python-{uuid.uuid4()}"
+            headers["Idempotency-Key"] = f"crownest-python-{os.urandom(16).hex()}"
         return http.build_request(
             spec.method,
             self.base_url + spec.path,
@@ -222,6 +220,8 @@ class AsyncAPIClient(BaseClient):
             delay = self._failure_delay(error, retries_taken, retries)
             if delay is None:
                 raise error
+            import asyncio  # imported here: ~15 ms of `import crownest` for a sleep between retries
+
             await asyncio.sleep(delay)
             retries_taken += 1
 

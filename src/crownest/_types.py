@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, TypeAlias
+from urllib.parse import quote
 
 import httpx
 
@@ -84,11 +85,9 @@ def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def encode_path_param(name: str, value: str) -> str:
-    """Percent-encode one path segment; an empty ID is refused before any request."""
-    from urllib.parse import quote
-
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    """Percent-encode one path segment (already checked to be a str); an empty ID is refused."""
+    if not value:
+        raise ValueError(f"{name} must be a non-empty string")
     return quote(value, safe="")
 
 
