@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +73,44 @@ def test_a_failed_run_leaves_the_old_tree(tmp_path: Path, breakage: object) -> N
     assert result.returncode != 0
     assert tree(out) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".generate-")] == []
+
+
+UNION_SPEC = """
+openapi: 3.1.0
+info: {title: Probe, version: 1.0.0}
+paths: {}
+components:
+  schemas:
+    Circle:
+      type: object
+      required: [kind, radius]
+      properties: {kind: {type: string}, radius: {type: integer}}
+    Square:
+      type: object
+      required: [kind, side]
+      properties: {kind: {type: string}, side: {type: integer}}
+    Drawing:
+      type: object
+      required: [shape]
+      properties:
+        shape:
+          oneOf: [{$ref: "#/components/schemas/Circle"}, {$ref: "#/components/schemas/Square"}]
+"""
+
+
+def test_an_unknown_union_variant_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "crownest_probe"
+    shutil.copytree(ROOT / "src" / "crownest", package, ignore=shutil.ignore_patterns("_generated", "__pycache__"))
+    spec = tmp_path / "probe.yaml"
+    spec.write_text(UNION_SPEC)
+    result = generate(spec, package / "_generated")
+    assert result.returncode == 0, result.stderr
+    monkeypatch.syspath_prepend(str(tmp_path))
+    drawing = importlib.import_module("crownest_probe._generated.models.drawing").Drawing
+    circle = importlib.import_module("crownest_probe._generated.models.circle").Circle
+
+    known = drawing.from_dict({"shape": {"kind": "circle", "radius": 2}})
+    assert isinstance(known.shape, circle) and known.shape.radius == 2
+    unknown = drawing.from_dict({"shape": {"kind": "hexagon", "edges": 6}})
+    assert unknown.shape == {"kind": "hexagon", "edges": 6}
+    assert unknown["shape"] == {"kind": "hexagon", "edges": 6}
