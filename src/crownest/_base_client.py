@@ -7,9 +7,12 @@ and is shared by both.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import os
 import time
+import warnings
 from typing import Any
 
 import httpx
@@ -23,6 +26,7 @@ from ._exceptions import (
     api_error_from_response,
     body_excerpt,
 )
+from ._logs import configure_from_env, logger
 from ._retries import is_retryable_status, retry_delay
 from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes
 from ._version import __version__
@@ -43,6 +47,21 @@ def make_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, an httpx.Timeout or None, got {timeout!r}")
     return httpx.Timeout(float(timeout), connect=min(float(timeout), CONNECT_TIMEOUT))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _reason(error: CrowNestError) -> str:
+    if isinstance(error, CrowNestApiError):
+        return f"{error.status} {error.code}"
+    return type(error).__name__
 
 
 def _check_max_retries(max_retries: int) -> int:
@@ -71,6 +90,12 @@ class BaseClient:
         base_url = base_url or os.environ.get("CROWNEST_BASE_URL") or DEFAULT_BASE_URL
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if base_url.startswith("http://") and not _is_loopback(httpx.URL(base_url).host):
+            warnings.warn(
+                f"base_url {base_url!r} is plain http and not loopback: the API key would travel unencrypted",
+                stacklevel=4,  # BaseClient -> SyncAPIClient -> CrowNest -> the caller
+            )
+        configure_from_env()
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.timeout = make_timeout(timeout)
@@ -104,15 +129,40 @@ class BaseClient:
     def _retries(self, max_retries: int | NotGiven) -> int:
         return self.max_retries if isinstance(max_retries, NotGiven) else _check_max_retries(max_retries)
 
-    def _failure_delay(self, error: CrowNestError, retries_taken: int, retries: int) -> float | None:
-        """Seconds to wait before retrying after `error`, or None to raise it."""
-        if retries_taken >= retries:
-            return None
-        if isinstance(error, CrowNestApiError):
-            if not is_retryable_status(error.status, error.code):
-                return None
-            return retry_delay(retries_taken, error.response.headers)
-        return retry_delay(retries_taken, None)
+    def _failure_delay(
+        self, request: httpx.Request, error: CrowNestError, retries_taken: int, retries: int
+    ) -> float | None:
+        """Seconds to wait before retrying after `error` (logged), or None to raise it."""
+        delay = None
+        if retries_taken < retries:
+            if not isinstance(error, CrowNestApiError):
+                delay = retry_delay(retries_taken, None)
+            elif is_retryable_status(error.status, error.code):
+                delay = retry_delay(retries_taken, error.response.headers)
+        if delay is not None:
+            logger.info(
+                "%s %s failed (%s); retry %d of %d in %.2f s",
+                request.method,
+                request.url.path,
+                _reason(error),
+                retries_taken + 1,
+                retries,
+                delay,
+            )
+        return delay
+
+    @staticmethod
+    def _log_response(request: httpx.Request, response: httpx.Response, attempt: int) -> None:
+        if not logger.isEnabledFor(logging.DEBUG):
+            return
+        logger.debug(
+            "%s %s -> %d request_id=%s attempt=%d",
+            request.method,
+            request.url.path,
+            response.status_code,
+            response.headers.get("x-request-id"),
+            attempt,
+        )
 
     @staticmethod
     def _network_error(exc: httpx.TransportError, request: httpx.Request) -> CrowNestConnectionError:
@@ -173,10 +223,11 @@ class SyncAPIClient(BaseClient):
             except httpx.TransportError as exc:
                 error = self._network_error(exc, request)
             else:
+                self._log_response(request, response, retries_taken + 1)
                 if response.is_success:
                     return self._parse(spec, response)
                 error = api_error_from_response(response)
-            delay = self._failure_delay(error, retries_taken, retries)
+            delay = self._failure_delay(request, error, retries_taken, retries)
             if delay is None:
                 raise error
             time.sleep(delay)
@@ -214,10 +265,11 @@ class AsyncAPIClient(BaseClient):
             except httpx.TransportError as exc:
                 error = self._network_error(exc, request)
             else:
+                self._log_response(request, response, retries_taken + 1)
                 if response.is_success:
                     return self._parse(spec, response)
                 error = api_error_from_response(response)
-            delay = self._failure_delay(error, retries_taken, retries)
+            delay = self._failure_delay(request, error, retries_taken, retries)
             if delay is None:
                 raise error
             import asyncio  # imported here: ~15 ms of `import crownest` for a sleep between retries
