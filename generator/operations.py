@@ -50,6 +50,11 @@ class Param:
     send: str  # expression for the value sent
 
     @property
+    def is_sandbox_id(self) -> bool:
+        """The path parameter that a sandbox-scoped class binds."""
+        return self.location == "path" and self.python_name == SANDBOX_ID
+
+    @property
     def signature(self) -> str:
         if self.required:
             return f"{self.python_name}: {self.annotation}"
@@ -80,7 +85,8 @@ class Operation:
         return f"_{self.name}_request"
 
     def params_for(self, scoped: bool) -> list[Param]:
-        return [p for p in self.params if not (scoped and p.python_name == SANDBOX_ID and p.location == "path")]
+        """The method's parameters: all of them, or without `sandbox_id` on the sandbox-scoped twin."""
+        return [p for p in self.params if not (scoped and p.is_sandbox_id)]
 
     def signature(self, scoped: bool) -> list[str]:
         """Method parameters: required ones positional-or-keyword, then `*`, then optional ones."""
@@ -92,9 +98,7 @@ class Operation:
     def call_args(self, scoped: bool) -> list[str]:
         """Arguments for the builder call, `sandbox_id` bound when scoped."""
         return [
-            f"{p.python_name}=self._sandbox_id"
-            if p not in self.params_for(scoped)
-            else f"{p.python_name}={p.python_name}"
+            f"{p.python_name}={'self._sandbox_id' if scoped and p.is_sandbox_id else p.python_name}"
             for p in self.params
         ]
 
@@ -131,16 +135,12 @@ def _annotation(prop: Any, imports: set[str]) -> tuple[str, str | None, str]:
     raise ValueError(f"no SDK mapping for a {type(prop).__name__}")
 
 
+# A query parameter marked `x-crownest-map` takes a dict and sends repeated `key:value` items.
+_KEY_VALUE_MAP = ("Mapping[str, str]", "map", '[f"{{k}}:{{x}}" for k, x in {v}.items()]')
+
+
 def _param(prop: Any, location: str, raw: dict[str, Any], imports: set[str]) -> Param:
-    annotation, check, send = (
-        _annotation(prop, imports)
-        if not raw.get("x-crownest-map")
-        else (
-            "Mapping[str, str]",
-            "map",
-            '[f"{{k}}:{{x}}" for k, x in {v}.items()]',
-        )
-    )
+    annotation, check, send = _KEY_VALUE_MAP if raw.get("x-crownest-map") else _annotation(prop, imports)
     value = send.format(v=prop.python_name)
     if not prop.required and send != "{v}":
         value = f"None if {prop.python_name} is None else {value}"
@@ -199,6 +199,7 @@ def build_operation(
     params: list[Param] = []
     for prop in endpoint.path_parameters:
         p = _param(prop, "path", raw_params.get(prop.python_name, {}), imports)
+        p.check = None  # encode_path_param checks it
         p.send = f"encode_path_param({p.python_name!r}, {p.python_name})"
         params.append(p)
     for prop in endpoint.query_parameters:
@@ -234,7 +235,7 @@ def build_operation(
             path = path.replace("{" + p.python_name + "}", "{" + p.send + "}")
     has_cursor = any(p.wire_name == "cursor" for p in params)
     kind, parse, result, handle = _response(endpoint, handles, imports, has_cursor)
-    in_sandbox = any(p.python_name == SANDBOX_ID and p.location == "path" for p in params)
+    in_sandbox = any(p.is_sandbox_id for p in params)
     scope = raw_op.get("x-crownest-scope") or ("both" if in_sandbox and "sandboxes" not in endpoint.tags else "client")
     return Operation(
         name=str(snake_case(endpoint.name)),

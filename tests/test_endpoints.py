@@ -471,3 +471,18 @@ def test_every_handle_method_has_a_case(client: CrowNest, api: respx.MockRouter)
     for resource in ("commands", "files", "artifacts", "previews"):
         methods = {name for name in dir(getattr(sandbox, resource)) if not name.startswith("_")}
         assert {(resource, m) for m in methods} == {(r, m) for r, m in covered if r == resource}
+
+
+def test_the_next_page_repeats_the_request_with_the_cursor(api: respx.MockRouter, client: CrowNest) -> None:
+    pages = {
+        None: ok({"data": [p.sandbox(id="sbx_2")], "nextCursor": "c2"}),
+        "c2": ok({"data": [p.sandbox(id="sbx_1")], "nextCursor": None}),
+    }
+    route = api.get("/v1/sandboxes").mock(side_effect=lambda request: pages[request.url.params.get("cursor")])
+    pager = client.sandboxes.list(status="running", limit=1)
+    assert [s.id for s in pager] == ["sbx_2", "sbx_1"]
+    first, second = (dict(call.request.url.params) for call in route.calls)  # each page fetched once
+    assert first == {"status": "running", "limit": "1"}
+    assert second == {"status": "running", "limit": "1", "cursor": "c2"}
+    assert pager.first_page().next_cursor == "c2"  # a fresh request for the first page
+    assert route.call_count == 3

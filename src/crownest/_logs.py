@@ -11,15 +11,17 @@ import logging
 import os
 
 logger = logging.getLogger("crownest")
+_configured = False
 
 
 def configure_from_env() -> None:
     """Honour `CROWNEST_LOG` once: give the logger a level and a stderr handler."""
+    global _configured
     level = {"debug": logging.DEBUG, "info": logging.INFO}.get(os.environ.get("CROWNEST_LOG", "").lower())
-    if level is None or getattr(logger, "_crownest_configured", False):
+    if level is None or _configured:
         return
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
-    logger._crownest_configured = True  # type: ignore[attr-defined]
+    _configured = True

@@ -63,8 +63,8 @@ class RequestSpec:
     ) -> None:
         self.method = method
         self.path = path
-        self.params = {k: v for k, v in (params or {}).items() if v is not None}
-        self.headers: dict[str, str] = {k: v for k, v in (headers or {}).items() if v is not None}
+        self.params = drop_none(params or {})
+        self.headers: dict[str, str] = drop_none(headers or {})
         self.json = json
         self.content = content
         self.kind = kind
@@ -73,10 +73,17 @@ class RequestSpec:
 
     def with_cursor(self, cursor: str) -> RequestSpec:
         """The same request for the page after `cursor`."""
-        spec = RequestSpec(self.method, self.path, kind=self.kind, parse=self.parse)
-        spec.params = {**self.params, "cursor": cursor}
-        spec.headers = self.headers
-        return spec
+        return RequestSpec(
+            self.method,
+            self.path,
+            kind=self.kind,
+            params={**self.params, "cursor": cursor},
+            headers=self.headers,
+            json=self.json,
+            content=self.content,
+            parse=self.parse,
+            idempotent=self.idempotent,
+        )
 
 
 def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,7 +92,8 @@ def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def encode_path_param(name: str, value: str) -> str:
-    """Percent-encode one path segment (already checked to be a str); an empty ID is refused."""
+    """Check one path parameter (a non-empty str) and percent-encode it as a path segment."""
+    check_arg(name, value, "str", required=True)
     if not value:
         raise ValueError(f"{name} must be a non-empty string")
     return quote(value, safe="")

@@ -32,7 +32,6 @@ def _create_artifact_request(
     ttl_ms: int | None,
     idempotency_key: str | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("path", path, "str", required=True)
     check_arg("name", name, "str")
     check_arg("ttl_ms", ttl_ms, "int")
@@ -60,7 +59,6 @@ def _delete_artifact_request(
     *,
     artifact_id: str,
 ) -> RequestSpec:
-    check_arg("artifact_id", artifact_id, "str", required=True)
     return RequestSpec(
         "DELETE",
         f"/v1/artifacts/{encode_path_param('artifact_id', artifact_id)}",
@@ -72,7 +70,6 @@ def _download_artifact_request(
     *,
     artifact_id: str,
 ) -> RequestSpec:
-    check_arg("artifact_id", artifact_id, "str", required=True)
     return RequestSpec(
         "GET",
         f"/v1/artifacts/{encode_path_param('artifact_id', artifact_id)}/content",
@@ -84,7 +81,6 @@ def _get_artifact_request(
     *,
     artifact_id: str,
 ) -> RequestSpec:
-    check_arg("artifact_id", artifact_id, "str", required=True)
     return RequestSpec(
         "GET",
         f"/v1/artifacts/{encode_path_param('artifact_id', artifact_id)}",
@@ -121,7 +117,6 @@ def _list_sandbox_artifacts_request(
     limit: int | None,
     cursor: str | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("limit", limit, "int")
     check_arg("cursor", cursor, "str")
     return RequestSpec(

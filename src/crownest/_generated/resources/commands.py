@@ -33,8 +33,6 @@ def _stream_command_events_request(
     command_id: str,
     last_event_id: str | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
-    check_arg("command_id", command_id, "str", required=True)
     check_arg("last_event_id", last_event_id, "str")
     return RequestSpec(
         "GET",
@@ -51,8 +49,6 @@ def _get_command_request(
     sandbox_id: str,
     command_id: str,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
-    check_arg("command_id", command_id, "str", required=True)
     return RequestSpec(
         "GET",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands/{encode_path_param('command_id', command_id)}",
@@ -67,8 +63,6 @@ def _kill_command_request(
     command_id: str,
     signal: Signal | str | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
-    check_arg("command_id", command_id, "str", required=True)
     check_arg("signal", signal, "str")
     return RequestSpec(
         "POST",
@@ -90,7 +84,6 @@ def _list_commands_request(
     limit: int | None,
     cursor: str | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("status", status, "str")
     check_arg("limit", limit, "int")
     check_arg("cursor", cursor, "str")
@@ -117,7 +110,6 @@ def _run_command_request(
     stdin: str | None,
     idempotency_key: str | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("command", command, "str", required=True)
     check_arg("cwd", cwd, "str")
     check_arg("env", env, "map")
@@ -152,8 +144,6 @@ def _send_command_stdin_request(
     data: str,
     eof: bool | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
-    check_arg("command_id", command_id, "str", required=True)
     check_arg("data", data, "str", required=True)
     check_arg("eof", eof, "bool")
     return RequestSpec(
@@ -179,7 +169,6 @@ def _start_command_request(
     stdin: str | None,
     idempotency_key: str | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("command", command, "str", required=True)
     check_arg("cwd", cwd, "str")
     check_arg("env", env, "map")
@@ -213,8 +202,6 @@ def _wait_command_request(
     command_id: str,
     timeout_ms: int | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
-    check_arg("command_id", command_id, "str", required=True)
     check_arg("timeout_ms", timeout_ms, "int")
     return RequestSpec(
         "GET",

@@ -32,7 +32,6 @@ def _delete_file_request(
     path: str,
     recursive: bool | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("path", path, "str", required=True)
     check_arg("recursive", recursive, "bool")
     return RequestSpec(
@@ -51,7 +50,6 @@ def _get_file_info_request(
     sandbox_id: str,
     path: str,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("path", path, "str", required=True)
     return RequestSpec(
         "GET",
@@ -69,7 +67,6 @@ def _list_files_request(
     sandbox_id: str,
     path: str,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("path", path, "str", required=True)
     return RequestSpec(
         "GET",
@@ -88,7 +85,6 @@ def _make_directory_request(
     path: str,
     parents: bool | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("path", path, "str", required=True)
     check_arg("parents", parents, "bool")
     return RequestSpec(
@@ -112,7 +108,6 @@ def _move_file_request(
     destination: str,
     overwrite: bool | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("source", source, "str", required=True)
     check_arg("destination", destination, "str", required=True)
     check_arg("overwrite", overwrite, "bool")
@@ -136,7 +131,6 @@ def _read_file_request(
     sandbox_id: str,
     path: str,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("path", path, "str", required=True)
     return RequestSpec(
         "GET",
@@ -154,7 +148,6 @@ def _write_file_request(
     path: str,
     data: FileContent,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("path", path, "str", required=True)
     return RequestSpec(
         "PUT",

@@ -31,7 +31,6 @@ def _create_preview_request(
     port: int,
     visibility: PreviewVisibility | str | None,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("port", port, "int", required=True)
     check_arg("visibility", visibility, "str")
     return RequestSpec(
@@ -53,8 +52,6 @@ def _delete_preview_request(
     sandbox_id: str,
     preview_id: str,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
-    check_arg("preview_id", preview_id, "str", required=True)
     return RequestSpec(
         "DELETE",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/previews/{encode_path_param('preview_id', preview_id)}",
@@ -66,7 +63,6 @@ def _list_previews_request(
     *,
     sandbox_id: str,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     return RequestSpec(
         "GET",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/previews",

@@ -67,7 +67,6 @@ def _get_sandbox_request(
     *,
     sandbox_id: str,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     return RequestSpec(
         "GET",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}",
@@ -80,7 +79,6 @@ def _kill_sandbox_request(
     *,
     sandbox_id: str,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     return RequestSpec(
         "DELETE",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}",
@@ -118,7 +116,6 @@ def _set_sandbox_ttl_request(
     sandbox_id: str,
     ttl_ms: int,
 ) -> RequestSpec:
-    check_arg("sandbox_id", sandbox_id, "str", required=True)
     check_arg("ttl_ms", ttl_ms, "int", required=True)
     return RequestSpec(
         "POST",

@@ -11,7 +11,6 @@ from ..._types import (
     NotGiven,
     RequestSpec,
     TimeoutTypes,
-    check_arg,
     encode_path_param,
 )
 from ..models.template import Template
@@ -30,7 +29,6 @@ def _get_template_request(
     *,
     template_id: str,
 ) -> RequestSpec:
-    check_arg("template_id", template_id, "str", required=True)
     return RequestSpec(
         "GET",
         f"/v1/templates/{encode_path_param('template_id', template_id)}",
