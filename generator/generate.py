@@ -13,6 +13,7 @@ Usage: python generator/generate.py [--spec FILE] [--out DIR]
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -117,6 +118,8 @@ def render(spec: Path, output: Path) -> None:
 
     for path in sorted(output.rglob("*.py")):
         path.write_text(HEADER + path.read_text())
+    # CrowNest Local validates requests against the same spec; JSON needs no YAML parser at run time.
+    (output / "openapi.json").write_text(json.dumps(raw, indent=1, ensure_ascii=False) + "\n")
     ruff = [sys.executable, "-m", "ruff"]
     config = ["--config", str(ROOT / "pyproject.toml")]
     subprocess.run([*ruff, "check", "--fix-only", "--exit-zero", "--quiet", *config, str(output)], check=True)

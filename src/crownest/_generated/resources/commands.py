@@ -238,9 +238,10 @@ class Commands:
 
         A Server-Sent Events stream of the command's whole output (no 1 MiB cap):
         `output` events whose data is `{"stream": "stdout"|"stderr", "data": "..."}` and
-        whose id is that stream's byte offset, then one `exit` event whose data is the
-        final Command. Reconnect with `Last-Event-ID` to get exactly the output after
-        that id.
+        whose id is the byte offset in the output stream after that event (stdout and
+        stderr counted together, in the order they arrived), then one `exit` event whose
+        data is the final Command. Reconnect with `Last-Event-ID` to get exactly the
+        output after that id.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -546,9 +547,10 @@ class AsyncCommands:
 
         A Server-Sent Events stream of the command's whole output (no 1 MiB cap):
         `output` events whose data is `{"stream": "stdout"|"stderr", "data": "..."}` and
-        whose id is that stream's byte offset, then one `exit` event whose data is the
-        final Command. Reconnect with `Last-Event-ID` to get exactly the output after
-        that id.
+        whose id is the byte offset in the output stream after that event (stdout and
+        stderr counted together, in the order they arrived), then one `exit` event whose
+        data is the final Command. Reconnect with `Last-Event-ID` to get exactly the
+        output after that id.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -859,9 +861,10 @@ class SandboxCommands:
 
         A Server-Sent Events stream of the command's whole output (no 1 MiB cap):
         `output` events whose data is `{"stream": "stdout"|"stderr", "data": "..."}` and
-        whose id is that stream's byte offset, then one `exit` event whose data is the
-        final Command. Reconnect with `Last-Event-ID` to get exactly the output after
-        that id.
+        whose id is the byte offset in the output stream after that event (stdout and
+        stderr counted together, in the order they arrived), then one `exit` event whose
+        data is the final Command. Reconnect with `Last-Event-ID` to get exactly the
+        output after that id.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -1157,9 +1160,10 @@ class AsyncSandboxCommands:
 
         A Server-Sent Events stream of the command's whole output (no 1 MiB cap):
         `output` events whose data is `{"stream": "stdout"|"stderr", "data": "..."}` and
-        whose id is that stream's byte offset, then one `exit` event whose data is the
-        final Command. Reconnect with `Last-Event-ID` to get exactly the output after
-        that id.
+        whose id is the byte offset in the output stream after that event (stdout and
+        stderr counted together, in the order they arrived), then one `exit` event whose
+        data is the final Command. Reconnect with `Last-Event-ID` to get exactly the
+        output after that id.
 
         Args:
             command_id: The command's ID (`cmd_...`).

@@ -1,0 +1,363 @@
+"""The ASGI app: every operation of `openapi.yaml` routed through one dispatcher.
+
+For each request the dispatcher gives a request ID, checks the API key,
+injects a fault if asked to, validates parameters and body against the
+spec, applies the `Idempotency-Key`, calls the operation's handler, and turns
+any failure into the error envelope. Previews are proxied under
+`/previews/<preview id>/...`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from ._errors import ApiProblem, not_found
+from ._files import Files
+from ._service import Call, Config, Handler, Service, json_response
+from ._spec import Operation, Validator, load_spec, operations
+
+logger = logging.getLogger("crownest_local")
+
+MAX_JSON_BYTES = 1 << 20
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+PREVIEW_TOKEN_HEADER = "x-crownest-preview-token"
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
+FAULTS = ("unavailable", "rate_limited", "drop_before", "drop_after")
+
+
+class DroppedConnection(Exception):
+    """Raised after the response headers to make the server close the connection mid-answer."""
+
+
+class DropConnection(Response):
+    """A fault: headers promising a body, then the connection closes (the client sees a network error)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
+        raise DroppedConnection
+
+
+class _QuietDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
+
+
+def error_response(problem: ApiProblem, request_id: str) -> Response:
+    response = json_response(problem.envelope(request_id), problem.status)
+    response.headers.update(problem.headers)
+    return response
+
+
+def create_app(config: Config) -> Starlette:
+    """The CrowNest Local ASGI app over `config.data_dir`."""
+    spec = load_spec()
+    service = Service(config)
+    files = Files(service)
+    handlers: dict[str, Handler] = {
+        "listTemplates": service.list_templates,
+        "getTemplate": service.get_template,
+        "createSandbox": service.create_sandbox,
+        "listSandboxes": service.list_sandboxes,
+        "getSandbox": service.get_sandbox,
+        "killSandbox": service.kill_sandbox,
+        "setSandboxTtl": service.set_sandbox_ttl,
+        "runCommand": service.run_command,
+        "startCommand": service.start_command,
+        "listCommands": service.list_commands,
+        "getCommand": service.get_command,
+        "waitCommand": service.wait_command,
+        "killCommand": service.kill_command,
+        "sendCommandStdin": service.send_stdin,
+        "streamCommandEvents": service.stream_events,
+        "writeFile": files.write_file,
+        "readFile": files.read_file,
+        "listFiles": files.list_files,
+        "getFileInfo": files.get_file_info,
+        "deleteFile": files.delete_file,
+        "makeDirectory": files.make_directory,
+        "moveFile": files.move_file,
+        "createArtifact": files.create_artifact,
+        "listSandboxArtifacts": files.list_sandbox_artifacts,
+        "listArtifacts": files.list_artifacts,
+        "getArtifact": files.get_artifact,
+        "downloadArtifact": files.download_artifact,
+        "deleteArtifact": files.delete_artifact,
+        "createPreview": service.create_preview,
+        "listPreviews": service.list_previews,
+        "deletePreview": service.delete_preview,
+    }
+    ops = operations(spec)
+    missing = {op.operation_id for op in ops} - handlers.keys()
+    if missing:
+        raise RuntimeError(f"CrowNest Local has no handler for {sorted(missing)}")
+    dispatcher = Dispatcher(config, Validator(spec), service)
+    by_path: dict[str, dict[str, Operation]] = {}
+    for op in ops:
+        by_path.setdefault(op.path, {})[op.method] = op
+    routes = [
+        Route(path, dispatcher.endpoint(methods, handlers), methods=list(methods)) for path, methods in by_path.items()
+    ]
+    proxy = PreviewProxy(service)
+    any_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    routes.append(Route("/previews/{previewId}", proxy, methods=any_method))
+    routes.append(Route("/previews/{previewId}/{rest:path}", proxy, methods=any_method))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await service.startup()
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None)) as http:
+            proxy.http = http
+            yield
+        await service.shutdown()
+
+    async def no_route(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        code, message = {
+            404: ("not_found", f"No route {request.url.path}."),
+            405: ("method_not_allowed", f"{request.url.path} does not take {request.method}."),
+        }.get(status, ("internal_error", "An unexpected error."))
+        request_id = new_request_id()
+        response = error_response(ApiProblem(status, code, message), request_id)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: no_route})
+
+
+def new_request_id() -> str:
+    return f"req_{secrets.token_hex(12)}"
+
+
+class Dispatcher:
+    def __init__(self, config: Config, validator: Validator, service: Service) -> None:
+        self.config = config
+        self.validator = validator
+        self.service = service
+        self.random = random.Random()
+        self.key_scope = hashlib.sha256(config.api_key.encode()).hexdigest()[:16]
+
+    def endpoint(self, methods: dict[str, Operation], handlers: dict[str, Handler]) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            op = methods[request.method if request.method != "HEAD" else "GET"]
+            return await self.dispatch(op, handlers[op.operation_id], request)
+
+        return endpoint
+
+    async def dispatch(self, op: Operation, handler: Handler, request: Request) -> Response:
+        request_id = new_request_id()
+        try:
+            self._authenticate(request)
+            fault = self._fault()
+            if fault == "drop_before":
+                return DropConnection()
+            if fault in ("unavailable", "rate_limited"):
+                status = 503 if fault == "unavailable" else 429
+                raise ApiProblem(
+                    status,
+                    fault,
+                    "Injected fault: try again shortly.",
+                    headers={"Retry-After": "1", "retry-after-ms": "20"},
+                )
+            call = await self._parse(op, request)
+            response = await self._idempotent(op, call, handler, request_id)
+            if fault == "drop_after":
+                return DropConnection()
+        except ApiProblem as problem:
+            response = error_response(problem, request_id)
+        except Exception:
+            logger.exception("%s %s failed", request.method, request.url.path)
+            response = error_response(ApiProblem(500, "internal_error", "An unexpected error."), request_id)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    def _authenticate(self, request: Request) -> None:
+        header = request.headers.get("authorization")
+        if not header:
+            raise ApiProblem(401, "missing_api_key", "Send your API key as 'Authorization: Bearer <key>'.")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(key.strip().encode(), self.config.api_key.encode()):
+            raise ApiProblem(401, "invalid_api_key", "The API key is not valid for this server.")
+
+    def _fault(self) -> str | None:
+        if self.config.faults and self.random.random() < self.config.faults:
+            return self.random.choice(FAULTS)
+        return None
+
+    async def _parse(self, op: Operation, request: Request) -> Call:
+        query: dict[str, Any] = {}
+        headers: dict[str, str] = {}
+        for param in op.parameters:
+            if param.location == "path":
+                continue
+            if param.location == "header":
+                value = request.headers.get(param.name)
+                if value is not None:
+                    if param.name == IDEMPOTENCY_HEADER:
+                        self._check_idempotency_key(value, param.schema)
+                    headers[param.name.lower()] = value
+                continue
+            values = request.query_params.getlist(param.name)
+            if not values:
+                if param.required:
+                    self.validator.check(None, {"type": "string"}, param.name)
+                continue
+            converted = query_value(values, param.schema, param.name)
+            self.validator.check(converted, param.schema, param.name)
+            query[param.name] = converted
+        body: Any = None
+        if op.body_media_type == "application/json":
+            body = await self._json_body(request, op)
+        return Call(request=request, path=dict(request.path_params), query=query, headers=headers, body=body)
+
+    def _check_idempotency_key(self, value: str, schema: Mapping[str, Any]) -> None:
+        try:
+            self.validator.check(value, schema, IDEMPOTENCY_HEADER)
+        except ApiProblem as problem:
+            raise ApiProblem(
+                400,
+                "invalid_idempotency_key",
+                "The Idempotency-Key must be 1 to 255 printable ASCII characters.",
+                problem.details,
+            ) from None
+
+    async def _json_body(self, request: Request, op: Operation) -> Any:
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_JSON_BYTES:
+                raise ApiProblem(
+                    413, "payload_too_large", "A JSON body may be at most 1 MiB.", {"limitBytes": MAX_JSON_BYTES}
+                )
+        if not raw:
+            if op.body_required:
+                raise ApiProblem(400, "invalid_request", "A JSON body is required.", {"field": "", "reason": "missing"})
+            return {}
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise ApiProblem(
+                415, "unsupported_media_type", "Send the body as application/json.", {"contentType": content_type}
+            )
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise ApiProblem(
+                400, "invalid_request", "The body is not valid JSON.", {"field": "", "reason": "invalid JSON"}
+            ) from None
+        assert op.body_schema is not None
+        self.validator.check(body, op.body_schema, "")
+        return body
+
+    async def _idempotent(self, op: Operation, call: Call, handler: Handler, request_id: str) -> Response:
+        key = call.headers.get(IDEMPOTENCY_HEADER.lower())
+        if key is None:
+            return to_response(await handler(call), op)
+        fingerprint = hashlib.sha256(
+            f"{op.method} {call.request.url.path}\n{json.dumps(call.body, sort_keys=True)}".encode()
+        ).hexdigest()
+        replay = self.service.store.claim_key(self.key_scope, key, fingerprint)
+        if replay is not None:
+            status, body = replay
+            return Response(body, status, media_type="application/json", headers={"Idempotent-Replayed": "true"})
+        try:
+            response = to_response(await handler(call), op)
+        except ApiProblem as problem:
+            response = error_response(problem, request_id)
+        except BaseException:
+            self.service.store.release_key(self.key_scope, key)
+            raise
+        self.service.store.finish_key(self.key_scope, key, response.status_code, bytes(response.body))
+        return response
+
+
+def to_response(result: Any, op: Operation) -> Response:
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        return Response(status_code=204)
+    return json_response(result, op.success_status)
+
+
+def query_value(values: list[str], schema: Mapping[str, Any], name: str) -> Any:
+    """A query parameter's text converted to its schema's type (the validator then checks it)."""
+    kind = schema.get("type")
+    if kind == "array":
+        return values
+    value = values[-1]
+    if kind == "integer":
+        return int(value) if value.lstrip("-").isdigit() and len(value) < 20 else value
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(value, value)
+    return value
+
+
+class PreviewProxy:
+    """Forwards `/previews/<id>/<path>` to the preview's port; private previews need their token."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.http: httpx.AsyncClient | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        try:
+            response = await self._forward(request)
+        except ApiProblem as problem:
+            response = error_response(problem, new_request_id())
+        await response(scope, receive, send)
+
+    async def _forward(self, request: Request) -> Response:
+        preview_id = request.path_params["previewId"]
+        preview = self.service.store.get("preview", preview_id)
+        if preview is None:
+            raise not_found("preview", "previewId", preview_id)
+        self.service.running_sandbox(preview["sandboxId"])
+        if preview["visibility"] == "private":
+            token = request.headers.get(PREVIEW_TOKEN_HEADER, "")
+            if not hmac.compare_digest(token.encode(), preview.get("token", "").encode()):
+                raise ApiProblem(
+                    403, "permission_denied", "This preview is private: send its token.", {"previewId": preview_id}
+                )
+        assert self.http is not None
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | {PREVIEW_TOKEN_HEADER}]
+        upstream = self.http.build_request(
+            request.method,
+            f"http://127.0.0.1:{preview['port']}/{request.path_params.get('rest', '')}?{request.url.query}".rstrip("?"),
+            headers=headers,
+            content=request.stream(),
+        )
+        try:
+            answer = await self.http.send(upstream, stream=True)
+        except httpx.TransportError as exc:
+            raise ApiProblem(
+                502,
+                "unavailable",
+                f"Nothing answers on port {preview['port']} in the sandbox.",
+                {"port": preview["port"]},
+            ) from exc
+        return StreamingResponse(
+            answer.aiter_raw(),
+            answer.status_code,
+            headers={k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP},
+            background=BackgroundTask(answer.aclose),
+        )

@@ -1,0 +1,128 @@
+"""`LocalServer`: CrowNest Local on a free loopback port, in a background thread."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from crownest import AsyncCrowNest, CrowNest
+
+from ._app import create_app
+from ._service import Config
+
+START_TIMEOUT_S = 15.0
+
+
+def new_api_key() -> str:
+    return f"cn_test_local_{secrets.token_hex(16)}"
+
+
+class LocalServer:
+    """CrowNest Local serving in this process until `stop()` (or the end of `with`).
+
+    `data_dir=None` keeps state in a temporary folder removed at stop; pass a
+    folder to keep sandboxes' records, artifacts and idempotency keys across
+    restarts. `faults` is the share of requests that fail as networks and
+    gateways do (503, 429, a connection dropped before or after the operation).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        data_dir: str | Path | None = None,
+        api_key: str | None = None,
+        faults: float = 0.0,
+        max_sandboxes: int = 64,
+        isolation: bool = True,
+    ) -> None:
+        if not 0.0 <= faults < 1.0:
+            raise ValueError(f"faults must be in [0, 1), got {faults!r}")
+        self.host = host
+        self._port = port
+        self._own_data_dir = data_dir is None
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.api_key = api_key or new_api_key()
+        self.faults = faults
+        self.max_sandboxes = max_sandboxes
+        self.isolation = isolation
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalServer(base_url={self.base_url!r}, data_dir={str(self.data_dir)!r})"
+
+    @property
+    def base_url(self) -> str:
+        if self._socket is None:
+            raise RuntimeError("LocalServer is not running: call start() or use `with LocalServer() as server:`")
+        return f"http://{self.host}:{self._socket.getsockname()[1]}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> LocalServer:
+        if self._thread is not None:
+            raise RuntimeError("LocalServer is already running")
+        if self.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="crownest-local-"))
+        config = Config(
+            data_dir=self.data_dir, api_key=self.api_key, faults=self.faults, max_sandboxes=self.max_sandboxes
+        )
+        if not self.isolation:
+            config.bwrap = None
+        app = create_app(config)
+        self._socket = socket.create_server((self.host, self._port))
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", http="h11", ws="none", lifespan="on", timeout_graceful_shutdown=5)
+        )
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("CrowNest Local did not start (see the log above)")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving: running sandboxes are killed; a temporary data folder is removed."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+        if self._own_data_dir and self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+
+    def client(self, **options: Any) -> CrowNest:
+        """A `CrowNest` client for this server (keyword arguments as for `CrowNest`)."""
+        return CrowNest(api_key=self.api_key, base_url=self.base_url, **options)
+
+    def async_client(self, **options: Any) -> AsyncCrowNest:
+        """An `AsyncCrowNest` client for this server."""
+        return AsyncCrowNest(api_key=self.api_key, base_url=self.base_url, **options)
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

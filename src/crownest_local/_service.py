@@ -1,0 +1,501 @@
+"""CrowNest Local's state and its operations on templates, sandboxes, commands and previews.
+
+Each handler takes a `Call` (the validated request) and returns the answer's
+body as a wire-form dict (built with the generated models), `None` for 204,
+or a Starlette `Response`. Files and artifacts are in `_files.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from crownest._generated.models import (
+    Command,
+    CommandStatus,
+    EnvVars,
+    Metadata,
+    Preview,
+    PreviewVisibility,
+    Sandbox,
+    SandboxStatus,
+    Template,
+)
+
+from ._commands import LiveCommand, OutputLog
+from ._errors import ApiProblem, not_found
+from ._isolation import HOME, SandboxFolder, bubblewrap, invalid_path
+from ._store import Store
+
+logger = logging.getLogger("crownest_local")
+
+DEFAULT_TTL_MS = 300_000
+DEFAULT_COMMAND_TIMEOUT_MS = 60_000
+KILL_GRACE_S = 2.0
+REAP_INTERVAL_S = 0.2
+ISOLATION_WARNING = (
+    "bubblewrap (bwrap) is not installed: commands run as plain processes of the server's user, "
+    "with NO isolation between sandboxes or from this machine. File operations stay confined to each "
+    "sandbox's folder. Install the Debian package 'bubblewrap' to isolate commands."
+)
+
+
+@dataclass
+class Config:
+    data_dir: Path
+    api_key: str
+    faults: float = 0.0
+    max_sandboxes: int = 64
+    bwrap: str | None = field(default_factory=bubblewrap)
+
+
+@dataclass
+class Call:
+    """One validated request: path, query and header parameters by wire name, and the JSON body."""
+
+    request: Request
+    path: dict[str, str]
+    query: dict[str, Any]
+    headers: dict[str, str]
+    body: Any
+
+
+Handler = Callable[[Call], Awaitable[Any]]
+
+
+def now() -> datetime.datetime:
+    """The current UTC time, to the millisecond (as the API reports times)."""
+    t = datetime.datetime.now(datetime.UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def parse_time(value: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(value)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+class Service:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        for sub in ("sandboxes", "commands", "artifacts"):
+            (config.data_dir / sub).mkdir(exist_ok=True)
+        self.store = Store(config.data_dir / "state.sqlite3")
+        self.live: dict[str, LiveCommand] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reaper: asyncio.Task[None] | None = None
+        self.templates = {
+            "python": "Python 3 (`python` and `python3` on PATH) on a minimal Linux.",
+            "base": "A minimal Linux with /bin/sh.",
+        }
+        if shutil.which("node"):
+            self.templates["node"] = "Node.js (`node` on PATH) on a minimal Linux."
+
+    # Life of the server
+
+    async def startup(self) -> None:
+        """Mark what was alive when the server last stopped as ended; start the TTL reaper."""
+        if self.config.bwrap is None:
+            logger.warning(ISOLATION_WARNING)
+        self.store.release_running_keys()
+        for body in self.store.all("sandbox", status="running") + self.store.all("sandbox", status="starting"):
+            self._end_sandbox(body, "killed")
+        for body in self.store.all("command", status="running"):
+            self._finish_command_body(body, "killed", None)
+        self._reaper = asyncio.ensure_future(self._reap())
+
+    async def shutdown(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for body in self.store.all("sandbox", status="running"):
+            self._end_sandbox(body, "killed")
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 5)
+        self.store.close()
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_INTERVAL_S)
+            moment = now()
+            for body in self.store.all("sandbox", status="running"):
+                if parse_time(body["expiresAt"]) <= moment:
+                    self._end_sandbox(body, "expired")
+            for body in self.store.all("artifact"):
+                if parse_time(body["expiresAt"]) <= moment:
+                    self.forget_artifact(body["id"])
+
+    def spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # Templates
+
+    async def list_templates(self, call: Call) -> dict[str, Any]:
+        if self.config.bwrap is None:
+            logger.warning(ISOLATION_WARNING)
+        return {"data": [Template(id=k, description=v).to_dict() for k, v in self.templates.items()]}
+
+    async def get_template(self, call: Call) -> dict[str, Any]:
+        template_id = call.path["templateId"]
+        if template_id not in self.templates:
+            raise ApiProblem(
+                404, "template_not_found", f"Template {template_id} does not exist.", {"templateId": template_id}
+            )
+        return Template(id=template_id, description=self.templates[template_id]).to_dict()
+
+    # Sandboxes
+
+    def folder(self, sandbox_id: str) -> SandboxFolder:
+        return SandboxFolder(self.config.data_dir / "sandboxes" / sandbox_id)
+
+    def sandbox(self, sandbox_id: str) -> dict[str, Any]:
+        body = self.store.get("sandbox", sandbox_id)
+        if body is None:
+            raise not_found("sandbox", "sandboxId", sandbox_id)
+        if body["status"] == "running" and parse_time(body["expiresAt"]) <= now():
+            body = self._end_sandbox(body, "expired")
+        return body
+
+    def running_sandbox(self, sandbox_id: str) -> dict[str, Any]:
+        body = self.sandbox(sandbox_id)
+        if body["status"] not in ("running", "starting"):
+            raise ApiProblem(
+                409,
+                "sandbox_not_running",
+                f"Sandbox {sandbox_id} has ended ({body['status']}).",
+                {"sandboxId": sandbox_id, "status": body["status"]},
+            )
+        return body
+
+    def _end_sandbox(self, body: dict[str, Any], status: str) -> dict[str, Any]:
+        for live in list(self.live.values()):
+            if live.body["sandboxId"] == body["id"]:
+                live.kill(signal.SIGKILL, "killed")
+        sandbox = Sandbox.from_dict(body)
+        sandbox.status = SandboxStatus(status)
+        sandbox.ended_at = now()
+        updated = sandbox.to_dict()
+        self.store.update(updated)
+        self.folder(body["id"]).remove()
+        return updated
+
+    async def create_sandbox(self, call: Call) -> dict[str, Any]:
+        body = call.body
+        if body["template"] not in self.templates:
+            raise ApiProblem(
+                400,
+                "template_not_found",
+                f"Template {body['template']} does not exist.",
+                {"template": body["template"], "field": "template"},
+            )
+        alive = len(self.store.all("sandbox", status="running"))
+        if alive >= self.config.max_sandboxes:
+            raise ApiProblem(
+                403,
+                "quota_exceeded",
+                f"At most {self.config.max_sandboxes} sandboxes may run at once.",
+                {"limit": self.config.max_sandboxes},
+            )
+        created = now()
+        ttl_ms = body.get("ttlMs", DEFAULT_TTL_MS)
+        sandbox = Sandbox(
+            id=new_id("sbx"),
+            template=body["template"],
+            status=SandboxStatus.RUNNING,
+            metadata=Metadata.from_dict(body.get("metadata", {})),
+            ttl_ms=ttl_ms,
+            created_at=created,
+            expires_at=created + datetime.timedelta(milliseconds=ttl_ms),
+            ended_at=None,
+        )
+        self.folder(sandbox.id).create()
+        wire = sandbox.to_dict()
+        self.store.insert("sandbox", wire, extra={"env": EnvVars.from_dict(body.get("env", {})).to_dict()})
+        return wire
+
+    async def list_sandboxes(self, call: Call) -> dict[str, Any]:
+        pairs = [item.split(":", 1) for item in call.query.get("metadata", [])]
+        moment = now()
+        for body in self.store.all("sandbox", status="running"):
+            if parse_time(body["expiresAt"]) <= moment:
+                self._end_sandbox(body, "expired")
+        return self.store.page(
+            "sandbox",
+            limit=call.query.get("limit", 20),
+            cursor=call.query.get("cursor"),
+            status=call.query.get("status"),
+            keep=lambda body: all(body["metadata"].get(k) == v for k, v in pairs),
+        )
+
+    async def get_sandbox(self, call: Call) -> dict[str, Any]:
+        return self.sandbox(call.path["sandboxId"])
+
+    async def kill_sandbox(self, call: Call) -> None:
+        body = self.sandbox(call.path["sandboxId"])
+        if body["status"] in ("running", "starting"):
+            self._end_sandbox(body, "killed")
+
+    async def set_sandbox_ttl(self, call: Call) -> dict[str, Any]:
+        sandbox = Sandbox.from_dict(self.running_sandbox(call.path["sandboxId"]))
+        sandbox.ttl_ms = call.body["ttlMs"]
+        sandbox.expires_at = now() + datetime.timedelta(milliseconds=sandbox.ttl_ms)
+        wire = sandbox.to_dict()
+        self.store.update(wire)
+        return wire
+
+    # Commands
+
+    async def run_command(self, call: Call) -> dict[str, Any]:
+        live = await self._start_command(call, keep_stdin_open=False)
+        await live.finished.wait()
+        return self.command_body(live.body["id"])
+
+    async def start_command(self, call: Call) -> Response:
+        live = await self._start_command(call, keep_stdin_open="stdin" not in call.body)
+        return json_response(live.snapshot(), 202)
+
+    async def _start_command(self, call: Call, *, keep_stdin_open: bool) -> LiveCommand:
+        sandbox_id = call.path["sandboxId"]
+        self.running_sandbox(sandbox_id)
+        spec = call.body
+        cwd = spec.get("cwd", HOME)
+        folder = self.folder(sandbox_id)
+        if self.config.bwrap is None or not cwd.startswith("/"):
+            cwd = folder.resolve(cwd).virtual
+        argv, host_cwd, env = folder.command(
+            spec["command"], cwd, bwrap=self.config.bwrap, data_dir=self.config.data_dir
+        )
+        env.update(self.store.extra(sandbox_id).get("env", {}))
+        env.update(spec.get("env", {}))
+        timeout_ms = spec.get("timeoutMs", DEFAULT_COMMAND_TIMEOUT_MS)
+        command = Command(
+            id=new_id("cmd"),
+            sandbox_id=sandbox_id,
+            command=spec["command"],
+            cwd=cwd,
+            status=CommandStatus.RUNNING,
+            exit_code=None,
+            stdout="",
+            stderr="",
+            stdout_truncated=False,
+            stderr_truncated=False,
+            timeout_ms=timeout_ms,
+            started_at=now(),
+            finished_at=None,
+            duration_ms=None,
+        )
+        live = LiveCommand(command.to_dict(), OutputLog(self._log_path(command.id)))
+        if not Path(host_cwd).is_dir():
+            raise invalid_path(cwd, "is not a directory in the sandbox")
+        try:
+            await live.start(argv, host_cwd, env, spec.get("stdin"), keep_stdin_open)
+        except OSError as exc:
+            raise ApiProblem(500, "internal_error", f"The command could not start: {exc.strerror}.") from exc
+        self.store.insert("command", live.body)
+        self.live[command.id] = live
+        self.spawn(self._supervise(live, timeout_ms / 1000))
+        return live
+
+    def _log_path(self, command_id: str) -> Path:
+        return self.config.data_dir / "commands" / f"{command_id}.log"
+
+    async def _supervise(self, live: LiveCommand, timeout_s: float) -> None:
+        try:
+            await live.run(timeout_s)
+        finally:
+            status, exit_code = (
+                live.outcome() if live.process and live.process.returncode is not None else ("killed", None)
+            )
+            body = live.snapshot()
+            self._finish_command_body(body, status, exit_code, started=live.started)
+            del self.live[body["id"]]
+            live.body = self.command_body(body["id"])
+            live.finished.set()
+            live.notify()
+
+    def _finish_command_body(
+        self, body: dict[str, Any], status: str, exit_code: int | None, started: float | None = None
+    ) -> None:
+        command = Command.from_dict(body)
+        command.status = CommandStatus(status)
+        command.exit_code = exit_code
+        command.finished_at = now()
+        elapsed = time.monotonic() - started if started is not None else 0.0
+        command.duration_ms = int(elapsed * 1000)
+        self.store.update(command.to_dict())
+
+    def command_body(self, command_id: str) -> dict[str, Any]:
+        live = self.live.get(command_id)
+        if live is not None:
+            return live.snapshot()
+        body = self.store.get("command", command_id)
+        if body is None:
+            raise not_found("command", "commandId", command_id)
+        return body
+
+    def command(self, call: Call) -> dict[str, Any]:
+        self.running_sandbox(call.path["sandboxId"])
+        body = self.command_body(call.path["commandId"])
+        if body["sandboxId"] != call.path["sandboxId"]:
+            raise not_found("command", "commandId", call.path["commandId"])
+        return body
+
+    async def list_commands(self, call: Call) -> dict[str, Any]:
+        sandbox_id = call.path["sandboxId"]
+        self.running_sandbox(sandbox_id)
+        page = self.store.page(
+            "command",
+            limit=call.query.get("limit", 20),
+            cursor=call.query.get("cursor"),
+            sandbox_id=sandbox_id,
+            status=call.query.get("status"),
+        )
+        page["data"] = [self.command_body(body["id"]) for body in page["data"]]
+        return page
+
+    async def get_command(self, call: Call) -> dict[str, Any]:
+        return self.command(call)
+
+    async def wait_command(self, call: Call) -> dict[str, Any]:
+        body = self.command(call)
+        live = self.live.get(body["id"])
+        if live is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(live.finished.wait(), call.query.get("timeoutMs", 60_000) / 1000)
+        return self.command_body(body["id"])
+
+    def _live(self, call: Call) -> LiveCommand:
+        body = self.command(call)
+        live = self.live.get(body["id"])
+        if live is None:
+            raise ApiProblem(
+                409,
+                "command_not_running",
+                f"Command {body['id']} has ended ({body['status']}).",
+                {"commandId": body["id"], "status": body["status"]},
+            )
+        return live
+
+    async def kill_command(self, call: Call) -> dict[str, Any]:
+        live = self._live(call)
+        sig = signal.Signals[(call.body or {}).get("signal", "SIGTERM")]
+        live.kill(sig, "killed")
+        try:
+            await asyncio.wait_for(asyncio.shield(live.finished.wait()), KILL_GRACE_S)
+        except TimeoutError:
+            live.kill(signal.SIGKILL, "killed")
+            await live.finished.wait()
+        return self.command_body(live.body["id"])
+
+    async def send_stdin(self, call: Call) -> None:
+        live = self._live(call)
+        if live.stdin_open:
+            await live.write_stdin(call.body["data"], bool(call.body.get("eof", False)))
+
+    async def stream_events(self, call: Call) -> Response:
+        body = self.command(call)
+        last = call.headers.get("last-event-id", "0").strip() or "0"
+        if not last.isdigit():
+            raise ApiProblem(
+                400,
+                "invalid_request",
+                "Last-Event-ID is not an id this server sent.",
+                {"field": "Last-Event-ID", "reason": "not an offset"},
+            )
+        return StreamingResponse(
+            self._events(body["id"], int(last)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def _events(self, command_id: str, offset: int) -> AsyncIterator[bytes]:
+        log = OutputLog(self._log_path(command_id))
+        while True:
+            live = self.live.get(command_id)
+            log = live.log if live is not None else OutputLog(log.path)
+            for end, stream, text in log.read_after(offset):
+                offset = end
+                data = json.dumps({"stream": stream, "data": text}, ensure_ascii=False)
+                yield f"id: {end}\nevent: output\ndata: {data}\n\n".encode()
+            if live is None:
+                final = json.dumps(self.command_body(command_id), ensure_ascii=False)
+                yield f"id: {offset}\nevent: exit\ndata: {final}\n\n".encode()
+                return
+            await live.changed(timeout_s=10)
+            if live.log.size == offset and not live.finished.is_set():
+                yield b": keep-alive\n\n"
+
+    # Previews
+
+    def _preview_url(self, call: Call, preview_id: str) -> str:
+        return f"{str(call.request.base_url).rstrip('/')}/previews/{preview_id}/"
+
+    async def create_preview(self, call: Call) -> Response:
+        sandbox_id = call.path["sandboxId"]
+        self.running_sandbox(sandbox_id)
+        port = call.body["port"]
+        for body in self.store.all("preview", sandbox_id=sandbox_id):
+            if body["port"] == port:
+                return json_response(body, 200)
+        visibility = PreviewVisibility(call.body.get("visibility", "private"))
+        preview_id = new_id("prv")
+        preview = Preview(
+            id=preview_id,
+            sandbox_id=sandbox_id,
+            port=port,
+            url=self._preview_url(call, preview_id),
+            visibility=visibility,
+            created_at=now(),
+        )
+        if visibility == PreviewVisibility.PRIVATE:
+            preview.token = secrets.token_urlsafe(24)
+        wire = preview.to_dict()
+        self.store.insert("preview", wire)
+        return json_response(wire, 201)
+
+    async def list_previews(self, call: Call) -> dict[str, Any]:
+        sandbox_id = call.path["sandboxId"]
+        self.running_sandbox(sandbox_id)
+        return {"data": self.store.all("preview", sandbox_id=sandbox_id)}
+
+    async def delete_preview(self, call: Call) -> None:
+        self.running_sandbox(call.path["sandboxId"])
+        body = self.store.get("preview", call.path["previewId"])
+        if body is None or body["sandboxId"] != call.path["sandboxId"]:
+            raise not_found("preview", "previewId", call.path["previewId"])
+        self.store.delete(body["id"])
+
+    # Artifacts storage, shared with _files.py
+
+    def artifact_file(self, artifact_id: str) -> Path:
+        return self.config.data_dir / "artifacts" / artifact_id
+
+    def forget_artifact(self, artifact_id: str) -> None:
+        self.store.delete(artifact_id)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.artifact_file(artifact_id))
+
+
+def json_response(body: Any, status: int) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), status, media_type="application/json")
