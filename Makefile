@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install generate check-generated lint typecheck test clean
+.PHONY: install system-deps generate check-generated lint typecheck test demo clean
 
 install: $(STAMP)
 
@@ -13,6 +13,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
+
+## Debian packages: bubblewrap isolates CrowNest Local's commands (without it the server warns and
+## the tests that need isolation say why they cannot run).
+system-deps:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap >/dev/null; \
+	} || echo "warning: could not install bubblewrap; CrowNest Local will run commands unisolated"
 
 node_modules/.bin/redocly: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -38,8 +46,12 @@ lint: $(STAMP) node_modules/.bin/redocly
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-test: $(STAMP) check-generated lint typecheck
+test: $(STAMP) system-deps check-generated lint typecheck
 	$(PY) -m pytest -q
+
+## Start CrowNest Local and run the product page's worked and async examples against it.
+demo: $(STAMP) system-deps
+	$(PY) examples/demo.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

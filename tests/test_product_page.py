@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,11 @@ def test_create_client_example() -> None:
     assert names["client"].base_url.startswith("http://127.0.0.1:")  # the `with CrowNest()` client, from the env
     assert names["client"].timeout.read == 660 and names["client"].timeout.connect == 5
     assert isinstance(names["sandboxes"], SyncPager)  # a lazy list: pages are fetched as it is iterated
+
+
+def test_make_demo_runs_both_examples() -> None:
+    """`make demo` runs examples/demo.py: its own server, the page's code, the page's output."""
+    demo = EXAMPLES.parent / "demo.py"
+    out = subprocess.run([sys.executable, str(demo)], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert f"exit code: 0\nwrote primes.txt\n\n{PRIMES}\n" in out
+    assert out.endswith("$ python examples/product_page/async_client.py\n0 42\n\n\n")

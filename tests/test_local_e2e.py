@@ -1,0 +1,295 @@
+"""Every public SDK method, sync and async, over real HTTP against CrowNest Local.
+
+One scenario per mode drives the client through a recorder that notes each
+method called; the scenario ends by checking that no public method of any
+resource, scoped resource or handle was left out.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from crownest import AsyncCrowNest, CrowNest, CrowNestApiError
+from crownest._generated.resources import AsyncClientResources, AsyncSandboxScopes, ClientResources, SandboxScopes
+from crownest._handle import AsyncSandboxHandle, SandboxHandle
+from crownest_local import LocalServer
+
+T = TypeVar("T")
+HANDLE_METHODS = {"kill", "refresh", "set_ttl"}
+
+
+def public_methods(cls: type) -> set[str]:
+    return {name for name, value in vars(cls).items() if not name.startswith("_") and callable(value)}
+
+
+def expected_calls(resources: type, scopes: type) -> set[str]:
+    names: set[str] = set()
+    for prefix, holder in (("client", resources), ("sandbox", scopes)):
+        for tag, prop in vars(holder).items():
+            if not tag.startswith("_"):
+                getter: Any = prop.fget if isinstance(prop, property) else prop.func
+                module = importlib.import_module(f"crownest._generated.resources.{tag}")
+                cls = getattr(module, inspect.signature(getter).return_annotation)
+                names |= {f"{prefix}.{tag}.{m}" for m in public_methods(cls)}
+    return names | {f"sandbox.{m}" for m in HANDLE_METHODS}
+
+
+class Recorder:
+    """Passes everything through to `target`, noting `<path>.<method>` for each public method called."""
+
+    def __init__(self, target: Any, path: str, seen: set[str]) -> None:
+        self._target, self._path, self._seen = target, path, seen
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if name.startswith("_"):
+            return value
+        if type(value).__module__.startswith("crownest._generated.resources"):
+            return Recorder(value, f"{self._path}.{name}", self._seen)
+        if not inspect.ismethod(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._seen.add(f"{self._path}.{name}")
+            result = value(*args, **kwargs)
+            if inspect.isawaitable(result):
+                return self._wrap_later(result)
+            return self._wrap(result)
+
+        return call
+
+    async def _wrap_later(self, result: Awaitable[Any]) -> Any:
+        return self._wrap(await result)
+
+    def _wrap(self, result: Any) -> Any:
+        if isinstance(result, SandboxHandle | AsyncSandboxHandle):
+            return Recorder(result, "sandbox", self._seen)
+        return result
+
+
+async def done(value: T | Awaitable[T]) -> T:
+    """The value of a sync call, or the awaited value of an async one."""
+    return await value if inspect.isawaitable(value) else value
+
+
+async def items(pager: Any) -> list[Any]:
+    if hasattr(pager, "__aiter__"):
+        return [item async for item in pager]
+    return list(pager)
+
+
+@pytest.fixture(params=["sync", "async"])
+async def sdk(request: pytest.FixtureRequest, crownest_local: LocalServer) -> AsyncIterator[tuple[Any, set[str], str]]:
+    seen: set[str] = set()
+    if request.param == "sync":
+        with crownest_local.client(max_retries=0) as client:
+            yield Recorder(client, "client", seen), seen, "sync"
+    else:
+        async with crownest_local.async_client(max_retries=0) as aclient:
+            yield Recorder(aclient, "client", seen), seen, "async"
+
+
+async def test_every_method(sdk: tuple[Any, set[str], str]) -> None:
+    client, seen, mode = sdk
+    await templates(client)
+    sandbox = await sandboxes(client)
+    await commands(client, sandbox)
+    await files(client, sandbox)
+    await artifacts(client, sandbox)
+    await previews(client, sandbox)
+    await done(sandbox.kill())
+    assert (await done(client.sandboxes.get(sandbox.id))).status == "killed"
+    expected = (
+        expected_calls(ClientResources, SandboxScopes)
+        if mode == "sync"
+        else expected_calls(AsyncClientResources, AsyncSandboxScopes)
+    )
+    assert {"client.files.read_text", "sandbox.commands.events", "sandbox.kill"} <= expected
+    assert expected - seen == set(), "public methods no end-to-end test calls"
+
+
+async def templates(client: Any) -> None:
+    listed = await done(client.templates.list())
+    assert {"python", "base"} <= {t.id for t in listed}
+    assert (await done(client.templates.get("python"))).description
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(client.templates.get("cobol"))
+    assert (caught.value.status, caught.value.code) == (404, "template_not_found")
+
+
+async def sandboxes(client: Any) -> Any:
+    sandbox = await done(
+        client.sandboxes.create(template="python", ttl_ms=120_000, metadata={"suite": "e2e"}, env={"GREETING": "hello"})
+    )
+    assert sandbox.status == "running" and sandbox.metadata["suite"] == "e2e"
+    assert "env" not in (await done(client.sandboxes.get(sandbox.id))).to_dict()
+    listed = await items(client.sandboxes.list(metadata={"suite": "e2e"}, status="running"))
+    assert sandbox.id in {s.id for s in listed}
+    extended = await done(client.sandboxes.set_ttl(sandbox.id, ttl_ms=600_000))
+    assert extended.ttl_ms == 600_000 and extended.expires_at > sandbox.expires_at
+    await done(sandbox.set_ttl(300_000))
+    assert sandbox.ttl_ms == 300_000
+    await done(sandbox.refresh())
+    assert sandbox.status == "running"
+    other = await done(client.sandboxes.create(template="base"))
+    await done(client.sandboxes.kill(other.id))
+    await done(client.sandboxes.kill(other.id))  # killing an ended sandbox is also fine
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(client.commands.run(other.id, "true"))
+    assert (caught.value.status, caught.value.code) == (409, "sandbox_not_running")
+    return sandbox
+
+
+async def commands(client: Any, sandbox: Any) -> None:
+    result = await done(sandbox.commands.run("echo $GREETING $EXTRA; echo oops >&2; exit 3", env={"EXTRA": "there"}))
+    assert (result.status, result.exit_code, result.stdout, result.stderr) == ("failed", 3, "hello there\n", "oops\n")
+    timed = await done(client.commands.run(sandbox.id, "sleep 5", timeout_ms=200))
+    assert timed.status == "timed_out" and timed.exit_code is None
+    fed = await done(sandbox.commands.run("cat", stdin="fed in"))
+    assert fed.stdout == "fed in"
+
+    started = await done(client.commands.start(sandbox.id, "read line; echo got $line"))
+    assert started.status == "running"
+    await done(client.commands.send_stdin(sandbox.id, started.id, data="ping\n", eof=True))
+    finished = await done(client.commands.wait(sandbox.id, started.id, timeout_ms=10_000))
+    assert (finished.status, finished.stdout) == ("succeeded", "got ping\n")
+    assert (await done(client.commands.get(sandbox.id, started.id))).stdout == "got ping\n"
+
+    sleeper = await done(sandbox.commands.start("sleep 30"))
+    assert (await done(sandbox.commands.wait(sleeper.id, timeout_ms=50))).status == "running"
+    killed = await done(sandbox.commands.kill(sleeper.id))
+    assert killed.status == "killed"
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(client.commands.kill(sandbox.id, sleeper.id, signal="SIGKILL"))
+    assert caught.value.code == "command_not_running"
+
+    talker = await done(sandbox.commands.start("cat"))
+    await done(sandbox.commands.send_stdin(talker.id, data="a", eof=True))
+    assert (await done(sandbox.commands.get(talker.id))).id == talker.id
+    events = await done(sandbox.commands.events(started.id))
+    assert parse_sse(events) == [
+        ("output", "9", {"stream": "stdout", "data": "got ping\n"}),  # id: the byte offset after the event
+        ("exit", "9", finished.to_dict()),
+    ]
+    assert parse_sse(await done(client.commands.events(sandbox.id, started.id, last_event_id="4")))[0][2] == {
+        "stream": "stdout",
+        "data": "ping\n",
+    }
+
+    listed = await items(client.commands.list(sandbox.id, limit=2))
+    assert len(listed) == 6 and listed[0].id == talker.id  # newest first, across pages
+    assert [c.id for c in await items(sandbox.commands.list(status="killed"))] == [sleeper.id]
+
+
+def parse_sse(text: str) -> list[tuple[str, str, Any]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        events.append((fields["event"], fields["id"], json.loads(fields["data"])))
+    return events
+
+
+async def files(client: Any, sandbox: Any) -> None:
+    info = await done(sandbox.files.write("notes/a.txt", "héllo"))
+    assert (info.path, info.type_, info.size_bytes) == ("/home/user/notes/a.txt", "file", 6)
+    await done(client.files.write(sandbox.id, "/tmp/raw.bin", bytes(range(256))))
+    assert await done(client.files.read(sandbox.id, "/tmp/raw.bin")) == bytes(range(256))
+    assert await done(sandbox.files.read_text("notes/a.txt")) == "héllo"
+    assert await done(client.files.read_text(sandbox.id, "/home/user/notes/a.txt")) == "héllo"
+    assert await done(sandbox.files.read("notes/a.txt")) == "héllo".encode()
+    made = await done(sandbox.files.mkdir("build/out"))
+    assert made.type_ == "directory"
+    await done(client.files.mkdir(sandbox.id, "build/more", parents=False))
+    moved = await done(sandbox.files.move("notes/a.txt", "build/out/a.txt"))
+    assert moved.path == "/home/user/build/out/a.txt"
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(client.files.move(sandbox.id, "build/out/a.txt", "build/out/a.txt"))
+    assert caught.value.code == "file_exists"
+    assert [e.name for e in await done(sandbox.files.list("build"))] == ["more", "out"]
+    assert [e.name for e in await done(client.files.list(sandbox.id, "/home/user/build/out"))] == ["a.txt"]
+    assert (await done(sandbox.files.info("build/out/a.txt"))).size_bytes == 6
+    assert (await done(client.files.info(sandbox.id, "build"))).type_ == "directory"
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(sandbox.files.delete("build"))
+    assert caught.value.code == "directory_not_empty"
+    await done(client.files.delete(sandbox.id, "build/more"))
+    await done(sandbox.files.delete("build", recursive=True))
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(sandbox.files.info("build"))
+    assert (caught.value.status, caught.value.code) == (404, "file_not_found")
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(sandbox.files.read("../../etc/passwd"))
+    assert (caught.value.status, caught.value.code) == (400, "invalid_path")
+    seen_by_command = await done(sandbox.commands.run("cat /tmp/raw.bin | wc -c"))
+    assert seen_by_command.stdout.strip() == "256"
+
+
+async def artifacts(client: Any, sandbox: Any) -> None:
+    await done(sandbox.files.write("report/data.csv", "a,b\n1,2\n"))
+    single = await done(sandbox.artifacts.create(path="report/data.csv"))
+    assert (single.name, single.size_bytes, single.content_type) == ("data.csv", 8, "text/csv")
+    folder = await done(client.artifacts.create(sandbox.id, path="report", name="report.tgz", ttl_ms=60_000))
+    assert folder.name == "report.tgz" and folder.content_type == "application/gzip"
+    assert await done(client.artifacts.download(single.id)) == b"a,b\n1,2\n"
+    assert (await done(client.artifacts.download(folder.id)))[:2] == b"\x1f\x8b"
+    assert (await done(client.artifacts.get(single.id))).sha256 == single.sha256
+    assert [a.id for a in await items(sandbox.artifacts.list())] == [folder.id, single.id]
+    assert [a.id for a in await items(client.artifacts.list(sandbox_id=sandbox.id, limit=1))] == [folder.id, single.id]
+    await done(client.artifacts.delete(folder.id))
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(client.artifacts.get(folder.id))
+    assert caught.value.code == "artifact_not_found"
+
+
+async def previews(client: Any, sandbox: Any) -> None:
+    port = free_port()
+    await done(sandbox.files.write("site/index.html", "<h1>preview</h1>"))
+    server = await done(sandbox.commands.start(f"cd site && exec python -m http.server {port} --bind 127.0.0.1"))
+    private = await done(sandbox.previews.create(port=port))
+    assert private.visibility == "private" and private.token
+    assert (await done(client.previews.create(sandbox.id, port=port))).id == private.id  # one preview per port
+    public = await done(
+        client.previews.create(sandbox.id, port=port + 1 if port < 65535 else port - 1, visibility="public")
+    )
+    async with httpx.AsyncClient(timeout=10) as http:
+        body = await fetch_when_up(http, private.url, {"X-CrowNest-Preview-Token": private.token})
+        assert body == "<h1>preview</h1>"
+        denied = await http.get(private.url)
+        assert denied.status_code == 403 and denied.json()["error"]["code"] == "permission_denied"
+    assert {p.id for p in await done(sandbox.previews.list())} == {private.id, public.id}
+    await done(sandbox.previews.delete(public.id))
+    await done(client.previews.delete(sandbox.id, private.id))
+    assert await done(client.previews.list(sandbox.id)) == []
+    await done(sandbox.commands.kill(server.id))
+
+
+async def fetch_when_up(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> str:
+    """The preview's page once the server in the sandbox listens (it takes a moment to start)."""
+    import asyncio
+
+    for _ in range(100):
+        response = await http.get(url, headers=headers)
+        if response.status_code == 200:
+            return response.text
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"preview never answered: {response.status_code} {response.text}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_clients_are_the_real_classes(crownest_local: LocalServer) -> None:
+    with crownest_local.client() as client:
+        assert isinstance(client, CrowNest) and client.base_url == crownest_local.base_url
+    assert isinstance(crownest_local.async_client(), AsyncCrowNest)
