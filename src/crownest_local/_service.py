@@ -49,7 +49,7 @@ DEFAULT_COMMAND_TIMEOUT_MS = 60_000
 KILL_GRACE_S = 2.0
 REAP_INTERVAL_S = 0.2
 ISOLATION_WARNING = (
-    "bubblewrap (bwrap) is not installed: commands run as plain processes of the server's user, "
+    "CrowNest Local without bubblewrap (bwrap): commands run as plain processes of the server's user, "
     "with NO isolation between sandboxes or from this machine. File operations stay confined to each "
     "sandbox's folder. Install the Debian package 'bubblewrap' to isolate commands."
 )
