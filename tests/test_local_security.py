@@ -9,8 +9,9 @@ bubblewrap is installed, one sandbox's commands cannot see another's files.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -112,9 +113,9 @@ def outside_untouched(outside: Path) -> None:
 def test_path_escapes_neither_read_nor_write_outside(
     path: str, planted: tuple[CrowNest, SandboxHandle], outside: Path
 ) -> None:
-    client, sandbox = planted
+    _, sandbox = planted
     escapes = path in LEXICAL_ESCAPES or path in ABSOLUTE_OUTSIDE or path in THROUGH_SYMLINKS
-    attempts = {
+    attempts: dict[str, Callable[[], Any]] = {
         "read": lambda: sandbox.files.read(path),
         "write": lambda: sandbox.files.write(path, b"pwned"),
         "list": lambda: sandbox.files.list(path),
