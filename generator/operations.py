@@ -22,6 +22,7 @@ from openapi_python_client.parser.properties import (
     ModelProperty,
     StringProperty,
 )
+from openapi_python_client.parser.responses import TEXT_SOURCE
 from openapi_python_client.strings import snake_case
 
 SANDBOX_ID = "sandbox_id"
@@ -168,6 +169,8 @@ def _response(
     """(kind, parse expression, result type, handle) of the first 2xx response."""
     ok = [r for r in endpoint.responses.patterns if 200 <= r.status_code.range[0] < 300]
     prop = ok[0].prop
+    if ok[0].source == TEXT_SOURCE:  # text/*, event streams included: the schema then describes one event
+        return "text", "None", "str", None
     if isinstance(prop, AnyProperty):
         return "none", "None", "None", None
     if isinstance(prop, FileProperty):

@@ -28,7 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ._errors import ApiProblem, not_found
+from ._errors import ApiProblem, from_os_error, not_found
 from ._files import Files
 from ._service import Call, Config, Handler, Service, json_response
 from ._spec import Operation, Validator, load_spec, operations
@@ -137,7 +137,8 @@ def create_app(config: Config) -> Starlette:
             405: ("method_not_allowed", f"{request.url.path} does not take {request.method}."),
         }.get(status, ("internal_error", "An unexpected error."))
         request_id = new_request_id()
-        response = error_response(ApiProblem(status, code, message), request_id)
+        headers = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}  # 405 carries `Allow`
+        response = error_response(ApiProblem(status, code, message, headers=headers), request_id)
         response.headers["X-Request-Id"] = request_id
         return response
 
@@ -185,9 +186,12 @@ class Dispatcher:
                 return DropConnection()
         except ApiProblem as problem:
             response = error_response(problem, request_id)
-        except Exception:
-            logger.exception("%s %s failed", request.method, request.url.path)
-            response = error_response(ApiProblem(500, "internal_error", "An unexpected error."), request_id)
+        except Exception as exc:
+            known = from_os_error(exc) if isinstance(exc, OSError) else None
+            if known is None:
+                logger.exception("%s %s failed", request.method, request.url.path)
+                known = ApiProblem(500, "internal_error", "An unexpected error.")
+            response = error_response(known, request_id)
         response.headers["X-Request-Id"] = request_id
         return response
 
@@ -305,7 +309,8 @@ def query_value(values: list[str], schema: Mapping[str, Any], name: str) -> Any:
         return values
     value = values[-1]
     if kind == "integer":
-        return int(value) if value.lstrip("-").isdigit() and len(value) < 20 else value
+        digits = value.removeprefix("-")
+        return int(value) if digits.isascii() and digits.isdigit() and len(digits) < 19 else value
     if kind == "boolean":
         return {"true": True, "false": False}.get(value, value)
     return value

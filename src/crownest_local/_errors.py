@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from crownest._generated.models import ApiError, ErrorDetails, ErrorEnvelope
@@ -39,3 +40,24 @@ def not_found(kind: str, id_name: str, value: str) -> ApiProblem:
     """The 404 for an unknown ID, e.g. `not_found("sandbox", "sandboxId", "sbx_1")`."""
     label = kind.capitalize()
     return ApiProblem(404, f"{kind}_not_found", f"{label} {value} does not exist.", {id_name: value})
+
+
+# What a file operation's OSError means to a client. The message leaves out the host path.
+OS_ERRORS = {
+    errno.ENOENT: (404, "file_not_found"),
+    errno.ENOTDIR: (409, "not_a_directory"),
+    errno.EISDIR: (409, "is_a_directory"),
+    errno.EEXIST: (409, "file_exists"),
+    errno.ENOTEMPTY: (409, "directory_not_empty"),
+    errno.ENAMETOOLONG: (400, "invalid_path"),
+    errno.ELOOP: (400, "invalid_path"),
+    errno.EINVAL: (400, "invalid_path"),
+}
+
+
+def from_os_error(exc: OSError) -> ApiProblem | None:
+    """The contract's error for a filesystem error, or None for one a client cannot cause."""
+    if exc.errno not in OS_ERRORS:
+        return None
+    status, code = OS_ERRORS[exc.errno]
+    return ApiProblem(status, code, f"The sandbox's filesystem refused: {exc.strerror}.", {"reason": exc.strerror})

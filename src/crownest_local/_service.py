@@ -416,7 +416,7 @@ class Service:
     async def stream_events(self, call: Call) -> Response:
         body = self.command(call)
         last = call.headers.get("last-event-id", "0").strip() or "0"
-        if not last.isdigit():
+        if not (last.isascii() and last.isdigit()) or len(last) > 18:
             raise ApiProblem(
                 400,
                 "invalid_request",

@@ -121,6 +121,10 @@ class Validator:
             invalid(field, "has characters that are not allowed")
         if "\x00" in value:
             invalid(field, "must not contain NUL")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            invalid(field, "must be valid Unicode (it has a lone surrogate)")
 
     def _check_object(self, value: dict[str, Any], schema: Schema, field: str) -> None:
         prefix = f"{field}." if field else ""

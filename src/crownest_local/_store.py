@@ -93,7 +93,7 @@ class Store:
         """One page, newest first: `{"data": [...], "nextCursor": ...}`."""
         before = None
         if cursor is not None:
-            if not cursor.isdigit() or len(cursor) > 18:
+            if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
                 raise ApiProblem(
                     400,
                     "invalid_request",

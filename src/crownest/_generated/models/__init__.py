@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .artifact_list import ArtifactList
     from .command import Command
     from .command_create import CommandCreate
+    from .command_event import CommandEvent
     from .command_kill import CommandKill
     from .command_list import CommandList
     from .command_status import CommandStatus
@@ -44,6 +45,7 @@ _MODULES = {
     "ArtifactList": ".artifact_list",
     "Command": ".command",
     "CommandCreate": ".command_create",
+    "CommandEvent": ".command_event",
     "CommandKill": ".command_kill",
     "CommandList": ".command_list",
     "CommandStatus": ".command_status",
@@ -78,6 +80,7 @@ __all__ = (
     "ArtifactList",
     "Command",
     "CommandCreate",
+    "CommandEvent",
     "CommandKill",
     "CommandList",
     "CommandStatus",

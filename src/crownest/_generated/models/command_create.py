@@ -26,7 +26,7 @@ class CommandCreate(WireMapping):
     cwd: str | Unset = UNSET
     """ Its working directory (default `/home/user`). """
     env: EnvVars | Unset = UNSET
-    """ Environment variables, string to string. """
+    """ Environment variables, string to string. A name is not empty and has no `=`. """
     timeout_ms: int | Unset = UNSET
     """ The time it may run, in milliseconds (default 60000); past it the process tree is killed and the command is
     `timed_out`. """

@@ -14,7 +14,7 @@ T = TypeVar("T", bound="EnvVars")
 
 @_attrs_define
 class EnvVars(WireMapping):
-    """Environment variables, string to string."""
+    """Environment variables, string to string. A name is not empty and has no `=`."""
 
     additional_properties: dict[str, str] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""

@@ -29,7 +29,7 @@ class SandboxCreate(WireMapping):
     metadata: Metadata | Unset = UNSET
     """ Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤ 512). """
     env: EnvVars | Unset = UNSET
-    """ Environment variables, string to string. """
+    """ Environment variables, string to string. A name is not empty and has no `=`. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 

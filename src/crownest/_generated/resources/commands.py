@@ -377,7 +377,7 @@ class Commands:
             sandbox_id: The sandbox's ID (`sbx_...`).
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
             cwd: Its working directory (default `/home/user`).
-            env: Environment variables, string to string.
+            env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
@@ -461,7 +461,7 @@ class Commands:
             sandbox_id: The sandbox's ID (`sbx_...`).
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
             cwd: Its working directory (default `/home/user`).
-            env: Environment variables, string to string.
+            env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
@@ -688,7 +688,7 @@ class AsyncCommands:
             sandbox_id: The sandbox's ID (`sbx_...`).
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
             cwd: Its working directory (default `/home/user`).
-            env: Environment variables, string to string.
+            env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
@@ -772,7 +772,7 @@ class AsyncCommands:
             sandbox_id: The sandbox's ID (`sbx_...`).
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
             cwd: Its working directory (default `/home/user`).
-            env: Environment variables, string to string.
+            env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
@@ -993,7 +993,7 @@ class SandboxCommands:
         Args:
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
             cwd: Its working directory (default `/home/user`).
-            env: Environment variables, string to string.
+            env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
@@ -1073,7 +1073,7 @@ class SandboxCommands:
         Args:
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
             cwd: Its working directory (default `/home/user`).
-            env: Environment variables, string to string.
+            env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
@@ -1294,7 +1294,7 @@ class AsyncSandboxCommands:
         Args:
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
             cwd: Its working directory (default `/home/user`).
-            env: Environment variables, string to string.
+            env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
@@ -1374,7 +1374,7 @@ class AsyncSandboxCommands:
         Args:
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
             cwd: Its working directory (default `/home/user`).
-            env: Environment variables, string to string.
+            env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.

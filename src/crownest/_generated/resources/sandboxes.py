@@ -163,7 +163,7 @@ class Sandboxes:
             ttl_ms: Time to live in milliseconds (default 300000, i.e. 5 minutes).
             metadata: Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤
                 512).
-            env: Environment variables, string to string.
+            env: Environment variables, string to string. A name is not empty and has no `=`.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
                 one for every call unless you pass your own.
@@ -335,7 +335,7 @@ class AsyncSandboxes:
             ttl_ms: Time to live in milliseconds (default 300000, i.e. 5 minutes).
             metadata: Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤
                 512).
-            env: Environment variables, string to string.
+            env: Environment variables, string to string. A name is not empty and has no `=`.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
                 one for every call unless you pass your own.

@@ -1,0 +1,64 @@
+"""Schemathesis against a live CrowNest Local: the server answers as openapi.yaml says.
+
+Bounded (a fixed number of examples per operation, a fixed seed that
+CROWNEST_FUZZ_SEED can change), with every check but two: no 5xx, no
+response outside the spec, no accepted request that the spec forbids, auth
+enforced. Left out: `positive_data_acceptance` (a valid request with a
+random sandbox ID is rightly 404) and `ensure_resource_availability` (it
+reads a 404 `file_not_found` for a path in a new sandbox as the sandbox
+being missing). Generated shell commands run only inside bubblewrap: without it,
+the operations that execute commands are left out, and the test says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crownest_local import LocalServer
+
+SPEC = Path(__file__).resolve().parent.parent / "openapi.yaml"
+COMMAND_OPERATIONS = ("runCommand", "startCommand")
+
+
+def test_the_server_conforms_to_openapi_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exclude: list[str] = []
+    if shutil.which("bwrap") is None:
+        for operation_id in COMMAND_OPERATIONS:
+            exclude += ["--exclude-operation-id", operation_id]
+        with capsys.disabled():
+            print(
+                f"\nbubblewrap is missing: {', '.join(COMMAND_OPERATIONS)} are left out of the fuzzing", file=sys.stderr
+            )
+    with LocalServer(max_sandboxes=100_000) as server:
+        command = [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            str(SPEC),
+            "--url",
+            server.base_url,
+            "--header",
+            f"Authorization: Bearer {server.api_key}",
+            "--max-examples",
+            "10",
+            "--seed",
+            os.environ.get("CROWNEST_FUZZ_SEED", "20261126"),
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance,ensure_resource_availability",
+            "--request-timeout",
+            "30",
+            "--generation-database",
+            "none",
+            "--no-color",
+            *exclude,
+        ]
+        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "Tested: 31" in result.stdout or exclude
