@@ -1,0 +1,76 @@
+"""CrowNest Local's costs: `run("true")` end to end against spawning it directly, and sandbox capacity.
+
+    .venv/bin/python benchmarks/local_server.py [--runs 200] [--capacity 400]
+
+Prints medians of `commands.run("true")` through the SDK over loopback HTTP,
+of the same bubblewrap argv spawned directly, and of `/bin/sh -c true`, all
+in this run; then starts sandboxes that each keep a command running
+(`sleep 600`), in steps, until `--capacity` or the first failure, timing a
+`sandboxes.get` at each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+from crownest_local import LocalServer
+from crownest_local._isolation import SandboxFolder, bubblewrap
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def timed(action: object, runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        action()  # type: ignore[operator]
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--capacity", type=int, default=400)
+    args = parser.parse_args()
+    bwrap = bubblewrap()
+    with LocalServer(max_sandboxes=args.capacity + 10) as server, server.client(max_retries=0) as client:
+        sandbox = client.sandboxes.create(template="base")
+        sandbox.commands.run("true")
+        sdk = timed(lambda: sandbox.commands.run("true"), args.runs)
+        assert server.data_dir is not None
+        folder = SandboxFolder(Path(server.data_dir) / "sandboxes" / sandbox.id)
+        argv, cwd, env = folder.command("true", "/home/user", bwrap=bwrap, data_dir=Path(server.data_dir))
+        direct = timed(lambda: subprocess.run(argv, cwd=cwd, env=env, check=True), args.runs)
+        shell = timed(lambda: subprocess.run(["/bin/sh", "-c", "true"], check=True), args.runs)
+        print(f"isolation: {'bubblewrap ' + bwrap if bwrap else 'none (bubblewrap missing)'}; {args.runs} runs each")
+        print(f"  commands.run('true') via SDK + HTTP : {median_ms(sdk):6.2f} ms median")
+        print(f"  same argv spawned directly          : {median_ms(direct):6.2f} ms median")
+        print(f"  /bin/sh -c true spawned directly    : {median_ms(shell):6.2f} ms median")
+        sandbox.kill()
+
+        alive = []
+        step = 50
+        try:
+            while len(alive) < args.capacity:
+                for _ in range(step):
+                    held = client.sandboxes.create(template="base", ttl_ms=600_000)
+                    held.commands.start("sleep 600")
+                    alive.append(held)
+                probe = timed(lambda: client.sandboxes.get(alive[0].id), 20)
+                print(f"  {len(alive):4d} sandboxes each running a command: sandboxes.get {median_ms(probe):.2f} ms median")
+        except Exception as exc:  # the capacity found: report it and what stopped it
+            print(f"  stopped at {len(alive)} sandboxes: {type(exc).__name__}: {exc}")
+        finally:
+            for held in alive:
+                held.kill()
+
+
+if __name__ == "__main__":
+    main()
