@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps generate check-generated lint typecheck test demo clean
+.PHONY: install system-deps generate check-generated lint typecheck test demo soak clean
 
 install: $(STAMP)
 
@@ -52,6 +52,10 @@ test: $(STAMP) system-deps check-generated lint typecheck
 ## Start CrowNest Local and run the product page's worked and async examples against it.
 demo: $(STAMP) system-deps
 	$(PY) examples/demo.py
+
+## 2,000 create + run + artifact iterations per mode against CrowNest Local with 30 % injected faults.
+soak: $(STAMP) system-deps
+	$(PY) tests/soak.py --calls 2000
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

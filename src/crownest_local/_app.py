@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -40,6 +41,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 PREVIEW_TOKEN_HEADER = "x-crownest-preview-token"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 FAULTS = ("unavailable", "rate_limited", "drop_before", "drop_after")
+MAX_FAULT_STREAK = 3
 
 
 class DroppedConnection(Exception):
@@ -143,7 +145,9 @@ def create_app(config: Config) -> Starlette:
         return response
 
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: no_route})
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: no_route})
+    app.state.stats = dispatcher.stats
+    return app
 
 
 def new_request_id() -> str:
@@ -156,6 +160,9 @@ class Dispatcher:
         self.validator = validator
         self.service = service
         self.random = random.Random()
+        # Requests by operation ID and injected faults by kind, for tests of retry behaviour.
+        self.stats: Counter[str] = Counter()
+        self._streaks: dict[str, int] = {}  # faults in a row by Idempotency-Key
         self.key_scope = hashlib.sha256(config.api_key.encode()).hexdigest()[:16]
 
     def endpoint(self, methods: dict[str, Operation], handlers: dict[str, Handler]) -> Callable[[Request], Any]:
@@ -167,9 +174,10 @@ class Dispatcher:
 
     async def dispatch(self, op: Operation, handler: Handler, request: Request) -> Response:
         request_id = new_request_id()
+        self.stats[op.operation_id] += 1
         try:
             self._authenticate(request)
-            fault = self._fault()
+            fault = self._fault(request.headers.get(IDEMPOTENCY_HEADER))
             if fault == "drop_before":
                 return DropConnection()
             if fault in ("unavailable", "rate_limited"):
@@ -203,10 +211,21 @@ class Dispatcher:
         if scheme.lower() != "bearer" or not hmac.compare_digest(key.strip().encode(), self.config.api_key.encode()):
             raise ApiProblem(401, "invalid_api_key", "The API key is not valid for this server.")
 
-    def _fault(self) -> str | None:
-        if self.config.faults and self.random.random() < self.config.faults:
-            return self.random.choice(FAULTS)
-        return None
+    def _fault(self, idempotency_key: str | None) -> str | None:
+        """The fault to inject into this request, if any.
+
+        Each request fails with probability `faults`, except that attempts carrying one
+        `Idempotency-Key` fail at most MAX_FAULT_STREAK times in a row: the soak proves
+        exactly-once behaviour, and a client with that many retries always gets through.
+        """
+        streak = self._streaks.pop(idempotency_key, 0) if idempotency_key else 0
+        if not self.config.faults or streak >= MAX_FAULT_STREAK or self.random.random() >= self.config.faults:
+            return None
+        if idempotency_key:
+            self._streaks[idempotency_key] = streak + 1
+        fault = self.random.choice(FAULTS)
+        self.stats[f"fault:{fault}"] += 1
+        return fault
 
     async def _parse(self, op: Operation, request: Request) -> Call:
         query: dict[str, Any] = {}

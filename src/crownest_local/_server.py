@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -58,19 +59,19 @@ class LocalServer:
         max_sandboxes: int = 64,
         isolation: bool = True,
     ) -> None:
-        if not 0.0 <= faults < 1.0:
-            raise ValueError(f"faults must be in [0, 1), got {faults!r}")
         self.host = host
         self._port = port
         self._own_data_dir = data_dir is None
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.api_key = api_key or new_api_key()
+        self._config: Config | None = None
         self.faults = faults
         self.max_sandboxes = max_sandboxes
         self.isolation = isolation
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
+        self._stats: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"LocalServer(base_url={self.base_url!r}, data_dir={str(self.data_dir)!r})"
@@ -80,6 +81,24 @@ class LocalServer:
         if self._socket is None:
             raise RuntimeError("LocalServer is not running: call start() or use `with LocalServer() as server:`")
         return f"http://{self.host}:{self._socket.getsockname()[1]}"
+
+    @property
+    def faults(self) -> float:
+        """The share of requests that fail on purpose; it may be changed while the server runs."""
+        return self._faults
+
+    @faults.setter
+    def faults(self, rate: float) -> None:
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"faults must be in [0, 1), got {rate!r}")
+        self._faults = rate
+        if self._config is not None:
+            self._config.faults = rate
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Requests received by operation ID (e.g. `createSandbox`) and faults injected (`fault:<kind>`)."""
+        return dict(self._stats)
 
     @property
     def running(self) -> bool:
@@ -97,7 +116,9 @@ class LocalServer:
             config.bwrap = None
         if config.bwrap is None:
             warnings.warn(ISOLATION_WARNING, UserWarning, stacklevel=2)
+        self._config = config
         app = create_app(config)
+        self._stats = app.state.stats
         self._socket = listening_socket(self.host, self._port)
         self._server = uvicorn.Server(
             uvicorn.Config(app, log_level="warning", http="h11", ws="none", lifespan="on", timeout_graceful_shutdown=5)
