@@ -80,6 +80,7 @@ class Operation:
     imports: set[str] = field(default_factory=set)  # model class names
     text_method: str | None = None  # name of a twin that decodes a bytes result as UTF-8
     content_type: str | None = None  # media type of a non-JSON request body
+    wait_ms: str | None = None  # expression: milliseconds the server may hold the answer (x-crownest-waits-for)
 
     @property
     def builder(self) -> str:
@@ -238,6 +239,11 @@ def build_operation(
             path = path.replace("{" + p.python_name + "}", "{" + p.send + "}")
     has_cursor = any(p.wire_name == "cursor" for p in params)
     kind, parse, result, handle = _response(endpoint, handles, imports, has_cursor)
+    wait_ms = None
+    if "x-crownest-waits-for" in raw_op:
+        waits = raw_op["x-crownest-waits-for"]
+        [param] = [p for p in params if p.wire_name == waits["field"]]
+        wait_ms = f"{param.python_name} if {param.python_name} is not None else {int(waits['default'])}"
     in_sandbox = any(p.is_sandbox_id for p in params)
     scope = raw_op.get("x-crownest-scope") or ("both" if in_sandbox and "sandboxes" not in endpoint.tags else "client")
     return Operation(
@@ -257,4 +263,5 @@ def build_operation(
         imports=imports,
         text_method=raw_op.get("x-crownest-text-method"),
         content_type=content_type,
+        wait_ms=wait_ms,
     )

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import time
 import warnings
 from typing import Any
@@ -35,7 +36,19 @@ DEFAULT_BASE_URL = "https://api.crownest.dev"
 DEFAULT_TIMEOUT = 660.0
 DEFAULT_MAX_RETRIES = 2
 CONNECT_TIMEOUT = 5.0
+# Added to the time a server may hold an answer on purpose (`RequestSpec.wait_ms`).
+WAIT_MARGIN = 30.0
 USER_AGENT = f"crownest-python/{__version__}"
+
+
+def keepalive_options() -> list[tuple[int, int, int]]:
+    """TCP keepalive: a connection whose peer vanished (a dead sandbox host, a dropped NAT entry)
+    fails within about two minutes instead of hanging until the read timeout."""
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPALIVE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6)):
+        if hasattr(socket, name):  # Linux has KEEPIDLE; macOS names it KEEPALIVE
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    return options
 
 
 def make_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
@@ -123,7 +136,19 @@ class BaseClient:
             headers=headers,
             json=spec.json,
             content=spec.content,
-            timeout=self.timeout if isinstance(timeout, NotGiven) else make_timeout(timeout),
+            timeout=self._timeout_for(spec, timeout),
+        )
+
+    def _timeout_for(self, spec: RequestSpec, timeout: TimeoutTypes | NotGiven) -> httpx.Timeout:
+        """The per-call timeout as given; else the client's, its read phase stretched to cover
+        what the server may take on purpose (a command's own `timeout_ms`) plus a margin."""
+        if not isinstance(timeout, NotGiven):
+            return make_timeout(timeout)
+        base = self.timeout
+        if spec.wait_ms is None or base.read is None or base.read >= spec.wait_ms / 1000 + WAIT_MARGIN:
+            return base
+        return httpx.Timeout(
+            connect=base.connect, read=spec.wait_ms / 1000 + WAIT_MARGIN, write=base.write, pool=base.pool
         )
 
     def _retries(self, max_retries: int | NotGiven) -> int:
@@ -203,7 +228,11 @@ class SyncAPIClient(BaseClient):
     def __init__(self, *, http_client: httpx.Client | None, **config: Any) -> None:
         super().__init__(**config)
         self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(timeout=self.timeout, follow_redirects=False)
+        self._http = http_client or httpx.Client(
+            timeout=self.timeout,
+            follow_redirects=False,
+            transport=httpx.HTTPTransport(socket_options=keepalive_options()),
+        )
 
     def request(
         self,
@@ -245,7 +274,12 @@ class AsyncAPIClient(BaseClient):
     def __init__(self, *, http_client: httpx.AsyncClient | None, **config: Any) -> None:
         super().__init__(**config)
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        self._http = http_client or httpx.AsyncClient(
+            timeout=self.timeout,
+            follow_redirects=False,
+            transport=httpx.AsyncHTTPTransport(socket_options=keepalive_options()),
+        )
+        self._loop: object = None  # the event loop whose connections the pool holds
 
     async def request(
         self,
@@ -255,6 +289,9 @@ class AsyncAPIClient(BaseClient):
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> Any:
         """Send `spec` (retrying what is safe to retry) and return its parsed result."""
+        import asyncio  # imported here: ~15 ms of `import crownest`, and loaded anyway once a loop runs
+
+        self._check_loop(asyncio.get_running_loop())
         request = self._build_request(self._http, spec, timeout)
         retries = self._retries(max_retries)
         retries_taken = 0
@@ -272,10 +309,19 @@ class AsyncAPIClient(BaseClient):
             delay = self._failure_delay(request, error, retries_taken, retries)
             if delay is None:
                 raise error
-            import asyncio  # imported here: ~15 ms of `import crownest` for a sleep between retries
-
             await asyncio.sleep(delay)
             retries_taken += 1
+
+    def _check_loop(self, loop: object) -> None:
+        """Connections belong to the event loop that opened them: refuse to reuse them from another."""
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                "This AsyncCrowNest was first used in another event loop (each asyncio.run() makes a new one), "
+                "and its connections cannot move between loops. Create the client inside the coroutine that "
+                "asyncio.run() runs, or use one event loop for the client's whole life."
+            )
 
     async def close(self) -> None:
         """Close the connections this client opened (not those of an `http_client` you passed)."""

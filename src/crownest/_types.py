@@ -43,10 +43,11 @@ class RequestSpec:
     `parse` turns the decoded JSON body into the result (for `model`, `list`
     and `page` responses); `idempotent` says that the operation takes an
     `Idempotency-Key`, which the client fills in once per call when the caller
-    gave none.
+    gave none. `wait_ms` is how long the server may hold the answer on purpose
+    (a blocking command, a wait), which the client adds to its read timeout.
     """
 
-    __slots__ = ("method", "path", "params", "headers", "json", "content", "kind", "parse", "idempotent")
+    __slots__ = ("method", "path", "params", "headers", "json", "content", "kind", "parse", "idempotent", "wait_ms")
 
     def __init__(
         self,
@@ -60,6 +61,7 @@ class RequestSpec:
         content: bytes | None = None,
         parse: Callable[[Any], Any] | None = None,
         idempotent: bool = False,
+        wait_ms: int | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -70,6 +72,7 @@ class RequestSpec:
         self.kind = kind
         self.parse = parse
         self.idempotent = idempotent
+        self.wait_ms = wait_ms
 
     def with_cursor(self, cursor: str) -> RequestSpec:
         """The same request for the page after `cursor`."""
@@ -83,6 +86,7 @@ class RequestSpec:
             content=self.content,
             parse=self.parse,
             idempotent=self.idempotent,
+            wait_ms=self.wait_ms,
         )
 
 

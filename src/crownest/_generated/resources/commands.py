@@ -121,6 +121,7 @@ def _run_command_request(
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands/run",
         kind="model",
         parse=Command.from_dict,
+        wait_ms=timeout_ms if timeout_ms is not None else 60000,
         headers={
             "Idempotency-Key": idempotency_key,
         },
@@ -208,6 +209,7 @@ def _wait_command_request(
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands/{encode_path_param('command_id', command_id)}/wait",
         kind="model",
         parse=Command.from_dict,
+        wait_ms=timeout_ms if timeout_ms is not None else 60000,
         params={
             "timeoutMs": timeout_ms,
         },

@@ -1,0 +1,116 @@
+"""Calls that never hang and clients that scale: timeouts, keepalive, loops, redirects, closing."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import warnings
+
+import pytest
+import respx
+
+import payloads as p
+from conftest import API_KEY, BASE_URL
+from crownest import AsyncCrowNest, CrowNest, CrowNestApiError, CrowNestConnectionError, CrowNestTimeoutError
+from crownest_local import LocalServer
+
+
+def test_a_blocking_run_outlasts_the_clients_read_timeout(crownest_local: LocalServer) -> None:
+    """`commands.run(timeout_ms=...)` stretches the read timeout to the command's time plus a margin."""
+    with crownest_local.client(timeout=1, max_retries=0) as client:
+        sandbox = client.sandboxes.create(template="base")
+        result = sandbox.commands.run("sleep 1.5; echo done", timeout_ms=5000)
+        assert (result.status, result.stdout) == ("succeeded", "done\n")
+        with pytest.raises(CrowNestTimeoutError):  # an explicit per-call timeout is taken as given
+            sandbox.commands.run("sleep 1.5", timeout_ms=5000, timeout=0.5)
+        sandbox.kill()
+
+
+def test_the_read_timeout_allowance_follows_timeout_ms(api: respx.MockRouter) -> None:
+    route = api.post("/v1/sandboxes/sbx_1/commands/run").respond(200, json=p.command())
+    with CrowNest(api_key=API_KEY, base_url=BASE_URL, timeout=10) as client:
+        client.commands.run("sbx_1", "true", timeout_ms=120_000)
+        client.commands.run("sbx_1", "true")  # the server's default, 60 s
+        client.commands.run("sbx_1", "true", timeout=None)
+    reads = [call.request.extensions["timeout"]["read"] for call in route.calls]
+    assert reads == [150.0, 90.0, None]
+    wait = api.get("/v1/sandboxes/sbx_1/commands/cmd_1/wait").respond(200, json=p.command())
+    with CrowNest(api_key=API_KEY, base_url=BASE_URL, timeout=700) as client:
+        client.commands.wait("sbx_1", "cmd_1", timeout_ms=1000)  # already covered: unchanged
+    assert wait.calls[0].request.extensions["timeout"] == {"connect": 5.0, "read": 700.0, "write": 700.0, "pool": 700.0}
+
+
+def test_connections_use_tcp_keepalive(crownest_local: LocalServer) -> None:
+    with crownest_local.client() as client:
+        client.templates.list()
+        [connection] = client._http._transport._pool.connections  # type: ignore[attr-defined]
+        sock: socket.socket = connection._connection._network_stream.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+
+
+async def test_one_async_client_serves_500_concurrent_tasks(crownest_local: LocalServer) -> None:
+    async with crownest_local.async_client(max_retries=0) as client:
+        sandbox = await client.sandboxes.create(template="base")
+        results = await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(500)))
+        assert {r.id for r in results} == {sandbox.id} and len(results) == 500
+        await sandbox.kill()
+
+
+def test_an_async_client_across_two_event_loops_raises_a_clear_error(crownest_local: LocalServer) -> None:
+    client = crownest_local.async_client()
+    assert asyncio.run(client.templates.list())
+    with pytest.raises(RuntimeError, match="first used in another event loop"):
+        asyncio.run(client.templates.list())
+    del client
+    with warnings.catch_warnings():  # the first loop closed under the client's open connection: that is the misuse
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+def test_closing_closes_every_connection(crownest_local: LocalServer) -> None:
+    async def use_async() -> None:
+        async with crownest_local.async_client() as client:
+            await asyncio.gather(*(client.templates.list() for _ in range(20)))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        with crownest_local.client() as client:
+            client.templates.list()
+            pool = client._http._transport._pool  # type: ignore[attr-defined]
+            assert len(pool.connections) == 1
+        assert pool.connections == []
+        asyncio.run(use_async())
+        gc.collect()
+
+
+def test_authorization_never_follows_a_redirect(api: respx.MockRouter) -> None:
+    """Redirects are not followed, so the key cannot be carried to another origin: the 3xx is an error."""
+    api.get("/v1/templates").respond(307, headers={"Location": "https://elsewhere.test/v1/templates"})
+    with (
+        CrowNest(api_key=API_KEY, base_url=BASE_URL, max_retries=0) as client,
+        pytest.raises(CrowNestApiError) as caught,
+    ):
+        client.templates.list()
+    assert caught.value.status == 307
+    assert [str(call.request.url) for call in api.calls] == [f"{BASE_URL}/v1/templates"]
+
+
+async def test_an_async_client_never_follows_a_redirect_either(api: respx.MockRouter) -> None:
+    api.get("/v1/templates").respond(302, headers={"Location": "https://elsewhere.test/"})
+    async with AsyncCrowNest(api_key=API_KEY, base_url=BASE_URL, max_retries=0) as client:
+        with pytest.raises(CrowNestApiError) as caught:
+            await client.templates.list()
+    assert caught.value.status == 302
+    assert [str(call.request.url) for call in api.calls] == [f"{BASE_URL}/v1/templates"]
+
+
+def test_a_dead_server_fails_fast_instead_of_hanging() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+    client = CrowNest(api_key=API_KEY, base_url=f"http://127.0.0.1:{port}", max_retries=1)
+    with client, pytest.raises(CrowNestConnectionError, match="ConnectError"):
+        client.templates.list()
