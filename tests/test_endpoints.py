@@ -17,7 +17,7 @@ import pytest
 import respx
 
 import payloads as p
-from crownest import AsyncCrowNest, AsyncPager, CrowNest, SyncPager
+from crownest import AsyncCrowNest, AsyncPager, CrowNest, CrowNestError, SyncPager
 from crownest._generated.models import Artifact, Command, FileInfo, Preview, Template
 from crownest._handle import AsyncSandboxHandle, SandboxHandle
 
@@ -486,3 +486,10 @@ def test_the_next_page_repeats_the_request_with_the_cursor(api: respx.MockRouter
     assert second == {"status": "running", "limit": "1", "cursor": "c2"}
     assert pager.first_page().next_cursor == "c2"  # a fresh request for the first page
     assert route.call_count == 3
+
+
+def test_a_server_that_repeats_a_cursor_cannot_make_a_pager_loop(api: respx.MockRouter, client: CrowNest) -> None:
+    api.get("/v1/sandboxes").mock(return_value=ok({"data": [p.sandbox()], "nextCursor": "same"}))
+    with pytest.raises(CrowNestError, match="cursor 'same' again"):
+        list(client.sandboxes.list())
+    assert api.calls.call_count == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._exceptions import CrowNestError
 from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes
 
 if TYPE_CHECKING:
@@ -35,6 +36,14 @@ class Page(Generic[T]):
 def _page(model: Any, item: Callable[[Any], T]) -> Page[T]:
     cursor = model.next_cursor
     return Page([item(x) for x in model.data], cursor if isinstance(cursor, str) and cursor else None)
+
+
+def _next(cursor: str | None, page: Page[T]) -> str:
+    """The cursor of the page after `page`; a server that repeats a cursor would have us list forever."""
+    assert page.next_cursor is not None
+    if page.next_cursor == cursor:
+        raise CrowNestError(f"The API gave the cursor {cursor!r} again for the next page; stopping instead of looping.")
+    return page.next_cursor
 
 
 class _Pager(Generic[T]):
@@ -77,7 +86,7 @@ class SyncPager(_Pager[T]):
             yield page
             if page.next_cursor is None:
                 return
-            cursor = page.next_cursor
+            cursor = _next(cursor, page)
 
     def __iter__(self) -> Iterator[T]:
         for page in self.pages():
@@ -109,7 +118,7 @@ class AsyncPager(_Pager[T]):
             yield page
             if page.next_cursor is None:
                 return
-            cursor = page.next_cursor
+            cursor = _next(cursor, page)
 
     async def __aiter__(self) -> AsyncIterator[T]:
         async for page in self.pages():
