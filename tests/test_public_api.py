@@ -15,6 +15,7 @@ EXPORTS = {
     "AsyncPager",
     "AsyncSandboxHandle",
     "AuthenticationError",
+    "BodyNotReplayableError",
     "BadRequestError",
     "ConflictError",
     "CrowNest",

@@ -15,6 +15,7 @@ from ._client import AsyncCrowNest, CrowNest
 from ._exceptions import (
     AuthenticationError,
     BadRequestError,
+    BodyNotReplayableError,
     ConflictError,
     CrowNestApiError,
     CrowNestConnectionError,
@@ -39,6 +40,7 @@ __all__ = [
     "AsyncPager",
     "AsyncSandboxHandle",
     "AuthenticationError",
+    "BodyNotReplayableError",
     "BadRequestError",
     "ConflictError",
     "CrowNest",

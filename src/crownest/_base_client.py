@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from ._exceptions import (
+    BodyNotReplayableError,
     CrowNestApiError,
     CrowNestConnectionError,
     CrowNestError,
@@ -30,6 +31,7 @@ from ._exceptions import (
 from ._logs import configure_from_env, logger
 from ._retries import is_retryable_status, retry_delay
 from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes
+from ._uploads import Upload
 from ._version import __version__
 
 DEFAULT_BASE_URL = "https://api.crownest.dev"
@@ -129,14 +131,36 @@ class BaseClient:
         headers = {**self._headers, **spec.headers}
         if spec.idempotent and "Idempotency-Key" not in spec.headers:
             headers["Idempotency-Key"] = f"crownest-python-{os.urandom(16).hex()}"
+        content: Any = spec.content
+        if isinstance(content, Upload):
+            if content.size is not None:
+                headers["Content-Length"] = str(content.size)
+            content = content.async_chunks() if isinstance(http, httpx.AsyncClient) else content.chunks()
         return http.build_request(
             spec.method,
             self.base_url + spec.path,
             params=spec.params,
             headers=headers,
             json=spec.json,
-            content=spec.content,
+            content=content,
             timeout=self._timeout_for(spec, timeout),
+        )
+
+    def _request_for_retry(
+        self, http: httpx.Client | httpx.AsyncClient, spec: RequestSpec, sent: httpx.Request, error: CrowNestError
+    ) -> httpx.Request:
+        """The request to send again: the same one, or for a streamed upload the same headers with
+        the content read afresh; a one-shot stream that was partly sent cannot be."""
+        if not isinstance(spec.content, Upload):
+            return sent
+        if not spec.content.replayable and spec.content.attempts:
+            raise BodyNotReplayableError(
+                f"{sent.method} {sent.url.path} failed ({_reason(error)}) after part of a one-shot upload stream "
+                "was sent, so it was not retried. Pass bytes, a path or a seekable file to make uploads retryable."
+            ) from error
+        content = spec.content.async_chunks() if isinstance(http, httpx.AsyncClient) else spec.content.chunks()
+        return http.build_request(
+            sent.method, sent.url, headers=sent.headers, content=content, extensions=sent.extensions
         )
 
     def _timeout_for(self, spec: RequestSpec, timeout: TimeoutTypes | NotGiven) -> httpx.Timeout:
@@ -259,6 +283,7 @@ class SyncAPIClient(BaseClient):
             delay = self._failure_delay(request, error, retries_taken, retries)
             if delay is None:
                 raise error
+            request = self._request_for_retry(self._http, spec, request, error)
             time.sleep(delay)
             retries_taken += 1
 
@@ -309,6 +334,7 @@ class AsyncAPIClient(BaseClient):
             delay = self._failure_delay(request, error, retries_taken, retries)
             if delay is None:
                 raise error
+            request = self._request_for_retry(self._http, spec, request, error)
             await asyncio.sleep(delay)
             retries_taken += 1
 

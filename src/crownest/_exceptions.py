@@ -11,7 +11,8 @@
     │   └── InternalServerError       >= 500
     ├── CrowNestConnectionError       no answer: refused, reset, DNS, ...
     │   └── CrowNestTimeoutError      no answer in time
-    └── ResponseValidationError       a 2xx answer that is not what the API promises
+    ├── ResponseValidationError       a 2xx answer that is not what the API promises
+    └── BodyNotReplayableError        a retry needed a one-shot upload stream again
 
 A command that exits non-zero is not an error: `commands.run` returns it.
 """
@@ -25,6 +26,7 @@ import httpx
 
 __all__ = [
     "AuthenticationError",
+    "BodyNotReplayableError",
     "BadRequestError",
     "ConflictError",
     "CrowNestApiError",
@@ -122,6 +124,14 @@ class ResponseValidationError(CrowNestError):
         super().__init__(message)
         self.status = response.status_code
         self.response = response
+
+
+class BodyNotReplayableError(CrowNestError):
+    """An attempt failed after sending part of a one-shot upload stream, so it could not be retried.
+
+    `__cause__` is the failure of that attempt. Pass bytes, a path or a
+    seekable file instead, and the SDK retries uploads like any other call.
+    """
 
 
 _ERRORS_BY_STATUS: dict[int, type[CrowNestApiError]] = {

@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 import httpx
 
+from ._uploads import Upload
+
 
 class NotGiven(enum.Enum):
     """The type of `NOT_GIVEN`: an argument the caller left out."""
@@ -31,8 +33,6 @@ NOT_GIVEN: Final = NotGiven.NOT_GIVEN
 TimeoutTypes: TypeAlias = float | httpx.Timeout | None
 """Seconds, an `httpx.Timeout`, or `None` for no read/write/pool limit."""
 
-FileContent: TypeAlias = str | bytes
-"""What a file upload takes: text (sent as UTF-8) or bytes."""
 
 ResponseKind: TypeAlias = Literal["model", "list", "page", "bytes", "text", "none"]
 
@@ -58,7 +58,7 @@ class RequestSpec:
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str | None] | None = None,
         json: Any = None,
-        content: bytes | None = None,
+        content: bytes | Upload | None = None,
         parse: Callable[[Any], Any] | None = None,
         idempotent: bool = False,
         wait_ms: int | None = None,
@@ -101,15 +101,6 @@ def encode_path_param(name: str, value: str) -> str:
     if not value:
         raise ValueError(f"{name} must be a non-empty string")
     return quote(value, safe="")
-
-
-def file_content(name: str, data: FileContent) -> bytes:
-    """Bytes for an upload: `str` is encoded as UTF-8."""
-    if isinstance(data, str):
-        return data.encode("utf-8")
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        return bytes(data)
-    raise TypeError(f"{name} must be str or bytes, got {type(data).__name__}")
 
 
 _ARG_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "bool": (bool,), "map": (Mapping,)}

@@ -6,15 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from ..._pagination import AsyncPager, SyncPager
-from ..._types import (
-    NOT_GIVEN,
-    NotGiven,
-    RequestSpec,
-    TimeoutTypes,
-    check_arg,
-    drop_none,
-    encode_path_param,
-)
+from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
 from ..models.artifact import Artifact
 from ..models.artifact_list import ArtifactList
 

@@ -7,15 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, cast
 
 from ..._pagination import AsyncPager, SyncPager
-from ..._types import (
-    NOT_GIVEN,
-    NotGiven,
-    RequestSpec,
-    TimeoutTypes,
-    check_arg,
-    drop_none,
-    encode_path_param,
-)
+from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
 from ..models.command import Command
 from ..models.command_list import CommandList
 from ..models.command_status import CommandStatus

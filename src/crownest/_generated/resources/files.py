@@ -6,17 +6,8 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, cast
 
-from ..._types import (
-    NOT_GIVEN,
-    FileContent,
-    NotGiven,
-    RequestSpec,
-    TimeoutTypes,
-    check_arg,
-    drop_none,
-    encode_path_param,
-    file_content,
-)
+from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._uploads import FileContent, file_content
 from ..models.file_info import FileInfo
 from ..models.file_list import FileList
 
@@ -387,7 +378,9 @@ class Files:
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             path: The path in the sandbox; relative paths resolve against `/home/user`.
-            data: The file's content.
+            data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
+                object or an iterable of bytes; paths and files are streamed in chunks, and a path or
+                seekable file is re-read when a call is retried.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -628,7 +621,9 @@ class AsyncFiles:
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             path: The path in the sandbox; relative paths resolve against `/home/user`.
-            data: The file's content.
+            data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
+                object or an iterable of bytes; paths and files are streamed in chunks, and a path or
+                seekable file is re-read when a call is retried.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -858,7 +853,9 @@ class SandboxFiles:
 
         Args:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
-            data: The file's content.
+            data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
+                object or an iterable of bytes; paths and files are streamed in chunks, and a path or
+                seekable file is re-read when a call is retried.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1090,7 +1087,9 @@ class AsyncSandboxFiles:
 
         Args:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
-            data: The file's content.
+            data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
+                object or an iterable of bytes; paths and files are streamed in chunks, and a path or
+                seekable file is re-read when a call is retried.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
