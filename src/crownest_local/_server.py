@@ -74,7 +74,8 @@ class LocalServer:
         self._stats: Counter[str] = Counter()
 
     def __repr__(self) -> str:
-        return f"LocalServer(base_url={self.base_url!r}, data_dir={str(self.data_dir)!r})"
+        where = self.base_url if self._socket is not None else "not running"
+        return f"LocalServer({where}, data_dir={str(self.data_dir)!r})"
 
     @property
     def base_url(self) -> str:
