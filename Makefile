@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps generate check-generated lint typecheck test demo soak clean
+.PHONY: install system-deps generate check-generated lint typecheck test demo soak bench clean
 
 install: $(STAMP)
 
@@ -40,8 +40,8 @@ check-generated: $(STAMP)
 ## Lint the spec (Redocly, recommended rules) and the Python code (ruff).
 lint: $(STAMP) node_modules/.bin/redocly
 	node_modules/.bin/redocly lint openapi.yaml --format=stylish
-	$(PY) -m ruff check src tests generator
-	$(PY) -m ruff format --check src tests generator
+	$(PY) -m ruff check src tests generator benchmarks examples/demo.py
+	$(PY) -m ruff format --check src tests generator benchmarks examples/demo.py
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
@@ -56,6 +56,10 @@ demo: $(STAMP) system-deps
 ## 2,000 create + run + artifact iterations per mode against CrowNest Local with 30 % injected faults.
 soak: $(STAMP) system-deps
 	$(PY) tests/soak.py --calls 2000
+
+## The SDK's costs against raw httpx, side by side in one run (benchmarks/RESULTS.md records a run).
+bench: $(STAMP) system-deps
+	$(PY) benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -17,6 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from crownest import SandboxHandle
 from crownest_local import LocalServer
 from crownest_local._isolation import SandboxFolder, bubblewrap
 
@@ -55,7 +56,7 @@ def main() -> None:
         print(f"  /bin/sh -c true spawned directly    : {median_ms(shell):6.2f} ms median")
         sandbox.kill()
 
-        alive = []
+        alive: list[SandboxHandle] = []
         step = 50
         try:
             while len(alive) < args.capacity:
@@ -64,7 +65,9 @@ def main() -> None:
                     held.commands.start("sleep 600")
                     alive.append(held)
                 probe = timed(lambda: client.sandboxes.get(alive[0].id), 20)
-                print(f"  {len(alive):4d} sandboxes each running a command: sandboxes.get {median_ms(probe):.2f} ms median")
+                print(
+                    f"  {len(alive):4d} sandboxes each running a command: sandboxes.get {median_ms(probe):.2f} ms median"
+                )
         except Exception as exc:  # the capacity found: report it and what stopped it
             print(f"  stopped at {len(alive)} sandboxes: {type(exc).__name__}: {exc}")
         finally:

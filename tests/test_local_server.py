@@ -272,10 +272,13 @@ def test_cli_serve_prints_what_to_export(tmp_path: Path) -> None:
 
 
 def test_without_bubblewrap_the_server_warns_at_start_and_on_templates(caplog: pytest.LogCaptureFixture) -> None:
-    with pytest.warns(UserWarning, match="NO isolation"), LocalServer(isolation=False) as server:
-        with server.client() as client:
-            caplog.clear()
-            client.templates.list()
-            sandbox = client.sandboxes.create(template="base")
-            assert sandbox.commands.run("echo $HOME").stdout.strip().endswith("/home")  # a plain process in the folder
+    with (
+        pytest.warns(UserWarning, match="NO isolation"),
+        LocalServer(isolation=False) as server,
+        server.client() as client,
+    ):
+        caplog.clear()
+        client.templates.list()
+        sandbox = client.sandboxes.create(template="base")
+        assert sandbox.commands.run("echo $HOME").stdout.strip().endswith("/home")  # a plain process in the folder
     assert any("NO isolation" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
