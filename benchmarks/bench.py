@@ -141,35 +141,45 @@ def fan_out(base_url: str, api_key: str, sandbox_id: str, tasks: int) -> tuple[f
     return asyncio.run(measure())
 
 
-UPLOAD_SCRIPT = """
+TRANSFER_SCRIPT = """
 import resource, sys, time
 side, base_url, key, sandbox_id, path = sys.argv[1:]
 import httpx
 from pathlib import Path
 from crownest import CrowNest
+url = f"{base_url}/v1/sandboxes/{sandbox_id}/files/content"
+auth = {"Authorization": f"Bearer {key}"}
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
-if side == "raw":
+if side == "raw-up":
     def chunks():
         with open(path, "rb") as f:
             while chunk := f.read(256 * 1024):
                 yield chunk
     with httpx.Client(timeout=600) as client:
-        client.put(f"{base_url}/v1/sandboxes/{sandbox_id}/files/content", params={"path": "big.bin"},
-                   headers={"Authorization": f"Bearer {key}", "Content-Type": "application/octet-stream"},
+        client.put(url, params={"path": "big.bin"}, headers={**auth, "Content-Type": "application/octet-stream"},
                    content=chunks()).raise_for_status()
+elif side == "raw-down":
+    with httpx.Client(timeout=600) as client, client.stream("GET", url, params={"path": "big.bin"}, headers=auth) as r:
+        with open(path + ".raw", "wb") as f:
+            for chunk in r.iter_bytes():
+                f.write(chunk)
 else:
     with CrowNest(api_key=key, base_url=base_url, timeout=600) as client:
-        client.files.write(sandbox_id, "big.bin", Path(path))
+        if side == "sdk-up":
+            client.files.write(sandbox_id, "big.bin", Path(path))
+        else:
+            client.files.download(sandbox_id, "big.bin", path + ".sdk")
 elapsed = time.perf_counter() - start
 print(elapsed, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
 """
 
 
-def upload(size_mib: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """(seconds, peak RSS growth MiB) for raw httpx and for the SDK, each in a fresh process."""
+def transfers(size_mib: int) -> dict[str, tuple[float, float]]:
+    """(seconds, peak RSS growth MiB) of a 1 GiB upload and download, raw httpx and SDK, each in a fresh process."""
     from crownest_local import LocalServer
 
+    results = {}
     with tempfile.TemporaryDirectory() as folder, LocalServer() as server, server.client() as client:
         path = Path(folder) / "big.bin"
         with path.open("wb") as f:
@@ -177,17 +187,16 @@ def upload(size_mib: int) -> tuple[tuple[float, float], tuple[float, float]]:
             for _ in range(size_mib):
                 f.write(block)
         sandbox = client.sandboxes.create(template="base")
-        results = []
-        for side in ("raw", "sdk"):
+        for side in ("raw-up", "sdk-up", "raw-down", "sdk-down"):
             out = subprocess.run(
-                [PY, "-c", UPLOAD_SCRIPT, side, server.base_url, server.api_key, sandbox.id, str(path)],
+                [PY, "-c", TRANSFER_SCRIPT, side, server.base_url, server.api_key, sandbox.id, str(path)],
                 check=True,
                 capture_output=True,
                 text=True,
             ).stdout.split()
-            results.append((float(out[0]), float(out[1])))
+            results[side] = (float(out[0]), float(out[1]))
         sandbox.kill()
-    return results[0], results[1]
+    return results
 
 
 @contextlib.contextmanager
@@ -274,17 +283,21 @@ def main() -> None:
         )
     )
 
-    (raw_t, raw_rss), (sdk_t, sdk_rss) = upload(size)
-    rows.append(
-        (
-            f"upload {size} MiB from a path: time",
-            f"{raw_t:.1f} s",
-            f"{sdk_t:.1f} s",
-            f"{raw_t / sdk_t:.2f}x throughput",
-            ">= 0.8x",
+    moved = transfers(size)
+    for verb, raw_side, sdk_side in (("upload", "raw-up", "sdk-up"), ("download", "raw-down", "sdk-down")):
+        (raw_t, raw_rss), (sdk_t, sdk_rss) = moved[raw_side], moved[sdk_side]
+        rows.append(
+            (
+                f"{verb} {size} MiB (path to path): time",
+                f"{raw_t:.1f} s",
+                f"{sdk_t:.1f} s",
+                f"{raw_t / sdk_t:.2f}x throughput",
+                ">= 0.8x",
+            )
         )
-    )
-    rows.append((f"upload {size} MiB: peak RSS growth", f"{raw_rss:.0f} MiB", f"{sdk_rss:.0f} MiB", "", "<= 32 MiB"))
+        rows.append(
+            (f"{verb} {size} MiB: peak RSS growth", f"{raw_rss:.0f} MiB", f"{sdk_rss:.0f} MiB", "", "<= 32 MiB")
+        )
     rows.append(("make generate", "", f"{generate_seconds():.1f} s", "", ""))
 
     header = ("benchmark", "raw httpx", "crownest", "ratio", "target")

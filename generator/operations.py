@@ -81,6 +81,7 @@ class Operation:
     text_method: str | None = None  # name of a twin that decodes a bytes result as UTF-8
     content_type: str | None = None  # media type of a non-JSON request body
     wait_ms: str | None = None  # expression: milliseconds the server may hold the answer (x-crownest-waits-for)
+    download_method: str | None = None  # name of a twin that streams a bytes result into a file
 
     @property
     def builder(self) -> str:
@@ -96,6 +97,13 @@ class Operation:
         required = [p.signature for p in params if p.required]
         optional = [p.signature for p in params if not p.required]
         return [*required, "*", *optional]
+
+    def download_signature(self, scoped: bool) -> list[str]:
+        """The download twin's parameters: the required ones, then `to`, then `*` and the optional ones."""
+        params = self.params_for(scoped)
+        required = [p.signature for p in params if p.required]
+        optional = [p.signature for p in params if not p.required]
+        return [*required, "to: str | os.PathLike[str]", "*", *optional]
 
     def call_args(self, scoped: bool) -> list[str]:
         """Arguments for the builder call, `sandbox_id` bound when scoped."""
@@ -264,4 +272,5 @@ def build_operation(
         text_method=raw_op.get("x-crownest-text-method"),
         content_type=content_type,
         wait_ms=wait_ms,
+        download_method=raw_op.get("x-crownest-download-method"),
     )

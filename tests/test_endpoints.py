@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +25,7 @@ from crownest._generated.models import Artifact, Command, FileInfo, Preview, Tem
 from crownest._handle import AsyncSandboxHandle, SandboxHandle
 
 SBX = "sbx_1"
+DOWNLOAD_TO = Path(tempfile.gettempdir()) / f"crownest-test-download-{os.getpid()}"
 
 
 @dataclass
@@ -235,6 +239,17 @@ CASES = [
     ),
     Case(
         "files",
+        "download",
+        (SBX, "a.txt", DOWNLOAD_TO),
+        "GET",
+        "/v1/sandboxes/sbx_1/files/content",
+        httpx.Response(200, content=b"streamed"),
+        params={"path": "a.txt"},
+        on_handle=True,
+        check=lambda r: r == 8 and DOWNLOAD_TO.read_bytes() == b"streamed",
+    ),
+    Case(
+        "files",
         "list",
         (SBX, "/home/user"),
         "GET",
@@ -321,6 +336,15 @@ CASES = [
         "/v1/artifacts/art_1/content",
         httpx.Response(200, content=b"2\n3\n5"),
         check=lambda r: r == b"2\n3\n5",
+    ),
+    Case(
+        "artifacts",
+        "download_to",
+        ("art_1", DOWNLOAD_TO),
+        "GET",
+        "/v1/artifacts/art_1/content",
+        httpx.Response(200, content=b"2\n3\n5"),
+        check=lambda r: r == 5 and DOWNLOAD_TO.read_bytes() == b"2\n3\n5",
     ),
     Case("artifacts", "delete", ("art_1",), "DELETE", "/v1/artifacts/art_1", httpx.Response(204)),
     Case(

@@ -11,7 +11,9 @@ import importlib
 import inspect
 import json
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -205,6 +207,10 @@ async def files(client: Any, sandbox: Any) -> None:
     assert await done(sandbox.files.read_text("notes/a.txt")) == "héllo"
     assert await done(client.files.read_text(sandbox.id, "/home/user/notes/a.txt")) == "héllo"
     assert await done(sandbox.files.read("notes/a.txt")) == "héllo".encode()
+    with tempfile.TemporaryDirectory() as folder:
+        assert await done(sandbox.files.download("notes/a.txt", f"{folder}/a")) == 6
+        assert await done(client.files.download(sandbox.id, "/tmp/raw.bin", Path(folder) / "raw")) == 256
+        assert (Path(folder) / "raw").read_bytes() == bytes(range(256))
     made = await done(sandbox.files.mkdir("build/out"))
     assert made.type_ == "directory"
     await done(client.files.mkdir(sandbox.id, "build/more", parents=False))
@@ -239,6 +245,9 @@ async def artifacts(client: Any, sandbox: Any) -> None:
     folder = await done(client.artifacts.create(sandbox.id, path="report", name="report.tgz", ttl_ms=60_000))
     assert folder.name == "report.tgz" and folder.content_type == "application/gzip"
     assert await done(client.artifacts.download(single.id)) == b"a,b\n1,2\n"
+    with tempfile.TemporaryDirectory() as local:
+        assert await done(client.artifacts.download_to(single.id, Path(local) / "data.csv")) == 8
+        assert (Path(local) / "data.csv").read_bytes() == b"a,b\n1,2\n"
     assert (await done(client.artifacts.download(folder.id)))[:2] == b"\x1f\x8b"
     assert (await done(client.artifacts.get(single.id))).sha256 == single.sha256
     assert [a.id for a in await items(sandbox.artifacts.list())] == [folder.id, single.id]

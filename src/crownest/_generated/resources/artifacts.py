@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from ..._pagination import AsyncPager, SyncPager
@@ -229,6 +231,27 @@ class Artifacts:
         spec = _download_artifact_request(artifact_id=artifact_id)
         return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
+    def download_to(
+        self,
+        artifact_id: str,
+        to: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int | None], object] | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> int:
+        """Like `download`, streamed into the local file `to` in constant memory.
+
+        The file appears only once the content is complete (written beside it, then renamed).
+        A transfer that breaks is retried from where it stopped, with `Range`. `progress`, if
+        given, is called with (bytes done, total bytes or None) as chunks arrive.
+
+        Returns:
+            The number of bytes written.
+        """
+        spec = _download_artifact_request(artifact_id=artifact_id)
+        return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
+
     def get(
         self,
         artifact_id: str,
@@ -395,6 +418,27 @@ class AsyncArtifacts:
 
         spec = _download_artifact_request(artifact_id=artifact_id)
         return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def download_to(
+        self,
+        artifact_id: str,
+        to: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int | None], object] | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> int:
+        """Like `download`, streamed into the local file `to` in constant memory.
+
+        The file appears only once the content is complete (written beside it, then renamed).
+        A transfer that breaks is retried from where it stopped, with `Range`. `progress`, if
+        given, is called with (bytes done, total bytes or None) as chunks arrive.
+
+        Returns:
+            The number of bytes written.
+        """
+        spec = _download_artifact_request(artifact_id=artifact_id)
+        return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     async def get(
         self,

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import builtins
+import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
@@ -361,6 +363,28 @@ class Files:
         data = self.read(sandbox_id=sandbox_id, path=path, timeout=timeout, max_retries=max_retries)
         return data.decode("utf-8", errors="replace")
 
+    def download(
+        self,
+        sandbox_id: str,
+        path: str,
+        to: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int | None], object] | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> int:
+        """Like `read`, streamed into the local file `to` in constant memory.
+
+        The file appears only once the content is complete (written beside it, then renamed).
+        A transfer that breaks is retried from where it stopped, with `Range`. `progress`, if
+        given, is called with (bytes done, total bytes or None) as chunks arrive.
+
+        Returns:
+            The number of bytes written.
+        """
+        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
+
     def write(
         self,
         sandbox_id: str,
@@ -604,6 +628,28 @@ class AsyncFiles:
         data = await self.read(sandbox_id=sandbox_id, path=path, timeout=timeout, max_retries=max_retries)
         return data.decode("utf-8", errors="replace")
 
+    async def download(
+        self,
+        sandbox_id: str,
+        path: str,
+        to: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int | None], object] | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> int:
+        """Like `read`, streamed into the local file `to` in constant memory.
+
+        The file appears only once the content is complete (written beside it, then renamed).
+        A transfer that breaks is retried from where it stopped, with `Range`. `progress`, if
+        given, is called with (bytes done, total bytes or None) as chunks arrive.
+
+        Returns:
+            The number of bytes written.
+        """
+        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
+
     async def write(
         self,
         sandbox_id: str,
@@ -838,6 +884,27 @@ class SandboxFiles:
         data = self.read(path=path, timeout=timeout, max_retries=max_retries)
         return data.decode("utf-8", errors="replace")
 
+    def download(
+        self,
+        path: str,
+        to: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int | None], object] | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> int:
+        """Like `read`, streamed into the local file `to` in constant memory.
+
+        The file appears only once the content is complete (written beside it, then renamed).
+        A transfer that breaks is retried from where it stopped, with `Range`. `progress`, if
+        given, is called with (bytes done, total bytes or None) as chunks arrive.
+
+        Returns:
+            The number of bytes written.
+        """
+        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
+
     def write(
         self,
         path: str,
@@ -1071,6 +1138,27 @@ class AsyncSandboxFiles:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
         data = await self.read(path=path, timeout=timeout, max_retries=max_retries)
         return data.decode("utf-8", errors="replace")
+
+    async def download(
+        self,
+        path: str,
+        to: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int | None], object] | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> int:
+        """Like `read`, streamed into the local file `to` in constant memory.
+
+        The file appears only once the content is complete (written beside it, then renamed).
+        A transfer that breaks is retried from where it stopped, with `Range`. `progress`, if
+        given, is called with (bytes done, total bytes or None) as chunks arrive.
+
+        Returns:
+            The number of bytes written.
+        """
+        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     async def write(
         self,
