@@ -14,11 +14,11 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 
+from ._downloads import Download, Progress
 from ._exceptions import (
     BodyNotReplayableError,
     CrowNestApiError,
@@ -52,16 +52,6 @@ def keepalive_options() -> list[tuple[int, int, int]]:
         if hasattr(socket, name):  # Linux has KEEPIDLE; macOS names it KEEPALIVE
             options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
     return options
-
-
-def _total_size(response: httpx.Response, offset: int) -> int | None:
-    """The whole content's size: from Content-Range (`bytes a-b/total`), else where this answer
-    starts plus its Content-Length; None if the server does not say."""
-    total = response.headers.get("content-range", "").rpartition("/")[2]
-    if total.isascii() and total.isdigit():
-        return int(total)
-    length = response.headers.get("content-length", "")
-    return offset + int(length) if length.isascii() and length.isdigit() else None
 
 
 def make_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
@@ -159,26 +149,6 @@ class BaseClient:
             content=content,
             timeout=self._timeout_for(spec, timeout),
         )
-
-    def _download_headers(self, request: httpx.Request, written: int, etag: str | None) -> httpx.Headers:
-        """Headers for a download attempt: plain bytes (so that offsets are file offsets), and after
-        `written` bytes a Range for the rest, of the same content only (If-Range)."""
-        headers = httpx.Headers(request.headers)
-        headers["Accept-Encoding"] = "identity"
-        if written:
-            headers["Range"] = f"bytes={written}-"
-            if etag:
-                headers["If-Range"] = etag
-        return headers
-
-    @staticmethod
-    def _resumed_at(response: httpx.Response, written: int) -> int:
-        """Where this answer's content starts: `written` for a matching 206, else 0 (start over)."""
-        if written and response.status_code == 206:
-            content_range = response.headers.get("content-range", "")
-            if content_range.startswith(f"bytes {written}-"):
-                return written
-        return 0
 
     def _request_for_retry(
         self, http: httpx.Client | httpx.AsyncClient, spec: RequestSpec, sent: httpx.Request, error: CrowNestError
@@ -329,53 +299,42 @@ class SyncAPIClient(BaseClient):
         spec: RequestSpec,
         to: str | os.PathLike[str],
         *,
-        progress: Callable[[int, int | None], object] | None = None,
+        progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> int:
-        """Stream a binary answer into `to` (via a `.part` file beside it); resume with `Range` on retry."""
+        """Stream a binary answer into the file `to` (see `_downloads`), retrying what is safe to retry."""
         request = self._build_request(self._http, spec, timeout)
         retries = self._retries(max_retries)
-        retries_taken = written = 0
-        etag: str | None = None
-        part = f"{os.fspath(to)}.part"
-        with open(part, "wb") as f:
+        retries_taken = 0
+        download = Download(to, progress)
+        try:
             while True:
                 error: CrowNestError
                 try:
                     with self._http.stream(
-                        request.method,
-                        request.url,
-                        headers=self._download_headers(request, written, etag),
-                        extensions=request.extensions,
+                        request.method, request.url, headers=download.headers(request), extensions=request.extensions
                     ) as response:
                         self._log_response(request, response, retries_taken + 1)
                         if not response.is_success:
                             response.read()
                             raise api_error_from_response(response)
-                        written = self._resumed_at(response, written)
-                        f.seek(written)
-                        f.truncate()
-                        etag = response.headers.get("etag")
-                        total = _total_size(response, written)
+                        download.begin(response)
                         for chunk in response.iter_bytes():
-                            f.write(chunk)
-                            written += len(chunk)
-                            if progress is not None:
-                                progress(written, total)
-                    break
+                            download.write(chunk)
+                    return download.finish()
                 except httpx.TransportError as exc:
                     error = self._network_error(exc, request)
                 except CrowNestApiError as exc:
                     error = exc
                 delay = self._failure_delay(request, error, retries_taken, retries)
                 if delay is None:
-                    os.unlink(part)
                     raise error
                 time.sleep(delay)
                 retries_taken += 1
-        os.replace(part, to)
-        return written
+        except BaseException:
+            download.abandon()
+            raise
 
     def close(self) -> None:
         """Close the connections this client opened (not those of an `http_client` you passed)."""
@@ -436,56 +395,45 @@ class AsyncAPIClient(BaseClient):
         spec: RequestSpec,
         to: str | os.PathLike[str],
         *,
-        progress: Callable[[int, int | None], object] | None = None,
+        progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> int:
-        """Stream a binary answer into `to` (via a `.part` file beside it); resume with `Range` on retry."""
+        """Stream a binary answer into the file `to` (see `_downloads`), retrying what is safe to retry."""
         import asyncio
 
         self._check_loop(asyncio.get_running_loop())
         request = self._build_request(self._http, spec, timeout)
         retries = self._retries(max_retries)
-        retries_taken = written = 0
-        etag: str | None = None
-        part = f"{os.fspath(to)}.part"
-        with open(part, "wb") as f:
+        retries_taken = 0
+        download = Download(to, progress)
+        try:
             while True:
                 error: CrowNestError
                 try:
                     async with self._http.stream(
-                        request.method,
-                        request.url,
-                        headers=self._download_headers(request, written, etag),
-                        extensions=request.extensions,
+                        request.method, request.url, headers=download.headers(request), extensions=request.extensions
                     ) as response:
                         self._log_response(request, response, retries_taken + 1)
                         if not response.is_success:
                             await response.aread()
                             raise api_error_from_response(response)
-                        written = self._resumed_at(response, written)
-                        f.seek(written)
-                        f.truncate()
-                        etag = response.headers.get("etag")
-                        total = _total_size(response, written)
+                        download.begin(response)
                         async for chunk in response.aiter_bytes():
-                            f.write(chunk)
-                            written += len(chunk)
-                            if progress is not None:
-                                progress(written, total)
-                    break
+                            download.write(chunk)
+                    return download.finish()
                 except httpx.TransportError as exc:
                     error = self._network_error(exc, request)
                 except CrowNestApiError as exc:
                     error = exc
                 delay = self._failure_delay(request, error, retries_taken, retries)
                 if delay is None:
-                    os.unlink(part)
                     raise error
                 await asyncio.sleep(delay)
                 retries_taken += 1
-        os.replace(part, to)
-        return written
+        except BaseException:
+            download.abandon()
+            raise
 
     def _check_loop(self, loop: object) -> None:
         """Connections belong to the event loop that opened them: refuse to reuse them from another."""

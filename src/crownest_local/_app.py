@@ -32,7 +32,7 @@ from starlette.types import Receive, Scope, Send
 from ._errors import ApiProblem, from_os_error, not_found
 from ._files import Files
 from ._service import Call, Config, Handler, Service, json_response
-from ._spec import Operation, Validator, load_spec, operations
+from ._spec import Operation, Validator, digits, invalid, load_spec, operations
 
 logger = logging.getLogger("crownest_local")
 
@@ -62,6 +62,9 @@ class DropConnection(Response):
 class _QuietDrops(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
+
+
+QUIET_DROPS = _QuietDrops()
 
 
 def error_response(problem: ApiProblem, request_id: str) -> Response:
@@ -144,7 +147,7 @@ def create_app(config: Config) -> Starlette:
         response.headers["X-Request-Id"] = request_id
         return response
 
-    logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+    logging.getLogger("uvicorn.error").addFilter(QUIET_DROPS)  # the same object: added once however many apps
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: no_route})
     app.state.stats = dispatcher.stats
     return app
@@ -243,9 +246,9 @@ class Dispatcher:
             values = request.query_params.getlist(param.name)
             if not values:
                 if param.required:
-                    self.validator.check(None, {"type": "string"}, param.name)
+                    invalid(param.name, "is required")
                 continue
-            converted = query_value(values, param.schema, param.name)
+            converted = query_value(values, param.schema)
             self.validator.check(converted, param.schema, param.name)
             query[param.name] = converted
         body: Any = None
@@ -321,15 +324,15 @@ def to_response(result: Any, op: Operation) -> Response:
     return json_response(result, op.success_status)
 
 
-def query_value(values: list[str], schema: Mapping[str, Any], name: str) -> Any:
+def query_value(values: list[str], schema: Mapping[str, Any]) -> Any:
     """A query parameter's text converted to its schema's type (the validator then checks it)."""
     kind = schema.get("type")
     if kind == "array":
         return values
     value = values[-1]
     if kind == "integer":
-        digits = value.removeprefix("-")
-        return int(value) if digits.isascii() and digits.isdigit() and len(digits) < 19 else value
+        number = digits(value.removeprefix("-"))
+        return value if number is None else -number if value.startswith("-") else number
     if kind == "boolean":
         return {"true": True, "false": False}.get(value, value)
     return value

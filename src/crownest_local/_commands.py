@@ -95,10 +95,6 @@ class StreamCapture:
         return self.head.decode("utf-8", "ignore")
 
 
-def utc_now() -> float:
-    return time.time()
-
-
 class LiveCommand:
     """A command whose process is running under this server."""
 
@@ -165,8 +161,8 @@ class LiveCommand:
 
     def send_signal(self, sig: signal.Signals) -> None:
         """Send `sig` to the whole process group (the sandbox's PID namespace with bubblewrap)."""
-        if self.process is None or (self.process.returncode is not None and sig != signal.SIGKILL):
-            return
+        if self.process is None:
+            return  # SIGKILL goes out even after the shell exited: it clears what the shell left running
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
 

@@ -40,6 +40,7 @@ from crownest._generated.models import (
 from ._commands import LiveCommand, OutputLog
 from ._errors import ApiProblem, not_found
 from ._isolation import HOME, SandboxFolder, bubblewrap, invalid_path
+from ._spec import digits, invalid
 from ._store import Store
 
 logger = logging.getLogger("crownest_local")
@@ -135,13 +136,14 @@ class Service:
     async def _reap(self) -> None:
         while True:
             await asyncio.sleep(REAP_INTERVAL_S)
-            moment = now()
-            for body in self.store.all("sandbox", status="running"):
-                if parse_time(body["expiresAt"]) <= moment:
-                    self._end_sandbox(body, "expired")
-            for body in self.store.all("artifact"):
-                if parse_time(body["expiresAt"]) <= moment:
-                    self.forget_artifact(body["id"])
+            self._expire_due()
+
+    def _expire_due(self) -> None:
+        """End the sandboxes and delete the artifacts whose `expiresAt` has passed."""
+        for body in self.store.due("sandbox", status="running"):
+            self._end_sandbox(body, "expired")
+        for body in self.store.due("artifact"):
+            self.forget_artifact(body["id"])
 
     def spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coroutine)
@@ -209,8 +211,7 @@ class Service:
                 f"Template {body['template']} does not exist.",
                 {"template": body["template"], "field": "template"},
             )
-        alive = len(self.store.all("sandbox", status="running"))
-        if alive >= self.config.max_sandboxes:
+        if self.store.count("sandbox", "running") >= self.config.max_sandboxes:
             raise ApiProblem(
                 403,
                 "quota_exceeded",
@@ -236,10 +237,7 @@ class Service:
 
     async def list_sandboxes(self, call: Call) -> dict[str, Any]:
         pairs = [item.split(":", 1) for item in call.query.get("metadata", [])]
-        moment = now()
-        for body in self.store.all("sandbox", status="running"):
-            if parse_time(body["expiresAt"]) <= moment:
-                self._end_sandbox(body, "expired")
+        self._expire_due()  # so that a list never shows a sandbox past its TTL as running
         return self.store.page(
             "sandbox",
             limit=call.query.get("limit", 20),
@@ -415,25 +413,19 @@ class Service:
 
     async def stream_events(self, call: Call) -> Response:
         body = self.command(call)
-        last = call.headers.get("last-event-id", "0").strip() or "0"
-        if not (last.isascii() and last.isdigit()) or len(last) > 18:
-            raise ApiProblem(
-                400,
-                "invalid_request",
-                "Last-Event-ID is not an id this server sent.",
-                {"field": "Last-Event-ID", "reason": "not an offset"},
-            )
+        offset = digits(call.headers.get("last-event-id", "0").strip() or "0")
+        if offset is None:
+            invalid("Last-Event-ID", "is not an id this server sent")
         return StreamingResponse(
-            self._events(body["id"], int(last)),
+            self._events(body["id"], offset),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
 
     async def _events(self, command_id: str, offset: int) -> AsyncIterator[bytes]:
-        log = OutputLog(self._log_path(command_id))
         while True:
             live = self.live.get(command_id)
-            log = live.log if live is not None else OutputLog(log.path)
+            log = live.log if live is not None else OutputLog(self._log_path(command_id))
             for end, stream, text in log.read_after(offset):
                 offset = end
                 data = json.dumps({"stream": stream, "data": text}, ensure_ascii=False)

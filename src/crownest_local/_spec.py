@@ -163,5 +163,10 @@ def _is_type(value: Any, name: str) -> bool:
     return False
 
 
+def digits(text: str) -> int | None:
+    """`text` as a number if it is 1 to 18 ASCII digits, else None (`str.isdigit` alone takes "²")."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
 def invalid(field: str, reason: str) -> NoReturn:
     raise ApiProblem(400, "invalid_request", f"{field or 'The body'} {reason}.", {"field": field, "reason": reason})

@@ -8,6 +8,7 @@ write commits at once, so a killed server loses nothing it answered.
 
 from __future__ import annotations
 
+import datetime
 import json
 import sqlite3
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ApiProblem
+from ._spec import digits, invalid
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 
@@ -26,10 +28,12 @@ CREATE TABLE IF NOT EXISTS objects (
     id TEXT NOT NULL UNIQUE,
     sandbox_id TEXT,
     status TEXT,
+    expires_at REAL,
     body TEXT NOT NULL,
     extra TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS objects_kind ON objects (kind, sandbox_id, seq);
+CREATE INDEX IF NOT EXISTS objects_expiry ON objects (kind, status, expires_at);
 CREATE TABLE IF NOT EXISTS idempotency (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -41,6 +45,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (scope, key)
 );
 """
+
+
+def _timestamp(body: dict[str, Any]) -> float | None:
+    """`expiresAt` as seconds since the epoch, kept in a column so that expiry is one indexed query."""
+    expires_at = body.get("expiresAt")
+    return datetime.datetime.fromisoformat(expires_at).timestamp() if expires_at else None
 
 
 class Store:
@@ -57,14 +67,36 @@ class Store:
 
     def insert(self, kind: str, body: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
         self._db.execute(
-            "INSERT INTO objects (kind, id, sandbox_id, status, body, extra) VALUES (?, ?, ?, ?, ?, ?)",
-            (kind, body["id"], body.get("sandboxId"), body.get("status"), json.dumps(body), json.dumps(extra or {})),
+            "INSERT INTO objects (kind, id, sandbox_id, status, expires_at, body, extra) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                kind,
+                body["id"],
+                body.get("sandboxId"),
+                body.get("status"),
+                _timestamp(body),
+                json.dumps(body),
+                json.dumps(extra or {}),
+            ),
         )
 
     def update(self, body: dict[str, Any]) -> None:
         self._db.execute(
-            "UPDATE objects SET status = ?, body = ? WHERE id = ?", (body.get("status"), json.dumps(body), body["id"])
+            "UPDATE objects SET status = ?, expires_at = ?, body = ? WHERE id = ?",
+            (body.get("status"), _timestamp(body), json.dumps(body), body["id"]),
         )
+
+    def count(self, kind: str, status: str) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM objects WHERE kind = ? AND status = ?", (kind, status)).fetchone()
+        return int(row[0])
+
+    def due(self, kind: str, *, status: str | None = None) -> list[dict[str, Any]]:
+        """The objects of `kind` (in `status`, if given) whose `expiresAt` has passed."""
+        sql = "SELECT body FROM objects WHERE kind = ? AND expires_at <= ?"
+        args: list[Any] = [kind, time.time()]
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status)
+        return [json.loads(body) for (body,) in self._db.execute(sql, args)]
 
     def get(self, kind: str, object_id: str) -> dict[str, Any] | None:
         row = self._db.execute("SELECT body FROM objects WHERE kind = ? AND id = ?", (kind, object_id)).fetchone()
@@ -91,16 +123,9 @@ class Store:
         keep: Callable[[dict[str, Any]], bool] = lambda _: True,
     ) -> dict[str, Any]:
         """One page, newest first: `{"data": [...], "nextCursor": ...}`."""
-        before = None
-        if cursor is not None:
-            if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
-                raise ApiProblem(
-                    400,
-                    "invalid_request",
-                    "cursor is not one this server gave.",
-                    {"field": "cursor", "reason": "unknown cursor"},
-                )
-            before = int(cursor)
+        before = None if cursor is None else digits(cursor)
+        if cursor is not None and before is None:
+            invalid("cursor", "is not one this server gave")
         data: list[dict[str, Any]] = []
         last_seq = 0
         for seq, body in self._rows(kind, sandbox_id, status, before):
