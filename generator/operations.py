@@ -43,7 +43,7 @@ def text(value: Any) -> str:
 class Param:
     python_name: str
     wire_name: str
-    location: str  # path, query, header, json, content
+    location: str  # path, query, header, json, content, option (not sent: it goes with another value)
     annotation: str  # the type without "| None"
     required: bool
     description: str
@@ -73,7 +73,7 @@ class Operation:
     path: str  # f-string body
     params: list[Param]
     idempotent: bool
-    kind: str  # model, list, page, bytes, text, none
+    kind: str  # model, list, page, bytes, text, events, none
     parse: str  # expression, or "None"
     result: str  # the parsed type (model, item type, bytes, ...)
     handle: str | None  # hand-written handle class that wraps the result (or each item)
@@ -82,6 +82,9 @@ class Operation:
     content_type: str | None = None  # media type of a non-JSON request body
     wait_ms: str | None = None  # expression: milliseconds the server may hold the answer (x-crownest-waits-for)
     download_method: str | None = None  # name of a twin that streams a bytes result into a file
+    stream_method: str | None = None  # name of a twin that gives a bytes result as a stream of chunks
+    run_start: str | None = None  # builder of the operation that starts the same command (x-crownest-run)
+    run_stdin: str | None = None  # its parameter whose value, given, closes the command's stdin
 
     @property
     def builder(self) -> str:
@@ -112,6 +115,15 @@ class Operation:
             for p in self.params
         ]
 
+    def start_call_args(self, scoped: bool) -> list[str]:
+        """Arguments for the start builder of an `x-crownest-run` operation: the same ones, with
+        `run_stdin` given (empty when left out) so that the command's stdin is closed as `run` does."""
+        stdin = self.run_stdin
+        return [
+            f'{stdin}="" if {stdin} is None else {stdin}' if p.python_name == stdin else arg
+            for p, arg in zip(self.params, self.call_args(scoped), strict=True)
+        ]
+
     def item_type(self, asynchronous: bool) -> str:
         if self.handle:
             return ("Async" if asynchronous else "") + self.handle
@@ -121,6 +133,8 @@ class Operation:
         item = self.item_type(asynchronous)
         if self.kind == "page":
             return f"{'Async' if asynchronous else 'Sync'}Pager[{item}]"
+        if self.kind == "events":
+            return f"{'Async' if asynchronous else ''}Stream[{item}]"
         if self.kind == "list":
             return f"builtins.list[{item}]"
         return item
@@ -144,6 +158,18 @@ def _annotation(prop: Any, imports: set[str]) -> tuple[str, str | None, str]:
         return "str", "str", "{v}"
     raise ValueError(f"no SDK mapping for a {type(prop).__name__}")
 
+
+# Uploads take a progress callback; it is not sent, it goes with the body (see `_uploads`).
+_PROGRESS = Param(
+    "progress",
+    "",
+    "option",
+    "Progress",
+    False,
+    "Called with (bytes sent, total bytes or None) as the content goes out; it starts again at 0 on a retry.",
+    None,
+    "progress",
+)
 
 # A query parameter marked `x-crownest-map` takes a dict and sends repeated `key:value` items.
 _KEY_VALUE_MAP = ("Mapping[str, str]", "map", '[f"{{k}}:{{x}}" for k, x in {v}.items()]')
@@ -173,12 +199,17 @@ def _raw_params(raw_op: dict[str, Any], components: dict[str, Any]) -> dict[str,
 
 
 def _response(
-    endpoint: Endpoint, handles: dict[str, str], imports: set[str], has_cursor: bool
+    endpoint: Endpoint, raw_op: dict[str, Any], handles: dict[str, str], imports: set[str], has_cursor: bool
 ) -> tuple[str, str, str, str | None]:
     """(kind, parse expression, result type, handle) of the first 2xx response."""
     ok = [r for r in endpoint.responses.patterns if 200 <= r.status_code.range[0] < 300]
     prop = ok[0].prop
-    if ok[0].source == TEXT_SOURCE:  # text/*, event streams included: the schema then describes one event
+    raw_content = raw_op["responses"][str(ok[0].status_code.range[0])].get("content", {})
+    if "text/event-stream" in raw_content:  # the schema describes one event
+        event = raw_content["text/event-stream"]["schema"]["$ref"].rsplit("/", 1)[1]
+        imports.add(event)
+        return "events", f"{event}.from_dict", event, None
+    if ok[0].source == TEXT_SOURCE:
         return "text", "None", "str", None
     if isinstance(prop, AnyProperty):
         return "none", "None", "None", None
@@ -234,9 +265,10 @@ def build_operation(
                     True,
                     text(body.prop.description),
                     None,
-                    'file_content("data", data)',
+                    'file_content("data", data, progress)',
                 )
             )
+            params.append(_PROGRESS)
     idempotent = False
     for prop in endpoint.header_parameters:
         idempotent = idempotent or text(prop.name) == "Idempotency-Key"
@@ -246,12 +278,13 @@ def build_operation(
         if p.location == "path":
             path = path.replace("{" + p.python_name + "}", "{" + p.send + "}")
     has_cursor = any(p.wire_name == "cursor" for p in params)
-    kind, parse, result, handle = _response(endpoint, handles, imports, has_cursor)
+    kind, parse, result, handle = _response(endpoint, raw_op, handles, imports, has_cursor)
     wait_ms = None
     if "x-crownest-waits-for" in raw_op:
         waits = raw_op["x-crownest-waits-for"]
         [param] = [p for p in params if p.wire_name == waits["field"]]
         wait_ms = f"{param.python_name} if {param.python_name} is not None else {int(waits['default'])}"
+    run = raw_op.get("x-crownest-run")
     in_sandbox = any(p.is_sandbox_id for p in params)
     scope = raw_op.get("x-crownest-scope") or ("both" if in_sandbox and "sandboxes" not in endpoint.tags else "client")
     return Operation(
@@ -273,4 +306,7 @@ def build_operation(
         content_type=content_type,
         wait_ms=wait_ms,
         download_method=raw_op.get("x-crownest-download-method"),
+        stream_method=raw_op.get("x-crownest-stream-method"),
+        run_start=f"_{snake_case(run['start'])}_request" if run else None,
+        run_stdin=snake_case(run["stdin"]) if run else None,
     )

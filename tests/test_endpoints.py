@@ -20,8 +20,9 @@ import pytest
 import respx
 
 import payloads as p
-from crownest import AsyncCrowNest, AsyncPager, CrowNest, CrowNestError, SyncPager
+from crownest import AsyncCrowNest, AsyncPager, AsyncStream, CrowNest, CrowNestError, Stream, SyncPager
 from crownest._generated.models import Artifact, Command, FileInfo, Preview, Template
+from crownest._generated.types import UNSET
 from crownest._handle import AsyncSandboxHandle, SandboxHandle
 
 SBX = "sbx_1"
@@ -197,11 +198,18 @@ CASES = [
         (SBX, "cmd_1"),
         "GET",
         "/v1/sandboxes/sbx_1/commands/cmd_1/events",
-        httpx.Response(200, text="event: exit\ndata: {}\n\n", headers={"content-type": "text/event-stream"}),
+        httpx.Response(
+            200,
+            text='id: 8\nevent: output\ndata: {"stream": "stdout", "data": "hi"}\n\nevent: exit\ndata: {}\n\n',
+            headers={"content-type": "text/event-stream"},
+        ),
         kwargs={"last_event_id": "5"},
         headers={"Last-Event-ID": "5"},
         on_handle=True,
-        check=lambda r: r.startswith("event: exit"),
+        check=lambda r: (
+            [(e.event, e.id, e.data) for e in r]
+            == [("output", "8", '{"stream": "stdout", "data": "hi"}'), ("exit", UNSET, "{}")]
+        ),
     ),
     Case(
         "files",
@@ -247,6 +255,17 @@ CASES = [
         params={"path": "a.txt"},
         on_handle=True,
         check=lambda r: r == 8 and DOWNLOAD_TO.read_bytes() == b"streamed",
+    ),
+    Case(
+        "files",
+        "stream",
+        (SBX, "a.txt"),
+        "GET",
+        "/v1/sandboxes/sbx_1/files/content",
+        httpx.Response(200, content=b"streamed"),
+        params={"path": "a.txt"},
+        on_handle=True,
+        check=lambda r: b"".join(r) == b"streamed",
     ),
     Case(
         "files",
@@ -346,6 +365,15 @@ CASES = [
         httpx.Response(200, content=b"2\n3\n5"),
         check=lambda r: r == 5 and DOWNLOAD_TO.read_bytes() == b"2\n3\n5",
     ),
+    Case(
+        "artifacts",
+        "stream",
+        ("art_1",),
+        "GET",
+        "/v1/artifacts/art_1/content",
+        httpx.Response(200, content=b"2\n3\n5"),
+        check=lambda r: b"".join(r) == b"2\n3\n5",
+    ),
     Case("artifacts", "delete", ("art_1",), "DELETE", "/v1/artifacts/art_1", httpx.Response(204)),
     Case(
         "previews",
@@ -427,6 +455,9 @@ def _result(value: Any) -> Any:
     if isinstance(value, SyncPager):
         [item] = list(value)
         return item
+    if isinstance(value, Stream):
+        with value:
+            return list(value)
     return value
 
 
@@ -436,6 +467,9 @@ async def _async_result(value: Any) -> Any:
     if isinstance(value, AsyncPager):
         [item] = [item async for item in value]
         return item
+    if isinstance(value, AsyncStream):
+        async with value:
+            return [item async for item in value]
     return value
 
 

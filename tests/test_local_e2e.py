@@ -19,13 +19,16 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from crownest import AsyncCrowNest, CrowNest, CrowNestApiError
+from crownest import AsyncCrowNest, CommandFailedError, CrowNest, CrowNestApiError
 from crownest._generated.resources import AsyncClientResources, AsyncSandboxScopes, ClientResources, SandboxScopes
-from crownest._handle import AsyncSandboxHandle, SandboxHandle
+from crownest._handle import AsyncCommandHandle, AsyncSandboxHandle, CommandHandle, SandboxHandle
 from crownest_local import LocalServer
 
 T = TypeVar("T")
-HANDLE_METHODS = {"kill", "refresh", "set_ttl"}
+HANDLE_METHODS = {
+    "sandbox": {"kill", "refresh", "set_ttl"},
+    "command": {"wait", "kill", "send_stdin", "refresh", "output", "follow", "check_returncode"},
+}
 
 
 def public_methods(cls: type) -> set[str]:
@@ -41,7 +44,7 @@ def expected_calls(resources: type, scopes: type) -> set[str]:
                 module = importlib.import_module(f"crownest._generated.resources.{tag}")
                 cls = getattr(module, inspect.signature(getter).return_annotation)
                 names |= {f"{prefix}.{tag}.{m}" for m in public_methods(cls)}
-    return names | {f"sandbox.{m}" for m in HANDLE_METHODS}
+    return names | {f"{handle}.{m}" for handle, methods in HANDLE_METHODS.items() for m in methods}
 
 
 class Recorder:
@@ -74,6 +77,8 @@ class Recorder:
     def _wrap(self, result: Any) -> Any:
         if isinstance(result, SandboxHandle | AsyncSandboxHandle):
             return Recorder(result, "sandbox", self._seen)
+        if isinstance(result, CommandHandle | AsyncCommandHandle):
+            return Recorder(result, "command", self._seen)
         return result
 
 
@@ -83,6 +88,7 @@ async def done(value: T | Awaitable[T]) -> T:
 
 
 async def items(pager: Any) -> list[Any]:
+    """Every item of a pager or stream, sync or async."""
     if hasattr(pager, "__aiter__"):
         return [item async for item in pager]
     return list(pager)
@@ -176,27 +182,60 @@ async def commands(client: Any, sandbox: Any) -> None:
     talker = await done(sandbox.commands.start("cat"))
     await done(sandbox.commands.send_stdin(talker.id, data="a", eof=True))
     assert (await done(sandbox.commands.get(talker.id))).id == talker.id
-    events = await done(sandbox.commands.events(started.id))
-    assert parse_sse(events) == [
+    events = await items(sandbox.commands.events(started.id))
+    assert [(e.event, e.id, json.loads(e.data)) for e in events] == [
         ("output", "9", {"stream": "stdout", "data": "got ping\n"}),  # id: the byte offset after the event
         ("exit", "9", finished.to_dict()),
     ]
-    assert parse_sse(await done(client.commands.events(sandbox.id, started.id, last_event_id="4")))[0][2] == {
-        "stream": "stdout",
-        "data": "ping\n",
-    }
+    resumed = await items(client.commands.events(sandbox.id, started.id, last_event_id="4"))
+    assert json.loads(resumed[0].data) == {"stream": "stdout", "data": "ping\n"}
 
     listed = await items(client.commands.list(sandbox.id, limit=2))
     assert len(listed) == 6 and listed[0].id == talker.id  # newest first, across pages
     assert [c.id for c in await items(sandbox.commands.list(status="killed"))] == [sleeper.id]
+    await command_handles(sandbox)
 
 
-def parse_sse(text: str) -> list[tuple[str, str, Any]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
-        events.append((fields["event"], fields["id"], json.loads(fields["data"])))
-    return events
+async def command_handles(sandbox: Any) -> None:
+    """The CommandHandle: live output, stdin, wait, kill, and `run`'s callbacks and `check`."""
+    echo = await done(sandbox.commands.start("read a; echo out $a; echo err >&2"))
+    await done(echo.send_stdin("x\n", eof=True))
+    chunks = await items(echo.output())
+    assert "".join(c.data for c in chunks if c.stream == "stdout") == "out x\n"
+    assert "".join(c.data for c in chunks if c.stream == "stderr") == "err\n"
+    assert (echo.status, echo.exit_code) == ("succeeded", 0)  # the exit event updated the handle
+    assert (await done(echo.wait())).stdout == "out x\n"
+    await done(echo.refresh())
+    assert echo.finished_at is not None
+
+    sleeper = await done(sandbox.commands.start("sleep 30"))
+    assert (await done(sleeper.wait(timeout_ms=50))).status == "running"
+    await done(sleeper.kill(signal="SIGTERM"))
+    assert sleeper.status == "killed"
+    with pytest.raises(CommandFailedError) as failed:
+        sleeper.check_returncode()
+    assert failed.value.result.id == sleeper.id and failed.value.result.status == "killed"
+
+    later = await done(sandbox.commands.start("sleep 0.2; echo late"))
+    seen: list[str] = []
+    await done(later.follow(seen.append, None))
+    assert seen == ["late\n"] and later.status == "succeeded"
+
+    heard: list[tuple[str, str]] = []
+    result = await done(
+        sandbox.commands.run(
+            "echo one; sleep 0.1; echo two >&2; cat",
+            on_stdout=lambda text: heard.append(("out", text)),
+            on_stderr=lambda text: heard.append(("err", text)),
+        )
+    )
+    assert heard == [("out", "one\n"), ("err", "two\n")]  # all of it before run returned; stdin closed
+    assert (result.status, result.stdout, result.stderr) == ("succeeded", "one\n", "two\n")
+    with pytest.raises(CommandFailedError) as failed:
+        await done(sandbox.commands.run("echo no >&2; exit 4", check=True))
+    assert (failed.value.result.exit_code, failed.value.result.stderr) == (4, "no\n")
+    assert "exited with code 4" in str(failed.value)
+    assert (await done(sandbox.commands.run("true", check=True))).exit_code == 0
 
 
 async def files(client: Any, sandbox: Any) -> None:
@@ -207,6 +246,8 @@ async def files(client: Any, sandbox: Any) -> None:
     assert await done(sandbox.files.read_text("notes/a.txt")) == "héllo"
     assert await done(client.files.read_text(sandbox.id, "/home/user/notes/a.txt")) == "héllo"
     assert await done(sandbox.files.read("notes/a.txt")) == "héllo".encode()
+    assert b"".join(await items(sandbox.files.stream("notes/a.txt"))) == "héllo".encode()
+    assert b"".join(await items(client.files.stream(sandbox.id, "/tmp/raw.bin"))) == bytes(range(256))
     with tempfile.TemporaryDirectory() as folder:
         assert await done(sandbox.files.download("notes/a.txt", f"{folder}/a")) == 6
         assert await done(client.files.download(sandbox.id, "/tmp/raw.bin", Path(folder) / "raw")) == 256
@@ -249,6 +290,7 @@ async def artifacts(client: Any, sandbox: Any) -> None:
         assert await done(client.artifacts.download_to(single.id, Path(local) / "data.csv")) == 8
         assert (Path(local) / "data.csv").read_bytes() == b"a,b\n1,2\n"
     assert (await done(client.artifacts.download(folder.id)))[:2] == b"\x1f\x8b"
+    assert b"".join(await items(client.artifacts.stream(single.id))) == b"a,b\n1,2\n"
     assert (await done(client.artifacts.get(single.id))).sha256 == single.sha256
     assert [a.id for a in await items(sandbox.artifacts.list())] == [folder.id, single.id]
     assert [a.id for a in await items(client.artifacts.list(sandbox_id=sandbox.id, limit=1))] == [folder.id, single.id]

@@ -15,12 +15,13 @@ import pytest
 import crownest
 from crownest._generated import resources
 from crownest._generated.resources import artifacts, commands, files, previews, sandboxes, templates
-from crownest._handle import AsyncSandboxHandle, SandboxHandle
+from crownest._handle import AsyncCommandHandle, AsyncSandboxHandle, CommandHandle, SandboxHandle
 
 MODULES = [artifacts, commands, files, previews, sandboxes, templates]
 PAIRS = [
     (crownest.CrowNest, crownest.AsyncCrowNest),
     (SandboxHandle, AsyncSandboxHandle),
+    (CommandHandle, AsyncCommandHandle),
     (resources.ClientResources, resources.AsyncClientResources),
     (resources.SandboxScopes, resources.AsyncSandboxScopes),
     *[
@@ -30,6 +31,8 @@ PAIRS = [
         if not name.startswith("Async")
     ],
 ]
+# Methods that do no I/O, the same plain methods on both.
+NO_IO = {"check_returncode"}
 # Iteration differs by nature (`__iter__` / `__aiter__`); everything else must match.
 ITERATION = {"__iter__", "__aiter__", "__enter__", "__aenter__", "__exit__", "__aexit__"}
 
@@ -74,14 +77,22 @@ def test_same_methods_and_signatures(sync_cls: type, async_cls: type) -> None:
     for name, member in sync_members.items():
         twin = async_members[name]
         assert _signature(member) == _signature(twin), f"{sync_cls.__name__}.{name}"
-        # A method the class defines does I/O, so its twin is a coroutine (a pager is returned as is);
-        # inherited model methods (to_dict, keys, ...) are the same plain methods on both.
+        # A method the class defines does I/O, so its twin is a coroutine (a pager or a stream is
+        # returned as is); inherited model methods (to_dict, keys, ...) are the same plain methods on both.
         defined_here = getattr(member, "__qualname__", "").startswith(sync_cls.__name__ + ".")
-        if inspect.isfunction(member) and defined_here and name != "__init__" and "Pager" not in _signature(member):
+        lazy = "Pager" in _signature(member) or "Stream" in _signature(member)
+        if inspect.isfunction(member) and defined_here and name not in {"__init__", *NO_IO} and not lazy:
             assert inspect.iscoroutinefunction(twin), f"{async_cls.__name__}.{name} must be async"
+        elif inspect.isfunction(member) and defined_here and name != "__init__":
+            assert not inspect.iscoroutinefunction(twin), f"{async_cls.__name__}.{name} must not be async"
 
 
 def test_pagers_match() -> None:
     sync_names = {n for n in dir(crownest.SyncPager) if not n.startswith("_")}
     async_names = {n for n in dir(crownest.AsyncPager) if not n.startswith("_")}
     assert sync_names == async_names == {"first_page", "pages"}
+
+
+def test_streams_match() -> None:
+    assert {n for n in dir(crownest.Stream) if not n.startswith("_")} == {"close"}
+    assert {n for n in dir(crownest.AsyncStream) if not n.startswith("_")} == {"aclose"}  # as httpx names them

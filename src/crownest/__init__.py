@@ -16,6 +16,7 @@ from ._exceptions import (
     AuthenticationError,
     BadRequestError,
     BodyNotReplayableError,
+    CommandFailedError,
     ConflictError,
     CrowNestApiError,
     CrowNestConnectionError,
@@ -28,20 +29,25 @@ from ._exceptions import (
     ResponseValidationError,
 )
 from ._pagination import AsyncPager, Page, SyncPager
+from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._handle import AsyncSandboxHandle, SandboxHandle
+    from ._handle import AsyncCommandHandle, AsyncSandboxHandle, CommandHandle, OutputChunk, SandboxHandle
 
 __all__ = [
     "NOT_GIVEN",
     "AsyncCrowNest",
+    "AsyncCommandHandle",
     "AsyncPager",
     "AsyncSandboxHandle",
+    "AsyncStream",
     "AuthenticationError",
     "BodyNotReplayableError",
     "BadRequestError",
+    "CommandFailedError",
+    "CommandHandle",
     "ConflictError",
     "CrowNest",
     "CrowNestApiError",
@@ -51,19 +57,21 @@ __all__ = [
     "InternalServerError",
     "NotFoundError",
     "NotGiven",
+    "OutputChunk",
     "Page",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseValidationError",
     "SandboxHandle",
+    "Stream",
     "SyncPager",
     "__version__",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # The handles import the Sandbox model; load them on first use to keep `import crownest` light.
-    if name in ("SandboxHandle", "AsyncSandboxHandle"):
+    # The handles import the generated models; load them on first use to keep `import crownest` light.
+    if name in ("SandboxHandle", "AsyncSandboxHandle", "CommandHandle", "AsyncCommandHandle", "OutputChunk"):
         from . import _handle
 
         return getattr(_handle, name)

@@ -14,11 +14,12 @@ import os
 import socket
 import time
 import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 
-from ._downloads import Download, Progress
+from ._downloads import Download
 from ._exceptions import (
     BodyNotReplayableError,
     CrowNestApiError,
@@ -31,8 +32,9 @@ from ._exceptions import (
 )
 from ._logs import configure_from_env, logger
 from ._retries import is_retryable_status, retry_delay
+from ._streams import AsyncStream, EventResume, RangeResume, Resume, Stream
 from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes
-from ._uploads import Upload
+from ._uploads import Progress, Upload
 from ._version import __version__
 
 DEFAULT_BASE_URL = "https://api.crownest.dev"
@@ -239,15 +241,24 @@ class BaseClient:
             raise ResponseValidationError(
                 f"HTTP {response.status_code}: expected JSON, got {body_excerpt(response)!r}", response=response
             ) from None
+        return BaseClient._parse_body(spec, body, response, lambda: body_excerpt(response))
+
+    @staticmethod
+    def _parse_body(spec: RequestSpec, body: Any, response: httpx.Response, excerpt: Callable[[], str]) -> Any:
+        """`spec.parse(body)`, or ResponseValidationError quoting `excerpt()`."""
         assert spec.parse is not None
         try:
             return spec.parse(body)
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise ResponseValidationError(
                 f"HTTP {response.status_code}: the body does not match the API ({type(exc).__name__}: {exc}): "
-                f"{body_excerpt(response)!r}",
+                f"{excerpt()!r}",
                 response=response,
             ) from None
+
+    def _parse_event(self, spec: RequestSpec, event: dict[str, Any], resume: EventResume) -> Any:
+        assert resume.response is not None
+        return self._parse_body(spec, event, resume.response, lambda: repr(event)[:200])
 
 
 class SyncAPIClient(BaseClient):
@@ -294,6 +305,76 @@ class SyncAPIClient(BaseClient):
             time.sleep(delay)
             retries_taken += 1
 
+    def stream(
+        self,
+        spec: RequestSpec,
+        resume: Resume,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> Iterator[bytes]:
+        """The body of `spec`'s answer in chunks as they arrive.
+
+        After a broken connection (or a retryable status) the request goes again with
+        `resume`'s headers, which ask for the rest only. Retries count failures in a
+        row: an attempt that moved `resume.position()` (whole events, bytes taken) starts
+        the count again.
+        """
+        request = self._build_request(self._http, spec, timeout)
+        return self._stream_attempts(request, resume, self._retries(max_retries))
+
+    def _stream_attempts(self, request: httpx.Request, resume: Resume, retries: int) -> Iterator[bytes]:
+        retries_taken = 0
+        while True:
+            error: CrowNestError
+            position = resume.position()
+            try:
+                with self._http.stream(
+                    request.method, request.url, headers=resume.headers(request), extensions=request.extensions
+                ) as response:
+                    self._log_response(request, response, retries_taken + 1)
+                    if not response.is_success:
+                        response.read()
+                        raise api_error_from_response(response)
+                    resume.begin(response)
+                    yield from response.iter_bytes()
+                return
+            except httpx.TransportError as exc:
+                error = self._network_error(exc, request)
+            except CrowNestApiError as exc:
+                error = exc
+            if resume.position() != position:
+                retries_taken = 0
+            delay = self._failure_delay(request, error, retries_taken, retries)
+            if delay is None:
+                raise error
+            time.sleep(delay)
+            retries_taken += 1
+
+    def byte_stream(
+        self,
+        spec: RequestSpec,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> Stream[bytes]:
+        """A binary answer in chunks, resumed with `Range` after a broken connection."""
+        resume = RangeResume(restart=False)
+        chunks = self.stream(spec, resume, timeout=timeout, max_retries=max_retries)
+        return Stream(new for chunk in chunks if (new := resume.take(chunk)))
+
+    def event_stream(
+        self,
+        spec: RequestSpec,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> Stream[Any]:
+        """Server-Sent Events, each parsed with `spec.parse`, resumed with `Last-Event-ID`."""
+        resume = EventResume(spec.headers.get("Last-Event-ID"))
+        chunks = self.stream(spec, resume, timeout=timeout, max_retries=max_retries)
+        return Stream(self._parse_event(spec, event, resume) for chunk in chunks for event in resume.feed(chunk))
+
     def download(
         self,
         spec: RequestSpec,
@@ -303,35 +384,12 @@ class SyncAPIClient(BaseClient):
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> int:
-        """Stream a binary answer into the file `to` (see `_downloads`), retrying what is safe to retry."""
-        request = self._build_request(self._http, spec, timeout)
-        retries = self._retries(max_retries)
-        retries_taken = 0
+        """Stream a binary answer into the file `to` (see `_downloads`)."""
         download = Download(to, progress)
         try:
-            while True:
-                error: CrowNestError
-                try:
-                    with self._http.stream(
-                        request.method, request.url, headers=download.headers(request), extensions=request.extensions
-                    ) as response:
-                        self._log_response(request, response, retries_taken + 1)
-                        if not response.is_success:
-                            response.read()
-                            raise api_error_from_response(response)
-                        download.begin(response)
-                        for chunk in response.iter_bytes():
-                            download.write(chunk)
-                    return download.finish()
-                except httpx.TransportError as exc:
-                    error = self._network_error(exc, request)
-                except CrowNestApiError as exc:
-                    error = exc
-                delay = self._failure_delay(request, error, retries_taken, retries)
-                if delay is None:
-                    raise error
-                time.sleep(delay)
-                retries_taken += 1
+            for chunk in self.stream(spec, download.resume, timeout=timeout, max_retries=max_retries):
+                download.write(chunk)
+            return download.finish()
         except BaseException:
             download.abandon()
             raise
@@ -390,6 +448,76 @@ class AsyncAPIClient(BaseClient):
             await asyncio.sleep(delay)
             retries_taken += 1
 
+    def stream(
+        self,
+        spec: RequestSpec,
+        resume: Resume,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncIterator[bytes]:
+        """The body of `spec`'s answer in chunks as they arrive (see `SyncAPIClient.stream`)."""
+        request = self._build_request(self._http, spec, timeout)
+        return self._stream_attempts(request, resume, self._retries(max_retries))
+
+    async def _stream_attempts(self, request: httpx.Request, resume: Resume, retries: int) -> AsyncIterator[bytes]:
+        import asyncio
+
+        self._check_loop(asyncio.get_running_loop())
+        retries_taken = 0
+        while True:
+            error: CrowNestError
+            position = resume.position()
+            try:
+                async with self._http.stream(
+                    request.method, request.url, headers=resume.headers(request), extensions=request.extensions
+                ) as response:
+                    self._log_response(request, response, retries_taken + 1)
+                    if not response.is_success:
+                        await response.aread()
+                        raise api_error_from_response(response)
+                    resume.begin(response)
+                    async for chunk in response.aiter_bytes():
+                        yield chunk
+                return
+            except httpx.TransportError as exc:
+                error = self._network_error(exc, request)
+            except CrowNestApiError as exc:
+                error = exc
+            if resume.position() != position:
+                retries_taken = 0
+            delay = self._failure_delay(request, error, retries_taken, retries)
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
+            retries_taken += 1
+
+    def byte_stream(
+        self,
+        spec: RequestSpec,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncStream[bytes]:
+        """A binary answer in chunks, resumed with `Range` after a broken connection."""
+        resume = RangeResume(restart=False)
+        chunks = self.stream(spec, resume, timeout=timeout, max_retries=max_retries)
+        return AsyncStream(new async for chunk in chunks if (new := resume.take(chunk)))
+
+    def event_stream(
+        self,
+        spec: RequestSpec,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncStream[Any]:
+        """Server-Sent Events, each parsed with `spec.parse`, resumed with `Last-Event-ID`."""
+        resume = EventResume(spec.headers.get("Last-Event-ID"))
+        chunks = self.stream(spec, resume, timeout=timeout, max_retries=max_retries)
+        return AsyncStream(
+            self._parse_event(spec, event, resume) async for chunk in chunks for event in resume.feed(chunk)
+        )
+
     async def download(
         self,
         spec: RequestSpec,
@@ -399,38 +527,12 @@ class AsyncAPIClient(BaseClient):
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> int:
-        """Stream a binary answer into the file `to` (see `_downloads`), retrying what is safe to retry."""
-        import asyncio
-
-        self._check_loop(asyncio.get_running_loop())
-        request = self._build_request(self._http, spec, timeout)
-        retries = self._retries(max_retries)
-        retries_taken = 0
+        """Stream a binary answer into the file `to` (see `_downloads`)."""
         download = Download(to, progress)
         try:
-            while True:
-                error: CrowNestError
-                try:
-                    async with self._http.stream(
-                        request.method, request.url, headers=download.headers(request), extensions=request.extensions
-                    ) as response:
-                        self._log_response(request, response, retries_taken + 1)
-                        if not response.is_success:
-                            await response.aread()
-                            raise api_error_from_response(response)
-                        download.begin(response)
-                        async for chunk in response.aiter_bytes():
-                            download.write(chunk)
-                    return download.finish()
-                except httpx.TransportError as exc:
-                    error = self._network_error(exc, request)
-                except CrowNestApiError as exc:
-                    error = exc
-                delay = self._failure_delay(request, error, retries_taken, retries)
-                if delay is None:
-                    raise error
-                await asyncio.sleep(delay)
-                retries_taken += 1
+            async for chunk in self.stream(spec, download.resume, timeout=timeout, max_retries=max_retries):
+                download.write(chunk)
+            return download.finish()
         except BaseException:
             download.abandon()
             raise

@@ -12,22 +12,28 @@
     ├── CrowNestConnectionError       no answer: refused, reset, DNS, ...
     │   └── CrowNestTimeoutError      no answer in time
     ├── ResponseValidationError       a 2xx answer that is not what the API promises
-    └── BodyNotReplayableError        a retry needed a one-shot upload stream again
+    ├── BodyNotReplayableError        a retry needed a one-shot upload stream again
+    └── CommandFailedError            `check=True` and the command did not succeed
 
-A command that exits non-zero is not an error: `commands.run` returns it.
+A command that exits non-zero is not an error: `commands.run` returns it
+(unless it was called with `check=True`).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from ._generated.models.command import Command
 
 __all__ = [
     "AuthenticationError",
     "BodyNotReplayableError",
     "BadRequestError",
+    "CommandFailedError",
     "ConflictError",
     "CrowNestApiError",
     "CrowNestConnectionError",
@@ -117,12 +123,13 @@ class CrowNestTimeoutError(CrowNestConnectionError):
 class ResponseValidationError(CrowNestError):
     """A 2xx answer whose body is not what the API promises.
 
-    Carries `status`, `response` and an excerpt of the body in the message.
+    Carries `status`, `response` and an excerpt of the body in the message
+    (`status` and `response` are None for an event of a stream whose answer began well).
     """
 
-    def __init__(self, message: str, *, response: httpx.Response) -> None:
+    def __init__(self, message: str, *, response: httpx.Response | None) -> None:
         super().__init__(message)
-        self.status = response.status_code
+        self.status = None if response is None else response.status_code
         self.response = response
 
 
@@ -132,6 +139,20 @@ class BodyNotReplayableError(CrowNestError):
     `__cause__` is the failure of that attempt. Pass bytes, a path or a
     seekable file instead, and the SDK retries uploads like any other call.
     """
+
+
+class CommandFailedError(CrowNestError):
+    """A command run with `check=True` did not succeed (it failed, timed out or was killed).
+
+    Like `subprocess.CalledProcessError`: `result` is the finished Command (its
+    `exit_code`, `status`, `stdout` and `stderr`); the message names the command
+    line and how it ended, not its output.
+    """
+
+    def __init__(self, result: Command) -> None:
+        how = f"exited with code {result.exit_code}" if result.status == "failed" else f"ended: {result.status}"
+        super().__init__(f"Command {result.command!r} {how} (command {result.id})")
+        self.result = result
 
 
 _ERRORS_BY_STATUS: dict[int, type[CrowNestApiError]] = {

@@ -1,33 +1,43 @@
-"""Sandbox handles: a `Sandbox` that can act on itself.
+"""Handles: API objects that can act on themselves, wrapped around what the spec marks
+with `x-crownest-handle`.
 
-`client.sandboxes.create()` and `.get()` return a `SandboxHandle`. It *is* a
-`Sandbox` (attribute access, mapping access by wire name, `.to_dict()`), and
-adds `.kill()`, `.refresh()`, `.set_ttl()`, use as a context manager that
-kills the sandbox on exit, and the sandbox's resources with its ID bound
-(`.commands`, `.files`, `.artifacts`, `.previews`, generated from the spec).
+A `SandboxHandle` *is* a `Sandbox` (attribute access, mapping access by wire
+name, `.to_dict()`), and adds `.kill()`, `.refresh()`, `.set_ttl()`, use as a
+context manager that kills the sandbox on exit, and the sandbox's resources
+with its ID bound (`.commands`, `.files`, `.artifacts`, `.previews`).
+
+A `CommandHandle` *is* a `Command`, and adds `.wait()`, `.kill()`,
+`.send_stdin()`, `.refresh()` and `.output()`, the command's output as it
+arrives, read from its event stream and resumed after a broken connection
+with `Last-Event-ID`, so that nothing is lost or repeated.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from ._exceptions import CommandFailedError, CrowNestError, ResponseValidationError
+from ._generated.models.command import Command
+from ._generated.models.command_event import CommandEvent
 from ._generated.models.sandbox import Sandbox
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
+from ._streams import AsyncStream, Stream
+from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 
 if TYPE_CHECKING:
     from ._client import AsyncCrowNest, CrowNest
 
-__all__ = ["AsyncSandboxHandle", "SandboxHandle"]
-
-_FIELDS = tuple(field.name for field in attrs.fields(Sandbox))
+__all__ = ["AsyncCommandHandle", "AsyncSandboxHandle", "CommandHandle", "OutputChunk", "SandboxHandle"]
 
 
-def _copy_fields(target: Sandbox, source: Sandbox) -> None:
-    for name in _FIELDS:
-        setattr(target, name, getattr(source, name))
+def _copy_fields(target: Any, source: Any) -> None:
+    for field in attrs.fields(type(source)):
+        setattr(target, field.name, getattr(source, field.name))
     target.additional_properties = dict(source.additional_properties)
 
 
@@ -89,3 +99,230 @@ class AsyncSandboxHandle(Sandbox, AsyncSandboxScopes):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.kill()
+
+
+@attrs.frozen
+class OutputChunk:
+    """A piece of a command's output, as it arrived.
+
+    `data` is UTF-8 text (invalid bytes replaced; a character is never split
+    between chunks), so `"".join(chunk.data for chunk in ...)` per stream is the
+    stream's whole output.
+    """
+
+    stream: Literal["stdout", "stderr"] | str
+    """`stdout` or `stderr`."""
+    data: str
+    """The text."""
+
+
+class _CommandOutput:
+    """Reads `output` and `exit` events into chunks and the final Command, for both handles."""
+
+    def __init__(self, handle: Command, last_event_id: str | None) -> None:
+        self.handle = handle
+        self.last_event_id = last_event_id
+        self.exited = False
+        self.progressed = False
+
+    def take(self, event: CommandEvent) -> OutputChunk | None:
+        """The chunk in `event`, if it is an output event; the `exit` event updates the handle."""
+        self.progressed = True
+        if isinstance(event.id, str):
+            self.last_event_id = event.id
+        if event.event == "exit":
+            _copy_fields(self.handle, _parse_data(event, Command.from_dict))
+            self.exited = True
+        elif event.event == "output":
+            chunk: OutputChunk = _parse_data(
+                event, lambda body: OutputChunk(_text(body["stream"]), _text(body["data"]))
+            )
+            return chunk
+        return None
+
+    def next_round(self) -> None:
+        """Before reconnecting after a stream that ended without `exit`: refuse to loop on nothing."""
+        if not self.progressed:
+            raise CrowNestError(f"The output stream of command {self.handle.id} ended before its exit event")
+        self.progressed = False
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _parse_data(event: CommandEvent, parse: Callable[[Any], Any]) -> Any:
+    try:
+        return parse(json.loads(event.data))
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ResponseValidationError(
+            f"A {event.event!r} event does not match the API ({type(exc).__name__}: {exc}): {event.data[:200]!r}",
+            response=None,
+        ) from None
+
+
+class CommandHandle(Command):
+    """A command, bound to the client that started or fetched it."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: CrowNest, command: Command) -> None:
+        _copy_fields(self, command)
+        self._client = client
+
+    def refresh(self) -> None:
+        """Fetch the command again and update this handle's fields in place."""
+        _copy_fields(self, self._client.commands.get(self.sandbox_id, self.id))
+
+    def wait(self, timeout_ms: int | None = None) -> CommandHandle:
+        """Wait for the command to end and update this handle's fields; returns the handle.
+
+        With `timeout_ms`, wait at most that long (the command may still be `running`).
+        """
+        while True:
+            _copy_fields(self, self._client.commands.wait(self.sandbox_id, self.id, timeout_ms=timeout_ms))
+            if timeout_ms is not None or self.status != "running":
+                return self
+
+    def kill(self, signal: str | None = None) -> None:
+        """Send `signal` (default `SIGKILL`) to the command's process group; updates this handle."""
+        _copy_fields(self, self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
+
+    def send_stdin(self, data: str, *, eof: bool | None = None) -> None:
+        """Write `data` to the command's standard input; `eof=True` closes it afterwards."""
+        self._client.commands.send_stdin(self.sandbox_id, self.id, data, eof=eof)
+
+    def output(
+        self,
+        *,
+        last_event_id: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> Stream[OutputChunk]:
+        """The command's output from its start (or after `last_event_id`) until it ends, as it arrives.
+
+        Iterate it (`for chunk in handle.output()`); stdout and stderr come in the order
+        they were written, each chunk an `OutputChunk`. When the command ends, the
+        handle's fields are updated to its final state. A broken connection resumes
+        where it stopped. Leaving the loop early and closing the stream (or using it in
+        `with`) closes the connection.
+        """
+        return Stream(self._output(_CommandOutput(self, last_event_id), timeout, max_retries))
+
+    def _output(
+        self, reader: _CommandOutput, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
+    ) -> Iterator[OutputChunk]:
+        while True:
+            events = self._client.commands.events(
+                self.sandbox_id, self.id, last_event_id=reader.last_event_id, timeout=timeout, max_retries=max_retries
+            )
+            with events:
+                for event in events:
+                    chunk = reader.take(event)
+                    if chunk is not None:
+                        yield chunk
+                    if reader.exited:
+                        return
+            reader.next_round()
+
+    def follow(
+        self,
+        on_stdout: Callable[[str], object] | None,
+        on_stderr: Callable[[str], object] | None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Call `on_stdout`/`on_stderr` with the output as it arrives, until the command ends."""
+        callbacks = {"stdout": on_stdout, "stderr": on_stderr}
+        with self.output(timeout=timeout, max_retries=max_retries) as chunks:
+            for chunk in chunks:
+                callback = callbacks.get(chunk.stream)
+                if callback is not None:
+                    callback(chunk.data)
+
+    def check_returncode(self) -> None:
+        """Raise `CommandFailedError` unless the command succeeded."""
+        if self.status != "succeeded":
+            raise CommandFailedError(self)
+
+
+class AsyncCommandHandle(Command):
+    """A command, bound to the async client that started or fetched it."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: AsyncCrowNest, command: Command) -> None:
+        _copy_fields(self, command)
+        self._client = client
+
+    async def refresh(self) -> None:
+        """Fetch the command again and update this handle's fields in place."""
+        _copy_fields(self, await self._client.commands.get(self.sandbox_id, self.id))
+
+    async def wait(self, timeout_ms: int | None = None) -> AsyncCommandHandle:
+        """Wait for the command to end and update this handle's fields; returns the handle.
+
+        With `timeout_ms`, wait at most that long (the command may still be `running`).
+        """
+        while True:
+            _copy_fields(self, await self._client.commands.wait(self.sandbox_id, self.id, timeout_ms=timeout_ms))
+            if timeout_ms is not None or self.status != "running":
+                return self
+
+    async def kill(self, signal: str | None = None) -> None:
+        """Send `signal` (default `SIGKILL`) to the command's process group; updates this handle."""
+        _copy_fields(self, await self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
+
+    async def send_stdin(self, data: str, *, eof: bool | None = None) -> None:
+        """Write `data` to the command's standard input; `eof=True` closes it afterwards."""
+        await self._client.commands.send_stdin(self.sandbox_id, self.id, data, eof=eof)
+
+    def output(
+        self,
+        *,
+        last_event_id: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncStream[OutputChunk]:
+        """The command's output as it arrives (`async for`); see `CommandHandle.output`."""
+        return AsyncStream(self._output(_CommandOutput(self, last_event_id), timeout, max_retries))
+
+    async def _output(
+        self, reader: _CommandOutput, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
+    ) -> AsyncIterator[OutputChunk]:
+        while True:
+            events = self._client.commands.events(
+                self.sandbox_id, self.id, last_event_id=reader.last_event_id, timeout=timeout, max_retries=max_retries
+            )
+            async with events:
+                async for event in events:
+                    chunk = reader.take(event)
+                    if chunk is not None:
+                        yield chunk
+                    if reader.exited:
+                        return
+            reader.next_round()
+
+    async def follow(
+        self,
+        on_stdout: Callable[[str], object] | None,
+        on_stderr: Callable[[str], object] | None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Call `on_stdout`/`on_stderr` with the output as it arrives, until the command ends."""
+        callbacks = {"stdout": on_stdout, "stderr": on_stderr}
+        async with self.output(timeout=timeout, max_retries=max_retries) as chunks:
+            async for chunk in chunks:
+                callback = callbacks.get(chunk.stream)
+                if callback is not None:
+                    callback(chunk.data)
+
+    def check_returncode(self) -> None:
+        """Raise `CommandFailedError` unless the command succeeded."""
+        if self.status != "succeeded":
+            raise CommandFailedError(self)

@@ -34,7 +34,7 @@ TimeoutTypes: TypeAlias = float | httpx.Timeout | None
 """Seconds, an `httpx.Timeout`, or `None` for no read/write/pool limit."""
 
 
-ResponseKind: TypeAlias = Literal["model", "list", "page", "bytes", "text", "none"]
+ResponseKind: TypeAlias = Literal["model", "list", "page", "bytes", "text", "events", "none"]
 
 
 class RequestSpec:
@@ -103,13 +103,19 @@ def encode_path_param(name: str, value: str) -> str:
     return quote(value, safe="")
 
 
-_ARG_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "bool": (bool,), "map": (Mapping,)}
+_ARG_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "bool": (bool,),
+    "map": (Mapping,),
+    "callable": (Callable,),  # type: ignore[dict-item]
+}
 
 
 def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> None:
     """Refuse a wrongly typed argument before any request, naming it.
 
-    `kind` is `str`, `int`, `bool` or `map` (a mapping of str to str); `None`
+    `kind` is `str`, `int`, `bool`, `map` (a mapping of str to str) or `callable`; `None`
     (left out) passes unless the argument is required.
     """
     if value is None:

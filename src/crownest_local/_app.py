@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -57,6 +57,30 @@ class DropConnection(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
         raise DroppedConnection
+
+
+class CutStream(Response):
+    """A fault: a streamed answer whose connection closes after `limit` bytes of its body."""
+
+    def __init__(self, response: Response, limit: int) -> None:
+        super().__init__(status_code=response.status_code)
+        self.response = response
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        room = self.limit
+
+        async def send_until_cut(message: Any) -> None:
+            nonlocal room
+            if message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                if len(body) >= room:
+                    await send({"type": "http.response.body", "body": body[:room], "more_body": True})
+                    raise DroppedConnection
+                room -= len(body)
+            await send(message)
+
+        await self.response(scope, receive, send_until_cut)
 
 
 class _QuietDrops(logging.Filter):
@@ -195,6 +219,8 @@ class Dispatcher:
             response = await self._idempotent(op, call, handler, request_id)
             if fault == "drop_after":
                 return DropConnection()
+            if self.config.cut_streams and isinstance(response, StreamingResponse | FileResponse):
+                response = CutStream(response, self.config.cut_streams)
         except ApiProblem as problem:
             response = error_response(problem, request_id)
         except Exception as exc:

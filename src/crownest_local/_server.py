@@ -46,6 +46,8 @@ class LocalServer:
     folder to keep sandboxes' records, artifacts and idempotency keys across
     restarts. `faults` is the share of requests that fail as networks and
     gateways do (503, 429, a connection dropped before or after the operation).
+    `cut_streams`, if not 0, makes every streamed answer (file content, command
+    output events) lose its connection after that many bytes of its body.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class LocalServer:
         data_dir: str | Path | None = None,
         api_key: str | None = None,
         faults: float = 0.0,
+        cut_streams: int = 0,
         max_sandboxes: int = 64,
         isolation: bool = True,
     ) -> None:
@@ -66,6 +69,7 @@ class LocalServer:
         self.api_key = api_key or new_api_key()
         self._config: Config | None = None
         self.faults = faults
+        self.cut_streams = cut_streams
         self.max_sandboxes = max_sandboxes
         self.isolation = isolation
         self._server: uvicorn.Server | None = None
@@ -97,6 +101,19 @@ class LocalServer:
             self._config.faults = rate
 
     @property
+    def cut_streams(self) -> int:
+        """Body bytes after which streamed answers lose their connection (0: never); changeable while running."""
+        return self._cut_streams
+
+    @cut_streams.setter
+    def cut_streams(self, limit: int) -> None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"cut_streams must be a non-negative int, got {limit!r}")
+        self._cut_streams = limit
+        if self._config is not None:
+            self._config.cut_streams = limit
+
+    @property
     def stats(self) -> dict[str, int]:
         """Requests received by operation ID (e.g. `createSandbox`) and faults injected (`fault:<kind>`)."""
         return dict(self._stats)
@@ -111,7 +128,11 @@ class LocalServer:
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="crownest-local-"))
         config = Config(
-            data_dir=self.data_dir, api_key=self.api_key, faults=self.faults, max_sandboxes=self.max_sandboxes
+            data_dir=self.data_dir,
+            api_key=self.api_key,
+            faults=self.faults,
+            cut_streams=self.cut_streams,
+            max_sandboxes=self.max_sandboxes,
         )
         if not self.isolation:
             config.bwrap = None

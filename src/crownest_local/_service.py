@@ -61,6 +61,7 @@ class Config:
     data_dir: Path
     api_key: str
     faults: float = 0.0
+    cut_streams: int = 0  # a fault: streamed answers lose their connection after this many body bytes
     max_sandboxes: int = 64
     bwrap: str | None = field(default_factory=bubblewrap)
 
@@ -417,16 +418,18 @@ class Service:
         if offset is None:
             invalid("Last-Event-ID", "is not an id this server sent")
         return StreamingResponse(
-            self._events(body["id"], offset),
+            self._events(body["id"], offset, call.request),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
 
-    async def _events(self, command_id: str, offset: int) -> AsyncIterator[bytes]:
+    async def _events(self, command_id: str, offset: int, request: Request) -> AsyncIterator[bytes]:
         while True:
             live = self.live.get(command_id)
             log = live.log if live is not None else OutputLog(self._log_path(command_id))
             for end, stream, text in log.read_after(offset):
+                if await request.is_disconnected():  # uvicorn takes writes to a closed connection silently
+                    return
                 offset = end
                 data = json.dumps({"stream": stream, "data": text}, ensure_ascii=False)
                 yield f"id: {end}\nevent: output\ndata: {data}\n\n".encode()
@@ -436,6 +439,8 @@ class Service:
                 return
             await live.changed(timeout_s=10)
             if live.log.size == offset and not live.finished.is_set():
+                if await request.is_disconnected():
+                    return
                 yield b": keep-alive\n\n"
 
     # Previews

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from ..._pagination import AsyncPager, SyncPager
+from ..._streams import AsyncStream, Stream
 from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
 from ..models.artifact import Artifact
 from ..models.artifact_list import ArtifactList
@@ -252,6 +253,22 @@ class Artifacts:
         spec = _download_artifact_request(artifact_id=artifact_id)
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
+    def stream(
+        self,
+        artifact_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> Stream[bytes]:
+        """Like `download`, as chunks of bytes while they arrive, in constant memory.
+
+        Use it as a context manager (`with ... as chunks: for chunk in chunks`),
+        which closes the connection however the block ends. The request is sent when iteration
+        begins; a transfer that breaks goes on from where it stopped, with `Range`.
+        """
+        spec = _download_artifact_request(artifact_id=artifact_id)
+        return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
+
     def get(
         self,
         artifact_id: str,
@@ -439,6 +456,22 @@ class AsyncArtifacts:
         """
         spec = _download_artifact_request(artifact_id=artifact_id)
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
+
+    def stream(
+        self,
+        artifact_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncStream[bytes]:
+        """Like `download`, as chunks of bytes while they arrive, in constant memory.
+
+        Use it as a context manager (`async with ... as chunks: async for chunk in chunks`),
+        which closes the connection however the block ends. The request is sent when iteration
+        begins; a transfer that breaks goes on from where it stopped, with `Range`.
+        """
+        spec = _download_artifact_request(artifact_id=artifact_id)
+        return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def get(
         self,

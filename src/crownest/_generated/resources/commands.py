@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
+from ..._handle import AsyncCommandHandle, CommandHandle
 from ..._pagination import AsyncPager, SyncPager
+from ..._streams import AsyncStream, Stream
 from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
 from ..models.command import Command
+from ..models.command_event import CommandEvent
 from ..models.command_list import CommandList
 from ..models.command_status import CommandStatus
 from ..models.signal import Signal
@@ -29,7 +32,8 @@ def _stream_command_events_request(
     return RequestSpec(
         "GET",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands/{encode_path_param('command_id', command_id)}/events",
-        kind="text",
+        kind="events",
+        parse=CommandEvent.from_dict,
         headers={
             "Last-Event-ID": last_event_id,
         },
@@ -227,7 +231,7 @@ class Commands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> str:
+    ) -> Stream[CommandEvent]:
         """Stream a command's output.
 
         A Server-Sent Events stream of the command's whole output (no 1 MiB cap):
@@ -245,7 +249,8 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The str.
+            The events as they arrive (the request is sent when iteration begins); after a broken
+            connection the stream resumes after the last event received.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -253,7 +258,7 @@ class Commands:
         """
 
         spec = _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id)
-        return cast("str", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def get(
         self,
@@ -262,7 +267,7 @@ class Commands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> CommandHandle:
         """Get a command.
 
         Returns one command with its output so far.
@@ -282,7 +287,7 @@ class Commands:
         """
 
         spec = _get_command_request(sandbox_id=sandbox_id, command_id=command_id)
-        return cast("Command", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
         self,
@@ -292,7 +297,7 @@ class Commands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> CommandHandle:
         """Kill a command.
 
         Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
@@ -313,7 +318,7 @@ class Commands:
         """
 
         spec = _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal)
-        return cast("Command", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
         self,
@@ -324,7 +329,7 @@ class Commands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> SyncPager[Command]:
+    ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
         Lists the commands of one sandbox, newest first.
@@ -346,7 +351,9 @@ class Commands:
         """
 
         spec = _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor)
-        return SyncPager(self._client, spec, lambda item: cast(Command, item), timeout=timeout, max_retries=max_retries)
+        return SyncPager(
+            self._client, spec, lambda item: CommandHandle(self._client, item), timeout=timeout, max_retries=max_retries
+        )
 
     def run(
         self,
@@ -358,9 +365,12 @@ class Commands:
         timeout_ms: int | None = None,
         stdin: str | None = None,
         idempotency_key: str | None = None,
+        on_stdout: Callable[[str], object] | None = None,
+        on_stderr: Callable[[str], object] | None = None,
+        check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> CommandHandle:
         """Run a command and wait for it.
 
         Runs a command with `/bin/sh -c` and answers once it has ended, with its final
@@ -378,6 +388,10 @@ class Commands:
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
                 one for every call unless you pass your own.
+            on_stdout: Called with each piece of standard output as it arrives; every call is made
+                before this method returns.
+            on_stderr: The same for standard error.
+            check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -387,8 +401,12 @@ class Commands:
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+            CommandFailedError: `check` was set and the command did not succeed.
         """
 
+        check_arg("on_stdout", on_stdout, "callable")
+        check_arg("on_stderr", on_stderr, "callable")
+        check_arg("check", check, "bool")
         spec = _run_command_request(
             sandbox_id=sandbox_id,
             command=command,
@@ -398,7 +416,23 @@ class Commands:
             stdin=stdin,
             idempotency_key=idempotency_key,
         )
-        return cast("Command", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        if on_stdout is None and on_stderr is None:
+            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        else:
+            start = _start_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin="" if stdin is None else stdin,
+                idempotency_key=idempotency_key,
+            )
+            result = CommandHandle(self._client, self._client.request(start, timeout=timeout, max_retries=max_retries))
+            result.follow(on_stdout, on_stderr, timeout=timeout, max_retries=max_retries)
+        if check:
+            result.check_returncode()
+        return result
 
     def send_stdin(
         self,
@@ -446,7 +480,7 @@ class Commands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> CommandHandle:
         """Start a command in the background.
 
         Starts a command with `/bin/sh -c` and answers at once with it `running`.
@@ -482,7 +516,7 @@ class Commands:
             stdin=stdin,
             idempotency_key=idempotency_key,
         )
-        return cast("Command", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def wait(
         self,
@@ -492,7 +526,7 @@ class Commands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> CommandHandle:
         """Wait for a command to end.
 
         Answers with the final command as soon as it ends, or with its current state when `timeoutMs` runs
@@ -514,7 +548,7 @@ class Commands:
         """
 
         spec = _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
-        return cast("Command", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
 class AsyncCommands:
@@ -528,7 +562,7 @@ class AsyncCommands:
     def __repr__(self) -> str:
         return "AsyncCommands()"
 
-    async def events(
+    def events(
         self,
         sandbox_id: str,
         command_id: str,
@@ -536,7 +570,7 @@ class AsyncCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> str:
+    ) -> AsyncStream[CommandEvent]:
         """Stream a command's output.
 
         A Server-Sent Events stream of the command's whole output (no 1 MiB cap):
@@ -554,7 +588,8 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The str.
+            The events as they arrive (the request is sent when iteration begins); after a broken
+            connection the stream resumes after the last event received.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -562,7 +597,7 @@ class AsyncCommands:
         """
 
         spec = _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id)
-        return cast("str", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def get(
         self,
@@ -571,7 +606,7 @@ class AsyncCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> AsyncCommandHandle:
         """Get a command.
 
         Returns one command with its output so far.
@@ -591,7 +626,9 @@ class AsyncCommands:
         """
 
         spec = _get_command_request(sandbox_id=sandbox_id, command_id=command_id)
-        return cast("Command", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return AsyncCommandHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
 
     async def kill(
         self,
@@ -601,7 +638,7 @@ class AsyncCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> AsyncCommandHandle:
         """Kill a command.
 
         Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
@@ -622,7 +659,9 @@ class AsyncCommands:
         """
 
         spec = _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal)
-        return cast("Command", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return AsyncCommandHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
 
     def list(
         self,
@@ -633,7 +672,7 @@ class AsyncCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> AsyncPager[Command]:
+    ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
         Lists the commands of one sandbox, newest first.
@@ -656,7 +695,11 @@ class AsyncCommands:
 
         spec = _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor)
         return AsyncPager(
-            self._client, spec, lambda item: cast(Command, item), timeout=timeout, max_retries=max_retries
+            self._client,
+            spec,
+            lambda item: AsyncCommandHandle(self._client, item),
+            timeout=timeout,
+            max_retries=max_retries,
         )
 
     async def run(
@@ -669,9 +712,12 @@ class AsyncCommands:
         timeout_ms: int | None = None,
         stdin: str | None = None,
         idempotency_key: str | None = None,
+        on_stdout: Callable[[str], object] | None = None,
+        on_stderr: Callable[[str], object] | None = None,
+        check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
         Runs a command with `/bin/sh -c` and answers once it has ended, with its final
@@ -689,6 +735,10 @@ class AsyncCommands:
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
                 one for every call unless you pass your own.
+            on_stdout: Called with each piece of standard output as it arrives; every call is made
+                before this method returns.
+            on_stderr: The same for standard error.
+            check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -698,8 +748,12 @@ class AsyncCommands:
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+            CommandFailedError: `check` was set and the command did not succeed.
         """
 
+        check_arg("on_stdout", on_stdout, "callable")
+        check_arg("on_stderr", on_stderr, "callable")
+        check_arg("check", check, "bool")
         spec = _run_command_request(
             sandbox_id=sandbox_id,
             command=command,
@@ -709,7 +763,27 @@ class AsyncCommands:
             stdin=stdin,
             idempotency_key=idempotency_key,
         )
-        return cast("Command", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        if on_stdout is None and on_stderr is None:
+            result = AsyncCommandHandle(
+                self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+            )
+        else:
+            start = _start_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin="" if stdin is None else stdin,
+                idempotency_key=idempotency_key,
+            )
+            result = AsyncCommandHandle(
+                self._client, await self._client.request(start, timeout=timeout, max_retries=max_retries)
+            )
+            await result.follow(on_stdout, on_stderr, timeout=timeout, max_retries=max_retries)
+        if check:
+            result.check_returncode()
+        return result
 
     async def send_stdin(
         self,
@@ -757,7 +831,7 @@ class AsyncCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> AsyncCommandHandle:
         """Start a command in the background.
 
         Starts a command with `/bin/sh -c` and answers at once with it `running`.
@@ -793,7 +867,9 @@ class AsyncCommands:
             stdin=stdin,
             idempotency_key=idempotency_key,
         )
-        return cast("Command", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return AsyncCommandHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
 
     async def wait(
         self,
@@ -803,7 +879,7 @@ class AsyncCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> AsyncCommandHandle:
         """Wait for a command to end.
 
         Answers with the final command as soon as it ends, or with its current state when `timeoutMs` runs
@@ -825,7 +901,9 @@ class AsyncCommands:
         """
 
         spec = _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
-        return cast("Command", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return AsyncCommandHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
 
 
 class SandboxCommands:
@@ -850,7 +928,7 @@ class SandboxCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> str:
+    ) -> Stream[CommandEvent]:
         """Stream a command's output.
 
         A Server-Sent Events stream of the command's whole output (no 1 MiB cap):
@@ -867,7 +945,8 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The str.
+            The events as they arrive (the request is sent when iteration begins); after a broken
+            connection the stream resumes after the last event received.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -877,7 +956,7 @@ class SandboxCommands:
         spec = _stream_command_events_request(
             sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
         )
-        return cast("str", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def get(
         self,
@@ -885,7 +964,7 @@ class SandboxCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> CommandHandle:
         """Get a command.
 
         Returns one command with its output so far.
@@ -904,7 +983,7 @@ class SandboxCommands:
         """
 
         spec = _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id)
-        return cast("Command", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
         self,
@@ -913,7 +992,7 @@ class SandboxCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> CommandHandle:
         """Kill a command.
 
         Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
@@ -933,7 +1012,7 @@ class SandboxCommands:
         """
 
         spec = _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal)
-        return cast("Command", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
         self,
@@ -943,7 +1022,7 @@ class SandboxCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> SyncPager[Command]:
+    ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
         Lists the commands of one sandbox, newest first.
@@ -964,7 +1043,9 @@ class SandboxCommands:
         """
 
         spec = _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor)
-        return SyncPager(self._client, spec, lambda item: cast(Command, item), timeout=timeout, max_retries=max_retries)
+        return SyncPager(
+            self._client, spec, lambda item: CommandHandle(self._client, item), timeout=timeout, max_retries=max_retries
+        )
 
     def run(
         self,
@@ -975,9 +1056,12 @@ class SandboxCommands:
         timeout_ms: int | None = None,
         stdin: str | None = None,
         idempotency_key: str | None = None,
+        on_stdout: Callable[[str], object] | None = None,
+        on_stderr: Callable[[str], object] | None = None,
+        check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> CommandHandle:
         """Run a command and wait for it.
 
         Runs a command with `/bin/sh -c` and answers once it has ended, with its final
@@ -994,6 +1078,10 @@ class SandboxCommands:
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
                 one for every call unless you pass your own.
+            on_stdout: Called with each piece of standard output as it arrives; every call is made
+                before this method returns.
+            on_stderr: The same for standard error.
+            check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1003,8 +1091,12 @@ class SandboxCommands:
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+            CommandFailedError: `check` was set and the command did not succeed.
         """
 
+        check_arg("on_stdout", on_stdout, "callable")
+        check_arg("on_stderr", on_stderr, "callable")
+        check_arg("check", check, "bool")
         spec = _run_command_request(
             sandbox_id=self._sandbox_id,
             command=command,
@@ -1014,7 +1106,23 @@ class SandboxCommands:
             stdin=stdin,
             idempotency_key=idempotency_key,
         )
-        return cast("Command", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        if on_stdout is None and on_stderr is None:
+            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        else:
+            start = _start_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin="" if stdin is None else stdin,
+                idempotency_key=idempotency_key,
+            )
+            result = CommandHandle(self._client, self._client.request(start, timeout=timeout, max_retries=max_retries))
+            result.follow(on_stdout, on_stderr, timeout=timeout, max_retries=max_retries)
+        if check:
+            result.check_returncode()
+        return result
 
     def send_stdin(
         self,
@@ -1059,7 +1167,7 @@ class SandboxCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> CommandHandle:
         """Start a command in the background.
 
         Starts a command with `/bin/sh -c` and answers at once with it `running`.
@@ -1094,7 +1202,7 @@ class SandboxCommands:
             stdin=stdin,
             idempotency_key=idempotency_key,
         )
-        return cast("Command", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def wait(
         self,
@@ -1103,7 +1211,7 @@ class SandboxCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> CommandHandle:
         """Wait for a command to end.
 
         Answers with the final command as soon as it ends, or with its current state when `timeoutMs` runs
@@ -1124,7 +1232,7 @@ class SandboxCommands:
         """
 
         spec = _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
-        return cast("Command", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
 class AsyncSandboxCommands:
@@ -1142,14 +1250,14 @@ class AsyncSandboxCommands:
     def __repr__(self) -> str:
         return f"AsyncSandboxCommands(sandbox_id={self._sandbox_id!r})"
 
-    async def events(
+    def events(
         self,
         command_id: str,
         *,
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> str:
+    ) -> AsyncStream[CommandEvent]:
         """Stream a command's output.
 
         A Server-Sent Events stream of the command's whole output (no 1 MiB cap):
@@ -1166,7 +1274,8 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The str.
+            The events as they arrive (the request is sent when iteration begins); after a broken
+            connection the stream resumes after the last event received.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1176,7 +1285,7 @@ class AsyncSandboxCommands:
         spec = _stream_command_events_request(
             sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
         )
-        return cast("str", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def get(
         self,
@@ -1184,7 +1293,7 @@ class AsyncSandboxCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> AsyncCommandHandle:
         """Get a command.
 
         Returns one command with its output so far.
@@ -1203,7 +1312,9 @@ class AsyncSandboxCommands:
         """
 
         spec = _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id)
-        return cast("Command", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return AsyncCommandHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
 
     async def kill(
         self,
@@ -1212,7 +1323,7 @@ class AsyncSandboxCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> AsyncCommandHandle:
         """Kill a command.
 
         Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
@@ -1232,7 +1343,9 @@ class AsyncSandboxCommands:
         """
 
         spec = _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal)
-        return cast("Command", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return AsyncCommandHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
 
     def list(
         self,
@@ -1242,7 +1355,7 @@ class AsyncSandboxCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> AsyncPager[Command]:
+    ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
         Lists the commands of one sandbox, newest first.
@@ -1264,7 +1377,11 @@ class AsyncSandboxCommands:
 
         spec = _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor)
         return AsyncPager(
-            self._client, spec, lambda item: cast(Command, item), timeout=timeout, max_retries=max_retries
+            self._client,
+            spec,
+            lambda item: AsyncCommandHandle(self._client, item),
+            timeout=timeout,
+            max_retries=max_retries,
         )
 
     async def run(
@@ -1276,9 +1393,12 @@ class AsyncSandboxCommands:
         timeout_ms: int | None = None,
         stdin: str | None = None,
         idempotency_key: str | None = None,
+        on_stdout: Callable[[str], object] | None = None,
+        on_stderr: Callable[[str], object] | None = None,
+        check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
         Runs a command with `/bin/sh -c` and answers once it has ended, with its final
@@ -1295,6 +1415,10 @@ class AsyncSandboxCommands:
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
                 one for every call unless you pass your own.
+            on_stdout: Called with each piece of standard output as it arrives; every call is made
+                before this method returns.
+            on_stderr: The same for standard error.
+            check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1304,8 +1428,12 @@ class AsyncSandboxCommands:
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+            CommandFailedError: `check` was set and the command did not succeed.
         """
 
+        check_arg("on_stdout", on_stdout, "callable")
+        check_arg("on_stderr", on_stderr, "callable")
+        check_arg("check", check, "bool")
         spec = _run_command_request(
             sandbox_id=self._sandbox_id,
             command=command,
@@ -1315,7 +1443,27 @@ class AsyncSandboxCommands:
             stdin=stdin,
             idempotency_key=idempotency_key,
         )
-        return cast("Command", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        if on_stdout is None and on_stderr is None:
+            result = AsyncCommandHandle(
+                self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+            )
+        else:
+            start = _start_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin="" if stdin is None else stdin,
+                idempotency_key=idempotency_key,
+            )
+            result = AsyncCommandHandle(
+                self._client, await self._client.request(start, timeout=timeout, max_retries=max_retries)
+            )
+            await result.follow(on_stdout, on_stderr, timeout=timeout, max_retries=max_retries)
+        if check:
+            result.check_returncode()
+        return result
 
     async def send_stdin(
         self,
@@ -1360,7 +1508,7 @@ class AsyncSandboxCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> AsyncCommandHandle:
         """Start a command in the background.
 
         Starts a command with `/bin/sh -c` and answers at once with it `running`.
@@ -1395,7 +1543,9 @@ class AsyncSandboxCommands:
             stdin=stdin,
             idempotency_key=idempotency_key,
         )
-        return cast("Command", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return AsyncCommandHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
 
     async def wait(
         self,
@@ -1404,7 +1554,7 @@ class AsyncSandboxCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> Command:
+    ) -> AsyncCommandHandle:
         """Wait for a command to end.
 
         Answers with the final command as soon as it ends, or with its current state when `timeoutMs` runs
@@ -1425,4 +1575,6 @@ class AsyncSandboxCommands:
         """
 
         spec = _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
-        return cast("Command", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        return AsyncCommandHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )

@@ -8,8 +8,9 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
+from ..._streams import AsyncStream, Stream
 from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
-from ..._uploads import FileContent, file_content
+from ..._uploads import FileContent, Progress, file_content
 from ..models.file_info import FileInfo
 from ..models.file_list import FileList
 
@@ -140,6 +141,7 @@ def _write_file_request(
     sandbox_id: str,
     path: str,
     data: FileContent,
+    progress: Progress | None,
 ) -> RequestSpec:
     check_arg("path", path, "str", required=True)
     return RequestSpec(
@@ -153,7 +155,7 @@ def _write_file_request(
         headers={
             "Content-Type": "application/octet-stream",
         },
-        content=file_content("data", data),
+        content=file_content("data", data, progress),
     )
 
 
@@ -385,12 +387,30 @@ class Files:
         spec = _read_file_request(sandbox_id=sandbox_id, path=path)
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
+    def stream(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> Stream[bytes]:
+        """Like `read`, as chunks of bytes while they arrive, in constant memory.
+
+        Use it as a context manager (`with ... as chunks: for chunk in chunks`),
+        which closes the connection however the block ends. The request is sent when iteration
+        begins; a transfer that breaks goes on from where it stopped, with `Range`.
+        """
+        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
+
     def write(
         self,
         sandbox_id: str,
         path: str,
         data: FileContent,
         *,
+        progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> FileInfo:
@@ -405,6 +425,8 @@ class Files:
             data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
                 object or an iterable of bytes; paths and files are streamed in chunks, and a path or
                 seekable file is re-read when a call is retried.
+            progress: Called with (bytes sent, total bytes or None) as the content goes out; it starts again at
+                0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -416,7 +438,7 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=sandbox_id, path=path, data=data)
+        spec = _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress)
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -650,12 +672,30 @@ class AsyncFiles:
         spec = _read_file_request(sandbox_id=sandbox_id, path=path)
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
+    def stream(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncStream[bytes]:
+        """Like `read`, as chunks of bytes while they arrive, in constant memory.
+
+        Use it as a context manager (`async with ... as chunks: async for chunk in chunks`),
+        which closes the connection however the block ends. The request is sent when iteration
+        begins; a transfer that breaks goes on from where it stopped, with `Range`.
+        """
+        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
+
     async def write(
         self,
         sandbox_id: str,
         path: str,
         data: FileContent,
         *,
+        progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> FileInfo:
@@ -670,6 +710,8 @@ class AsyncFiles:
             data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
                 object or an iterable of bytes; paths and files are streamed in chunks, and a path or
                 seekable file is re-read when a call is retried.
+            progress: Called with (bytes sent, total bytes or None) as the content goes out; it starts again at
+                0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -681,7 +723,7 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=sandbox_id, path=path, data=data)
+        spec = _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress)
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -905,11 +947,28 @@ class SandboxFiles:
         spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
+    def stream(
+        self,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> Stream[bytes]:
+        """Like `read`, as chunks of bytes while they arrive, in constant memory.
+
+        Use it as a context manager (`with ... as chunks: for chunk in chunks`),
+        which closes the connection however the block ends. The request is sent when iteration
+        begins; a transfer that breaks goes on from where it stopped, with `Range`.
+        """
+        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
+
     def write(
         self,
         path: str,
         data: FileContent,
         *,
+        progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> FileInfo:
@@ -923,6 +982,8 @@ class SandboxFiles:
             data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
                 object or an iterable of bytes; paths and files are streamed in chunks, and a path or
                 seekable file is re-read when a call is retried.
+            progress: Called with (bytes sent, total bytes or None) as the content goes out; it starts again at
+                0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -934,7 +995,7 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data)
+        spec = _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress)
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -1160,11 +1221,28 @@ class AsyncSandboxFiles:
         spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
+    def stream(
+        self,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncStream[bytes]:
+        """Like `read`, as chunks of bytes while they arrive, in constant memory.
+
+        Use it as a context manager (`async with ... as chunks: async for chunk in chunks`),
+        which closes the connection however the block ends. The request is sent when iteration
+        begins; a transfer that breaks goes on from where it stopped, with `Range`.
+        """
+        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
+
     async def write(
         self,
         path: str,
         data: FileContent,
         *,
+        progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> FileInfo:
@@ -1178,6 +1256,8 @@ class AsyncSandboxFiles:
             data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
                 object or an iterable of bytes; paths and files are streamed in chunks, and a path or
                 seekable file is re-read when a call is retried.
+            progress: Called with (bytes sent, total bytes or None) as the content goes out; it starts again at
+                0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1189,5 +1269,5 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data)
+        spec = _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress)
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
