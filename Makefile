@@ -40,8 +40,8 @@ check-generated: $(STAMP)
 ## Lint the spec (Redocly, recommended rules) and the Python code (ruff).
 lint: $(STAMP) node_modules/.bin/redocly
 	node_modules/.bin/redocly lint openapi.yaml --format=stylish
-	$(PY) -m ruff check src tests generator benchmarks examples/demo.py
-	$(PY) -m ruff format --check src tests generator benchmarks examples/demo.py
+	$(PY) -m ruff check src tests generator benchmarks examples/demo.py examples/guides
+	$(PY) -m ruff format --check src tests generator benchmarks examples/demo.py examples/guides
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

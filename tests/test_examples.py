@@ -1,0 +1,66 @@
+"""The guides' examples (`examples/guides/`), each run as a script against CrowNest Local, output checked.
+
+The guides include these files verbatim, so what the documentation shows is
+what this test runs; mypy --strict checks them with the rest of the code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from crownest_local import LocalServer
+
+GUIDES = Path(__file__).resolve().parent.parent / "examples" / "guides"
+
+EXPECTED = {
+    "quickstart.py": r"sandbox is running\nexit code: 0\nhello from linux\nafterwards: killed\n",
+    "async_fan_out.py": r"squares: 4, 9, 16\n",
+    "large_files.py": (
+        r"uploaded 33554432 bytes; progress reached 33554432\n"
+        r"streamed back intact: True\n"
+        r"artifact after the sandbox ended, intact: True\n"
+    ),
+    "live_output.py": (
+        r"\[stdout\] step 1\n\[stdout\] step 2\n\[stdout\] step 3\n\[stderr\] done\n"
+        r"build ended: succeeded 0\n"
+        r"callback saw: 'a\\nb\\n'\n"
+        r"echo said: got ping\n"
+        r"failed: failed 3\n"
+    ),
+    "configuration.py": r"running\ntimed out on the client side after 0.5 s\nrequests sent: \d+, first: POST /v1/sandboxes\n",
+}
+
+
+def run(args: list[str], server: LocalServer) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"CROWNEST_BASE_URL": server.base_url, "CROWNEST_API_KEY": server.api_key}
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, cwd=GUIDES)
+
+
+def test_every_guide_example_is_checked() -> None:
+    assert set(EXPECTED) == {path.name for path in GUIDES.glob("*.py")}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_guide_example(name: str, crownest_local: LocalServer) -> None:
+    done = run([sys.executable, str(GUIDES / name)], crownest_local)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(EXPECTED[name], done.stdout), done.stdout
+
+
+def test_configuration_example_logs_each_request(crownest_local: LocalServer) -> None:
+    done = run([sys.executable, str(GUIDES / "configuration.py")], crownest_local)
+    assert re.search(r"^crownest DEBUG POST /v1/sandboxes -> 201 request_id=req_\w+ attempt=1$", done.stderr, re.M)
+    assert crownest_local.api_key not in done.stdout + done.stderr
+
+
+def test_testing_guide_suite_passes(crownest_local: LocalServer) -> None:
+    """The testing guide's pytest file, run by pytest as a user would (its own server, through the plugin)."""
+    done = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(GUIDES / "testing")], crownest_local)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
