@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps generate check-generated lint typecheck test demo soak bench clean
+.PHONY: install system-deps generate check-generated lint typecheck test docs demo soak bench clean
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ typecheck: $(STAMP)
 test: $(STAMP) system-deps check-generated lint typecheck
 	$(PY) -m pytest -q
 
+## Build the documentation site into site/, warnings as errors (tests/test_docs.py builds it too).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 ## Start CrowNest Local and run the product page's worked and async examples against it.
 demo: $(STAMP) system-deps
 	$(PY) examples/demo.py
@@ -62,4 +66,4 @@ bench: $(STAMP) system-deps
 	$(PY) benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules site .pytest_cache .mypy_cache .ruff_cache

@@ -61,6 +61,8 @@ def test_configuration_example_logs_each_request(crownest_local: LocalServer) ->
 
 def test_testing_guide_suite_passes(crownest_local: LocalServer) -> None:
     """The testing guide's pytest file, run by pytest as a user would (its own server, through the plugin)."""
-    done = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(GUIDES / "testing")], crownest_local)
+    done = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(GUIDES / "testing")], crownest_local
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout

@@ -1,0 +1,69 @@
+"""MkDocs hooks: pages written at build time from openapi.yaml and the code, never by hand.
+
+A page asks for a generated part with a marker comment on its own line:
+
+- `<!-- crownest:error-codes -->`: the API error reference, one row per code
+  in the spec's `x-crownest-error-codes`, with the exception the SDK raises
+  and whether it retries (both read from the SDK itself).
+- `<!-- crownest:models -->` and `<!-- crownest:resources -->`: a
+  mkdocstrings entry for every model and every resource class.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from crownest._exceptions import _error_class
+from crownest._generated.models import __all__ as MODELS
+from crownest._retries import is_retryable_status
+
+ROOT = Path(__file__).resolve().parent.parent
+RESOURCES = sorted(path.stem for path in (ROOT / "src/crownest/_generated/resources").glob("[!_]*.py"))
+
+
+def error_codes(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The error codes the spec lists, in its order."""
+    envelope = spec["components"]["schemas"]["ApiError"]
+    return list(envelope["properties"]["code"]["x-crownest-error-codes"])
+
+
+def error_table(spec: dict[str, Any]) -> str:
+    rows = [
+        "| Code | Status | Exception | Retried by the SDK | Cause | What to do |",
+        "|---|---|---|---|---|---|",
+    ]
+    for entry in error_codes(spec):
+        code, status = entry["code"], int(entry["status"])
+        retried = "yes" if is_retryable_status(status, code) else "no"
+        rows.append(
+            f'| <a id="{code}"></a>`{code}` | {status} | `{_error_class(status).__name__}` | {retried} '
+            f"| {entry['cause']} | {entry['fix']} |"
+        )
+    return "\n".join(rows)
+
+
+def models() -> str:
+    import crownest.models
+
+    return "\n\n".join(f"::: {getattr(crownest.models, name).__module__}.{name}" for name in MODELS)
+
+
+def resources() -> str:
+    entries = []
+    for tag in RESOURCES:
+        module = importlib.import_module(f"crownest._generated.resources.{tag}")
+        entries.append(f"## {tag.title()}\n\n{module.__doc__}")
+        entries += [f"::: crownest._generated.resources.{tag}.{name}" for name in module.__all__]
+    return "\n\n".join(entries)
+
+
+def on_page_markdown(markdown: str, **kwargs: Any) -> str:
+    if "<!-- crownest:error-codes -->" in markdown:
+        spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+        markdown = markdown.replace("<!-- crownest:error-codes -->", error_table(spec))
+    markdown = markdown.replace("<!-- crownest:models -->", models())
+    return markdown.replace("<!-- crownest:resources -->", resources())

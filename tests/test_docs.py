@@ -1,0 +1,124 @@
+"""The documentation site: it builds with no warning, the reference has every public name and
+nothing private, and the error page has every error code of openapi.yaml."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import crownest
+import crownest.models
+from crownest._retries import is_retryable_status
+
+ROOT = Path(__file__).resolve().parent.parent
+# openapi.yaml as JSON, written by `make generate` (and checked to match by `make check-generated`).
+SPEC = json.loads((ROOT / "src" / "crownest" / "_generated" / "openapi.json").read_text())
+RESOURCES = ["artifacts", "commands", "files", "previews", "sandboxes", "templates"]
+HANDLES = [crownest.SandboxHandle, crownest.CommandHandle, crownest.AsyncSandboxHandle, crownest.AsyncCommandHandle]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    out = tmp_path_factory.mktemp("site")
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        env=os.environ | {"NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert not re.search(r"^(WARNING|ERROR)", done.stderr, re.M), done.stderr
+    yield out
+
+
+def anchors(site: Path, page: str) -> set[str]:
+    return set(re.findall(r'id="([^"]+)"', (site / page / "index.html").read_text()))
+
+
+def reference_anchors(site: Path) -> set[str]:
+    pages = ["clients", "resources", "handles", "models", "exceptions"]
+    return set().union(*(anchors(site, f"reference/{page}") for page in pages))
+
+
+def documented(ids: set[str], name: str) -> bool:
+    """Whether `name` (a `Class` or `Class.member`) has an entry, whatever module path it is under."""
+    return any(i == f"crownest.{name}" or i.endswith(f".{name}") for i in ids)
+
+
+def own_public_methods(cls: type) -> list[str]:
+    return [n for n, v in vars(cls).items() if not n.startswith("_") and (callable(v) or isinstance(v, property))]
+
+
+def public_names() -> list[str]:
+    names = [n for n in crownest.__all__ if n != "__version__"] + list(crownest.models.__all__)
+    for tag in RESOURCES:
+        module = importlib.import_module(f"crownest._generated.resources.{tag}")
+        for cls_name in module.__all__:
+            cls = getattr(module, cls_name)
+            names += [cls_name] + [f"{cls_name}.{m}" for m in own_public_methods(cls)]
+    for handle in HANDLES:
+        names += [f"{handle.__name__}.{m}" for m in own_public_methods(handle)]
+    for client in (crownest.CrowNest, crownest.AsyncCrowNest):
+        names += [f"{client.__name__}.{m}" for m in ("close", *RESOURCES)]
+    return names
+
+
+def test_every_public_name_is_in_the_reference(site: Path) -> None:
+    ids = reference_anchors(site)
+    missing = [name for name in public_names() if not documented(ids, name)]
+    assert missing == []
+    assert len(public_names()) > 200  # the list above did find the surface
+
+
+def test_nothing_private_is_in_the_reference(site: Path) -> None:
+    ids = {i for i in reference_anchors(site) if i.startswith("crownest.")}
+    private = [
+        i for i in ids if any(part.startswith("_") for part in i.split(".")[-1:]) and i != "crownest.__version__"
+    ]
+    assert private == []
+    for page in ("clients", "resources", "handles", "models", "exceptions"):
+        text = re.sub(r"<[^>]+>", " ", (site / "reference" / page / "index.html").read_text())
+        assert "_generated" not in text and "_base_client" not in text and "RequestSpec" not in text, page
+
+
+def spec_error_codes() -> list[dict[str, object]]:
+    return list(SPEC["components"]["schemas"]["ApiError"]["properties"]["code"]["x-crownest-error-codes"])
+
+
+def test_every_error_code_is_on_the_error_page(site: Path) -> None:
+    codes = [str(entry["code"]) for entry in spec_error_codes()]
+    assert len(codes) >= 28
+    assert set(codes) <= anchors(site, "errors")
+    html = (site / "errors" / "index.html").read_text()
+    assert re.search(
+        r"idempotency_key_in_use</code></td>\s*<td>409</td>\s*<td><code>ConflictError</code></td>\s*<td>yes", html
+    )
+
+
+def test_the_spec_and_the_sdk_agree_on_what_is_retried() -> None:
+    for entry in spec_error_codes():
+        assert is_retryable_status(int(str(entry["status"])), str(entry["code"])) == entry["retry"], entry["code"]
+
+
+def test_each_guide_includes_its_example() -> None:
+    guides = " ".join(path.read_text() for path in (ROOT / "docs" / "guides").glob("*.md"))
+    for example in (ROOT / "examples" / "guides").rglob("*.py"):
+        assert f'--8<-- "{example.relative_to(ROOT / "examples" / "guides")}"' in guides, example.name
+
+
+def test_docstrings_of_generated_methods_come_from_the_spec() -> None:
+    from crownest._generated.resources.sandboxes import Sandboxes
+
+    summary = SPEC["paths"]["/v1/sandboxes"]["post"]["summary"]
+    assert (inspect.getdoc(Sandboxes.create) or "").startswith(summary)
