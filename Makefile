@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps generate check-generated lint typecheck test docs demo soak bench clean
+.PHONY: install system-deps generate check-generated lint typecheck test contract docs demo soak bench clean
 
 install: $(STAMP)
 
@@ -22,7 +22,9 @@ system-deps:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap >/dev/null; \
 	} || echo "warning: could not install bubblewrap; CrowNest Local will run commands unisolated"
 
-node_modules/.bin/redocly: package.json package-lock.json
+NODE_STAMP := node_modules/.installed
+
+$(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -38,7 +40,7 @@ check-generated: $(STAMP)
 	echo "src/crownest/_generated is up to date"
 
 ## Lint the spec (Redocly, recommended rules) and the Python code (ruff).
-lint: $(STAMP) node_modules/.bin/redocly
+lint: $(STAMP) $(NODE_STAMP)
 	node_modules/.bin/redocly lint openapi.yaml --format=stylish
 	$(PY) -m ruff check src tests generator benchmarks examples/demo.py examples/guides
 	$(PY) -m ruff format --check src tests generator benchmarks examples/demo.py examples/guides
@@ -46,8 +48,12 @@ lint: $(STAMP) node_modules/.bin/redocly
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-test: $(STAMP) system-deps check-generated lint typecheck
+test: $(STAMP) $(NODE_STAMP) system-deps check-generated lint typecheck
 	$(PY) -m pytest -q
+
+## Every public operation, sync and async, against Prism mocking openapi.yaml (make test runs it too).
+contract: $(STAMP) $(NODE_STAMP)
+	$(PY) -m pytest -q tests/test_contract.py
 
 ## Build the documentation site into site/, warnings as errors (tests/test_docs.py builds it too).
 docs: $(STAMP)

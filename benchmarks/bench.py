@@ -156,9 +156,11 @@ if side == "raw-up":
         with open(path, "rb") as f:
             while chunk := f.read(256 * 1024):
                 yield chunk
+    # The same exchange as the SDK's: a declared Content-Length (the server can refuse an oversized
+    # file before reading it), not chunked transfer encoding.
+    headers = {**auth, "Content-Type": "application/octet-stream", "Content-Length": str(Path(path).stat().st_size)}
     with httpx.Client(timeout=600) as client:
-        client.put(url, params={"path": "big.bin"}, headers={**auth, "Content-Type": "application/octet-stream"},
-                   content=chunks()).raise_for_status()
+        client.put(url, params={"path": "big.bin"}, headers=headers, content=chunks()).raise_for_status()
 elif side == "raw-down":
     with httpx.Client(timeout=600) as client, client.stream("GET", url, params={"path": "big.bin"}, headers=auth) as r:
         with open(path + ".raw", "wb") as f:

@@ -80,6 +80,7 @@ class Operation:
     imports: set[str] = field(default_factory=set)  # model class names
     text_method: str | None = None  # name of a twin that decodes a bytes result as UTF-8
     content_type: str | None = None  # media type of a non-JSON request body
+    accept: str | None = None  # media type of a non-JSON response, sent as Accept
     wait_ms: str | None = None  # expression: milliseconds the server may hold the answer (x-crownest-waits-for)
     download_method: str | None = None  # name of a twin that streams a bytes result into a file
     stream_method: str | None = None  # name of a twin that gives a bytes result as a stream of chunks
@@ -205,8 +206,8 @@ def _response(
     ok = [r for r in endpoint.responses.patterns if 200 <= r.status_code.range[0] < 300]
     prop = ok[0].prop
     raw_content = raw_op["responses"][str(ok[0].status_code.range[0])].get("content", {})
-    if "text/event-stream" in raw_content:  # the schema describes one event
-        event = raw_content["text/event-stream"]["schema"]["$ref"].rsplit("/", 1)[1]
+    if "text/event-stream" in raw_content:  # the string's contentSchema describes one event
+        event = raw_content["text/event-stream"]["schema"]["contentSchema"]["$ref"].rsplit("/", 1)[1]
         imports.add(event)
         return "events", f"{event}.from_dict", event, None
     if ok[0].source == TEXT_SOURCE:
@@ -231,6 +232,13 @@ def _response(
         if set(props) == {"data"}:
             return "list", f"lambda body: {model}.from_dict(body).data", item, handles.get(item)
     return "model", f"{model}.from_dict", model, handles.get(model)
+
+
+def _accept(raw_op: dict[str, Any]) -> str | None:
+    """The media type of the first 2xx response when it is not JSON (the client's default Accept)."""
+    ok = sorted(code for code in raw_op["responses"] if code.startswith("2"))
+    media = list(raw_op["responses"][ok[0]].get("content", {}))
+    return media[0] if media and media[0] != "application/json" else None
 
 
 def build_operation(
@@ -279,6 +287,7 @@ def build_operation(
             path = path.replace("{" + p.python_name + "}", "{" + p.send + "}")
     has_cursor = any(p.wire_name == "cursor" for p in params)
     kind, parse, result, handle = _response(endpoint, raw_op, handles, imports, has_cursor)
+    accept = _accept(raw_op)
     wait_ms = None
     if "x-crownest-waits-for" in raw_op:
         waits = raw_op["x-crownest-waits-for"]
@@ -304,6 +313,7 @@ def build_operation(
         imports=imports,
         text_method=raw_op.get("x-crownest-text-method"),
         content_type=content_type,
+        accept=accept,
         wait_ms=wait_ms,
         download_method=raw_op.get("x-crownest-download-method"),
         stream_method=raw_op.get("x-crownest-stream-method"),

@@ -235,7 +235,7 @@ def test_an_output_stream_that_ends_without_exit_and_without_events_fails() -> N
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/events"):
             return httpx.Response(200, content=next(answers))
-        return httpx.Response(200, json=running_command())
+        return httpx.Response(200, json=payloads.command(status="running", exitCode=None, finishedAt=None))
 
     http = httpx.Client(transport=httpx.MockTransport(answer))
     with CrowNest(api_key=API_KEY, base_url=BASE_URL, http_client=http) as client, http:
@@ -244,10 +244,6 @@ def test_an_output_stream_that_ends_without_exit_and_without_events_fails() -> N
         assert next(output) == OutputChunk("stdout", "x")
         with pytest.raises(CrowNestError, match="ended before its exit event"):
             next(output)
-
-
-def running_command() -> dict[str, object]:
-    return payloads.command(status="running", exitCode=None, finishedAt=None, durationMs=None)
 
 
 # The event decoder

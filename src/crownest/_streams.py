@@ -124,7 +124,6 @@ class EventResume:
 
     def headers(self, request: httpx.Request) -> httpx.Headers:
         headers = httpx.Headers(request.headers)
-        headers["Accept"] = "text/event-stream"
         if self.last_event_id is not None:
             headers["Last-Event-ID"] = self.last_event_id
         return headers

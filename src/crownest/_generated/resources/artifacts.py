@@ -69,6 +69,9 @@ def _download_artifact_request(
         "GET",
         f"/v1/artifacts/{encode_path_param('artifact_id', artifact_id)}/content",
         kind="bytes",
+        headers={
+            "Accept": "application/octet-stream",
+        },
     )
 
 

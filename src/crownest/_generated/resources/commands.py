@@ -36,6 +36,7 @@ def _stream_command_events_request(
         parse=CommandEvent.from_dict,
         headers={
             "Last-Event-ID": last_event_id,
+            "Accept": "text/event-stream",
         },
     )
 

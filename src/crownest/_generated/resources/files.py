@@ -133,6 +133,9 @@ def _read_file_request(
         params={
             "path": path,
         },
+        headers={
+            "Accept": "application/octet-stream",
+        },
     )
 
 
