@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 import respx
 
@@ -35,3 +36,18 @@ def client() -> Iterator[CrowNest]:
 async def async_client() -> AsyncIterator[AsyncCrowNest]:
     async with AsyncCrowNest(api_key=API_KEY, base_url=BASE_URL, max_retries=0) as c:
         yield c
+
+
+class Breaks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body that sends `data`, then the connection breaks."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.data
+        raise httpx.ReadError("connection reset")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.data
+        raise httpx.ReadError("connection reset")

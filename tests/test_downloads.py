@@ -4,34 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import respx
 
-from conftest import API_KEY, BASE_URL
+from conftest import API_KEY, BASE_URL, Breaks
 from crownest import AsyncCrowNest, CrowNest, NotFoundError
 from crownest_local import LocalServer
 
 CONTENT = bytes(range(256)) * 4  # 1 KiB
 URL = "/v1/sandboxes/sbx_1/files/content"
-
-
-class Breaks(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A body that sends `data`, then the connection breaks."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self.data
-        raise httpx.ReadError("connection reset")
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield self.data
-        raise httpx.ReadError("connection reset")
 
 
 def broken_then_resumed(request: httpx.Request, answers: list[httpx.Request]) -> httpx.Response:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 import payloads
-from conftest import API_KEY, BASE_URL
+from conftest import API_KEY, BASE_URL, Breaks
 from crownest import AsyncCrowNest, CrowNest, CrowNestConnectionError, CrowNestError, OutputChunk
 from crownest._streams import EventResume
 from crownest_local import LocalServer
@@ -152,21 +152,6 @@ async def test_file_stream_async(cutting_server: LocalServer, tmp_path: Path) ->
         assert await client.artifacts.download_to(artifact.id, tmp_path / "a.bin") == len(payload)
         await sandbox.kill()
     assert sha(streamed) == sha(payload) == sha((tmp_path / "a.bin").read_bytes())
-
-
-class Breaks(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A body that sends `data`, then the connection breaks."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self.data
-        raise httpx.ReadError("connection reset")
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield self.data
-        raise httpx.ReadError("connection reset")
 
 
 def range_ignored(etags: tuple[str, str]) -> httpx.MockTransport:
