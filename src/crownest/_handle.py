@@ -35,9 +35,15 @@ if TYPE_CHECKING:
 __all__ = ["AsyncCommandHandle", "AsyncSandboxHandle", "CommandHandle", "OutputChunk", "SandboxHandle"]
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # by model class: read once, as handles are made per call
+
+
 def _copy_fields(target: Any, source: Any) -> None:
-    for field in attrs.fields(type(source)):
-        setattr(target, field.name, getattr(source, field.name))
+    model = type(source)
+    if model not in _FIELD_NAMES:
+        _FIELD_NAMES[model] = tuple(f.name for f in attrs.fields(model) if f.name != "additional_properties")
+    for name in _FIELD_NAMES[model]:
+        setattr(target, name, getattr(source, name))
     target.additional_properties = dict(source.additional_properties)
 
 
