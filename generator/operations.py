@@ -168,7 +168,7 @@ _PROGRESS = Param(
     "Progress",
     False,
     "Called with (bytes sent, total bytes or None) as the content goes out; it starts again at 0 on a retry.",
-    None,
+    "callable",
     "progress",
 )
 
@@ -199,13 +199,18 @@ def _raw_params(raw_op: dict[str, Any], components: dict[str, Any]) -> dict[str,
     return {snake_case(p["name"]): p for p in params}
 
 
+def _ok_content(raw_op: dict[str, Any]) -> dict[str, Any]:
+    """The media types of the first 2xx response, as written in the spec."""
+    first_ok = min(code for code in raw_op["responses"] if code.startswith("2"))
+    return dict(raw_op["responses"][first_ok].get("content", {}))
+
+
 def _response(
-    endpoint: Endpoint, raw_op: dict[str, Any], handles: dict[str, str], imports: set[str], has_cursor: bool
+    endpoint: Endpoint, raw_content: dict[str, Any], handles: dict[str, str], imports: set[str], has_cursor: bool
 ) -> tuple[str, str, str, str | None]:
-    """(kind, parse expression, result type, handle) of the first 2xx response."""
+    """(kind, parse expression, result type, handle) of the first 2xx response (`raw_content` its media types)."""
     ok = [r for r in endpoint.responses.patterns if 200 <= r.status_code.range[0] < 300]
     prop = ok[0].prop
-    raw_content = raw_op["responses"][str(ok[0].status_code.range[0])].get("content", {})
     if "text/event-stream" in raw_content:  # the string's contentSchema describes one event
         event = raw_content["text/event-stream"]["schema"]["contentSchema"]["$ref"].rsplit("/", 1)[1]
         imports.add(event)
@@ -232,13 +237,6 @@ def _response(
         if set(props) == {"data"}:
             return "list", f"lambda body: {model}.from_dict(body).data", item, handles.get(item)
     return "model", f"{model}.from_dict", model, handles.get(model)
-
-
-def _accept(raw_op: dict[str, Any]) -> str | None:
-    """The media type of the first 2xx response when it is not JSON (the client's default Accept)."""
-    ok = sorted(code for code in raw_op["responses"] if code.startswith("2"))
-    media = list(raw_op["responses"][ok[0]].get("content", {}))
-    return media[0] if media and media[0] != "application/json" else None
 
 
 def build_operation(
@@ -286,8 +284,10 @@ def build_operation(
         if p.location == "path":
             path = path.replace("{" + p.python_name + "}", "{" + p.send + "}")
     has_cursor = any(p.wire_name == "cursor" for p in params)
-    kind, parse, result, handle = _response(endpoint, raw_op, handles, imports, has_cursor)
-    accept = _accept(raw_op)
+    raw_content = _ok_content(raw_op)
+    kind, parse, result, handle = _response(endpoint, raw_content, handles, imports, has_cursor)
+    media = next(iter(raw_content), None)
+    accept = media if media not in (None, "application/json") else None  # JSON is the client's default
     wait_ms = None
     if "x-crownest-waits-for" in raw_op:
         waits = raw_op["x-crownest-waits-for"]

@@ -20,18 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import free_port
 from crownest import AsyncCrowNest, AsyncPager, AsyncStream, CrowNest, Stream, SyncPager
 from test_endpoints import BOUND, CASES, Case
 
 ROOT = Path(__file__).resolve().parent.parent
 PRISM = ROOT / "node_modules" / ".bin" / "prism"
 SBX = "sbx_contract"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

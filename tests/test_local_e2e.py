@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from conftest import free_port
 from crownest import AsyncCrowNest, CommandFailedError, CrowNest, CrowNestApiError
 from crownest._generated.resources import AsyncClientResources, AsyncSandboxScopes, ClientResources, SandboxScopes
 from crownest._handle import AsyncCommandHandle, AsyncSandboxHandle, CommandHandle, SandboxHandle
@@ -332,12 +332,6 @@ async def fetch_when_up(http: httpx.AsyncClient, url: str, headers: dict[str, st
             return response.text
         await asyncio.sleep(0.05)
     raise AssertionError(f"preview never answered: {response.status_code} {response.text}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_clients_are_the_real_classes(crownest_local: LocalServer) -> None:

@@ -8,7 +8,6 @@ that breaks before any whole event) use an httpx MockTransport.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import httpx
 import pytest
 
 import payloads
-from conftest import API_KEY, BASE_URL, Breaks
+from conftest import API_KEY, BASE_URL, Breaks, sha
 from crownest import AsyncCrowNest, CrowNest, CrowNestConnectionError, CrowNestError, OutputChunk
 from crownest._streams import EventResume
 from crownest_local import LocalServer
@@ -29,10 +28,6 @@ BIG_OUTPUT = (
 )
 EXPECTED_STDOUT = "".join(f"{i:065d}\n" for i in range(80000)).encode()
 CUT = 1_500_000  # bytes per connection: more than the exit event (the Command carries 1 MiB of stdout)
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -261,11 +256,11 @@ def test_the_last_event_id_moves_only_with_whole_events() -> None:
 # Upload progress
 
 
-def test_upload_progress_reports_every_chunk(tmp_path: Path) -> None:
+def test_upload_progress_reports_every_chunk(crownest_local: LocalServer, tmp_path: Path) -> None:
     payload = bytes(range(256)) * 4096 * 3  # 3 MiB: several chunks
     path = tmp_path / "up.bin"
     path.write_bytes(payload)
-    with LocalServer() as server, server.client() as client:
+    with crownest_local.client() as client:
         sandbox = client.sandboxes.create(template="base")
         from_bytes: list[tuple[int, int | None]] = []
         from_path: list[tuple[int, int | None]] = []
@@ -278,19 +273,18 @@ def test_upload_progress_reports_every_chunk(tmp_path: Path) -> None:
         assert len(reports) > 3 and [done for done, _ in reports] == sorted(done for done, _ in reports)
 
 
-async def test_upload_progress_async_runs_on_the_event_loop(tmp_path: Path) -> None:
+async def test_upload_progress_async_runs_on_the_event_loop(crownest_local: LocalServer, tmp_path: Path) -> None:
     payload = bytes(range(256)) * 4096 * 2
     path = tmp_path / "up.bin"
     path.write_bytes(payload)
     reports: list[tuple[int, int | None, int]] = []
-    with LocalServer() as server:
-        async with server.async_client() as client:
-            sandbox = await client.sandboxes.create(template="base")
-            await sandbox.files.write(
-                "a.bin", path, progress=lambda done, total: reports.append((done, total, threading.get_ident()))
-            )
-            assert sha(await sandbox.files.read("a.bin")) == sha(payload)
-            await sandbox.kill()
+    async with crownest_local.async_client() as client:
+        sandbox = await client.sandboxes.create(template="base")
+        await sandbox.files.write(
+            "a.bin", path, progress=lambda done, total: reports.append((done, total, threading.get_ident()))
+        )
+        assert sha(await sandbox.files.read("a.bin")) == sha(payload)
+        await sandbox.kill()
     assert reports[0][:2] == (0, len(payload)) and reports[-1][:2] == (len(payload), len(payload))
     assert {thread for _, _, thread in reports} == {threading.get_ident()}  # the loop's thread, not a worker
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ import pytest
 import respx
 
 import payloads as p
-from conftest import API_KEY, BASE_URL
+from conftest import API_KEY, BASE_URL, sha
 from crownest import BodyNotReplayableError, CrowNest, InternalServerError
 from crownest._uploads import CHUNK
 from crownest_local import LocalServer
@@ -26,10 +25,6 @@ def blob(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("uploads") / "blob.bin"
     path.write_bytes(os.urandom(SIZE))
     return path
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def test_paths_files_and_streams_arrive_byte_exact(crownest_local: LocalServer, blob: Path) -> None:

@@ -14,7 +14,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -29,6 +29,7 @@ from ._exceptions import (
     ResponseValidationError,
     api_error_from_response,
     body_excerpt,
+    parsed,
 )
 from ._logs import configure_from_env, logger
 from ._retries import is_retryable_status, retry_delay
@@ -241,24 +242,15 @@ class BaseClient:
             raise ResponseValidationError(
                 f"HTTP {response.status_code}: expected JSON, got {body_excerpt(response)!r}", response=response
             ) from None
-        return BaseClient._parse_body(spec, body, response, lambda: body_excerpt(response))
+        assert spec.parse is not None
+        what = f"HTTP {response.status_code}: the body"
+        return parsed(spec.parse, body, what=what, excerpt=lambda: body_excerpt(response), response=response)
 
     @staticmethod
-    def _parse_body(spec: RequestSpec, body: Any, response: httpx.Response, excerpt: Callable[[], str]) -> Any:
-        """`spec.parse(body)`, or ResponseValidationError quoting `excerpt()`."""
-        assert spec.parse is not None
-        try:
-            return spec.parse(body)
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            raise ResponseValidationError(
-                f"HTTP {response.status_code}: the body does not match the API ({type(exc).__name__}: {exc}): "
-                f"{excerpt()!r}",
-                response=response,
-            ) from None
-
-    def _parse_event(self, spec: RequestSpec, event: dict[str, Any], resume: EventResume) -> Any:
-        assert resume.response is not None
-        return self._parse_body(spec, event, resume.response, lambda: repr(event)[:200])
+    def _parse_event(spec: RequestSpec, event: dict[str, Any], resume: EventResume) -> Any:
+        assert spec.parse is not None and resume.response is not None
+        what = f"HTTP {resume.response.status_code}: an event"
+        return parsed(spec.parse, event, what=what, excerpt=lambda: repr(event)[:200], response=resume.response)
 
 
 class SyncAPIClient(BaseClient):

@@ -22,12 +22,15 @@ A command that exits non-zero is not an error: `commands.run` returns it
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 if TYPE_CHECKING:
     from ._generated.models.command import Command
+
+T = TypeVar("T")
 
 __all__ = [
     "AuthenticationError",
@@ -131,6 +134,19 @@ class ResponseValidationError(CrowNestError):
         super().__init__(message)
         self.status = None if response is None else response.status_code
         self.response = response
+
+
+def parsed(
+    parse: Callable[[Any], T], body: Any, *, what: str, excerpt: Callable[[], str], response: httpx.Response | None
+) -> T:
+    """`parse(body)`, or ResponseValidationError (naming `what` and quoting `excerpt()`) where
+    parsing a body that does not match the API raised KeyError, ValueError, TypeError or AttributeError."""
+    try:
+        return parse(body)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ResponseValidationError(
+            f"{what} does not match the API ({type(exc).__name__}: {exc}): {excerpt()!r}", response=response
+        ) from None
 
 
 class BodyNotReplayableError(CrowNestError):

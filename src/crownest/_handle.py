@@ -15,13 +15,13 @@ with `Last-Event-ID`, so that nothing is lost or repeated.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
-from ._exceptions import CommandFailedError, CrowNestError, ResponseValidationError
+from ._exceptions import CommandFailedError, CrowNestError, parsed
 from ._generated.models.command import Command
 from ._generated.models.command_event import CommandEvent
 from ._generated.models.sandbox import Sandbox
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from ._client import AsyncCrowNest, CrowNest
 
 __all__ = ["AsyncCommandHandle", "AsyncSandboxHandle", "CommandHandle", "OutputChunk", "SandboxHandle"]
+
+T = TypeVar("T")
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # by model class: read once, as handles are made per call
@@ -159,20 +161,33 @@ def _text(value: Any) -> str:
     return value
 
 
-def _parse_data(event: CommandEvent, parse: Callable[[Any], Any]) -> Any:
-    try:
-        return parse(json.loads(event.data))
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
-        raise ResponseValidationError(
-            f"A {event.event!r} event does not match the API ({type(exc).__name__}: {exc}): {event.data[:200]!r}",
-            response=None,
-        ) from None
+def _parse_data(event: CommandEvent, parse: Callable[[Any], T]) -> T:
+    """The event's JSON data, parsed."""
+    return parsed(
+        lambda data: parse(json.loads(data)),
+        event.data,
+        what=f"A {event.event!r} event",
+        excerpt=lambda: event.data[:200],
+        response=None,
+    )
 
 
-class CommandHandle(Command):
-    """A command, bound to the client that started or fetched it."""
+class _CommandHandleBase(Command):
+    """What both command handles share: everything that needs no I/O."""
 
     __slots__ = ("_client",)
+
+    def check_returncode(self) -> None:
+        """Raise `CommandFailedError` unless the command succeeded."""
+        if self.status != "succeeded":
+            raise CommandFailedError(self)
+
+
+class CommandHandle(_CommandHandleBase):
+    """A command, bound to the client that started or fetched it."""
+
+    __slots__ = ()
+    _client: CrowNest
 
     def __init__(self, client: CrowNest, command: Command) -> None:
         _copy_fields(self, command)
@@ -219,7 +234,7 @@ class CommandHandle(Command):
 
     def _output(
         self, reader: _CommandOutput, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
-    ) -> Iterator[OutputChunk]:
+    ) -> Generator[OutputChunk, None, None]:
         while True:
             events = self._client.commands.events(
                 self.sandbox_id, self.id, last_event_id=reader.last_event_id, timeout=timeout, max_retries=max_retries
@@ -249,16 +264,12 @@ class CommandHandle(Command):
                 if callback is not None:
                     callback(chunk.data)
 
-    def check_returncode(self) -> None:
-        """Raise `CommandFailedError` unless the command succeeded."""
-        if self.status != "succeeded":
-            raise CommandFailedError(self)
 
-
-class AsyncCommandHandle(Command):
+class AsyncCommandHandle(_CommandHandleBase):
     """A command, bound to the async client that started or fetched it."""
 
-    __slots__ = ("_client",)
+    __slots__ = ()
+    _client: AsyncCrowNest
 
     def __init__(self, client: AsyncCrowNest, command: Command) -> None:
         _copy_fields(self, command)
@@ -298,7 +309,7 @@ class AsyncCommandHandle(Command):
 
     async def _output(
         self, reader: _CommandOutput, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
-    ) -> AsyncIterator[OutputChunk]:
+    ) -> AsyncGenerator[OutputChunk, None]:
         while True:
             events = self._client.commands.events(
                 self.sandbox_id, self.id, last_event_id=reader.last_event_id, timeout=timeout, max_retries=max_retries
@@ -327,8 +338,3 @@ class AsyncCommandHandle(Command):
                 callback = callbacks.get(chunk.stream)
                 if callback is not None:
                     callback(chunk.data)
-
-    def check_returncode(self) -> None:
-        """Raise `CommandFailedError` unless the command succeeded."""
-        if self.status != "succeeded":
-            raise CommandFailedError(self)

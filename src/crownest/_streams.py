@@ -17,7 +17,7 @@ connection at once instead of when the garbage collector runs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from types import TracebackType
 from typing import Generic, Protocol, TypeVar
 
@@ -193,7 +193,7 @@ class Stream(Generic[T]):
     The request is sent when iteration begins.
     """
 
-    def __init__(self, items: Iterator[T]) -> None:
+    def __init__(self, items: Generator[T, None, None]) -> None:
         self._items = items
 
     def __iter__(self) -> Iterator[T]:
@@ -204,9 +204,7 @@ class Stream(Generic[T]):
 
     def close(self) -> None:
         """Stop reading and close the connection."""
-        close = getattr(self._items, "close", None)
-        if close is not None:
-            close()
+        self._items.close()
 
     def __enter__(self) -> Stream[T]:
         return self
@@ -224,7 +222,7 @@ class AsyncStream(Generic[T]):
     The request is sent when iteration begins.
     """
 
-    def __init__(self, items: AsyncIterator[T]) -> None:
+    def __init__(self, items: AsyncGenerator[T, None]) -> None:
         self._items = items
 
     def __aiter__(self) -> AsyncIterator[T]:
@@ -235,9 +233,7 @@ class AsyncStream(Generic[T]):
 
     async def aclose(self) -> None:
         """Stop reading and close the connection."""
-        aclose = getattr(self._items, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await self._items.aclose()
 
     async def __aenter__(self) -> AsyncStream[T]:
         return self

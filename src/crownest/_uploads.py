@@ -120,8 +120,6 @@ def file_content(name: str, data: FileContent, progress: Progress | None = None)
 
     Text and bytes are sent as they are, unless `progress` asks to hear about each chunk.
     """
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be callable, got {type(progress).__name__}")
     if isinstance(data, str | bytes | bytearray | memoryview):
         content = data.encode("utf-8") if isinstance(data, str) else bytes(data)
         return content if progress is None else Upload(data=content, progress=progress)

@@ -29,6 +29,13 @@ def main(argv: list[str] | None = None) -> None:
         "--faults", type=float, default=0.0, metavar="RATE", help="share of requests that fail on purpose (0 to 1)"
     )
     serve.add_argument(
+        "--cut-streams",
+        type=int,
+        default=0,
+        metavar="BYTES",
+        help="streamed answers lose their connection after this many body bytes (0: never)",
+    )
+    serve.add_argument(
         "--max-sandboxes", type=int, default=64, help="running sandboxes allowed at once (default: %(default)s)"
     )
     args = parser.parse_args(argv)
@@ -41,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         data_dir=args.data_dir,
         api_key=args.api_key,
         faults=args.faults,
+        cut_streams=args.cut_streams,
         max_sandboxes=args.max_sandboxes,
     )
     server.start()

@@ -147,6 +147,7 @@ def _write_file_request(
     progress: Progress | None,
 ) -> RequestSpec:
     check_arg("path", path, "str", required=True)
+    check_arg("progress", progress, "callable")
     return RequestSpec(
         "PUT",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/files/content",
