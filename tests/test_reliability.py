@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
+import sys
 import warnings
 
 import pytest
@@ -56,6 +57,48 @@ async def test_one_async_client_serves_500_concurrent_tasks(crownest_local: Loca
         sandbox = await client.sandboxes.create(template="base")
         results = await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(500)))
         assert {r.id for r in results} == {sandbox.id} and len(results) == 500
+        await sandbox.kill()
+
+
+async def test_a_burst_of_concurrent_calls_leaves_its_connections_open_for_the_next(
+    crownest_local: LocalServer,
+) -> None:
+    """More than 20 connections stay open between bursts (httpx's default keeps 20, and httpcore
+    then closes idle ones as the next burst starts), so a second burst reconnects nothing."""
+    async with crownest_local.async_client(max_retries=0) as client:
+        sandbox = await client.sandboxes.create(template="base")
+        pool = client._http._transport._pool  # type: ignore[attr-defined]
+        await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(100)))
+        opened = set(map(id, pool.connections))
+        assert len(opened) > 20
+        await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(100)))
+        assert set(map(id, pool.connections)) == opened
+        await sandbox.kill()
+
+
+class ImportSearches:
+    """A meta path finder that records every module searched for (and finds none)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def find_spec(self, name: str, *args: object) -> None:
+        self.names.append(name)
+
+
+async def test_async_calls_search_for_no_module(crownest_local: LocalServer) -> None:
+    """httpcore imports sniffio in every async request; if it is missing (anyio 4.11 stopped bringing
+    it), each failed import searches sys.path again. The SDK depends on sniffio, so none does."""
+    async with crownest_local.async_client(max_retries=0) as client:
+        sandbox = await client.sandboxes.create(template="base")
+        await client.sandboxes.get(sandbox.id)  # the SDK's own modules are loaded by now
+        searches = ImportSearches()
+        sys.meta_path.insert(0, searches)
+        try:
+            await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(20)))
+        finally:
+            sys.meta_path.remove(searches)
+        assert searches.names == []
         await sandbox.kill()
 
 

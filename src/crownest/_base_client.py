@@ -45,6 +45,11 @@ CONNECT_TIMEOUT = 5.0
 # Added to the time a server may hold an answer on purpose (`RequestSpec.wait_ms`).
 WAIT_MARGIN = 30.0
 USER_AGENT = f"crownest-python/{__version__}"
+# Every connection may stay open between calls. httpcore 1.0 closes an idle connection whenever the
+# pool holds more than `max_keepalive_connections` connections in any state (encode/httpcore#1000),
+# so with httpx's default of 20 a burst of concurrent calls reconnects for nearly every request, and
+# a connection closed that way can be one just handed to a waiting request (encode/httpcore#1110).
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 
 
 def keepalive_options() -> list[tuple[int, int, int]]:
@@ -143,11 +148,12 @@ class BaseClient:
             if content.size is not None:
                 headers["Content-Length"] = str(content.size)
             content = content.async_chunks() if isinstance(http, httpx.AsyncClient) else content.chunks()
+        # None rather than an empty dict: httpx rebuilds the URL for any params given, even none.
         return http.build_request(
             spec.method,
             self.base_url + spec.path,
-            params=spec.params,
-            headers=headers,
+            params=spec.params or None,
+            headers=headers or None,
             json=spec.json,
             content=content,
             timeout=self._timeout_for(spec, timeout),
@@ -265,7 +271,7 @@ class SyncAPIClient(BaseClient):
             headers=self._headers,
             timeout=self.timeout,
             follow_redirects=False,
-            transport=httpx.HTTPTransport(socket_options=keepalive_options()),
+            transport=httpx.HTTPTransport(socket_options=keepalive_options(), limits=DEFAULT_LIMITS),
         )
 
     def request(
@@ -404,7 +410,7 @@ class AsyncAPIClient(BaseClient):
             headers=self._headers,
             timeout=self.timeout,
             follow_redirects=False,
-            transport=httpx.AsyncHTTPTransport(socket_options=keepalive_options()),
+            transport=httpx.AsyncHTTPTransport(socket_options=keepalive_options(), limits=DEFAULT_LIMITS),
         )
         self._loop: object = None  # the event loop whose connections the pool holds
 
