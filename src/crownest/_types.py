@@ -65,8 +65,8 @@ class RequestSpec:
     ) -> None:
         self.method = method
         self.path = path
-        self.params = drop_none(params or {})
-        self.headers: dict[str, str] = drop_none(headers or {})
+        self.params = drop_none(params) if params else {}
+        self.headers: dict[str, str] = drop_none(headers) if headers else {}
         self.json = json
         self.content = content
         self.kind = kind
