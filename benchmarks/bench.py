@@ -289,7 +289,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve_minimal:
         return serve_minimal()
-    runs, calls, size = (5, 300, 64) if args.quick else (21, 2000, 1024)
+    runs, calls, size = (5, 300, 64) if args.quick else (31, 2000, 1024)
     rows: list[tuple[str, str, str, str, str]] = []
 
     imports = import_ms(("httpx", "crownest"), runs)
