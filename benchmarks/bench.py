@@ -147,8 +147,8 @@ def fan_out(base_url: str, api_key: str, sandbox_id: str, tasks: int) -> list[tu
                 return time.perf_counter() - start
 
             # Both pools are opened together by an untimed burst, then timed bursts follow in pairs,
-            # each burst short enough (~1 s) that neither pool sits idle for the 5 s after which the
-            # server drops its connections. Reopening 100 connections costs httpcore's pool seconds of
+            # each burst short enough (~1 s) that neither pool sits idle for the 5 s after which
+            # httpx drops its connections. Reopening 100 connections costs httpcore's pool seconds of
             # CPU on either side (its bookkeeping grows with queued requests times connections), so a
             # burst on a cold pool would measure reconnection, not the client. The two bursts of a
             # pair run back to back, in alternating order, and share the machine's state of the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -61,6 +62,23 @@ def test_idempotency_replays_refuses_reuse_and_reports_in_use(crownest_local: Lo
         assert replay.json() == answers[0].json() and answers[0].json()["stdout"] == "done\n"
         assert len(list(client.commands.list(sandbox_id))) == 1  # the command ran once
         client.sandboxes.kill(sandbox_id)
+
+
+def test_an_idle_connection_outlives_a_clients_keepalive(crownest_local: LocalServer) -> None:
+    """The server keeps an idle connection open longer than httpx keeps one (5 s), so a client that
+    reuses it never races the server closing it (which fails the call with ReadError)."""
+    request = f"GET /v1/templates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {crownest_local.api_key}\r\n\r\n"
+    url = httpx.URL(crownest_local.base_url)
+    with socket.create_connection((url.host, url.port), timeout=10) as connection:
+        for pause in (0, httpx.Limits().keepalive_expiry + 0.5):  # type: ignore[operator]
+            time.sleep(pause)
+            connection.sendall(request.encode())
+            head = connection.recv(65536)
+            assert head.startswith(b"HTTP/1.1 200"), head[:100]
+            length = int(re.search(rb"content-length: (\d+)", head, re.IGNORECASE)[1])  # type: ignore[index]
+            body = head.split(b"\r\n\r\n", 1)[1]
+            while len(body) < length:
+                body += connection.recv(65536)
 
 
 def test_a_restart_keeps_artifacts_and_keys_and_ends_sandboxes(tmp_path: Path) -> None:

@@ -22,6 +22,10 @@ from ._app import create_app
 from ._service import ISOLATION_WARNING, Config
 
 START_TIMEOUT_S = 15.0
+# How long an idle connection stays open: longer than clients keep one (httpx: 5 s), as behind a
+# load balancer (nginx: 75 s), so a client never sends a request on a connection the server is
+# closing at that moment (uvicorn's default, 5 s, races httpx's and fails calls with ReadError).
+KEEP_ALIVE_S = 75
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -143,7 +147,15 @@ class LocalServer:
         self._stats = app.state.stats
         self._socket = listening_socket(self.host, self._port)
         self._server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", http="h11", ws="none", lifespan="on", timeout_graceful_shutdown=5)
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                http="h11",
+                ws="none",
+                lifespan="on",
+                timeout_keep_alive=KEEP_ALIVE_S,
+                timeout_graceful_shutdown=5,
+            )
         )
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
         self._thread.start()
