@@ -156,13 +156,9 @@ def fan_out(base_url: str, api_key: str, sandbox_id: str, tasks: int) -> list[tu
             await asyncio.gather(burst(raw_get), burst(sdk_get))
             pairs = []
             for i in range(FAN_OUT_PAIRS):
-                if i % 2:
-                    sdk_s = await burst(sdk_get)
-                    raw_s = await burst(raw_get)
-                else:
-                    raw_s = await burst(raw_get)
-                    sdk_s = await burst(sdk_get)
-                pairs.append((raw_s, sdk_s))
+                order = (raw_get, sdk_get) if i % 2 == 0 else (sdk_get, raw_get)
+                seconds = {get: await burst(get) for get in order}
+                pairs.append((seconds[raw_get], seconds[sdk_get]))
             return pairs
 
     return asyncio.run(measure())

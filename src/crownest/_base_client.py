@@ -191,26 +191,25 @@ class BaseClient:
     def _retries(self, max_retries: int | NotGiven) -> int:
         return self.max_retries if isinstance(max_retries, NotGiven) else _check_max_retries(max_retries)
 
-    def _failure_delay(
-        self, request: httpx.Request, error: CrowNestError, retries_taken: int, retries: int
-    ) -> float | None:
-        """Seconds to wait before retrying after `error` (logged), or None to raise it."""
+    def _retry_delay(self, request: httpx.Request, error: CrowNestError, retries_taken: int, retries: int) -> float:
+        """Seconds to wait before retrying after `error` (logged); raises `error` if it is not retried."""
         delay = None
         if retries_taken < retries:
             if not isinstance(error, CrowNestApiError):
                 delay = retry_delay(retries_taken, None)
             elif is_retryable_status(error.status, error.code):
                 delay = retry_delay(retries_taken, error.response.headers)
-        if delay is not None:
-            logger.info(
-                "%s %s failed (%s); retry %d of %d in %.2f s",
-                request.method,
-                request.url.path,
-                _reason(error),
-                retries_taken + 1,
-                retries,
-                delay,
-            )
+        if delay is None:
+            raise error
+        logger.info(
+            "%s %s failed (%s); retry %d of %d in %.2f s",
+            request.method,
+            request.url.path,
+            _reason(error),
+            retries_taken + 1,
+            retries,
+            delay,
+        )
         return delay
 
     @staticmethod
@@ -296,9 +295,7 @@ class SyncAPIClient(BaseClient):
                 if response.is_success:
                     return self._parse(spec, response)
                 error = api_error_from_response(response)
-            delay = self._failure_delay(request, error, retries_taken, retries)
-            if delay is None:
-                raise error
+            delay = self._retry_delay(request, error, retries_taken, retries)
             request = self._request_for_retry(self._http, spec, request, error)
             time.sleep(delay)
             retries_taken += 1
@@ -343,9 +340,7 @@ class SyncAPIClient(BaseClient):
                 error = exc
             if resume.position() != position:
                 retries_taken = 0
-            delay = self._failure_delay(request, error, retries_taken, retries)
-            if delay is None:
-                raise error
+            delay = self._retry_delay(request, error, retries_taken, retries)
             time.sleep(delay)
             retries_taken += 1
 
@@ -439,9 +434,7 @@ class AsyncAPIClient(BaseClient):
                 if response.is_success:
                     return self._parse(spec, response)
                 error = api_error_from_response(response)
-            delay = self._failure_delay(request, error, retries_taken, retries)
-            if delay is None:
-                raise error
+            delay = self._retry_delay(request, error, retries_taken, retries)
             request = self._request_for_retry(self._http, spec, request, error)
             await asyncio.sleep(delay)
             retries_taken += 1
@@ -484,9 +477,7 @@ class AsyncAPIClient(BaseClient):
                 error = exc
             if resume.position() != position:
                 retries_taken = 0
-            delay = self._failure_delay(request, error, retries_taken, retries)
-            if delay is None:
-                raise error
+            delay = self._retry_delay(request, error, retries_taken, retries)
             await asyncio.sleep(delay)
             retries_taken += 1
 

@@ -159,13 +159,12 @@ class EventResume:
             fields, self._fields = self._fields, {}
             if "data" not in fields:
                 return None
-            if "id" in fields:
-                self.last_event_id = fields["id"]
             event: dict[str, str | int] = {"event": fields.get("event") or "message", "data": fields["data"]}
             if "id" in fields:
-                event["id"] = fields["id"]
-            if fields.get("retry", "").isascii() and fields.get("retry", "").isdigit():
-                event["retry"] = int(fields["retry"])
+                self.last_event_id = event["id"] = fields["id"]
+            retry = fields.get("retry", "")
+            if retry.isascii() and retry.isdigit():
+                event["retry"] = int(retry)
             return event
         if line.startswith(":"):
             return None

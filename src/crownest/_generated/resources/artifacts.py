@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from ..._pagination import AsyncPager, SyncPager
 from ..._streams import AsyncStream, Stream
 from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._uploads import Progress
 from ..models.artifact import Artifact
 from ..models.artifact_list import ArtifactList
 
@@ -240,7 +240,7 @@ class Artifacts:
         artifact_id: str,
         to: str | os.PathLike[str],
         *,
-        progress: Callable[[int, int | None], object] | None = None,
+        progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> int:
@@ -444,7 +444,7 @@ class AsyncArtifacts:
         artifact_id: str,
         to: str | os.PathLike[str],
         *,
-        progress: Callable[[int, int | None], object] | None = None,
+        progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from ..._streams import AsyncStream, Stream
@@ -375,7 +374,7 @@ class Files:
         path: str,
         to: str | os.PathLike[str],
         *,
-        progress: Callable[[int, int | None], object] | None = None,
+        progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> int:
@@ -660,7 +659,7 @@ class AsyncFiles:
         path: str,
         to: str | os.PathLike[str],
         *,
-        progress: Callable[[int, int | None], object] | None = None,
+        progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> int:
@@ -935,7 +934,7 @@ class SandboxFiles:
         path: str,
         to: str | os.PathLike[str],
         *,
-        progress: Callable[[int, int | None], object] | None = None,
+        progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> int:
@@ -1209,7 +1208,7 @@ class AsyncSandboxFiles:
         path: str,
         to: str | os.PathLike[str],
         *,
-        progress: Callable[[int, int | None], object] | None = None,
+        progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> int:
