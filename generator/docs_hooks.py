@@ -7,6 +7,9 @@ A page asks for a generated part with a marker comment on its own line:
   and whether it retries (both read from the SDK itself).
 - `<!-- crownest:models -->` and `<!-- crownest:resources -->`: a
   mkdocstrings entry for every model and every resource class.
+- `<!-- crownest:clients -->` and `<!-- crownest:sandbox-handles -->`: the
+  entries of the clients and the sandbox handles, with the resources and
+  methods the generated mixins give them.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ import yaml
 
 from crownest._exceptions import _error_class
 from crownest._generated.models import __all__ as MODELS
+from crownest._generated.resources import CLIENT_RESOURCES, SANDBOX_METHODS, SANDBOX_RESOURCES
 from crownest._retries import is_retryable_status
 
 ROOT = Path(__file__).resolve().parent.parent
-RESOURCES = sorted(path.stem for path in (ROOT / "src/crownest/_generated/resources").glob("[!_]*.py"))
 
 
 def error_codes(spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -54,11 +57,17 @@ def models() -> str:
 
 def resources() -> str:
     entries = []
-    for tag in RESOURCES:
+    for tag in CLIENT_RESOURCES:
         module = importlib.import_module(f"crownest._generated.resources.{tag}")
         entries.append(f"## {tag.title()}\n\n{module.__doc__}")
         entries += [f"::: crownest._generated.resources.{tag}.{name}" for name in module.__all__]
     return "\n\n".join(entries)
+
+
+def entries(names: list[str], inherited: tuple[str, ...]) -> str:
+    """mkdocstrings entries for `names`, each with the `inherited` members its mixins give it."""
+    members = ", ".join(inherited)
+    return "\n\n".join(f"::: {name}\n    options:\n      inherited_members: [{members}]" for name in names)
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
@@ -66,4 +75,10 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
         spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
         markdown = markdown.replace("<!-- crownest:error-codes -->", error_table(spec))
     markdown = markdown.replace("<!-- crownest:models -->", models())
+    clients = ["crownest.CrowNest", "crownest.AsyncCrowNest"]
+    markdown = markdown.replace("<!-- crownest:clients -->", entries(clients, ("close", *CLIENT_RESOURCES)))
+    handles = ["crownest.SandboxHandle", "crownest.AsyncSandboxHandle"]
+    markdown = markdown.replace(
+        "<!-- crownest:sandbox-handles -->", entries(handles, (*SANDBOX_METHODS, *SANDBOX_RESOURCES))
+    )
     return markdown.replace("<!-- crownest:resources -->", resources())

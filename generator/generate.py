@@ -26,7 +26,7 @@ from openapi_python_client.parser.errors import GeneratorError
 from openapi_python_client.strings import snake_case
 from ruamel.yaml import YAML
 
-from operations import Operation, build_operation
+from operations import HANDLE_MODEL, HANDLE_TAG, Operation, build_operation
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "openapi.yaml"
@@ -78,7 +78,7 @@ def operations_by_tag(project: Project, raw: dict) -> dict[str, list[Operation]]
             build_operation(endpoint, raw_ops[snake_case(endpoint.name)], handles, raw["components"]["parameters"])
             for endpoint in collection.endpoints
         ]
-        out[str(tag)] = sorted(ops, key=lambda op: (op.method_name, op.scope))
+        out[str(tag)] = sorted(ops, key=lambda op: (op.method_name, not op.on_client))
     return out
 
 
@@ -106,13 +106,18 @@ def render(spec: Path, output: Path) -> None:
     api = output / "resources"
     api.mkdir()
     by_tag = operations_by_tag(project, raw)
+    handle_ops = sorted((op for op in by_tag.get(HANDLE_TAG, []) if op.on_handle), key=lambda op: op.handle_method)
     for tag, ops in by_tag.items():
         (api / f"{tag}.py").write_text(template.render(tag=tag, tag_description=tags.get(tag, ""), operations=ops))
     (api / "__init__.py").write_text(
         project.env.get_template("resources_init.py.jinja").render(
             descriptions=tags,
-            client_tags=[tag for tag, ops in by_tag.items() if any(op.scope != "sandbox" for op in ops)],
-            scoped_tags=[tag for tag, ops in by_tag.items() if any(op.scope != "client" for op in ops)],
+            client_tags=[tag for tag, ops in by_tag.items() if any(op.on_client for op in ops)],
+            scoped_tags=[tag for tag, ops in by_tag.items() if any(op.on_scoped for op in ops)],
+            handle_tag=HANDLE_TAG,
+            handle_model=HANDLE_MODEL,
+            handle_ops=handle_ops,
+            handle_imports={HANDLE_MODEL} | {name for op in handle_ops for name in op.imports},
         )
     )
 

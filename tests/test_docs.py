@@ -17,12 +17,12 @@ import pytest
 
 import crownest
 import crownest.models
+from crownest._generated.resources import CLIENT_RESOURCES
 from crownest._retries import is_retryable_status
 
 ROOT = Path(__file__).resolve().parent.parent
 # openapi.yaml as JSON, written by `make generate` (and checked to match by `make check-generated`).
 SPEC = json.loads((ROOT / "src" / "crownest" / "_generated" / "openapi.json").read_text())
-RESOURCES = ["artifacts", "commands", "files", "previews", "sandboxes", "templates"]
 HANDLES = [crownest.SandboxHandle, crownest.CommandHandle, crownest.AsyncSandboxHandle, crownest.AsyncCommandHandle]
 
 
@@ -62,7 +62,7 @@ def own_public_methods(cls: type) -> list[str]:
 
 def public_names() -> list[str]:
     names = [n for n in crownest.__all__ if n != "__version__"] + list(crownest.models.__all__)
-    for tag in RESOURCES:
+    for tag in CLIENT_RESOURCES:
         module = importlib.import_module(f"crownest._generated.resources.{tag}")
         for cls_name in module.__all__:
             cls = getattr(module, cls_name)
@@ -72,7 +72,7 @@ def public_names() -> list[str]:
         added = {n for n in dir(handle) if not n.startswith("_")} - {n for n in dir(model) if not n.startswith("_")}
         names += [f"{handle.__name__}.{m}" for m in sorted(added)]
     for client in (crownest.CrowNest, crownest.AsyncCrowNest):
-        names += [f"{client.__name__}.{m}" for m in ("close", *RESOURCES)]
+        names += [f"{client.__name__}.{m}" for m in ("close", *CLIENT_RESOURCES)]
     return names
 
 
