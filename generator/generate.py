@@ -121,6 +121,14 @@ def render(spec: Path, output: Path) -> None:
         )
     )
 
+    # The error envelope's code lists the known codes (a spec without one, like a test's probe, has none).
+    code = raw["components"]["schemas"].get("ApiError", {}).get("properties", {}).get("code", {})
+    (output / "error_codes.py").write_text(
+        project.env.get_template("error_codes.py.jinja").render(
+            codes=code.get("x-crownest-error-codes", []), retry_statuses=code.get("x-crownest-retry-statuses", [])
+        )
+    )
+
     for path in sorted(output.rglob("*.py")):
         path.write_text(HEADER + path.read_text())
     # CrowNest Local validates requests against the same spec; JSON needs no YAML parser at run time.
@@ -137,6 +145,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=TARGET, help="where to write the package (default: %(default)s)")
     args = parser.parse_args()
     out: Path = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".generate-") as tmp:
         staging = Path(tmp) / "_generated"
         render(args.spec.resolve(), staging)

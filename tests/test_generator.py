@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import runpy
 import shutil
 import subprocess
 import sys
@@ -114,3 +115,22 @@ def test_an_unknown_union_variant_is_kept(tmp_path: Path, monkeypatch: pytest.Mo
     unknown = drawing.from_dict({"shape": {"kind": "hexagon", "edges": 6}})
     assert unknown.shape == {"kind": "hexagon", "edges": 6}
     assert unknown["shape"] == {"kind": "hexagon", "edges": 6}
+
+
+def test_out_may_name_a_folder_whose_parent_does_not_exist_yet(tmp_path: Path) -> None:
+    out = tmp_path / "not" / "yet" / "_generated"
+    result = generate(ROOT / "openapi.yaml", out)
+    assert result.returncode == 0, result.stderr
+    assert tree(out) == tree(GENERATED)
+
+
+def test_the_retry_flags_of_the_spec_decide_what_is_retried(tmp_path: Path) -> None:
+    spec = tmp_path / "openapi.yaml"
+    old = "{code: sandbox_not_running, status: 409, retry: false,"
+    original = (ROOT / "openapi.yaml").read_text()
+    assert original.count(old) == 1
+    spec.write_text(original.replace(old, old.replace("false", "true")))
+    assert generate(spec, tmp_path / "_generated").returncode == 0
+    codes = runpy.run_path(str(tmp_path / "_generated" / "error_codes.py"))
+    assert "sandbox_not_running" in codes["RETRYABLE_CODES"]
+    assert "sandbox_not_running" not in runpy.run_path(str(GENERATED / "error_codes.py"))["RETRYABLE_CODES"]
