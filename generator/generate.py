@@ -1,6 +1,7 @@
 """Generate `src/crownest/_generated/` from `openapi.yaml`.
 
-openapi-python-client 0.29.1 is driven as a library: it parses the spec and
+openapi-python-client 0.29.1 is driven as a library (through `upstream.py`, the
+one module that calls its private functions): it parses the spec and
 renders the models with our template overrides (`templates/`); then this
 script renders our own `resources.py.jinja` once per tag with the same Jinja
 environment, formats the result with the repository's pinned ruff, and swaps
@@ -20,13 +21,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from openapi_python_client import Project, _get_project_for_url_or_path
+from openapi_python_client import Project
 from openapi_python_client.config import Config, ConfigFile, MetaType
 from openapi_python_client.parser.errors import GeneratorError
 from openapi_python_client.strings import snake_case
 from ruamel.yaml import YAML
 
 from operations import HANDLE_MODEL, HANDLE_TAG, Operation, build_operation
+from upstream import load_project as load_upstream_project
+from upstream import write_models, write_package
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "openapi.yaml"
@@ -46,7 +49,7 @@ def load_project(spec: Path, output: Path) -> Project:
         overwrite=True,
         output_path=output,
     )
-    project = _get_project_for_url_or_path(config, custom_template_path=TEMPLATES)
+    project = load_upstream_project(config, TEMPLATES)
     if isinstance(project, GeneratorError):
         sys.exit(f"openapi.yaml: {project.header}: {project.detail}")
     return project
@@ -98,8 +101,8 @@ def render(spec: Path, output: Path) -> None:
             )
     project.env.globals["secret_fields"] = secret_fields(raw)
     output.mkdir(parents=True)
-    project._create_package()
-    project._build_models()
+    write_package(project)
+    write_models(project)
 
     tags = {t["name"]: t.get("description", "") for t in raw.get("tags", [])}
     template = project.env.get_template("resources.py.jinja")

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,3 +135,46 @@ def test_the_retry_flags_of_the_spec_decide_what_is_retried(tmp_path: Path) -> N
     codes = runpy.run_path(str(tmp_path / "_generated" / "error_codes.py"))
     assert "sandbox_not_running" in codes["RETRYABLE_CODES"]
     assert "sandbox_not_running" not in runpy.run_path(str(GENERATED / "error_codes.py"))["RETRYABLE_CODES"]
+
+
+def upstream() -> Any:
+    sys.path.insert(0, str(ROOT / "generator"))
+    try:
+        return importlib.import_module("upstream")
+    finally:
+        sys.path.remove(str(ROOT / "generator"))
+
+
+def test_every_override_records_its_upstream_template_and_it_is_unchanged() -> None:
+    module = upstream()
+    recorded = {o.template for o in module.overrides()}
+    overriding = {str(p.relative_to(module.TEMPLATES)) for p in module.TEMPLATES.rglob("*.jinja")}
+    assert overriding & {str(p.relative_to(module.UPSTREAM)) for p in module.UPSTREAM.rglob("*.jinja")} == recorded
+    assert len(recorded) == 6
+    assert module.stale() == []
+
+
+def test_a_changed_upstream_template_is_named_with_the_command_that_shows_the_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = upstream()
+    shutil.copytree(module.UPSTREAM, tmp_path / "templates")
+    (tmp_path / "templates" / "str_enum.py.jinja").write_text("changed upstream\n")
+    monkeypatch.setattr(module, "UPSTREAM", tmp_path / "templates")
+    [problem] = module.stale()
+    assert problem.startswith("templates/str_enum.py.jinja: upstream str_enum.py.jinja changed")
+    assert "python generator/upstream.py diff str_enum.py.jinja" in problem
+
+
+def test_only_the_adapter_calls_private_functions_of_openapi_python_client() -> None:
+    for path in (ROOT / "generator").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = [
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("openapi_python_client")
+            for alias in node.names
+        ]
+        attributes = [node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)]
+        private = [name for name in imported + attributes if name.startswith("_") and not name.endswith("__")]
+        assert private == [] or path.name == "upstream.py", (path.name, private)
