@@ -65,6 +65,12 @@ def secret_fields(raw: dict) -> dict[str, tuple[str, ...]]:
     return out
 
 
+def enum_descriptions(raw: dict) -> dict[str, dict[str, str]]:
+    """Enum class name -> its values' `x-crownest-enum-descriptions`."""
+    schemas = raw["components"]["schemas"].items()
+    return {name: s["x-crownest-enum-descriptions"] for name, s in schemas if "x-crownest-enum-descriptions" in s}
+
+
 def operations_by_tag(project: Project, raw: dict) -> dict[str, list[Operation]]:
     raw_ops = {
         snake_case(op["operationId"]): op
@@ -100,6 +106,8 @@ def render(spec: Path, output: Path) -> None:
                 f"openapi.yaml: {model.class_info.name} forbids additionalProperties; clients must keep unknown fields"
             )
     project.env.globals["secret_fields"] = secret_fields(raw)
+    described = enum_descriptions(raw)
+    project.env.globals["enum_doc"] = lambda name, value: described.get(name, {}).get(str(value), f"`{value}`")
     output.mkdir(parents=True)
     write_package(project)
     write_models(project)

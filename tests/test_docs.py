@@ -3,6 +3,7 @@ nothing private, and the error page has every error code of openapi.yaml."""
 
 from __future__ import annotations
 
+import enum
 import importlib
 import inspect
 import json
@@ -62,6 +63,10 @@ def own_public_methods(cls: type) -> list[str]:
 
 def public_names() -> list[str]:
     names = [n for n in crownest.__all__ if n != "__version__"] + list(crownest.models.__all__)
+    for name in crownest.models.__all__:
+        model = getattr(crownest.models, name)
+        if issubclass(model, enum.Enum):
+            names += [f"{name}.{member.name}" for member in model]
     for tag in CLIENT_RESOURCES:
         module = importlib.import_module(f"crownest._generated.resources.{tag}")
         for cls_name in module.__all__:
@@ -124,3 +129,13 @@ def test_docstrings_of_generated_methods_come_from_the_spec() -> None:
 
     summary = SPEC["paths"]["/v1/sandboxes"]["post"]["summary"]
     assert (inspect.getdoc(Sandboxes.create) or "").startswith(summary)
+
+
+def test_the_sandbox_statuses_and_their_diagram_come_from_the_spec(site: Path) -> None:
+    schema = SPEC["components"]["schemas"]["SandboxStatus"]
+    text = (site / "concepts" / "sandboxes" / "index.html").read_text()
+    for value in schema["enum"]:
+        meaning = re.sub(r"`([^`]+)`", r"<code>\1</code>", schema["x-crownest-enum-descriptions"][value])
+        assert f"<td><code>{value}</code></td>\n<td>{meaning}</td>" in text, value
+    for move in schema["x-crownest-transitions"]:
+        assert f"{move.get('from', '[*]')} --&gt; {move['to']}: {move['when']}" in text, move
