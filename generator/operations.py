@@ -323,6 +323,8 @@ def build_operation(
         wait_ms = f"{param.python_name} if {param.python_name} is not None else {int(waits['default'])}"
     run = raw_op.get("x-crownest-run")
     name = str(snake_case(endpoint.name))
+    if "x-crownest-method" not in raw_op:
+        raise ValueError(f"{name}: no x-crownest-method (the name of its SDK method)")
     in_sandbox = any(p.is_sandbox_id for p in params)
     own_tag = HANDLE_TAG in endpoint.tags
     scope = raw_op.get("x-crownest-scope")

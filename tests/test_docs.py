@@ -139,3 +139,25 @@ def test_the_sandbox_statuses_and_their_diagram_come_from_the_spec(site: Path) -
         assert f"<td><code>{value}</code></td>\n<td>{meaning}</td>" in text, value
     for move in schema["x-crownest-transitions"]:
         assert f"{move.get('from', '[*]')} --&gt; {move['to']}: {move['when']}" in text, move
+
+
+def test_every_extension_is_described_in_the_contributor_guide_with_an_example() -> None:
+    sys.path.insert(0, str(ROOT / "generator"))
+    try:
+        extensions = importlib.import_module("generate").EXTENSIONS
+    finally:
+        sys.path.remove(str(ROOT / "generator"))
+    guide = (ROOT / "CONTRIBUTING.md").read_text()
+    sections = re.split(r"^### ", guide, flags=re.M)
+    for extension in extensions:
+        [section] = [s for s in sections if f"`{extension}`" in s.splitlines()[0]]
+        examples = re.findall(r"```yaml\n(.*?)```", section, re.S)
+        assert any(f"{extension}:" in example for example in examples), extension
+    used = set(re.findall(r"x-crownest-[a-z-]+", (ROOT / "openapi.yaml").read_text()))
+    assert used == set(extensions)
+
+
+def test_the_contributor_guide_is_linked_from_the_readme_and_the_docs(site: Path) -> None:
+    assert "(CONTRIBUTING.md)" in (ROOT / "README.md").read_text()
+    assert 'href="contributing/"' in (site / "index.html").read_text()
+    assert "Add an operation, end to end" in (site / "contributing" / "index.html").read_text()

@@ -178,3 +178,13 @@ def test_only_the_adapter_calls_private_functions_of_openapi_python_client() -> 
         attributes = [node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)]
         private = [name for name in imported + attributes if name.startswith("_") and not name.endswith("__")]
         assert private == [] or path.name == "upstream.py", (path.name, private)
+
+
+def test_an_unknown_extension_is_an_error(tmp_path: Path) -> None:
+    spec = tmp_path / "openapi.yaml"
+    spec.write_text(
+        (ROOT / "openapi.yaml").read_text().replace("x-crownest-method: set_ttl", "x-crownest-methd: set_ttl")
+    )
+    result = generate(spec, tmp_path / "_generated")
+    assert result.returncode != 0
+    assert "/paths//v1/sandboxes/{sandboxId}/ttl/post/x-crownest-methd" in result.stderr
