@@ -188,3 +188,14 @@ def test_an_unknown_extension_is_an_error(tmp_path: Path) -> None:
     result = generate(spec, tmp_path / "_generated")
     assert result.returncode != 0
     assert "/paths//v1/sandboxes/{sandboxId}/ttl/post/x-crownest-methd" in result.stderr
+
+
+def test_x_crownest_scope_takes_only_sandbox_outside_the_handles_own_tag(tmp_path: Path) -> None:
+    spec = tmp_path / "openapi.yaml"
+    original = (ROOT / "openapi.yaml").read_text()
+    spec.write_text(
+        original.replace("x-crownest-method: set_ttl", "x-crownest-method: set_ttl\n      x-crownest-scope: both")
+    )
+    result = generate(spec, tmp_path / "_generated")
+    assert result.returncode != 0
+    assert "set_sandbox_ttl: x-crownest-scope 'both': the only value is 'sandbox'" in result.stderr
