@@ -26,7 +26,7 @@ import yaml
 
 from crownest._exceptions import _error_class
 from crownest._generated.models import __all__ as MODELS
-from crownest._generated.resources import CLIENT_RESOURCES, SANDBOX_METHODS, SANDBOX_RESOURCES
+from crownest._generated.resources import CLIENT_RESOURCES, RESOURCES, SANDBOX_METHODS, SANDBOX_RESOURCES
 from crownest._retries import is_retryable_status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ def models() -> str:
 
 def resources() -> str:
     entries = []
-    for tag in CLIENT_RESOURCES:
+    for tag in RESOURCES:
         module = importlib.import_module(f"crownest._generated.resources.{tag}")
         entries.append(f"## {tag.title()}\n\n{module.__doc__}")
         entries += [f"::: crownest._generated.resources.{tag}.{name}" for name in module.__all__]

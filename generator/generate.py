@@ -152,12 +152,18 @@ def render(spec: Path, output: Path) -> None:
         by_tag = operations_by_tag(project, raw)
     except ValueError as error:
         sys.exit(f"openapi.yaml: {error}")
+    undeclared = sorted(set(by_tag) - {tag for tag, text in tags.items() if text})
+    if undeclared:
+        sys.exit(
+            f"openapi.yaml: declare each tag under `tags:` with a description (the resource's docstring): {undeclared}"
+        )
     handle_ops = sorted((op for op in by_tag.get(HANDLE_TAG, []) if op.on_handle), key=lambda op: op.handle_method)
     for tag, ops in by_tag.items():
         (api / f"{tag}.py").write_text(template.render(tag=tag, tag_description=tags.get(tag, ""), operations=ops))
     (api / "__init__.py").write_text(
         project.env.get_template("resources_init.py.jinja").render(
             descriptions=tags,
+            tags=list(by_tag),
             client_tags=[tag for tag, ops in by_tag.items() if any(op.on_client for op in ops)],
             scoped_tags=[tag for tag, ops in by_tag.items() if any(op.on_scoped for op in ops)],
             handle_tag=HANDLE_TAG,

@@ -18,7 +18,7 @@ import pytest
 
 import crownest
 import crownest.models
-from crownest._generated.resources import CLIENT_RESOURCES
+from crownest._generated.resources import CLIENT_RESOURCES, RESOURCES
 from crownest._retries import is_retryable_status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def public_names() -> list[str]:
         model = getattr(crownest.models, name)
         if issubclass(model, enum.Enum):
             names += [f"{name}.{member.name}" for member in model]
-    for tag in CLIENT_RESOURCES:
+    for tag in RESOURCES:
         module = importlib.import_module(f"crownest._generated.resources.{tag}")
         for cls_name in module.__all__:
             cls = getattr(module, cls_name)

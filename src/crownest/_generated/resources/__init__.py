@@ -26,6 +26,15 @@ if TYPE_CHECKING:
     from .templates import AsyncTemplates, Templates
 
 # The generated surface by name, for the documentation and the tests.
+RESOURCES = (
+    "artifacts",
+    "commands",
+    "files",
+    "previews",
+    "sandboxes",
+    "templates",
+)
+"""Every resource module (`resources/<name>.py`), one per tag."""
 CLIENT_RESOURCES = (
     "artifacts",
     "commands",
