@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -163,3 +164,19 @@ def test_the_docs_build_strictly_and_name_them(scratch: Path) -> None:
         "SandboxHandle.snapshots",
     ):
         assert any(i.endswith("." + name) for i in ids), name
+
+
+def test_the_guides_case_checks_the_new_method_in_every_form(scratch: Path) -> None:
+    [case] = re.findall(r"```python\n(Case\(.*?\),)\n```", (ROOT / "CONTRIBUTING.md").read_text(), re.S)
+    endpoints = scratch / "tests" / "test_endpoints.py"
+    source = endpoints.read_text()
+    assert source.count("\n]\nHANDLE_ONLY = [") == 1
+    endpoints.write_text(
+        source.replace("\n]\nHANDLE_ONLY = [", "\n" + textwrap.indent(case, "    ") + "\n]\nHANDLE_ONLY = [")
+    )
+    done = run(
+        scratch, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", str(endpoints), "-k", "metrics"
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "4 passed" in done.stdout  # sync, async, and the handle's own method in both modes
+    endpoints.write_text(source)
