@@ -335,6 +335,9 @@ def build_operation(
         )
     if "x-crownest-handle-method" in raw_op and not (own_tag and in_sandbox):
         raise ValueError(f"{name}: x-crownest-handle-method is for {HANDLE_TAG!r} operations on one sandbox")
+    twins = ("x-crownest-run", "x-crownest-text-method", "x-crownest-download-method", "x-crownest-stream-method")
+    if own_tag and in_sandbox and any(key in raw_op for key in twins):
+        raise ValueError(f"{name}: the sandbox handle's own methods take none of {', '.join(twins)}")
     return Operation(
         name=name,
         method_name=raw_op["x-crownest-method"],
