@@ -2,7 +2,8 @@
 """One module per API resource (tag), each with sync, async and sandbox-scoped classes.
 
 The mixins below give `CrowNest`, `AsyncCrowNest` and the sandbox handles one
-lazy property per resource.
+lazy property per resource, and the sandbox handles the `sandboxes` operations
+on one sandbox as methods, with its ID bound.
 """
 
 from __future__ import annotations
