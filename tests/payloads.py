@@ -34,6 +34,7 @@ def command(**overrides: Any) -> dict[str, Any]:
         "stderr": "",
         "stdoutTruncated": False,
         "stderrTruncated": False,
+        "outputTruncated": False,
         "timeoutMs": 60000,
         "startedAt": T0,
         "finishedAt": T1,
