@@ -59,6 +59,8 @@ class LocalServer:
     `header_timeout` seconds and its body keep arriving (1 KiB per
     `body_timeout` seconds), else 408; at most `max_connections` connections
     are open, `max_connections_per_client` from one address, else 503.
+    `cgroups=False` enforces sandboxes' limits with rlimits only, as where the
+    server may not create cgroups.
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class LocalServer:
         body_timeout: float = 30.0,
         max_connections: int = 1024,
         max_connections_per_client: int = 256,
+        cgroups: bool = True,
     ) -> None:
         self.host = host
         self._port = port
@@ -89,6 +92,7 @@ class LocalServer:
         self.max_sandboxes = max_sandboxes
         self.isolation = isolation
         self.retention = retention
+        self.cgroups = cgroups
         self.guard = Guard(header_timeout, body_timeout, max_connections, max_connections_per_client)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -158,6 +162,7 @@ class LocalServer:
             cut_streams=self.cut_streams,
             max_sandboxes=self.max_sandboxes,
             retention_s=self.retention,
+            cgroups=self.cgroups,
         )
         if not self.isolation:
             config.bwrap = None
