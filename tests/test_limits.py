@@ -225,7 +225,7 @@ def test_connections_are_capped_per_address_and_in_all() -> None:
         time.sleep(0.2)
         held.append(connect("127.0.0.4"))
         assert held[-1].recv(65536).startswith(b"HTTP/1.1 503")  # 5 open in all
-        for sock in held + [refused]:
+        for sock in [*held, refused]:
             sock.close()
         time.sleep(0.2)
         with server.client(max_retries=0) as client:

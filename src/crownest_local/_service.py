@@ -224,7 +224,7 @@ class Service:
             raise not_found("sandbox", "sandboxId", sandbox_id)
         if body["status"] == "running" and parse_time(body["expiresAt"]) <= now():
             body = self._end_sandbox(body, "expired")
-        return body
+        return with_limits(body)
 
     def _past_retention(self, body: dict[str, Any]) -> bool:
         """Forget an ended sandbox whose retention is over (its records and output logs), and say so."""
@@ -258,7 +258,7 @@ class Service:
         for live in list(self.live.values()):
             if live.body["sandboxId"] == body["id"]:
                 live.kill(signal.SIGKILL, "killed")
-        sandbox = Sandbox.from_dict(body)
+        sandbox = Sandbox.from_dict(with_limits(body))
         sandbox.status = SandboxStatus(status)
         sandbox.ended_at = now()
         updated = sandbox.to_dict()
@@ -316,13 +316,15 @@ class Service:
     async def list_sandboxes(self, call: Call) -> dict[str, Any]:
         pairs = [item.split(":", 1) for item in call.query.get("metadata", [])]
         self._expire_due()  # so that a list never shows a sandbox past its TTL as running
-        return self.store.page(
+        page = self.store.page(
             "sandbox",
             limit=call.query.get("limit", 20),
             cursor=call.query.get("cursor"),
             status=call.query.get("status"),
-            keep=lambda body: all(body["metadata"].get(k) == v for k, v in pairs),
+            keep=lambda body: all(body["metadata"].get(k) == v for k, v in pairs) and not self._past_retention(body),
         )
+        page["data"] = [with_limits(body) for body in page["data"]]
+        return page
 
     async def get_sandbox(self, call: Call) -> dict[str, Any]:
         return self.sandbox(call.path["sandboxId"])
@@ -591,6 +593,13 @@ class Service:
 
 def json_response(body: Any, status: int) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), status, media_type="application/json")
+
+
+def with_limits(body: dict[str, Any]) -> dict[str, Any]:
+    """A sandbox's record with `limits`, which a record from before they existed lacks (not enforced then)."""
+    if "limits" not in body:
+        body["limits"] = Limits().wire(dict.fromkeys(("cpu", "memory", "disk", "processes"), "none"))
+    return body
 
 
 def _empty(folder: Path) -> None:

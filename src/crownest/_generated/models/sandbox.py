@@ -10,7 +10,6 @@ from attrs import field as _attrs_field
 
 from ..._models import WireMapping
 from ..models.sandbox_status import SandboxStatus
-from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.metadata import Metadata
@@ -47,7 +46,7 @@ class Sandbox(WireMapping):
     """ When the server kills it unless its TTL is extended. """
     ended_at: datetime.datetime | None
     """ When it ended; null while alive. Its records stay readable for the retention period after this time. """
-    limits: SandboxLimits | Unset = UNSET
+    limits: SandboxLimits
     """ The resource limits in force for a sandbox's processes and files, and what enforces each. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
@@ -85,9 +84,7 @@ class Sandbox(WireMapping):
         else:
             ended_at = self.ended_at
 
-        limits: dict[str, Any] | Unset = UNSET
-        if not isinstance(self.limits, Unset):
-            limits = self.limits.to_dict()
+        limits = self.limits.to_dict()
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -101,10 +98,9 @@ class Sandbox(WireMapping):
                 "createdAt": created_at,
                 "expiresAt": expires_at,
                 "endedAt": ended_at,
+                "limits": limits,
             }
         )
-        if limits is not UNSET:
-            field_dict["limits"] = limits
 
         return field_dict
 
@@ -143,12 +139,7 @@ class Sandbox(WireMapping):
 
         ended_at = _parse_ended_at(d.pop("endedAt"))
 
-        _limits = d.pop("limits", UNSET)
-        limits: SandboxLimits | Unset
-        if isinstance(_limits, Unset):
-            limits = UNSET
-        else:
-            limits = SandboxLimits.from_dict(_limits)
+        limits = SandboxLimits.from_dict(d.pop("limits"))
 
         sandbox = cls(
             id=id,
