@@ -326,6 +326,7 @@ def test_an_ended_sandboxs_records_stay_readable_for_the_retention() -> None:
             with pytest.raises(CrowNestApiError) as caught:
                 read()
             assert (caught.value.status, caught.value.code) == (404, "sandbox_not_found")
+        assert sandbox.id not in {listed.id for listed in client.sandboxes.list()}
         time.sleep(1.0)
         assert not any(path.exists() for path in logs)
         assert client.artifacts.download(artifact.id) == b"kept"  # artifacts outlive it until they expire

@@ -237,12 +237,20 @@ class Service:
             body = self._end_sandbox(body, "expired")
         return with_limits(body)
 
-    def _past_retention(self, body: dict[str, Any]) -> bool:
-        """Forget an ended sandbox whose retention is over (its records and output logs), and say so."""
+    def _retained_until(self, body: dict[str, Any]) -> datetime.datetime | None:
+        """When an ended sandbox's records go; None while it runs."""
         ended = body.get("endedAt")
         if body["status"] not in ENDED or ended is None:
-            return False
-        if parse_time(ended) + datetime.timedelta(seconds=self.config.retention_s) > now():
+            return None
+        return parse_time(ended) + datetime.timedelta(seconds=self.config.retention_s)
+
+    def _gone(self, body: dict[str, Any]) -> bool:
+        until = self._retained_until(body)
+        return until is not None and until <= now()
+
+    def _past_retention(self, body: dict[str, Any]) -> bool:
+        """Forget an ended sandbox whose retention is over (its records and output logs), and say so."""
+        if not self._gone(body):
             return False
         commands = self.store.delete_sandbox(body["id"])
         logs = [self._log_path(command_id) for command_id in commands]
@@ -332,7 +340,7 @@ class Service:
             limit=call.query.get("limit", 20),
             cursor=call.query.get("cursor"),
             status=call.query.get("status"),
-            keep=lambda body: all(body["metadata"].get(k) == v for k, v in pairs) and not self._past_retention(body),
+            keep=lambda body: all(body["metadata"].get(k) == v for k, v in pairs) and not self._gone(body),
         )
         page["data"] = [with_limits(body) for body in page["data"]]
         return page
