@@ -5,7 +5,9 @@ stderr in the order they arrived. An event's id is the log's byte offset
 after it, so a client that reconnects with `Last-Event-ID` gets exactly the
 rest. Each record is valid UTF-8 (an incremental decoder replaces invalid
 bytes without splitting a character), and the first MiB of each stream is
-also kept for the Command's `stdout` and `stderr`.
+also kept for the Command's `stdout` and `stderr`. The log keeps the first
+64 MiB of output; past it the process runs on, its output is read slowly and
+dropped, and the Command says `outputTruncated`.
 
 A command's process tree ends with it: when the shell exits, whatever it
 left running in its process group is killed, so that no output pipe stays
