@@ -25,13 +25,14 @@ import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ._errors import ApiProblem, from_os_error, not_found
 from ._files import Files
+from ._guard import LagMonitor
 from ._service import Call, Config, Handler, Service, json_response
 from ._spec import Operation, Validator, digits, invalid, load_spec, operations
 
@@ -153,12 +154,16 @@ def create_app(config: Config) -> Starlette:
     routes.append(Route("/previews/{previewId}", proxy, methods=any_method))
     routes.append(Route("/previews/{previewId}/{rest:path}", proxy, methods=any_method))
 
+    lag = LagMonitor()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.startup()
+        lag.start()
         async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None)) as http:
             proxy.http = http
             yield
+        lag.stop()
         await service.shutdown()
 
     async def no_route(request: Request, exc: Exception) -> Response:
@@ -177,6 +182,7 @@ def create_app(config: Config) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: no_route})
     app.state.stats = dispatcher.stats
     app.state.not_implemented = tuple(missing)
+    app.state.lag = lag
     return app
 
 
@@ -233,6 +239,8 @@ class Dispatcher:
                 response = CutStream(response, self.config.cut_streams)
         except ApiProblem as problem:
             response = error_response(problem, request_id)
+        except ClientDisconnect:
+            response = Response(status_code=400)  # no one is left to read it; nothing to log
         except Exception as exc:
             known = from_os_error(exc) if isinstance(exc, OSError) else None
             if known is None:
@@ -304,13 +312,17 @@ class Dispatcher:
             ) from None
 
     async def _json_body(self, request: Request, op: Operation) -> Any:
+        too_large = ApiProblem(
+            413, "payload_too_large", "A JSON body may be at most 1 MiB.", {"limitBytes": MAX_JSON_BYTES}
+        )
+        declared = digits(request.headers.get("content-length", ""))
+        if declared is not None and declared > MAX_JSON_BYTES:
+            raise too_large  # before reading any of it
         raw = bytearray()
         async for chunk in request.stream():
             raw += chunk
             if len(raw) > MAX_JSON_BYTES:
-                raise ApiProblem(
-                    413, "payload_too_large", "A JSON body may be at most 1 MiB.", {"limitBytes": MAX_JSON_BYTES}
-                )
+                raise too_large
         if not raw:
             if op.body_required:
                 raise ApiProblem(400, "invalid_request", "A JSON body is required.", {"field": "", "reason": "missing"})

@@ -10,6 +10,7 @@ ERROR_CODES: dict[str, int] = {
     "invalid_api_key": 401,
     "permission_denied": 403,
     "quota_exceeded": 403,
+    "request_timeout": 408,
     "not_found": 404,
     "sandbox_not_found": 404,
     "command_not_found": 404,
@@ -18,6 +19,7 @@ ERROR_CODES: dict[str, int] = {
     "preview_not_found": 404,
     "method_not_allowed": 405,
     "sandbox_not_running": 409,
+    "too_many_commands": 409,
     "command_not_running": 409,
     "idempotency_key_reused": 409,
     "idempotency_key_in_use": 409,
@@ -26,20 +28,24 @@ ERROR_CODES: dict[str, int] = {
     "is_a_directory": 409,
     "file_exists": 409,
     "payload_too_large": 413,
+    "disk_quota_exceeded": 413,
     "unsupported_media_type": 415,
     "rate_limited": 429,
     "internal_error": 500,
     "not_implemented": 501,
     "unavailable": 503,
+    "too_many_connections": 503,
 }
 """Every code the spec lists, with its HTTP status."""
 
 RETRYABLE_CODES = frozenset(
     {
+        "request_timeout",
         "idempotency_key_in_use",
         "rate_limited",
         "internal_error",
         "unavailable",
+        "too_many_connections",
     }
 )
 """The codes whose `retry` flag is true."""

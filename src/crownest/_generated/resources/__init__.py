@@ -93,7 +93,7 @@ class ClientResources:
 
     @cached_property
     def sandboxes(self) -> Sandboxes:
-        """Sandboxes, their lifecycle and time to live."""
+        """Sandboxes, their lifecycle, time to live and resource limits."""
         from .sandboxes import Sandboxes
 
         return Sandboxes(cast("CrowNest", self))
@@ -139,7 +139,7 @@ class AsyncClientResources:
 
     @cached_property
     def sandboxes(self) -> AsyncSandboxes:
-        """Sandboxes, their lifecycle and time to live."""
+        """Sandboxes, their lifecycle, time to live and resource limits."""
         from .sandboxes import AsyncSandboxes
 
         return AsyncSandboxes(cast("AsyncCrowNest", self))

@@ -601,7 +601,8 @@ class SandboxArtifacts:
     ) -> SyncPager[Artifact]:
         """List a sandbox's artifacts.
 
-        Lists the artifacts taken from one sandbox, newest first.
+        Lists the artifacts taken from one sandbox, newest first; also after the sandbox ended, for the
+        retention period.
 
         Args:
             limit: The most items on one page.
@@ -687,7 +688,8 @@ class AsyncSandboxArtifacts:
     ) -> AsyncPager[Artifact]:
         """List a sandbox's artifacts.
 
-        Lists the artifacts taken from one sandbox, newest first.
+        Lists the artifacts taken from one sandbox, newest first; also after the sandbox ended, for the
+        retention period.
 
         Args:
             limit: The most items on one page.

@@ -240,7 +240,9 @@ class Commands:
         whose id is the byte offset in the output stream after that event (stdout and
         stderr counted together, in the order they arrived), then one `exit` event whose
         data is the final Command. Reconnect with `Last-Event-ID` to get exactly the
-        output after that id.
+        output after that id. The stream holds a command's first 64 MiB of output (CrowNest
+        Local; the Command's `outputTruncated` says whether more was dropped), and can be
+        replayed after the sandbox ended, for the retention period.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -271,7 +273,7 @@ class Commands:
     ) -> CommandHandle:
         """Get a command.
 
-        Returns one command with its output so far.
+        Returns one command with its output so far; also after its sandbox ended, for the retention period.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -333,7 +335,8 @@ class Commands:
     ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
-        Lists the commands of one sandbox, newest first.
+        Lists the commands of one sandbox, newest first; also after the sandbox ended, for the retention
+        period.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -377,6 +380,7 @@ class Commands:
         Runs a command with `/bin/sh -c` and answers once it has ended, with its final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
+        409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -484,7 +488,8 @@ class Commands:
     ) -> CommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`.
+        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
+        while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -531,7 +536,7 @@ class Commands:
         """Wait for a command to end.
 
         Answers with the final command as soon as it ends, or with its current state when `timeoutMs` runs
-        out.
+        out; a command of an ended sandbox answers at once, final.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -579,7 +584,9 @@ class AsyncCommands:
         whose id is the byte offset in the output stream after that event (stdout and
         stderr counted together, in the order they arrived), then one `exit` event whose
         data is the final Command. Reconnect with `Last-Event-ID` to get exactly the
-        output after that id.
+        output after that id. The stream holds a command's first 64 MiB of output (CrowNest
+        Local; the Command's `outputTruncated` says whether more was dropped), and can be
+        replayed after the sandbox ended, for the retention period.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -610,7 +617,7 @@ class AsyncCommands:
     ) -> AsyncCommandHandle:
         """Get a command.
 
-        Returns one command with its output so far.
+        Returns one command with its output so far; also after its sandbox ended, for the retention period.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -676,7 +683,8 @@ class AsyncCommands:
     ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
-        Lists the commands of one sandbox, newest first.
+        Lists the commands of one sandbox, newest first; also after the sandbox ended, for the retention
+        period.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -724,6 +732,7 @@ class AsyncCommands:
         Runs a command with `/bin/sh -c` and answers once it has ended, with its final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
+        409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -835,7 +844,8 @@ class AsyncCommands:
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`.
+        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
+        while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -884,7 +894,7 @@ class AsyncCommands:
         """Wait for a command to end.
 
         Answers with the final command as soon as it ends, or with its current state when `timeoutMs` runs
-        out.
+        out; a command of an ended sandbox answers at once, final.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -937,7 +947,9 @@ class SandboxCommands:
         whose id is the byte offset in the output stream after that event (stdout and
         stderr counted together, in the order they arrived), then one `exit` event whose
         data is the final Command. Reconnect with `Last-Event-ID` to get exactly the
-        output after that id.
+        output after that id. The stream holds a command's first 64 MiB of output (CrowNest
+        Local; the Command's `outputTruncated` says whether more was dropped), and can be
+        replayed after the sandbox ended, for the retention period.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -968,7 +980,7 @@ class SandboxCommands:
     ) -> CommandHandle:
         """Get a command.
 
-        Returns one command with its output so far.
+        Returns one command with its output so far; also after its sandbox ended, for the retention period.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -1026,7 +1038,8 @@ class SandboxCommands:
     ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
-        Lists the commands of one sandbox, newest first.
+        Lists the commands of one sandbox, newest first; also after the sandbox ended, for the retention
+        period.
 
         Args:
             status: Only commands in this status.
@@ -1068,6 +1081,7 @@ class SandboxCommands:
         Runs a command with `/bin/sh -c` and answers once it has ended, with its final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
+        409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
@@ -1171,7 +1185,8 @@ class SandboxCommands:
     ) -> CommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`.
+        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
+        while the sandbox already runs its maximum of commands at once.
 
         Args:
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
@@ -1216,7 +1231,7 @@ class SandboxCommands:
         """Wait for a command to end.
 
         Answers with the final command as soon as it ends, or with its current state when `timeoutMs` runs
-        out.
+        out; a command of an ended sandbox answers at once, final.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -1266,7 +1281,9 @@ class AsyncSandboxCommands:
         whose id is the byte offset in the output stream after that event (stdout and
         stderr counted together, in the order they arrived), then one `exit` event whose
         data is the final Command. Reconnect with `Last-Event-ID` to get exactly the
-        output after that id.
+        output after that id. The stream holds a command's first 64 MiB of output (CrowNest
+        Local; the Command's `outputTruncated` says whether more was dropped), and can be
+        replayed after the sandbox ended, for the retention period.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -1297,7 +1314,7 @@ class AsyncSandboxCommands:
     ) -> AsyncCommandHandle:
         """Get a command.
 
-        Returns one command with its output so far.
+        Returns one command with its output so far; also after its sandbox ended, for the retention period.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -1359,7 +1376,8 @@ class AsyncSandboxCommands:
     ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
-        Lists the commands of one sandbox, newest first.
+        Lists the commands of one sandbox, newest first; also after the sandbox ended, for the retention
+        period.
 
         Args:
             status: Only commands in this status.
@@ -1405,6 +1423,7 @@ class AsyncSandboxCommands:
         Runs a command with `/bin/sh -c` and answers once it has ended, with its final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
+        409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
@@ -1512,7 +1531,8 @@ class AsyncSandboxCommands:
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`.
+        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
+        while the sandbox already runs its maximum of commands at once.
 
         Args:
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
@@ -1559,7 +1579,7 @@ class AsyncSandboxCommands:
         """Wait for a command to end.
 
         Answers with the final command as soon as it ends, or with its current state when `timeoutMs` runs
-        out.
+        out; a command of an ended sandbox answers at once, final.
 
         Args:
             command_id: The command's ID (`cmd_...`).

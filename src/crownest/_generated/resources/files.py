@@ -419,8 +419,10 @@ class Files:
     ) -> FileInfo:
         """Write a file.
 
-        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent directories; 413
-        beyond that size.
+        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent
+        directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
+        when the file would take the sandbox past its `diskMb` (refused before the body is
+        read when `Content-Length` says so, otherwise when the body reaches the limit).
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -704,8 +706,10 @@ class AsyncFiles:
     ) -> FileInfo:
         """Write a file.
 
-        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent directories; 413
-        beyond that size.
+        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent
+        directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
+        when the file would take the sandbox past its `diskMb` (refused before the body is
+        read when `Content-Length` says so, otherwise when the body reaches the limit).
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -977,8 +981,10 @@ class SandboxFiles:
     ) -> FileInfo:
         """Write a file.
 
-        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent directories; 413
-        beyond that size.
+        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent
+        directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
+        when the file would take the sandbox past its `diskMb` (refused before the body is
+        read when `Content-Length` says so, otherwise when the body reaches the limit).
 
         Args:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
@@ -1251,8 +1257,10 @@ class AsyncSandboxFiles:
     ) -> FileInfo:
         """Write a file.
 
-        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent directories; 413
-        beyond that size.
+        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent
+        directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
+        when the file would take the sandbox past its `diskMb` (refused before the body is
+        read when `Content-Length` says so, otherwise when the body reaches the limit).
 
         Args:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
