@@ -5,10 +5,11 @@ from enum import StrEnum
 
 
 class FileType(StrEnum):
-    """What a path is. New values may appear."""
+    """What a path is: `other` is a FIFO, socket or device node, which the file API lists and describes but does not read or copy. New values may appear."""
 
     DIRECTORY = "directory"
     FILE = "file"
+    OTHER = "other"
     SYMLINK = "symlink"
 
     @property
