@@ -15,7 +15,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -160,12 +160,17 @@ def on_host(folder: Path) -> Tree:
 
 
 class FileApi(RuleBasedStateMachine):
-    def __init__(self, server: LocalServer, client: CrowNest) -> None:
+    """Each run on a new sandbox of `server` (set by the test on a subclass)."""
+
+    server: ClassVar[LocalServer]
+    client: ClassVar[CrowNest]
+
+    def __init__(self) -> None:
         super().__init__()
         self.model = Model()
-        self.sandbox = client.sandboxes.create(template="base")
-        assert server.data_dir is not None
-        self.folder = server.data_dir / "sandboxes" / self.sandbox.id
+        self.sandbox = self.client.sandboxes.create(template="base")
+        assert self.server.data_dir is not None
+        self.folder = self.server.data_dir / "sandboxes" / self.sandbox.id
 
     def expect(self, outcome: Outcome, call: Any) -> Any:
         """Run `call`; it must fail as `outcome` says, or succeed (its result is returned)."""
@@ -229,9 +234,14 @@ class FileApi(RuleBasedStateMachine):
 
 
 def test_every_call_as_the_model_says_and_failures_change_nothing(each_isolation: LocalServer) -> None:
-    with each_isolation.client(max_retries=0) as client:
+    with each_isolation.client(max_retries=0) as local:
+
+        class OnThisServer(FileApi):
+            server = each_isolation
+            client = local
+
         run_state_machine_as_test(
-            lambda: FileApi(each_isolation, client),
+            OnThisServer,
             settings=settings(
                 max_examples=40,
                 stateful_step_count=30,
