@@ -41,7 +41,6 @@ class ContentResponse(StreamingResponse):
             "Accept-Ranges": "bytes",
             "ETag": etag,
             "Last-Modified": formatdate(st.st_mtime, usegmt=True),
-            "Content-Disposition": "attachment",
         }
         start, end = 0, st.st_size
         wanted = byte_range(request.headers.get("range"), st.st_size)
