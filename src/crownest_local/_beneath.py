@@ -247,8 +247,9 @@ def remove_tree(parent: int, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=parent)
         return
-    stack = [(parent, name, top, _unlink_files(top))]
+    stack: list[tuple[int, str, int, list[str]]] = [(parent, name, top, [])]
     try:
+        stack[-1][3].extend(_unlink_files(top))
         while stack:
             _, _, fd, pending = stack[-1]
             if pending:
@@ -258,7 +259,8 @@ def remove_tree(parent: int, name: str) -> None:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(child, dir_fd=fd)
                 else:
-                    stack.append((fd, child, opened, _unlink_files(opened)))
+                    stack.append((fd, child, opened, []))
+                    stack[-1][3].extend(_unlink_files(opened))
                 continue
             up, done, fd, _ = stack.pop()
             os.close(fd)

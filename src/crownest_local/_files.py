@@ -155,17 +155,7 @@ class Files:
                 raise file_not_found(path)
             if not target.is_folder:
                 raise conflict("not_a_directory", path, f"{path} is not a directory.")
-            listing = open_folder(target.fd)
-        try:
-            data = []
-            for name in sorted(os.listdir(listing)):
-                with contextlib.suppress(FileNotFoundError):
-                    data.append(
-                        file_info(posixpath.join(path, name), os.stat(name, dir_fd=listing, follow_symlinks=False))
-                    )
-            return {"data": data}
-        finally:
-            os.close(listing)
+            return {"data": await in_thread(_listing, target.fd, path)}
 
     async def get_file_info(self, call: Call) -> dict[str, Any]:
         folder = self._folder(call)
@@ -261,7 +251,11 @@ class Files:
         base = posixpath.basename(path) or "artifact"
         name = call.body.get("name") or (f"{base}.tar.gz" if is_dir else base)
         try:
-            await in_thread(_tar if is_dir else _copy, content, stored, base)
+            await (in_thread(_tar, content, stored, base) if is_dir else in_thread(_copy, content, stored))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                stored.unlink()
+            raise
         finally:
             os.close(content)
         digest = await asyncio.to_thread(_sha256, stored)
@@ -366,7 +360,10 @@ def _move(source: Location, target: Location) -> str | None:
     try:
         rename(target.parent, temp, target.parent, target.name, RENAME_EXCHANGE)
     except BaseException:
-        rename(target.parent, temp, source.parent, source.name, RENAME_NOREPLACE)
+        try:
+            rename(target.parent, temp, source.parent, source.name, RENAME_NOREPLACE)
+        except OSError as exc:
+            logger.error("a failed move could not put its source back; it is at %s: %s", temp, exc)
         raise
     return temp
 
@@ -380,7 +377,7 @@ async def _remove_replaced(parent: int, name: str) -> None:
 
 
 class _Padded:
-    """A file read for a tar member of `size` bytes: zeros after its end if it shrank (as GNU tar does)."""
+    """A file read for a tar member (tarfile only calls `read`): zeros after its end if it shrank, as GNU tar does."""
 
     def __init__(self, f: BinaryIO) -> None:
         self.f = f
@@ -401,10 +398,23 @@ def _tar(folder: int, target: Path, base: str) -> None:
                 continue
             with os.fdopen(fd, "rb") as f:
                 info.size = st.st_size
-                tar.addfile(info, _Padded(f))  # type: ignore[arg-type]
+                tar.addfile(info, _Padded(f))  # type: ignore[arg-type]  # read() is all tarfile uses
 
 
-def _copy(fd: int, target: Path, _base: str) -> None:
+def _listing(folder: int, path: str) -> list[dict[str, Any]]:
+    """The entries of the folder open (as O_PATH) at `folder`, in name order, as `path`'s FileInfo list."""
+    listing = open_folder(folder)
+    try:
+        data = []
+        for name in sorted(os.listdir(listing)):
+            with contextlib.suppress(FileNotFoundError):
+                data.append(file_info(posixpath.join(path, name), os.stat(name, dir_fd=listing, follow_symlinks=False)))
+        return data
+    finally:
+        os.close(listing)
+
+
+def _copy(fd: int, target: Path) -> None:
     with os.fdopen(os.dup(fd), "rb") as source, target.open("wb") as copy:
         shutil.copyfileobj(source, copy, COPY_CHUNK)
 
