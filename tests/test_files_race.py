@@ -5,13 +5,16 @@ on the host, outside the data folder) with `renameat2(RENAME_EXCHANGE)` in a
 loop, and puts back what a call removed. Every file operation then runs
 `ATTEMPTS` times on a path through `d`. The host folder must stay exactly as
 it was: its canary never read, listed, described, copied, changed, moved or
-deleted, nothing added to it (temporary files included), and no answer a 5xx.
+deleted, nothing added to it; no temporary file may appear beside it, beside
+the sandbox's folder or in the data folder, or stay in the sandbox; and no
+answer may be a 5xx or break off.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -89,16 +92,23 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def temporary_files(folder: Path, *, deep: bool = False) -> list[str]:
+    """The file API's temporary files (`.upload-*`, `.move-*`) in `folder` (and below it, following no link)."""
+    names = [name for _, dirs, files in os.walk(folder) for name in dirs + files] if deep else os.listdir(folder)
+    return [name for name in names if name.startswith((".upload-", ".move-"))]
+
+
 @pytest.fixture(scope="module")
-def swapping(each_isolation: LocalServer, host: Path) -> Iterator[tuple[CrowNest, SandboxHandle]]:
-    """A sandbox whose command swaps `d` and `l` (a link to `host`) until the module's tests end."""
+def swapping(each_isolation: LocalServer, host: Path) -> Iterator[tuple[CrowNest, SandboxHandle, Path]]:
+    """A sandbox whose command swaps `d` and `l` (a link to `host`) until the module's tests end; its folder."""
+    assert each_isolation.data_dir is not None
     with each_isolation.client(max_retries=0) as client:
         sandbox = client.sandboxes.create(template="python", ttl_ms=600_000)
         sandbox.files.write("swap.py", SWAPPER)
         swapper = sandbox.commands.start(f"python3 swap.py '{host}'", timeout_ms=600_000)
         with swapper.output() as chunks:
             assert next(iter(chunks)).data.startswith("swapping")
-        yield client, sandbox
+        yield client, sandbox, each_isolation.data_dir / "sandboxes" / sandbox.id
         swapper.kill()
         sandbox.kill()
 
@@ -155,10 +165,11 @@ def leaks(result: object) -> bool:
     ["write", "read", "stream", "delete", "move out", "move in", "mkdir", "list", "info", "artifact", "artifact tar"],
 )
 def test_a_swapped_link_never_takes_the_file_api_out(
-    operation: str, swapping: tuple[CrowNest, SandboxHandle], host: Path
+    operation: str, swapping: tuple[CrowNest, SandboxHandle, Path], host: Path
 ) -> None:
-    client, sandbox = swapping
+    client, sandbox, folder = swapping
     attack = attacks(client, sandbox)[operation]
+    outside = (host.parent, folder.parent, folder.parent.parent)  # beside the host folder, the sandbox, the data
     harm: Counter[str] = Counter()
     for _ in range(ATTEMPTS):
         try:
@@ -173,5 +184,7 @@ def test_a_swapped_link_never_takes_the_file_api_out(
             if host_tree(host) != HOST_TREE:
                 harm["host folder changed"] += 1
                 restore(host)
+            harm["temporary files outside the sandbox"] += any(map(temporary_files, outside))
         harm["canary leaked in the answer"] += leaks(result)
+    harm["temporary files left in the sandbox"] += len(temporary_files(folder, deep=True))
     assert +harm == Counter(), f"{operation}, {ATTEMPTS} attempts: {dict(+harm)}"
