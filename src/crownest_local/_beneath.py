@@ -69,7 +69,6 @@ class Location:
     between `parent` and `name` that do not exist yet (see `make_parents`).
     """
 
-    path: str
     folders: list[int]
     name: str | None
     fd: int | None
@@ -150,9 +149,9 @@ def walk(roots: Mapping[str, Path], path: str, *, follow: bool, missing_ok: bool
             except FileNotFoundError:
                 rest = list(pending)
                 if not rest:
-                    return Location(path, folders, name, None, None)
+                    return Location(folders, name, None, None)
                 if missing_ok and ".." not in rest:
-                    return Location(path, folders, rest[-1], None, None, [name, *rest[:-1]])
+                    return Location(folders, rest[-1], None, None, [name, *rest[:-1]])
                 raise file_not_found(path) from None
             st = os.fstat(fd)
             if stat.S_ISLNK(st.st_mode) and (pending or follow):
@@ -168,12 +167,12 @@ def walk(roots: Mapping[str, Path], path: str, *, follow: bool, missing_ok: bool
                 pending.extendleft(reversed(_parts(target)))
                 continue
             if not pending:
-                return Location(path, folders, name, fd, st)
+                return Location(folders, name, fd, st)
             if not stat.S_ISDIR(st.st_mode):
                 os.close(fd)
                 raise not_a_directory(path)
             folders.append(fd)
-        return Location(path, folders, None, os.dup(folders[-1]), os.fstat(folders[-1]))
+        return Location(folders, None, os.dup(folders[-1]), os.fstat(folders[-1]))
     except BaseException:
         for folder in folders:
             os.close(folder)
