@@ -1,15 +1,18 @@
-"""FIFOs, sockets and device nodes through the file API; who owns what it creates.
+"""FIFOs, sockets and device nodes through the file API; very deep trees; who owns what it creates.
 
 A FIFO, socket or device node is listed and described as `other`, never read
 or copied (409 `unsupported_file_type`, at once: a FIFO's read would block),
-left out of a folder's archive, and deleted or replaced like any entry. When
-the sandbox folder has an `owner`, everything the file API creates is theirs.
+left out of a folder's archive, and deleted or replaced like any entry. A tree
+deeper than Python's recursion limit and than the open-file limit is archived,
+deleted, and removed with its sandbox. When the sandbox folder has an `owner`,
+everything the file API creates is theirs.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import resource
 import socket
 import stat
 import tarfile
@@ -25,6 +28,10 @@ from crownest_local import LocalServer
 from crownest_local._isolation import SandboxFolder
 from crownest_local._service import Service
 
+DEPTH = 1500
+DEEP_TREE = (
+    f"python3 -c \"import os\nfor _ in range({DEPTH}): os.mkdir('x'); os.chdir('x')\nopen('leaf', 'w').close()\""
+)
 KINDS = ["fifo", "socket", *(["device"] if os.geteuid() == 0 else [])]  # mknod of a device needs root
 NOBODY = (65534, 65534)
 
@@ -81,6 +88,33 @@ def test_special_entries_are_described_but_never_read_or_copied(
     make(kind, home / kind / "again")
     handle.files.delete(f"{kind}/again")
     assert sorted(p.name for p in (home / kind).iterdir()) == ["entry", "plain.txt"]
+
+
+@pytest.fixture
+def few_descriptors() -> Iterator[None]:
+    """This process (the server's) may open only 200 more files than it has open now, until the test ends."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 200, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.usefixtures("few_descriptors")
+def test_a_tree_deeper_than_any_limit_is_archived_deleted_and_removed_with_its_sandbox(
+    crownest_local: LocalServer,
+) -> None:
+    assert crownest_local.data_dir is not None
+    with crownest_local.client(max_retries=0, timeout=120) as client:
+        sandbox = client.sandboxes.create(template="python")
+        assert sandbox.commands.run(f"mkdir deep && cd deep && {DEEP_TREE}").exit_code == 0
+        archive = sandbox.artifacts.create(path="deep")
+        with tarfile.open(fileobj=io.BytesIO(client.artifacts.download(archive.id))) as tar:
+            assert tar.getnames()[-1] == "deep/" + "x/" * DEPTH + "leaf"
+        sandbox.files.delete("deep", recursive=True)
+        assert list(sandbox.files.list(".")) == []
+        assert sandbox.commands.run(DEEP_TREE).exit_code == 0
+        sandbox.kill()
+        assert not (crownest_local.data_dir / "sandboxes" / sandbox.id).exists()
 
 
 @pytest.fixture

@@ -238,35 +238,54 @@ def subfolder(parent: int, name: str) -> int | None:
 def remove_tree(parent: int, name: str) -> None:
     """Delete `name` in `parent` and everything in it, depth first, following no link.
 
-    One descriptor per level is open at a time; an entry that turns into a folder
-    (or out of one) while this runs is handled as what it is when it is opened.
+    Two descriptors are open at a time, however deep the tree: a finished folder
+    is left through `..`, which must lead back to the folder it was entered from
+    (else the tree moved meanwhile, and this stops with ENOENT). An entry that
+    turns into a folder, or out of one, is handled as what it is when opened.
     """
-    top = subfolder(parent, name)
-    if top is None:
+    here = subfolder(parent, name)
+    if here is None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name, dir_fd=parent)
         return
-    stack: list[tuple[int, str, int, list[str]]] = [(parent, name, top, [])]
+    trail: list[tuple[str, tuple[int, int], list[str]]] = [(name, _identity(parent), [])]
     try:
-        stack[-1][3].extend(_unlink_files(top))
-        while stack:
-            _, _, fd, pending = stack[-1]
+        trail[-1][2].extend(_unlink_files(here))
+        while trail:
+            folder, above, pending = trail[-1]
             if pending:
                 child = pending.pop()
-                opened = subfolder(fd, child)
+                opened = subfolder(here, child)
                 if opened is None:
                     with contextlib.suppress(FileNotFoundError):
-                        os.unlink(child, dir_fd=fd)
-                else:
-                    stack.append((fd, child, opened, []))
-                    stack[-1][3].extend(_unlink_files(opened))
+                        os.unlink(child, dir_fd=here)
+                    continue
+                trail.append((child, _identity(here), []))
+                os.close(here)
+                here = opened
+                trail[-1][2].extend(_unlink_files(here))
                 continue
-            up, done, fd, _ = stack.pop()
-            os.close(fd)
-            os.rmdir(done, dir_fd=up)
+            trail.pop()
+            up = _climb(here, above)
+            os.close(here)
+            here = up
+            os.rmdir(folder, dir_fd=here)
     finally:
-        for _, _, fd, _ in stack:
-            os.close(fd)
+        os.close(here)
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _climb(fd: int, expected: tuple[int, int]) -> int:
+    """The folder above `fd`, opened, if it is still the one `expected`; ENOENT if not."""
+    up = os.open("..", FOLDER, dir_fd=fd)
+    if _identity(up) != expected:
+        os.close(up)
+        raise OSError(errno.ENOENT, "a folder moved away while it was being walked")
+    return up
 
 
 def _unlink_files(fd: int) -> list[str]:
@@ -288,13 +307,15 @@ def tree(fd: int, name: str) -> Iterator[tuple[str, int | None, os.stat_result, 
     Top-down, in name order, the folder itself first; following no link. Files
     come with a descriptor opened from the walk (the caller closes it), links
     with their target, folders with neither; FIFOs, devices and sockets are
-    left out. One descriptor per level is open at a time.
+    left out. Two descriptors are open at a time, as in `remove_tree`.
     """
     yield name, None, os.fstat(fd), ""
-    stack = [(fd, name, *entries(fd))]
+    here = os.dup(fd)
+    trail: list[tuple[str, tuple[int, int] | None, list[str], list[str]]] = [(name, None, [], [])]
     try:
-        while stack:
-            here, path, folders, others = stack[-1]
+        trail[-1] = (name, None, *entries(here))
+        while True:
+            path, above, folders, others = trail[-1]
             if others:
                 item = _tree_entry(here, others.pop(0))
                 if item is not None:
@@ -303,16 +324,20 @@ def tree(fd: int, name: str) -> Iterator[tuple[str, int | None, os.stat_result, 
                 child = folders.pop(0)
                 opened = subfolder(here, child)
                 if opened is not None:
-                    stack.append((opened, f"{path}/{child}", [], []))
-                    yield f"{path}/{child}", None, os.fstat(opened), ""
-                    stack[-1] = (opened, f"{path}/{child}", *entries(opened))
-            else:
-                stack.pop()
-                if stack:
+                    trail.append((f"{path}/{child}", _identity(here), [], []))
                     os.close(here)
+                    here = opened
+                    yield f"{path}/{child}", None, os.fstat(here), ""
+                    trail[-1] = (f"{path}/{child}", trail[-1][1], *entries(here))
+            elif above is None:
+                return
+            else:
+                trail.pop()
+                up = _climb(here, above)
+                os.close(here)
+                here = up
     finally:
-        for here, *_ in stack[1:]:
-            os.close(here)
+        os.close(here)
 
 
 def _tree_entry(folder: int, name: str) -> tuple[str, int | None, os.stat_result, str] | None:

@@ -10,6 +10,7 @@ command runs as a plain child process, and only the file API stays confined.
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import shutil
@@ -17,8 +18,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._beneath import Location, Owner, walk
+from ._beneath import FOLDER, Location, Owner, remove_tree, walk
 from ._beneath import invalid_path as invalid_path  # where _service finds it
+
+logger = logging.getLogger("crownest_local")
 
 HOME = "/home/user"
 TMP = "/tmp"
@@ -66,7 +69,18 @@ class SandboxFolder:
                 os.chown(self.folder / sub, *self.owner)
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Delete the folder and everything in it, following no link (`shutil.rmtree` opens what a
+        command swaps in, a FIFO included, and recurses past Python's limit in a deep tree)."""
+        try:
+            parent = os.open(self.folder.parent, FOLDER)
+        except FileNotFoundError:
+            return
+        try:
+            remove_tree(parent, self.folder.name)
+        except OSError as exc:
+            logger.warning("could not delete all of %s: %s", self.folder, exc)
+        finally:
+            os.close(parent)
 
     def virtual(self, path: str) -> str:
         """The absolute, normalized sandbox path for `path`, or 400 `invalid_path`.
