@@ -100,7 +100,7 @@ def few_descriptors() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("few_descriptors")
-def test_a_tree_deeper_than_any_limit_is_archived_deleted_and_removed_with_its_sandbox(
+def test_a_tree_deeper_than_any_limit_is_written_read_archived_deleted_and_removed_with_its_sandbox(
     crownest_local: LocalServer,
 ) -> None:
     assert crownest_local.data_dir is not None
@@ -112,6 +112,12 @@ def test_a_tree_deeper_than_any_limit_is_archived_deleted_and_removed_with_its_s
             assert tar.getnames()[-1] == "deep/" + "x/" * DEPTH + "leaf"
         sandbox.files.delete("deep", recursive=True)
         assert list(sandbox.files.list(".")) == []
+        long_path = "p/" * DEPTH + "leaf"
+        sandbox.files.write(long_path, "at the bottom")  # every folder on the way made by the file API
+        assert sandbox.files.read_text(long_path) == "at the bottom"
+        sandbox.files.move(long_path, "leaf")
+        sandbox.files.delete("p", recursive=True)
+        assert [entry.name for entry in sandbox.files.list(".")] == ["leaf"]
         assert sandbox.commands.run(DEEP_TREE).exit_code == 0
         sandbox.kill()
         assert not (crownest_local.data_dir / "sandboxes" / sandbox.id).exists()

@@ -60,59 +60,68 @@ def not_a_directory(path: str) -> ApiProblem:
 
 @dataclass
 class Location:
-    """Where a sandbox path leads: the folders walked to it (open), its name there and its entry.
+    """Where a sandbox path leads: its parent folder (open), its name there and its entry.
 
     `name` is None when the path is a folder reached without a name of its own
     (a root, or a link to one); `fd` and `stat` are then that folder's. `fd` is
     an `O_PATH` descriptor of the entry itself (a link stays a link unless the
-    walk followed it), None if nothing is there. `missing` names the folders
+    walk followed it), None if nothing is there. `trail` is the (device, inode)
+    of each folder from the root to `parent`. `missing` names the folders
     between `parent` and `name` that do not exist yet (see `make_parents`).
     """
 
-    folders: list[int]
+    parent: int
+    trail: list[tuple[int, int]]
     name: str | None
     fd: int | None
     stat: os.stat_result | None
     missing: list[str] = field(default_factory=list)
-    created: list[tuple[int, str]] = field(default_factory=list)
-
-    @property
-    def parent(self) -> int:
-        return self.folders[-1]
+    created: list[str] = field(default_factory=list)
 
     @property
     def is_folder(self) -> bool:
         return self.stat is not None and stat.S_ISDIR(self.stat.st_mode)
 
-    def ancestors(self) -> set[tuple[int, int]]:
-        """(device, inode) of every folder from the root to the parent."""
-        return {(st.st_dev, st.st_ino) for st in map(os.fstat, self.folders)}
-
     def same_entry(self, other: Location) -> bool:
-        here, there = os.fstat(self.parent), os.fstat(other.parent)
-        return self.name == other.name and (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+        return self.name == other.name and self.trail[-1] == other.trail[-1]
 
     def make_parents(self, owner: Owner | None) -> None:
         """Create the missing folders (mode 755, given to `owner`); `undo` removes them again."""
         while self.missing:
             name = self.missing.pop(0)
             os.mkdir(name, 0o755, dir_fd=self.parent)
-            self.created.append((self.parent, name))
-            made = os.open(name, FOLDER, dir_fd=self.parent)
-            self.folders.append(made)
+            try:
+                made = os.open(name, FOLDER, dir_fd=self.parent)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.rmdir(name, dir_fd=self.parent)
+                raise
+            os.close(self.parent)
+            self.parent = made
+            self.trail.append(_identity(made))
+            self.created.append(name)
             give(made, owner)
 
     def undo(self) -> None:
-        """Remove the folders `make_parents` created (those still empty), deepest first."""
-        for parent, name in reversed(self.created):
-            with contextlib.suppress(OSError):
-                os.rmdir(name, dir_fd=parent)
+        """Remove the folders `make_parents` created (those still empty), deepest first, climbing `..`."""
+        here = os.dup(self.parent)
+        try:
+            for depth, name in zip(range(len(self.trail) - 2, -1, -1), reversed(self.created), strict=False):
+                up = _climb(here, self.trail[depth])
+                os.close(here)
+                here = up
+                os.rmdir(name, dir_fd=here)
+        except OSError:
+            pass
+        finally:
+            os.close(here)
         self.created.clear()
 
     def close(self) -> None:
-        for fd in [*self.folders, *([] if self.fd is None else [self.fd])]:
-            os.close(fd)
-        self.folders, self.fd = [], None
+        for fd in (self.parent, self.fd):
+            if fd is not None:
+                os.close(fd)
+        self.fd = None
 
     def __enter__(self) -> Location:
         return self
@@ -132,26 +141,31 @@ def walk(roots: Mapping[str, Path], path: str, *, follow: bool, missing_ok: bool
 
     `follow`: a link at the end is followed too (else the location is the link).
     `missing_ok`: folders missing on the way are listed in `missing` (else 404).
+    Two descriptors are open at a time: `..` climbs back, and must lead to the
+    folder the walk came from (404 if the tree moved meanwhile).
     Raises 400 `invalid_path`, 404 `file_not_found`, 409 `not_a_directory`.
     """
-    first, parts = _enter(roots, path)
-    folders, pending, links = [first], deque(parts), 0
+    here, parts = _enter(roots, path)
+    trail, pending, links = [_identity(here)], deque(parts), 0
     try:
         while pending:
             name = pending.popleft()
             if name == "..":
-                if len(folders) == 1:
+                if len(trail) == 1:
                     raise invalid_path(path, "goes through a symlink that leaves the sandbox")
-                os.close(folders.pop())
+                trail.pop()
+                up = _climb(here, trail[-1], ENTRY | os.O_DIRECTORY)
+                os.close(here)
+                here = up
                 continue
             try:
-                fd = os.open(name, ENTRY, dir_fd=folders[-1])
+                fd = os.open(name, ENTRY, dir_fd=here)
             except FileNotFoundError:
                 rest = list(pending)
                 if not rest:
-                    return Location(folders, name, None, None)
+                    return Location(here, trail, name, None, None)
                 if missing_ok and ".." not in rest:
-                    return Location(folders, rest[-1], None, None, [name, *rest[:-1]])
+                    return Location(here, trail, rest[-1], None, None, [name, *rest[:-1]])
                 raise file_not_found(path) from None
             st = os.fstat(fd)
             if stat.S_ISLNK(st.st_mode) and (pending or follow):
@@ -167,15 +181,16 @@ def walk(roots: Mapping[str, Path], path: str, *, follow: bool, missing_ok: bool
                 pending.extendleft(reversed(_parts(target)))
                 continue
             if not pending:
-                return Location(folders, name, fd, st)
+                return Location(here, trail, name, fd, st)
             if not stat.S_ISDIR(st.st_mode):
                 os.close(fd)
                 raise not_a_directory(path)
-            folders.append(fd)
-        return Location(folders, None, os.dup(folders[-1]), os.fstat(folders[-1]))
+            os.close(here)
+            here = fd
+            trail.append((st.st_dev, st.st_ino))
+        return Location(here, trail, None, os.dup(here), os.fstat(here))
     except BaseException:
-        for folder in folders:
-            os.close(folder)
+        os.close(here)
         raise
 
 
@@ -279,9 +294,9 @@ def _identity(fd: int) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def _climb(fd: int, expected: tuple[int, int]) -> int:
-    """The folder above `fd`, opened, if it is still the one `expected`; ENOENT if not."""
-    up = os.open("..", FOLDER, dir_fd=fd)
+def _climb(fd: int, expected: tuple[int, int], flags: int = FOLDER) -> int:
+    """The folder above `fd`, opened with `flags`, if it is still the one `expected`; ENOENT if not."""
+    up = os.open("..", flags, dir_fd=fd)
     if _identity(up) != expected:
         os.close(up)
         raise OSError(errno.ENOENT, "a folder moved away while it was being walked")

@@ -221,7 +221,7 @@ class Files:
                     if not overwrite:
                         raise conflict("file_exists", target_path, f"{target_path} exists; pass overwrite.")
                     return file_info(target_path, source.stat)
-                if source.is_folder and (source.stat.st_dev, source.stat.st_ino) in target.ancestors():
+                if source.is_folder and (source.stat.st_dev, source.stat.st_ino) in target.trail:
                     raise invalid_path(target_path, "is inside the directory being moved")
                 if target.stat is not None and not overwrite:
                     raise conflict("file_exists", target_path, f"{target_path} exists; pass overwrite.")
