@@ -8,9 +8,13 @@ class FileType(StrEnum):
     """What a path is: `other` is a FIFO, socket or device node, which the file API lists and describes but does not read or copy. New values may appear."""
 
     DIRECTORY = "directory"
+    """A directory."""
     FILE = "file"
+    """A regular file."""
     OTHER = "other"
+    """A FIFO, socket or device node, listed and described but never read or copied (409 `unsupported_file_type`)."""
     SYMLINK = "symlink"
+    """A symbolic link (`info` describes the link itself)."""
 
     @property
     def is_known(self) -> bool:

@@ -171,7 +171,7 @@ class Artifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Artifact.
+            The `Artifact`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -227,7 +227,7 @@ class Artifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -291,7 +291,7 @@ class Artifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Artifact.
+            The `Artifact`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -322,7 +322,7 @@ class Artifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `Artifact` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -377,7 +377,7 @@ class AsyncArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Artifact.
+            The `Artifact`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -433,7 +433,7 @@ class AsyncArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -497,7 +497,7 @@ class AsyncArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Artifact.
+            The `Artifact`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -528,7 +528,7 @@ class AsyncArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `Artifact` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -585,7 +585,7 @@ class SandboxArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Artifact.
+            The `Artifact`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -616,7 +616,7 @@ class SandboxArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `Artifact` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -673,7 +673,7 @@ class AsyncSandboxArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Artifact.
+            The `Artifact`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -704,7 +704,7 @@ class AsyncSandboxArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `Artifact` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).

@@ -228,7 +228,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -259,7 +259,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            A list of `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -290,7 +290,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -330,7 +330,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -363,7 +363,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -454,7 +454,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -531,7 +531,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -562,7 +562,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            A list of `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -595,7 +595,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -635,7 +635,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -668,7 +668,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -759,7 +759,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -836,7 +836,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -865,7 +865,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            A list of `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -894,7 +894,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -932,7 +932,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -965,7 +965,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1051,7 +1051,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1128,7 +1128,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1157,7 +1157,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            A list of `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1188,7 +1188,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1226,7 +1226,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1259,7 +1259,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1345,7 +1345,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).

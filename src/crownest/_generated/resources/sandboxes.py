@@ -163,7 +163,7 @@ class Sandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Sandbox.
+            The `SandboxHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -192,7 +192,7 @@ class Sandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Sandbox.
+            The `SandboxHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -252,7 +252,7 @@ class Sandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `SandboxHandle` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -283,7 +283,7 @@ class Sandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Sandbox.
+            The `SandboxHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -335,7 +335,7 @@ class AsyncSandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Sandbox.
+            The `AsyncSandboxHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -366,7 +366,7 @@ class AsyncSandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Sandbox.
+            The `AsyncSandboxHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -428,7 +428,7 @@ class AsyncSandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `AsyncSandboxHandle` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -463,7 +463,7 @@ class AsyncSandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Sandbox.
+            The `AsyncSandboxHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
