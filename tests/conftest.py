@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import respx
 
 from crownest import AsyncCrowNest, CrowNest
+
+if TYPE_CHECKING:
+    from crownest_local import LocalServer
 
 BASE_URL = "https://api.test"
 API_KEY = "cn_test_k3y_that_must_never_leak"
@@ -57,6 +62,20 @@ class Breaks(httpx.SyncByteStream, httpx.AsyncByteStream):
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module", params=["bubblewrap", "fallback"])
+def each_isolation(request: pytest.FixtureRequest) -> Iterator[LocalServer]:
+    """The session's CrowNest Local, where bubblewrap runs commands; then one in fallback mode (without it)."""
+    if request.param == "bubblewrap":
+        if shutil.which("bwrap") is None:
+            pytest.skip("bubblewrap is not installed here (make test installs it): cannot test the isolated mode")
+        yield request.getfixturevalue("crownest_local")
+    else:
+        from crownest_local import LocalServer
+
+        with pytest.warns(UserWarning, match="bubblewrap"), LocalServer(isolation=False) as fallback:
+            yield fallback
 
 
 def free_port() -> int:

@@ -10,6 +10,7 @@ command runs as a plain child process, and only the file API stays confined.
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import shutil
@@ -17,7 +18,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._errors import ApiProblem
+from ._beneath import Location, Owner, remove_path, walk
+from ._beneath import invalid_path as invalid_path  # where _service finds it
+
+logger = logging.getLogger("crownest_local")
 
 HOME = "/home/user"
 TMP = "/tmp"
@@ -38,10 +42,6 @@ def python_dir() -> str:
     return str(Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable))).parent)
 
 
-def invalid_path(path: str, reason: str) -> ApiProblem:
-    return ApiProblem(400, "invalid_path", f"The path {path!r} {reason}.", {"path": path, "reason": reason})
-
-
 @dataclass(frozen=True)
 class SandboxPath:
     """A path as the sandbox sees it (`virtual`) and where it is on the host (`host`)."""
@@ -52,49 +52,63 @@ class SandboxPath:
 
 
 class SandboxFolder:
-    def __init__(self, folder: Path) -> None:
+    """A sandbox's folder on the host.
+
+    `owner` (uid, gid), when set, is given every file and folder the file API
+    creates in it (and its `home/` and `tmp/`): the host user its commands run as.
+    """
+
+    def __init__(self, folder: Path, owner: Owner | None = None) -> None:
         self.folder = folder
+        self.owner = owner
 
     def create(self) -> None:
         for sub in ROOTS.values():
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
+            if self.owner is not None:
+                os.chown(self.folder / sub, *self.owner)
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Delete the folder and everything in it, following no link."""
+        remove_path(self.folder)
 
-    def resolve(self, path: str, *, follow: bool = True) -> SandboxPath:
-        """Map a sandbox path to the host, or raise 400 `invalid_path`.
+    def virtual(self, path: str) -> str:
+        """The absolute, normalized sandbox path for `path`, or 400 `invalid_path`.
 
-        Relative paths resolve against `/home/user`. The path must stay in
-        `/home/user` or `/tmp` after `..` is applied, and so must every
-        symlink on the way (the last component's too when `follow`).
+        Relative paths resolve against `/home/user`; `..` is applied to the text
+        (the way a shell's `cd` does), and the result must be in `/home/user` or `/tmp`.
         """
         if not path or "\x00" in path:
             raise invalid_path(path, "is empty or contains NUL")
         absolute = path if path.startswith("/") else f"{HOME}/{path}"
         virtual = "/" + posixpath.normpath(absolute).lstrip("/")
-        for prefix, sub in ROOTS.items():
-            if virtual == prefix or virtual.startswith(prefix + "/"):
-                root = self.folder / sub
-                host = root / virtual[len(prefix) :].lstrip("/")
-                break
-        else:
+        if not any(virtual == prefix or virtual.startswith(prefix + "/") for prefix in ROOTS):
             raise invalid_path(path, f"is outside {HOME} and {TMP}")
+        return virtual
+
+    def open(self, path: str, *, follow: bool, missing_ok: bool = False) -> Location:
+        """Walk to `path` beneath this folder without following a link out (see `_beneath.walk`)."""
+        return walk(
+            {prefix: self.folder / sub for prefix, sub in ROOTS.items()}, path, follow=follow, missing_ok=missing_ok
+        )
+
+    def resolve(self, path: str, *, follow: bool = True) -> SandboxPath:
+        """Map a sandbox path to the host, or raise 400 `invalid_path`: a command's working directory.
+
+        The file API does not use this (a command could swap a checked folder for a
+        link afterwards); it walks with `open`. The path must stay in `/home/user`
+        or `/tmp`, and so must every symlink on the way (the last one's too when `follow`).
+        """
+        virtual = self.virtual(path)
+        prefix = HOME if virtual == HOME or virtual.startswith(HOME + "/") else TMP
+        root = self.folder / ROOTS[prefix]
+        host = root / virtual[len(prefix) :].lstrip("/")
         real_root = os.path.realpath(root)
         checked = host if follow else host.parent
         real = os.path.realpath(checked)
         if real != real_root and not real.startswith(real_root + os.sep):
             raise invalid_path(path, "goes through a symlink that leaves the sandbox")
         return SandboxPath(virtual, host, root)
-
-    def virtual_path(self, host: Path) -> str:
-        """The sandbox path of a host path inside this folder."""
-        for prefix, sub in ROOTS.items():
-            root = self.folder / sub
-            if host == root or root in host.parents:
-                rest = host.relative_to(root).as_posix()
-                return prefix if rest == "." else f"{prefix}/{rest}"
-        raise ValueError(f"{host} is not in {self.folder}")
 
     def command(
         self, shell_command: str, cwd: str, *, bwrap: str | None, data_dir: Path

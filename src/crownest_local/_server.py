@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import shutil
 import socket
 import tempfile
 import threading
@@ -19,6 +18,7 @@ import uvicorn
 from crownest import AsyncCrowNest, CrowNest
 
 from ._app import create_app
+from ._beneath import remove_path
 from ._guard import Guard, raise_open_files_limit
 from ._service import DEFAULT_RETENTION_S, ISOLATION_WARNING, Config
 
@@ -204,7 +204,7 @@ class LocalServer:
             self._socket.close()
         self._server = self._thread = self._socket = None
         if self._own_data_dir and self.data_dir is not None:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+            remove_path(self.data_dir)
             self.data_dir = None
 
     def client(self, **options: Any) -> CrowNest:

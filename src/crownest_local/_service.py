@@ -38,6 +38,7 @@ from crownest._generated.models import (
     Template,
 )
 
+from ._beneath import remove_path
 from ._commands import LiveCommand, OutputLog
 from ._errors import ApiProblem, not_found
 from ._isolation import HOME, SandboxFolder, bubblewrap, invalid_path
@@ -291,7 +292,7 @@ class Service:
         trash = self.config.data_dir / "trash" / f"{body['id']}-{secrets.token_hex(4)}"
         with contextlib.suppress(FileNotFoundError):
             os.rename(folder, trash)  # at once, so that the sandbox's files are gone for every later call
-            self.spawn(asyncio.to_thread(shutil.rmtree, trash, True))
+            self.spawn(asyncio.to_thread(remove_path, trash))
         return updated
 
     async def create_sandbox(self, call: Call) -> dict[str, Any]:
@@ -624,7 +625,7 @@ def with_limits(body: dict[str, Any]) -> dict[str, Any]:
 def _empty(folder: Path) -> None:
     """Remove what is in `folder` (what sandboxes left in the trash when the server last stopped)."""
     for entry in folder.iterdir():
-        shutil.rmtree(entry, ignore_errors=True)
+        remove_path(entry)
 
 
 def _unlink(paths: list[Path]) -> None:

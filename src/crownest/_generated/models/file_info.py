@@ -16,14 +16,15 @@ T = TypeVar("T", bound="FileInfo")
 
 @_attrs_define
 class FileInfo(WireMapping):
-    """A file, directory or symlink in a sandbox."""
+    """A file, directory, symlink or other entry in a sandbox."""
 
     path: str
     """ Its absolute path. """
     name: str
     """ Its last path component. """
     type_: FileType
-    """ What a path is. New values may appear. """
+    """ What a path is: `other` is a FIFO, socket or device node, which the file API lists and describes but does
+    not read or copy. New values may appear. """
     size_bytes: int
     """ Its size in bytes. """
     mode: int

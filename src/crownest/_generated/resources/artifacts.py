@@ -153,8 +153,10 @@ class Artifacts:
     ) -> Artifact:
         """Create an artifact.
 
-        Copies a file (or a directory, as a `.tar.gz`) out of the sandbox. The artifact
-        outlives the sandbox until `expiresAt`. 404 `file_not_found` if there is no such path.
+        Copies a file (or a directory, as a `.tar.gz` of its files, directories and symlinks;
+        FIFOs, sockets and devices are left out) out of the sandbox. The artifact outlives the
+        sandbox until `expiresAt`. 404 `file_not_found` if there is no such path, 409
+        `unsupported_file_type` for a FIFO, socket or device node.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -357,8 +359,10 @@ class AsyncArtifacts:
     ) -> Artifact:
         """Create an artifact.
 
-        Copies a file (or a directory, as a `.tar.gz`) out of the sandbox. The artifact
-        outlives the sandbox until `expiresAt`. 404 `file_not_found` if there is no such path.
+        Copies a file (or a directory, as a `.tar.gz` of its files, directories and symlinks;
+        FIFOs, sockets and devices are left out) out of the sandbox. The artifact outlives the
+        sandbox until `expiresAt`. 404 `file_not_found` if there is no such path, 409
+        `unsupported_file_type` for a FIFO, socket or device node.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -564,8 +568,10 @@ class SandboxArtifacts:
     ) -> Artifact:
         """Create an artifact.
 
-        Copies a file (or a directory, as a `.tar.gz`) out of the sandbox. The artifact
-        outlives the sandbox until `expiresAt`. 404 `file_not_found` if there is no such path.
+        Copies a file (or a directory, as a `.tar.gz` of its files, directories and symlinks;
+        FIFOs, sockets and devices are left out) out of the sandbox. The artifact outlives the
+        sandbox until `expiresAt`. 404 `file_not_found` if there is no such path, 409
+        `unsupported_file_type` for a FIFO, socket or device node.
 
         Args:
             path: The file or directory to copy.
@@ -651,8 +657,10 @@ class AsyncSandboxArtifacts:
     ) -> Artifact:
         """Create an artifact.
 
-        Copies a file (or a directory, as a `.tar.gz`) out of the sandbox. The artifact
-        outlives the sandbox until `expiresAt`. 404 `file_not_found` if there is no such path.
+        Copies a file (or a directory, as a `.tar.gz` of its files, directories and symlinks;
+        FIFOs, sockets and devices are left out) out of the sandbox. The artifact outlives the
+        sandbox until `expiresAt`. 404 `file_not_found` if there is no such path, 409
+        `unsupported_file_type` for a FIFO, socket or device node.
 
         Args:
             path: The file or directory to copy.

@@ -185,11 +185,13 @@ class Files:
         """Delete a file or directory.
 
         Deletes a file, or a directory; 409 `directory_not_empty` for a non-empty directory without
-        `recursive=true`.
+        `recursive=true`. A symlink is deleted, not what it points to.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
@@ -215,11 +217,13 @@ class Files:
     ) -> FileInfo:
         """Describe a file.
 
-        Returns a path's type, size, mode and modification time.
+        Returns a path's type, size, mode and modification time. A symlink is described, not followed.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -248,7 +252,9 @@ class Files:
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -306,7 +312,14 @@ class Files:
     ) -> FileInfo:
         """Move a file or directory.
 
-        Moves or renames a path; 409 `file_exists` if the destination exists and `overwrite` is false.
+        Moves or renames a path (a symlink itself, not what it points to), creating the
+        destination's missing parent directories; 409 `file_exists` if the destination exists
+        and `overwrite` is false. With `overwrite`, whatever is at the destination (a file, or a
+        directory and everything in it) is replaced in one step, and only once the move is sure
+        to succeed. The destination may be the source's own ancestor: moving `proj/proj` onto
+        `proj` flattens an unpacked archive. Moving a path onto itself with `overwrite` changes
+        nothing. 400 `invalid_path` for a root of the sandbox, or a directory moved into itself.
+        A move that fails changes nothing.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -337,11 +350,15 @@ class Files:
     ) -> bytes:
         """Read a file.
 
-        Returns a file's bytes, with `Content-Length`; honours `Range`.
+        Returns a file's bytes, with `Content-Length`; honours `Range` (416 `range_not_satisfiable` past the
+        end). 409 `is_a_directory` for a directory, `unsupported_file_type` for a FIFO, socket or device
+        node.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -423,10 +440,14 @@ class Files:
         directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
         when the file would take the sandbox past its `diskMb` (refused before the body is
         read when `Content-Length` says so, otherwise when the body reaches the limit).
+        The file is replaced in one step once the whole body has arrived (a symlink at the
+        path is followed); a write that fails changes nothing.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
                 object or an iterable of bytes; paths and files are streamed in chunks, and a path or
                 seekable file is re-read when a call is retried.
@@ -470,11 +491,13 @@ class AsyncFiles:
         """Delete a file or directory.
 
         Deletes a file, or a directory; 409 `directory_not_empty` for a non-empty directory without
-        `recursive=true`.
+        `recursive=true`. A symlink is deleted, not what it points to.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
@@ -500,11 +523,13 @@ class AsyncFiles:
     ) -> FileInfo:
         """Describe a file.
 
-        Returns a path's type, size, mode and modification time.
+        Returns a path's type, size, mode and modification time. A symlink is described, not followed.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -533,7 +558,9 @@ class AsyncFiles:
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -593,7 +620,14 @@ class AsyncFiles:
     ) -> FileInfo:
         """Move a file or directory.
 
-        Moves or renames a path; 409 `file_exists` if the destination exists and `overwrite` is false.
+        Moves or renames a path (a symlink itself, not what it points to), creating the
+        destination's missing parent directories; 409 `file_exists` if the destination exists
+        and `overwrite` is false. With `overwrite`, whatever is at the destination (a file, or a
+        directory and everything in it) is replaced in one step, and only once the move is sure
+        to succeed. The destination may be the source's own ancestor: moving `proj/proj` onto
+        `proj` flattens an unpacked archive. Moving a path onto itself with `overwrite` changes
+        nothing. 400 `invalid_path` for a root of the sandbox, or a directory moved into itself.
+        A move that fails changes nothing.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -624,11 +658,15 @@ class AsyncFiles:
     ) -> bytes:
         """Read a file.
 
-        Returns a file's bytes, with `Content-Length`; honours `Range`.
+        Returns a file's bytes, with `Content-Length`; honours `Range` (416 `range_not_satisfiable` past the
+        end). 409 `is_a_directory` for a directory, `unsupported_file_type` for a FIFO, socket or device
+        node.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -710,10 +748,14 @@ class AsyncFiles:
         directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
         when the file would take the sandbox past its `diskMb` (refused before the body is
         read when `Content-Length` says so, otherwise when the body reaches the limit).
+        The file is replaced in one step once the whole body has arrived (a symlink at the
+        path is followed); a write that fails changes nothing.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
                 object or an iterable of bytes; paths and files are streamed in chunks, and a path or
                 seekable file is re-read when a call is retried.
@@ -760,10 +802,12 @@ class SandboxFiles:
         """Delete a file or directory.
 
         Deletes a file, or a directory; 409 `directory_not_empty` for a non-empty directory without
-        `recursive=true`.
+        `recursive=true`. A symlink is deleted, not what it points to.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
@@ -788,10 +832,12 @@ class SandboxFiles:
     ) -> FileInfo:
         """Describe a file.
 
-        Returns a path's type, size, mode and modification time.
+        Returns a path's type, size, mode and modification time. A symlink is described, not followed.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -818,7 +864,9 @@ class SandboxFiles:
         Lists a directory's entries; 409 `not_a_directory` if the path is not a directory.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -873,7 +921,14 @@ class SandboxFiles:
     ) -> FileInfo:
         """Move a file or directory.
 
-        Moves or renames a path; 409 `file_exists` if the destination exists and `overwrite` is false.
+        Moves or renames a path (a symlink itself, not what it points to), creating the
+        destination's missing parent directories; 409 `file_exists` if the destination exists
+        and `overwrite` is false. With `overwrite`, whatever is at the destination (a file, or a
+        directory and everything in it) is replaced in one step, and only once the move is sure
+        to succeed. The destination may be the source's own ancestor: moving `proj/proj` onto
+        `proj` flattens an unpacked archive. Moving a path onto itself with `overwrite` changes
+        nothing. 400 `invalid_path` for a root of the sandbox, or a directory moved into itself.
+        A move that fails changes nothing.
 
         Args:
             source: The path to move.
@@ -904,10 +959,14 @@ class SandboxFiles:
     ) -> bytes:
         """Read a file.
 
-        Returns a file's bytes, with `Content-Length`; honours `Range`.
+        Returns a file's bytes, with `Content-Length`; honours `Range` (416 `range_not_satisfiable` past the
+        end). 409 `is_a_directory` for a directory, `unsupported_file_type` for a FIFO, socket or device
+        node.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -985,9 +1044,13 @@ class SandboxFiles:
         directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
         when the file would take the sandbox past its `diskMb` (refused before the body is
         read when `Content-Length` says so, otherwise when the body reaches the limit).
+        The file is replaced in one step once the whole body has arrived (a symlink at the
+        path is followed); a write that fails changes nothing.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
                 object or an iterable of bytes; paths and files are streamed in chunks, and a path or
                 seekable file is re-read when a call is retried.
@@ -1034,10 +1097,12 @@ class AsyncSandboxFiles:
         """Delete a file or directory.
 
         Deletes a file, or a directory; 409 `directory_not_empty` for a non-empty directory without
-        `recursive=true`.
+        `recursive=true`. A symlink is deleted, not what it points to.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
@@ -1062,10 +1127,12 @@ class AsyncSandboxFiles:
     ) -> FileInfo:
         """Describe a file.
 
-        Returns a path's type, size, mode and modification time.
+        Returns a path's type, size, mode and modification time. A symlink is described, not followed.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1092,7 +1159,9 @@ class AsyncSandboxFiles:
         Lists a directory's entries; 409 `not_a_directory` if the path is not a directory.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1149,7 +1218,14 @@ class AsyncSandboxFiles:
     ) -> FileInfo:
         """Move a file or directory.
 
-        Moves or renames a path; 409 `file_exists` if the destination exists and `overwrite` is false.
+        Moves or renames a path (a symlink itself, not what it points to), creating the
+        destination's missing parent directories; 409 `file_exists` if the destination exists
+        and `overwrite` is false. With `overwrite`, whatever is at the destination (a file, or a
+        directory and everything in it) is replaced in one step, and only once the move is sure
+        to succeed. The destination may be the source's own ancestor: moving `proj/proj` onto
+        `proj` flattens an unpacked archive. Moving a path onto itself with `overwrite` changes
+        nothing. 400 `invalid_path` for a root of the sandbox, or a directory moved into itself.
+        A move that fails changes nothing.
 
         Args:
             source: The path to move.
@@ -1180,10 +1256,14 @@ class AsyncSandboxFiles:
     ) -> bytes:
         """Read a file.
 
-        Returns a file's bytes, with `Content-Length`; honours `Range`.
+        Returns a file's bytes, with `Content-Length`; honours `Range` (416 `range_not_satisfiable` past the
+        end). 409 `is_a_directory` for a directory, `unsupported_file_type` for a FIFO, socket or device
+        node.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1261,9 +1341,13 @@ class AsyncSandboxFiles:
         directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
         when the file would take the sandbox past its `diskMb` (refused before the body is
         read when `Content-Length` says so, otherwise when the body reaches the limit).
+        The file is replaced in one step once the whole body has arrived (a symlink at the
+        path is followed); a write that fails changes nothing.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
                 object or an iterable of bytes; paths and files are streamed in chunks, and a path or
                 seekable file is re-read when a call is retried.
