@@ -1,7 +1,8 @@
 """When to retry, and how long to wait: small pure functions.
 
 The rules follow the API contract: connection failures, timeouts, 408, 409
-`idempotency_key_in_use`, 429, 500, 502, 503 and 504 are safe to retry
+`idempotency_key_in_use`, 429, 500, 502, 503 (but not `isolation_unavailable`, which
+lasts until the server's machine changes) and 504 are safe to retry
 (every create carries one idempotency key for all its attempts). The wait is
 `min(0.5 * 2**n, 8)` seconds times a jitter in (0.75, 1], unless the server
 says otherwise with `retry-after-ms` or `Retry-After`; a server that asks for
@@ -22,10 +23,13 @@ MAX_DELAY = 8.0
 MAX_RETRY_AFTER = 60.0
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 RETRYABLE_CONFLICT_CODE = "idempotency_key_in_use"
+LASTING_CODES = frozenset({"isolation_unavailable"})
 
 
 def is_retryable_status(status: int, code: str) -> bool:
     """Whether an error answer may be retried."""
+    if code in LASTING_CODES:
+        return False
     return status in RETRYABLE_STATUSES or (status == 409 and code == RETRYABLE_CONFLICT_CODE)
 
 

@@ -10,6 +10,7 @@ from attrs import field as _attrs_field
 
 from ..._models import WireMapping
 from ..models.sandbox_status import SandboxStatus
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.metadata import Metadata
@@ -38,6 +39,10 @@ class Sandbox(WireMapping):
     """ When the server kills it unless its TTL is extended. """
     ended_at: datetime.datetime | None
     """ When it ended; null while alive. """
+    internet: bool | Unset = UNSET
+    """ Whether its commands may reach the internet (through the sandbox's egress proxy). """
+    allow_domains: list[str] | Unset | None = UNSET
+    """ The host names its commands may reach; null for any public host. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
@@ -50,6 +55,8 @@ class Sandbox(WireMapping):
         "createdAt": "created_at",
         "expiresAt": "expires_at",
         "endedAt": "ended_at",
+        "internet": "internet",
+        "allowDomains": "allow_domains",
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +80,17 @@ class Sandbox(WireMapping):
         else:
             ended_at = self.ended_at
 
+        internet = self.internet
+
+        allow_domains: list[str] | Unset | None
+        if isinstance(self.allow_domains, Unset):
+            allow_domains = UNSET
+        elif isinstance(self.allow_domains, list):
+            allow_domains = self.allow_domains
+
+        else:
+            allow_domains = self.allow_domains
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -87,6 +105,10 @@ class Sandbox(WireMapping):
                 "endedAt": ended_at,
             }
         )
+        if internet is not UNSET:
+            field_dict["internet"] = internet
+        if allow_domains is not UNSET:
+            field_dict["allowDomains"] = allow_domains
 
         return field_dict
 
@@ -124,6 +146,25 @@ class Sandbox(WireMapping):
 
         ended_at = _parse_ended_at(d.pop("endedAt"))
 
+        internet = d.pop("internet", UNSET)
+
+        def _parse_allow_domains(data: object) -> list[str] | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                allow_domains_type_0 = cast(list[str], data)
+
+                return allow_domains_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[str] | None | Unset, data)
+
+        allow_domains = _parse_allow_domains(d.pop("allowDomains", UNSET))
+
         sandbox = cls(
             id=id,
             template=template,
@@ -133,6 +174,8 @@ class Sandbox(WireMapping):
             created_at=created_at,
             expires_at=expires_at,
             ended_at=ended_at,
+            internet=internet,
+            allow_domains=allow_domains,
         )
 
         sandbox.additional_properties = d

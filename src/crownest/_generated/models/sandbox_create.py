@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -30,6 +30,13 @@ class SandboxCreate(WireMapping):
     """ Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤ 512). """
     env: EnvVars | Unset = UNSET
     """ Environment variables, string to string. A name is not empty and has no `=`. """
+    internet: bool | Unset = True
+    """ Whether commands may reach the internet (default true). Either way a sandbox has its own network: it never
+    reaches this machine's or another sandbox's ports, and with internet its traffic goes through an HTTP proxy
+    (`HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are set) that connects only to public addresses. """
+    allow_domains: list[str] | Unset = UNSET
+    """ With internet, the only host names commands may reach: `example.com` matches that name, `*.example.com` its
+    subdomains. Leave out to allow any public host. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
@@ -38,6 +45,8 @@ class SandboxCreate(WireMapping):
         "ttlMs": "ttl_ms",
         "metadata": "metadata",
         "env": "env",
+        "internet": "internet",
+        "allowDomains": "allow_domains",
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,6 +62,12 @@ class SandboxCreate(WireMapping):
         if not isinstance(self.env, Unset):
             env = self.env.to_dict()
 
+        internet = self.internet
+
+        allow_domains: list[str] | Unset = UNSET
+        if not isinstance(self.allow_domains, Unset):
+            allow_domains = self.allow_domains
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -66,6 +81,10 @@ class SandboxCreate(WireMapping):
             field_dict["metadata"] = metadata
         if env is not UNSET:
             field_dict["env"] = env
+        if internet is not UNSET:
+            field_dict["internet"] = internet
+        if allow_domains is not UNSET:
+            field_dict["allowDomains"] = allow_domains
 
         return field_dict
 
@@ -93,11 +112,17 @@ class SandboxCreate(WireMapping):
         else:
             env = EnvVars.from_dict(_env)
 
+        internet = d.pop("internet", UNSET)
+
+        allow_domains = cast(list[str], d.pop("allowDomains", UNSET))
+
         sandbox_create = cls(
             template=template,
             ttl_ms=ttl_ms,
             metadata=metadata,
             env=env,
+            internet=internet,
+            allow_domains=allow_domains,
         )
 
         sandbox_create.additional_properties = d

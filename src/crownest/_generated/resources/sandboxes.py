@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..._handle import AsyncSandboxHandle, SandboxHandle
@@ -28,12 +28,16 @@ def _create_sandbox_request(
     ttl_ms: int | None,
     metadata: Mapping[str, str] | None,
     env: Mapping[str, str] | None,
+    internet: bool | None,
+    allow_domains: Sequence[str] | None,
     idempotency_key: str | None,
 ) -> RequestSpec:
     check_arg("template", template, "str", required=True)
     check_arg("ttl_ms", ttl_ms, "int")
     check_arg("metadata", metadata, "map")
     check_arg("env", env, "map")
+    check_arg("internet", internet, "bool")
+    check_arg("allow_domains", allow_domains, "strs")
     check_arg("idempotency_key", idempotency_key, "str")
     return RequestSpec(
         "POST",
@@ -49,6 +53,8 @@ def _create_sandbox_request(
                 "ttlMs": ttl_ms,
                 "metadata": None if metadata is None else dict(metadata),
                 "env": None if env is None else dict(env),
+                "internet": internet,
+                "allowDomains": None if allow_domains is None else list(allow_domains),
             }
         ),
         idempotent=True,
@@ -140,6 +146,8 @@ class Sandboxes:
         ttl_ms: int | None = None,
         metadata: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        internet: bool | None = None,
+        allow_domains: Sequence[str] | None = None,
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
@@ -156,6 +164,12 @@ class Sandboxes:
             metadata: Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤
                 512).
             env: Environment variables, string to string. A name is not empty and has no `=`.
+            internet: Whether commands may reach the internet (default true). Either way a sandbox has its own
+                network: it never reaches this machine's or another sandbox's ports, and with internet its
+                traffic goes through an HTTP proxy (`HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are set)
+                that connects only to public addresses.
+            allow_domains: With internet, the only host names commands may reach: `example.com` matches that name,
+                `*.example.com` its subdomains. Leave out to allow any public host.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
                 one for every call unless you pass your own.
@@ -171,7 +185,13 @@ class Sandboxes:
         """
 
         spec = _create_sandbox_request(
-            template=template, ttl_ms=ttl_ms, metadata=metadata, env=env, idempotency_key=idempotency_key
+            template=template,
+            ttl_ms=ttl_ms,
+            metadata=metadata,
+            env=env,
+            internet=internet,
+            allow_domains=allow_domains,
+            idempotency_key=idempotency_key,
         )
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -312,6 +332,8 @@ class AsyncSandboxes:
         ttl_ms: int | None = None,
         metadata: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
+        internet: bool | None = None,
+        allow_domains: Sequence[str] | None = None,
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
@@ -328,6 +350,12 @@ class AsyncSandboxes:
             metadata: Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤
                 512).
             env: Environment variables, string to string. A name is not empty and has no `=`.
+            internet: Whether commands may reach the internet (default true). Either way a sandbox has its own
+                network: it never reaches this machine's or another sandbox's ports, and with internet its
+                traffic goes through an HTTP proxy (`HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are set)
+                that connects only to public addresses.
+            allow_domains: With internet, the only host names commands may reach: `example.com` matches that name,
+                `*.example.com` its subdomains. Leave out to allow any public host.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
                 one for every call unless you pass your own.
@@ -343,7 +371,13 @@ class AsyncSandboxes:
         """
 
         spec = _create_sandbox_request(
-            template=template, ttl_ms=ttl_ms, metadata=metadata, env=env, idempotency_key=idempotency_key
+            template=template,
+            ttl_ms=ttl_ms,
+            metadata=metadata,
+            env=env,
+            internet=internet,
+            allow_domains=allow_domains,
+            idempotency_key=idempotency_key,
         )
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)

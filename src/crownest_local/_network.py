@@ -1,0 +1,146 @@
+"""Each sandbox's network: its helper process, its egress listener, and the way previews reach in.
+
+A sandbox's network namespace is created and held by its helper
+(`_agent.py`), started when the sandbox is created and killed when it ends.
+Commands join it; the server never does. Previews connect through the
+helper's ingress socket to a port on the sandbox's own loopback, so a preview
+reaches only what a process of that sandbox listens on: never a port of this
+machine, never the server itself, never another sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import typing
+from collections.abc import Callable
+from pathlib import Path
+
+import httpcore
+import httpx
+
+from ._egress import Egress
+from ._errors import ApiProblem
+from ._isolation import Isolation, SandboxFolder
+
+AGENT_SOURCE = (Path(__file__).parent / "_agent.py").read_text()
+READY_TIMEOUT_S = 10.0
+
+
+class SandboxNetwork:
+    """The network namespace of one sandbox (through its helper) and, with internet, its egress proxy."""
+
+    def __init__(self, helper: asyncio.subprocess.Process, proxy: asyncio.AbstractServer | None) -> None:
+        self.helper = helper
+        self.proxy = proxy
+
+    @property
+    def pid(self) -> int:
+        return self.helper.pid
+
+    @classmethod
+    async def start(
+        cls,
+        isolation: Isolation,
+        folder: SandboxFolder,
+        egress: Egress,
+        *,
+        internet: bool,
+        allow_domains: list[str] | None,
+    ) -> SandboxNetwork:
+        if isolation.python is None:
+            raise ApiProblem(503, "isolation_unavailable", "No Python interpreter the sandbox's helper can run.")
+        proxy = await egress.listen(folder.net / "egress.sock", allow_domains, folder.owner) if internet else None
+        helper = await asyncio.create_subprocess_exec(
+            isolation.python,
+            "-I",
+            "-S",
+            "-c",
+            AGENT_SOURCE,
+            str(folder.net),
+            "1" if internet else "0",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd="/",
+            start_new_session=True,
+            **isolation.process_user(folder.owner),  # type: ignore[arg-type]
+        )
+        network = cls(helper, proxy)
+        assert helper.stdout is not None and helper.stderr is not None
+        try:
+            ready = await asyncio.wait_for(helper.stdout.readline(), READY_TIMEOUT_S)
+        except TimeoutError:
+            ready = b""
+        if ready != b"ready\n":
+            network.stop()
+            error = (await helper.stderr.read()).decode(errors="replace").strip().splitlines()
+            raise ApiProblem(
+                503,
+                "isolation_unavailable",
+                f"The sandbox's network could not be set up: {error[-1] if error else 'its helper did not start'}.",
+            )
+        return network
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.helper.send_signal(signal.SIGKILL)
+        if self.proxy is not None:
+            self.proxy.close()
+
+
+Ingress = Callable[[str], "Path | None"]
+
+
+class SandboxBackend(httpcore.AsyncNetworkBackend):
+    """Connects to `(sandbox ID, port)` through that sandbox's helper, never to a host port.
+
+    `ingress(sandbox_id)` gives the helper's socket; None means the server
+    runs without isolation, and the port is then on this machine's loopback,
+    except the server's own (`refused_port`), which would loop.
+    """
+
+    def __init__(self, ingress: Ingress, refused_port: Callable[[], int | None]) -> None:
+        self.ingress = ingress
+        self.refused_port = refused_port
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        path = self.ingress(host)
+        if path is None:
+            if port == self.refused_port():
+                raise httpcore.ConnectError("a preview cannot point at CrowNest Local itself")
+            return await self.inner.connect_tcp("127.0.0.1", port, timeout)
+        stream = await self.inner.connect_unix_socket(str(path), timeout)
+        await stream.write(f"{port}\n".encode(), timeout)
+        if await stream.read(1, timeout) != b"+":
+            await stream.aclose()
+            raise httpcore.ConnectError(f"nothing listens on port {port} in the sandbox")
+        return stream
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("previews connect only to sandbox ports")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class SandboxTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport with its connection pool on a `SandboxBackend` (pooled per sandbox and port)."""
+
+    def __init__(self, backend: SandboxBackend) -> None:
+        super().__init__()
+        self._pool = httpcore.AsyncConnectionPool(network_backend=backend, max_connections=100)
