@@ -9,7 +9,9 @@ also kept for the Command's `stdout` and `stderr`.
 
 A command's process tree ends with it: when the shell exits, whatever it
 left running in its process group is killed, so that no output pipe stays
-open and no process outlives its command unseen.
+open and no process outlives its command unseen. Under bubblewrap the
+command's PID namespace ends with it; without isolation, `sweep` also finds
+what left the process group (`setsid`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import os
 import signal
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +109,16 @@ class LiveCommand:
         self._changed = asyncio.Event()
         self._ended_by: str | None = None  # "killed" or "timed_out", set by the server
         self.started = time.monotonic()
+        self.sweep: Callable[[signal.Signals], None] | None = None  # signals what left the process group
 
     async def start(
-        self, argv: list[str], cwd: str, env: dict[str, str], stdin: str | None, keep_stdin_open: bool
+        self,
+        argv: list[str],
+        cwd: str,
+        env: dict[str, str],
+        stdin: str | None,
+        keep_stdin_open: bool,
+        **spawn: Any,
     ) -> None:
         self.process = await asyncio.create_subprocess_exec(
             *argv,
@@ -119,6 +128,7 @@ class LiveCommand:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            **spawn,
         )
         if stdin:
             await self.write_stdin(stdin, eof=not keep_stdin_open)
@@ -165,6 +175,8 @@ class LiveCommand:
             return  # SIGKILL goes out even after the shell exited: it clears what the shell left running
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
+        if self.sweep is not None:
+            self.sweep(sig)
 
     def kill(self, sig: signal.Signals, reason: str) -> None:
         self._ended_by = self._ended_by or reason

@@ -79,14 +79,16 @@ class Files:
                 "File content must be sent as application/octet-stream.",
                 {"contentType": content_type},
             )
-        _, target = self._resolve(call, call.query["path"])
+        folder, target = self._resolve(call, call.query["path"])
         if target.host.is_dir():
             raise conflict("is_a_directory", target.virtual, f"{target.virtual} is a directory.")
         for parent in reversed(target.host.parents):
             if parent.exists() and not parent.is_dir():
                 raise conflict("not_a_directory", target.virtual, f"A parent of {target.virtual} is not a directory.")
-        target.host.parent.mkdir(parents=True, exist_ok=True)
+        folder.make_parents(target.host)
         fd, temp = tempfile.mkstemp(dir=target.host.parent, prefix=".upload-")
+        if folder.owner is not None:
+            os.fchown(fd, *folder.owner)
         try:
             written = 0
             with os.fdopen(fd, "wb") as f:
@@ -143,14 +145,15 @@ class Files:
             raise file_not_found(target.virtual)
 
     async def make_directory(self, call: Call) -> Response:
-        _, target = self._resolve(call, call.body["path"])
+        folder, target = self._resolve(call, call.body["path"])
         if target.host.exists() and not target.host.is_dir():
             raise conflict("file_exists", target.virtual, f"{target.virtual} exists and is not a directory.")
         parents = call.body.get("parents", True)
         if not parents and not target.host.parent.is_dir():
             raise file_not_found(str(Path(target.virtual).parent))
         try:
-            target.host.mkdir(parents=parents, exist_ok=True)
+            folder.make_parents(target.host / "x") if parents else target.host.mkdir(exist_ok=True)
+            folder.adopt(target.host)
         except (FileExistsError, NotADirectoryError) as exc:
             raise conflict(
                 "not_a_directory", target.virtual, f"A parent of {target.virtual} is not a directory."
@@ -158,7 +161,7 @@ class Files:
         return json_response(file_info(target.virtual, target.host), 201)
 
     async def move_file(self, call: Call) -> dict[str, Any]:
-        _, source = self._resolve(call, call.body["source"], follow=False)
+        folder, source = self._resolve(call, call.body["source"], follow=False)
         _, destination = self._resolve(call, call.body["destination"], follow=False)
         if not source.host.exists() and not source.host.is_symlink():
             raise file_not_found(source.virtual)
@@ -175,7 +178,7 @@ class Files:
             raise ApiProblem(
                 400, "invalid_path", "A directory cannot be moved into itself.", {"path": destination.virtual}
             )
-        destination.host.parent.mkdir(parents=True, exist_ok=True)
+        folder.make_parents(destination.host)
         os.replace(source.host, destination.host)
         return file_info(destination.virtual, destination.host)
 

@@ -173,6 +173,24 @@ def unisolated_command(
     return ["/bin/sh", "-c", shell_command], str(folder.resolve(cwd).host), env
 
 
+def sweep(marker: str, sig: int) -> None:
+    """Send `sig` to every process of this user whose environment carries `CROWNEST_COMMAND_ID=marker`.
+
+    Without isolation this is how a command's `setsid` children are found at
+    its end: they left its process group but kept its environment. A process
+    that also clears its environment escapes; only isolation closes that.
+    """
+    needle = f"\0CROWNEST_COMMAND_ID={marker}\0".encode()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                environ = b"\0" + f.read()
+            if needle in environ:
+                os.kill(int(entry.name), sig)
+
+
 def reachable_by_others(path: str) -> bool:
     """Whether a user with no relation to `path`'s owners can reach it (every folder above it searchable)."""
     real = Path(os.path.realpath(path))

@@ -97,13 +97,11 @@ class SandboxBackend(httpcore.AsyncNetworkBackend):
     """Connects to `(sandbox ID, port)` through that sandbox's helper, never to a host port.
 
     `ingress(sandbox_id)` gives the helper's socket; None means the server
-    runs without isolation, and the port is then on this machine's loopback,
-    except the server's own (`refused_port`), which would loop.
+    runs without isolation, and the port is then on this machine's loopback.
     """
 
-    def __init__(self, ingress: Ingress, refused_port: Callable[[], int | None]) -> None:
+    def __init__(self, ingress: Ingress) -> None:
         self.ingress = ingress
-        self.refused_port = refused_port
         self.inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(
@@ -116,8 +114,6 @@ class SandboxBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         path = self.ingress(host)
         if path is None:
-            if port == self.refused_port():
-                raise httpcore.ConnectError("a preview cannot point at CrowNest Local itself")
             return await self.inner.connect_tcp("127.0.0.1", port, timeout)
         stream = await self.inner.connect_unix_socket(str(path), timeout)
         await stream.write(f"{port}\n".encode(), timeout)

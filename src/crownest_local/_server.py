@@ -52,6 +52,10 @@ class LocalServer:
     gateways do (503, 429, a connection dropped before or after the operation).
     `cut_streams`, if not 0, makes every streamed answer (file content, command
     output events) lose its connection after that many bytes of its body.
+    `isolation` is `"bubblewrap"` (the default; where bubblewrap cannot run,
+    commands are refused with 503 `isolation_unavailable`) or `"none"`, which
+    runs commands as plain processes of this user and warns at every start
+    (`True` and `False` mean the same two).
     """
 
     def __init__(
@@ -64,18 +68,22 @@ class LocalServer:
         faults: float = 0.0,
         cut_streams: int = 0,
         max_sandboxes: int = 64,
-        isolation: bool = True,
+        isolation: str | bool = "bubblewrap",
     ) -> None:
+        modes = {True: "bubblewrap", False: "none", "bubblewrap": "bubblewrap", "none": "none"}
+        if not isinstance(isolation, str | bool) or isolation not in modes:
+            raise ValueError(f'isolation must be "bubblewrap" or "none", got {isolation!r}')
         self.host = host
         self._port = port
         self._own_data_dir = data_dir is None
-        self.data_dir = Path(data_dir) if data_dir is not None else None
+        # Resolved once: sandboxes bind folders under it, from wherever bubblewrap runs.
+        self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
         self.api_key = api_key or new_api_key()
         self._config: Config | None = None
         self.faults = faults
         self.cut_streams = cut_streams
         self.max_sandboxes = max_sandboxes
-        self.isolation = isolation
+        self.isolation = modes[isolation]
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -137,10 +145,9 @@ class LocalServer:
             faults=self.faults,
             cut_streams=self.cut_streams,
             max_sandboxes=self.max_sandboxes,
+            isolation=self.isolation,
         )
-        if not self.isolation:
-            config.bwrap = None
-        if config.bwrap is None:
+        if self.isolation == "none":
             warnings.warn(ISOLATION_WARNING, UserWarning, stacklevel=2)
         self._config = config
         app = create_app(config)

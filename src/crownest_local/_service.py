@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -38,8 +39,10 @@ from crownest._generated.models import (
 )
 
 from ._commands import LiveCommand, OutputLog
+from ._egress import Egress
 from ._errors import ApiProblem, not_found
-from ._isolation import HOME, SandboxFolder, bubblewrap, invalid_path
+from ._isolation import HOME, Isolation, SandboxFolder, detect_isolation, sweep, unisolated_command
+from ._network import SandboxNetwork
 from ._spec import digits, invalid
 from ._store import Store
 
@@ -50,9 +53,10 @@ DEFAULT_COMMAND_TIMEOUT_MS = 60_000
 KILL_GRACE_S = 2.0
 REAP_INTERVAL_S = 0.2
 ISOLATION_WARNING = (
-    "CrowNest Local without bubblewrap (bwrap): commands run as plain processes of the server's user, "
-    "with NO isolation between sandboxes or from this machine. File operations stay confined to each "
-    "sandbox's folder. Install the Debian package 'bubblewrap' to isolate commands."
+    "CrowNest Local with --unsafe-no-isolation: commands run as plain processes of the server's user, "
+    "with NO isolation between sandboxes or from this machine (its files, its network, its other "
+    "processes). File operations stay confined to each sandbox's folder. Run only code you trust, or "
+    "install bubblewrap and drop the option."
 )
 
 
@@ -63,7 +67,8 @@ class Config:
     faults: float = 0.0
     cut_streams: int = 0  # a fault: streamed answers lose their connection after this many body bytes
     max_sandboxes: int = 64
-    bwrap: str | None = field(default_factory=bubblewrap)
+    isolation: str = "bubblewrap"  # or "none": the operator's explicit choice (--unsafe-no-isolation)
+    egress: Egress = field(default_factory=Egress)
 
 
 @dataclass
@@ -100,6 +105,16 @@ class Service:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         for sub in ("sandboxes", "commands", "artifacts"):
             (config.data_dir / sub).mkdir(exist_ok=True)
+        found = detect_isolation() if config.isolation != "none" else None
+        self.isolation: Isolation | None = found if isinstance(found, Isolation) else None
+        self.isolation_problem = found if isinstance(found, str) else None
+        self.networks: dict[str, SandboxNetwork] = {}
+        # Root's sandboxes are other users, whom bubblewrap must let through every folder above
+        # theirs: they live in a folder of their own (searchable, not listable), not in the data folder.
+        self.sandboxes_dir = config.data_dir / "sandboxes"
+        if self.isolation is not None and self.isolation.as_root:
+            self.sandboxes_dir = Path(tempfile.mkdtemp(prefix="crownest-local-sandboxes-"))
+            self.sandboxes_dir.chmod(0o711)
         self.store = Store(config.data_dir / "state.sqlite3")
         self.live: dict[str, LiveCommand] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -115,8 +130,10 @@ class Service:
 
     async def startup(self) -> None:
         """Mark what was alive when the server last stopped as ended; start the TTL reaper."""
-        if self.config.bwrap is None:
+        if self.config.isolation == "none":
             logger.warning(ISOLATION_WARNING)
+        elif self.isolation_problem is not None:
+            logger.error("CrowNest Local refuses to run commands (503 isolation_unavailable): %s", self.isolation_problem)
         self.store.release_running_keys()
         for body in self.store.all("sandbox", status="running") + self.store.all("sandbox", status="starting"):
             self._end_sandbox(body, "killed")
@@ -133,6 +150,8 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 5)
         self.store.close()
+        if self.sandboxes_dir != self.config.data_dir / "sandboxes":
+            shutil.rmtree(self.sandboxes_dir, ignore_errors=True)
 
     async def _reap(self) -> None:
         while True:
@@ -155,7 +174,7 @@ class Service:
     # Templates
 
     async def list_templates(self, call: Call) -> dict[str, Any]:
-        if self.config.bwrap is None:
+        if self.config.isolation == "none":
             logger.warning(ISOLATION_WARNING)
         return {"data": [Template(id=k, description=v).to_dict() for k, v in self.templates.items()]}
 
@@ -170,7 +189,14 @@ class Service:
     # Sandboxes
 
     def folder(self, sandbox_id: str) -> SandboxFolder:
-        return SandboxFolder(self.config.data_dir / "sandboxes" / sandbox_id)
+        owner = self.isolation.owner(sandbox_id) if self.isolation is not None else None
+        return SandboxFolder(self.sandboxes_dir / sandbox_id, owner)
+
+    def ingress(self, sandbox_id: str) -> Path | None:
+        """The socket that reaches into a sandbox's network (None without isolation: the host's loopback)."""
+        if self.config.isolation == "none":
+            return None
+        return self.folder(sandbox_id).net / "ingress.sock"
 
     def sandbox(self, sandbox_id: str) -> dict[str, Any]:
         body = self.store.get("sandbox", sandbox_id)
@@ -195,6 +221,9 @@ class Service:
         for live in list(self.live.values()):
             if live.body["sandboxId"] == body["id"]:
                 live.kill(signal.SIGKILL, "killed")
+        network = self.networks.pop(body["id"], None)
+        if network is not None:
+            network.stop()
         sandbox = Sandbox.from_dict(body)
         sandbox.status = SandboxStatus(status)
         sandbox.ended_at = now()
@@ -230,8 +259,23 @@ class Service:
             created_at=created,
             expires_at=created + datetime.timedelta(milliseconds=ttl_ms),
             ended_at=None,
+            internet=body.get("internet", True),
+            allow_domains=body.get("allowDomains"),
         )
-        self.folder(sandbox.id).create()
+        folder = self.folder(sandbox.id)
+        folder.create()
+        if self.isolation is not None:
+            try:
+                self.networks[sandbox.id] = await SandboxNetwork.start(
+                    self.isolation,
+                    folder,
+                    self.config.egress,
+                    internet=bool(sandbox.internet),
+                    allow_domains=body.get("allowDomains"),
+                )
+            except BaseException:
+                folder.remove()
+                raise
         wire = sandbox.to_dict()
         self.store.insert("sandbox", wire, extra={"env": EnvVars.from_dict(body.get("env", {})).to_dict()})
         return wire
@@ -278,18 +322,15 @@ class Service:
         sandbox_id = call.path["sandboxId"]
         self.running_sandbox(sandbox_id)
         spec = call.body
-        cwd = spec.get("cwd", HOME)
         folder = self.folder(sandbox_id)
-        if self.config.bwrap is None or not cwd.startswith("/"):
-            cwd = folder.resolve(cwd).virtual
-        argv, host_cwd, env = folder.command(
-            spec["command"], cwd, bwrap=self.config.bwrap, data_dir=self.config.data_dir
-        )
+        cwd = folder.cwd(spec.get("cwd", HOME))
+        command_id = new_id("cmd")
+        spawn, host_cwd, argv, env, fds = self._spawn_plan(sandbox_id, folder, spec["command"], cwd, command_id)
         env.update(self.store.extra(sandbox_id).get("env", {}))
         env.update(spec.get("env", {}))
         timeout_ms = spec.get("timeoutMs", DEFAULT_COMMAND_TIMEOUT_MS)
         command = Command(
-            id=new_id("cmd"),
+            id=command_id,
             sandbox_id=sandbox_id,
             command=spec["command"],
             cwd=cwd,
@@ -305,16 +346,42 @@ class Service:
             duration_ms=None,
         )
         live = LiveCommand(command.to_dict(), OutputLog(self._log_path(command.id)))
-        if not Path(host_cwd).is_dir():
-            raise invalid_path(cwd, "is not a directory in the sandbox")
+        if self.isolation is None:
+            live.sweep = lambda sig: sweep(command_id, sig)
         try:
-            await live.start(argv, host_cwd, env, spec.get("stdin"), keep_stdin_open)
+            await live.start(argv, host_cwd, env, spec.get("stdin"), keep_stdin_open, **spawn)
         except OSError as exc:
             raise ApiProblem(500, "internal_error", f"The command could not start: {exc.strerror}.") from exc
+        finally:
+            for fd in fds:
+                os.close(fd)
         self.store.insert("command", live.body)
         self.live[command.id] = live
         self.spawn(self._supervise(live, timeout_ms / 1000))
         return live
+
+    def _spawn_plan(
+        self, sandbox_id: str, folder: SandboxFolder, shell_command: str, cwd: str, command_id: str
+    ) -> tuple[dict[str, Any], str, list[str], dict[str, str], list[int]]:
+        """How to start a command: spawn options, host cwd, argv, environment, and fds to close after."""
+        if self.config.isolation == "none":
+            argv, host_cwd, env = unisolated_command(folder, shell_command, cwd, command_id)
+            return {}, host_cwd, argv, env, []
+        network = self.networks.get(sandbox_id)
+        if self.isolation is None or network is None:
+            raise ApiProblem(
+                503,
+                "isolation_unavailable",
+                f"CrowNest Local cannot isolate commands on this machine: {self.isolation_problem}. "
+                "Install bubblewrap, or start the server with --unsafe-no-isolation to run them unisolated.",
+                {"reason": self.isolation_problem or "the sandbox has no network helper"},
+            )
+        fd = self.isolation.seccomp_pipe()
+        internet = bool(self.sandbox(sandbox_id).get("internet", True))
+        argv, env = self.isolation.command(
+            folder, shell_command, cwd, helper_pid=network.pid, seccomp_fd=fd, internet=internet
+        )
+        return {"pass_fds": (fd,), **self.isolation.process_user(folder.owner)}, "/", argv, env, [fd]
 
     def _log_path(self, command_id: str) -> Path:
         return self.config.data_dir / "commands" / f"{command_id}.log"
@@ -452,6 +519,9 @@ class Service:
         sandbox_id = call.path["sandboxId"]
         self.running_sandbox(sandbox_id)
         port = call.body["port"]
+        server = call.request.scope.get("server")
+        if self.config.isolation == "none" and server is not None and port == server[1]:
+            invalid("port", "is CrowNest Local's own port")
         for body in self.store.all("preview", sandbox_id=sandbox_id):
             if body["port"] == port:
                 return json_response(body, 200)
