@@ -56,7 +56,10 @@ async def open_tcp(address: str, port: int) -> tuple[asyncio.StreamReader, async
 
 def public_address(address: str) -> bool:
     """Whether an address is on the public internet (not this machine, its networks, or reserved)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
@@ -69,7 +72,7 @@ def domain_allowed(host: str, allow_domains: list[str] | None) -> bool:
     name = host.lower().rstrip(".")
     for entry in allow_domains:
         pattern = entry.lower().rstrip(".")
-        if pattern.startswith("*.") and name.endswith(pattern[1:]) and len(name) > len(pattern) - 1:
+        if pattern.startswith("*.") and name.endswith(pattern[1:]):
             return True
         if name == pattern:
             return True
@@ -163,7 +166,10 @@ class Egress:
             )
             await writer.drain()
             return
-        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+        try:
+            await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+        finally:
+            up_writer.close()
 
 
 async def copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
