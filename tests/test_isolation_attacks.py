@@ -117,6 +117,7 @@ def host_service() -> Iterator[int]:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield httpd.server_address[1]
     httpd.shutdown()
+    httpd.server_close()
 
 
 @pytest.fixture(scope="module")
