@@ -15,7 +15,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -84,6 +83,7 @@ def unprivileged_server() -> Iterator[Remote]:
     finally:
         process.terminate()
         process.wait(30)
+        process.stdout.close()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -237,7 +237,12 @@ def test_previews_reach_only_their_own_sandbox(client: CrowNest, server: Any, ho
     for name, box in (("a", a), ("b", b)):
         box.files.write("echo.py", echo)
         box.commands.start(f"python echo.py {name}")
-        assert box.commands.run("python -c \"import socket,time\nfor _ in range(100):\n try: socket.create_connection(('127.0.0.1',8000)).close(); break\n except OSError: time.sleep(0.05)\"").exit_code == 0
+        assert (
+            box.commands.run(
+                "python -c \"import socket,time\nfor _ in range(100):\n try: socket.create_connection(('127.0.0.1',8000)).close(); break\n except OSError: time.sleep(0.05)\""
+            ).exit_code
+            == 0
+        )
     public_a = a.previews.create(port=8000, visibility="public")
     private_b = b.previews.create(port=8000, visibility="private")
     secrets = {"Authorization": f"Bearer {server.api_key}", "Cookie": "session=s3cret", "X-Kept": "yes"}
@@ -394,8 +399,8 @@ def test_relative_or_symlinked_data_dir(kind: str, tmp_path: Path, monkeypatch: 
     monkeypatch.chdir(tmp_path)
     if kind == "symlink":
         (tmp_path / "link").symlink_to(tmp_path / "real")
-    with LocalServer(data_dir="real" if kind == "relative" else tmp_path / "link") as local:
-        with local.client(max_retries=0) as client:
-            box = client.sandboxes.create(template="base")
-            assert box.commands.run("echo ok > f && cat f").stdout == "ok\n"
-            box.kill()
+    data_dir = "real" if kind == "relative" else tmp_path / "link"
+    with LocalServer(data_dir=data_dir) as local, local.client(max_retries=0) as client:
+        box = client.sandboxes.create(template="base")
+        assert box.commands.run("echo ok > f && cat f").stdout == "ok\n"
+        box.kill()

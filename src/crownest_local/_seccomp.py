@@ -50,13 +50,50 @@ X32_SYSCALL_BIT = 0x40000000
 SOCK_TYPE_MASK = 0xF
 S_IFMT = 0o170000  # stat.S_IFMT is a function in Python
 
-DENIED = (
-    "mount umount2 pivot_root fsopen fsconfig fsmount fspick move_mount open_tree mount_setattr "
-    "unshare setns ptrace process_vm_readv process_vm_writev kcmp add_key keyctl request_key bpf "
-    "perf_event_open userfaultfd io_uring_setup io_uring_enter io_uring_register kexec_load kexec_file_load "
-    "init_module finit_module delete_module swapon swapoff reboot acct quotactl syslog vhangup "
-    "open_by_handle_at lookup_dcookie iopl ioperm uselib"
-).split()
+DENIED = [
+    "mount",
+    "umount2",
+    "pivot_root",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    "unshare",
+    "setns",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "add_key",
+    "keyctl",
+    "request_key",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "acct",
+    "quotactl",
+    "syslog",
+    "vhangup",
+    "open_by_handle_at",
+    "lookup_dcookie",
+    "iopl",
+    "ioperm",
+    "uselib",
+]
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,9 @@ class Service:
         if self.config.isolation == "none":
             logger.warning(ISOLATION_WARNING)
         elif self.isolation_problem is not None:
-            logger.error("CrowNest Local refuses to run commands (503 isolation_unavailable): %s", self.isolation_problem)
+            logger.error(
+                "CrowNest Local refuses to run commands (503 isolation_unavailable): %s", self.isolation_problem
+            )
         self.store.release_running_keys()
         for body in self.store.all("sandbox", status="running") + self.store.all("sandbox", status="starting"):
             self._end_sandbox(body, "killed")
