@@ -22,7 +22,6 @@ import platform
 import socket
 import stat
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 # Classic BPF opcodes (linux/bpf_common.h) and seccomp return values (linux/seccomp.h).
@@ -229,7 +228,3 @@ def host_filter(machine: str | None = None) -> bytes | None:
     arch = ARCHES.get((machine or platform.machine()).lower())
     return filter_for(arch) if arch is not None else None
 
-
-def denied_names(arch: Arch) -> Iterable[str]:
-    """The system calls refused outright on `arch` (for the documentation and the tests)."""
-    return [name for name in DENIED if name in arch.numbers]
