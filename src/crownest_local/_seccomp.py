@@ -227,4 +227,3 @@ def host_filter(machine: str | None = None) -> bytes | None:
     """The filter for this machine's architecture, or None where this module has no table for it."""
     arch = ARCHES.get((machine or platform.machine()).lower())
     return filter_for(arch) if arch is not None else None
-
