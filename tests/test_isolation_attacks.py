@@ -37,6 +37,13 @@ pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewra
 
 HOST_SECRET = "a host-only service's secret"
 THROWAWAY_USER = "crownest-isotest"
+WAIT_FOR_8000 = (
+    "import socket, sys, time\n"
+    "for _ in range(200):\n"
+    "    try: socket.create_connection(('127.0.0.1', 8000)).close(); sys.exit(0)\n"
+    "    except OSError: time.sleep(0.05)\n"
+    "sys.exit(1)"
+)
 
 
 class Remote:
@@ -237,12 +244,7 @@ def test_previews_reach_only_their_own_sandbox(client: CrowNest, server: Any, ho
     for name, box in (("a", a), ("b", b)):
         box.files.write("echo.py", echo)
         box.commands.start(f"python echo.py {name}")
-        assert (
-            box.commands.run(
-                "python -c \"import socket,time\nfor _ in range(100):\n try: socket.create_connection(('127.0.0.1',8000)).close(); break\n except OSError: time.sleep(0.05)\""
-            ).exit_code
-            == 0
-        )
+        assert box.commands.run(f'python -c "{WAIT_FOR_8000}"').exit_code == 0
     public_a = a.previews.create(port=8000, visibility="public")
     private_b = b.previews.create(port=8000, visibility="private")
     secrets = {"Authorization": f"Bearer {server.api_key}", "Cookie": "session=s3cret", "X-Kept": "yes"}
@@ -393,14 +395,17 @@ def test_cwd_is_checked_alike_in_both_modes(mode: str) -> None:
         assert box.commands.run("pwd", cwd="/tmp/work").stdout.strip().endswith("/work")
 
 
-@pytest.mark.parametrize("kind", ["relative", "symlink"])
-def test_relative_or_symlinked_data_dir(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kind", ["relative", "symlink", "long"])
+def test_relative_symlinked_or_long_data_dir(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "real").mkdir()
     monkeypatch.chdir(tmp_path)
-    if kind == "symlink":
-        (tmp_path / "link").symlink_to(tmp_path / "real")
-    data_dir = "real" if kind == "relative" else tmp_path / "link"
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    data_dir = {"relative": "real", "symlink": tmp_path / "link", "long": tmp_path / ("d" * 120)}[kind]
     with LocalServer(data_dir=data_dir) as local, local.client(max_retries=0) as client:
-        box = client.sandboxes.create(template="base")
+        box = client.sandboxes.create(template="python")
         assert box.commands.run("echo ok > f && cat f").stdout == "ok\n"
+        box.commands.start("python -m http.server 8000 --bind 127.0.0.1")
+        preview = box.previews.create(port=8000, visibility="public")
+        assert box.commands.run(f'python -c "{WAIT_FOR_8000}"').exit_code == 0
+        assert httpx.get(preview.url).status_code == 200
         box.kill()

@@ -103,18 +103,19 @@ class Service:
     def __init__(self, config: Config) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        for sub in ("sandboxes", "commands", "artifacts"):
+        for sub in ("commands", "artifacts"):
             (config.data_dir / sub).mkdir(exist_ok=True)
         found = detect_isolation() if config.isolation != "none" else None
         self.isolation: Isolation | None = found if isinstance(found, Isolation) else None
         self.isolation_problem = found if isinstance(found, str) else None
         self.networks: dict[str, SandboxNetwork] = {}
-        # Root's sandboxes are other users, whom bubblewrap must let through every folder above
-        # theirs: they live in a folder of their own (searchable, not listable), not in the data folder.
-        self.sandboxes_dir = config.data_dir / "sandboxes"
-        if self.isolation is not None and self.isolation.as_root:
-            self.sandboxes_dir = Path(tempfile.mkdtemp(prefix="crownest-local-sandboxes-"))
-            self.sandboxes_dir.chmod(0o711)
+        # Running sandboxes' folders live in a folder of this server's own (searchable, not listable)
+        # under /var/tmp, not in the data folder: root's sandboxes are other users, whom bubblewrap
+        # must let through every folder above theirs, and the sockets in them need short paths
+        # (AF_UNIX allows 107 bytes). A restart ends every sandbox anyway.
+        runtime = "/var/tmp" if os.access("/var/tmp", os.W_OK | os.X_OK) else None
+        self.sandboxes_dir = Path(tempfile.mkdtemp(prefix="crownest-local-", dir=runtime))
+        self.sandboxes_dir.chmod(0o711)
         self.store = Store(config.data_dir / "state.sqlite3")
         self.live: dict[str, LiveCommand] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -152,8 +153,7 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 5)
         self.store.close()
-        if self.sandboxes_dir != self.config.data_dir / "sandboxes":
-            shutil.rmtree(self.sandboxes_dir, ignore_errors=True)
+        shutil.rmtree(self.sandboxes_dir, ignore_errors=True)
 
     async def _reap(self) -> None:
         while True:
