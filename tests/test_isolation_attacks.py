@@ -409,3 +409,45 @@ def test_relative_symlinked_or_long_data_dir(kind: str, tmp_path: Path, monkeypa
         assert box.commands.run(f'python -c "{WAIT_FOR_8000}"').exit_code == 0
         assert httpx.get(preview.url).status_code == 200
         box.kill()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"allowDomains": ["not a host"]}, "allowDomains[0]"),
+        ({"allowDomains": "pypi.org"}, "allowDomains"),
+        ({"allowDomains": ["x" * 254]}, "allowDomains[0]"),
+        ({"internet": "yes"}, "internet"),
+    ],
+)
+def test_network_fields_are_validated(crownest_local: LocalServer, body: dict[str, Any], field: str) -> None:
+    headers = {"Authorization": f"Bearer {crownest_local.api_key}"}
+    answer = httpx.post(f"{crownest_local.base_url}/v1/sandboxes", json={"template": "base", **body}, headers=headers)
+    assert answer.status_code == 400 and answer.json()["error"]["details"]["field"] == field
+    with crownest_local.client(max_retries=0) as client, pytest.raises(TypeError, match="allow_domains"):
+        client.sandboxes.create(template="base", allow_domains="pypi.org")  # type: ignore[arg-type]
+
+
+def test_isolation_takes_two_values() -> None:
+    with pytest.raises(ValueError, match="isolation"):
+        LocalServer(isolation="bwrap")
+
+
+def test_cli_runs_unisolated_only_when_told(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "crownest_local", "serve", "--port", "0", "--data-dir", str(tmp_path)]
+    process = subprocess.Popen(
+        [*command, "--unsafe-no-isolation"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        found = dict(re.findall(r"export (CROWNEST_\w+)=(\S+)", "".join(process.stdout.readline() for _ in range(3))))
+        with CrowNest(api_key=found["CROWNEST_API_KEY"], base_url=found["CROWNEST_BASE_URL"]) as client:
+            box = client.sandboxes.create(template="base")
+            assert box.commands.run("echo $CROWNEST_COMMAND_ID").stdout.startswith("cmd_")  # not in bubblewrap
+    finally:
+        process.terminate()
+        process.wait(30)
+        process.stdout.close()
+        warnings = process.stderr.read()
+        process.stderr.close()
+    assert "NO isolation" in warnings
