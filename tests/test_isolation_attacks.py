@@ -400,7 +400,12 @@ def test_relative_symlinked_or_long_data_dir(kind: str, tmp_path: Path, monkeypa
     (tmp_path / "real").mkdir()
     monkeypatch.chdir(tmp_path)
     (tmp_path / "link").symlink_to(tmp_path / "real")
-    data_dir = {"relative": "real", "symlink": tmp_path / "link", "long": tmp_path / ("d" * 120)}[kind]
+    data_dirs: dict[str, str | Path] = {
+        "relative": "real",
+        "symlink": tmp_path / "link",
+        "long": tmp_path / ("d" * 120),
+    }
+    data_dir = data_dirs[kind]
     with LocalServer(data_dir=data_dir) as local, local.client(max_retries=0) as client:
         box = client.sandboxes.create(template="python")
         assert box.commands.run("echo ok > f && cat f").stdout == "ok\n"
@@ -425,7 +430,7 @@ def test_network_fields_are_validated(crownest_local: LocalServer, body: dict[st
     answer = httpx.post(f"{crownest_local.base_url}/v1/sandboxes", json={"template": "base", **body}, headers=headers)
     assert answer.status_code == 400 and answer.json()["error"]["details"]["field"] == field
     with crownest_local.client(max_retries=0) as client, pytest.raises(TypeError, match="allow_domains"):
-        client.sandboxes.create(template="base", allow_domains="pypi.org")  # type: ignore[arg-type]
+        client.sandboxes.create(template="base", allow_domains="pypi.org")  # a str is not a list of names
 
 
 def test_isolation_takes_two_values() -> None:
