@@ -157,15 +157,15 @@ attempt("packet", lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0))
 attempt("raw", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
 attempt("mknod", lambda: os.mknod("/tmp/null", 0o666 | 0o020000, os.makedev(1, 3)))
 attempt("shadow", lambda: open("/etc/shadow").read())
-libc = ctypes.CDLL(None, use_errno=True)
-out["unshare"] = libc.unshare(0x10000000 | 0x40000000)
-out["ptrace"] = libc.ptrace(16, 1, 0, 0)  # PTRACE_ATTACH to the sandbox's init
-out["keyctl"] = libc.syscall(250 if os.uname().machine == "x86_64" else 219, 0, 0)
 out["status"] = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
 out["root"] = sorted(os.listdir("/root")) if os.path.isdir("/root") else None
 for port in [int(p) for p in sys.argv[1:]]:
     attempt(f"connect {port}", lambda: socket.create_connection(("127.0.0.1", port), timeout=2).close())
 out["tcp"] = open("/proc/net/tcp").read() + open("/proc/net/tcp6").read()
+libc = ctypes.CDLL(None, use_errno=True)  # last: a successful unshare would move this process
+out["ptrace"] = libc.ptrace(16, 1, 0, 0)  # PTRACE_ATTACH to the sandbox's init
+out["keyctl"] = libc.syscall(250 if os.uname().machine == "x86_64" else 219, 0, 0)
+out["unshare"] = libc.unshare(0x10000000 | 0x40000000)
 print(json.dumps(out))
 """
 
@@ -211,6 +211,7 @@ def test_data_folder_and_other_sandboxes_unreachable(sandbox: SandboxHandle, cli
     data_dir = str(server.data_dir)
     out = run(
         sandbox,
+        f"umount -l /tmp 2>/dev/null; umount -l {data_dir} 2>/dev/null; umount -l /var/tmp 2>/dev/null; "
         f"cat {data_dir}/state.sqlite3 | head -c 100; ls -A {data_dir}; find / -name secret.txt 2>/dev/null; "
         f"find / -name 'state.sqlite3*' 2>/dev/null; ls /proc | grep -c '^[0-9]'",
     )
