@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._errors import ApiProblem
+from ._seccomp import host_filter
 
 HOME = "/home/user"
 TMP = "/tmp"
@@ -202,21 +203,35 @@ def reachable_by_others(path: str) -> bool:
         return False
 
 
-def install_root(executable: str) -> str | None:
-    """The folder a runtime is installed in (`<root>/bin/<exe>`), unless it is under /usr."""
-    real = Path(os.path.realpath(executable))
-    root = real.parent.parent
-    return None if str(root).startswith("/usr") or root == Path("/") else str(root)
+def outside_system(path: str) -> bool:
+    return not any(path == d or path.startswith(d + "/") for d in SYSTEM_DIRS)
 
 
-def sandbox_python(as_root: bool) -> str | None:
-    """The Python interpreter sandboxes run: the server's base interpreter, or when root's sandboxes
-    cannot reach it (e.g. under /root), the system's python3."""
+def sandbox_python(as_root: bool) -> tuple[str | None, str | None]:
+    """The Python interpreter sandboxes run, and the install folder to bind for it (None: in /usr).
+
+    The server's base interpreter, or when root's sandboxes cannot reach it
+    (e.g. under /root), the system's python3.
+    """
     mine = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
     if not as_root or reachable_by_others(mine):
-        return mine
+        prefix = os.path.realpath(sys.base_prefix)
+        return mine, prefix if outside_system(prefix) else None
     system = shutil.which("python3", path="/usr/bin:/bin")
-    return os.path.realpath(system) if system else None
+    return (os.path.realpath(system) if system else None), None
+
+
+def node_binds(as_root: bool) -> list[str]:
+    """What to bind for the `node` template: its install folder (`<root>/bin/node` with
+    `<root>/lib/node_modules`), or the binary alone; nothing if it is in the system folders."""
+    found = shutil.which("node")
+    if found is None or (as_root and not reachable_by_others(found)):
+        return []
+    real = Path(os.path.realpath(found))
+    if not outside_system(str(real)):
+        return []
+    root = real.parent.parent
+    return [str(root)] if (root / "lib" / "node_modules").is_dir() else [str(real)]
 
 
 @dataclass
@@ -295,18 +310,12 @@ def detect_isolation() -> Isolation | str:
     nsenter = shutil.which("nsenter")
     if nsenter is None:
         return "nsenter (util-linux) is not installed"
-    from ._seccomp import host_filter
-
     seccomp = host_filter()
     if seccomp is None:
         return f"no seccomp filter for this architecture ({os.uname().machine})"
     isolation = Isolation(bwrap, nsenter, seccomp, None)
-    isolation.python = sandbox_python(isolation.as_root)
-    roots = {install_root(isolation.python)} if isolation.python else set()
-    node = shutil.which("node")
-    if node is not None and (not isolation.as_root or reachable_by_others(node)):
-        roots.add(install_root(node))
-    isolation.binds = sorted(r for r in roots if r is not None)
+    isolation.python, python_root = sandbox_python(isolation.as_root)
+    isolation.binds = sorted({*([python_root] if python_root else []), *node_binds(isolation.as_root)})
     probe = [bwrap, "--unshare-user", "--unshare-net", "--ro-bind", "/", "/", "true"]
     owner = isolation.owner("probe")
     with contextlib.suppress(OSError):
