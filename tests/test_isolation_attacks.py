@@ -319,6 +319,20 @@ def test_egress_allow_list_by_host_name(egress_server: LocalServer) -> None:
         lines = box.commands.run("python fetch.py " + " ".join(urls), timeout_ms=60_000).stdout.splitlines()
         # 127.0.0.1 is in NO_PROXY: a direct try, and the sandbox's own loopback has nothing on port 9
         assert lines == [f"{urls[0]} {HOST_SECRET}", f"{urls[1]} 403", f"{urls[2]} 403", f"{urls[3]} error"]
+        tunnel = (
+            "import socket, sys\n"
+            "for host in sys.argv[1:]:\n"
+            "    s = socket.create_connection(('127.0.0.1', 3128))\n"
+            "    s.sendall(f'CONNECT {host}:443 HTTP/1.1\\r\\nHost: {host}:443\\r\\n\\r\\n'.encode())\n"
+            "    answer = s.recv(4096)\n"
+            "    if answer.startswith(b'HTTP/1.1 200'):\n"
+            "        s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n"
+            "        answer = b''.join(iter(lambda: s.recv(4096), b''))\n"
+            "    print(host, answer.split(b'\\r\\n')[0].decode(), answer.endswith(b'secret'))\n"
+        )
+        box.files.write("tunnel.py", tunnel)
+        lines = box.commands.run("python tunnel.py allowed.test other.test", timeout_ms=60_000).stdout.splitlines()
+        assert lines == ["allowed.test HTTP/1.0 200 OK True", "other.test HTTP/1.1 403 Refused False"]
         anywhere = client.sandboxes.create(template="python")
         anywhere.files.write("fetch.py", fetch)
         urls = ["http://other.test/", "http://loopback.test/", "http://intranet.test/"]
