@@ -240,6 +240,7 @@ class Isolation:
 
     bwrap: str
     nsenter: str
+    setpriv: str
     seccomp: bytes
     python: str | None
     as_root: bool = field(default_factory=lambda: os.geteuid() == 0)
@@ -279,7 +280,8 @@ class Isolation:
             for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
                 env[name] = env[name.lower()] = PROXY
             env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
-        argv = [self.nsenter, "--user", "--net", "--preserve-credentials", "-t", str(helper_pid), self.bwrap]
+        argv = [*self.as_user(folder.owner), self.nsenter, "--user", "--net", "--preserve-credentials"]
+        argv += ["-t", str(helper_pid), self.bwrap]
         argv += ["--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         argv += ["--hostname", "sandbox", "--die-with-parent", "--cap-drop", "ALL"]
         argv += self.system_binds()
@@ -295,11 +297,14 @@ class Isolation:
         os.close(write)
         return read
 
-    def process_user(self, owner: tuple[int, int] | None) -> dict[str, object]:
-        """Keyword arguments that make a child process run as `owner` (nothing for the server's user)."""
+    def as_user(self, owner: tuple[int, int] | None) -> list[str]:
+        """The argv prefix that runs what follows as `owner`, no supplementary groups and no
+        capabilities (nothing for the server's own user). An exec of `setpriv` rather than
+        Popen's `user=`: that makes CPython fork the whole server instead of vfork, which cost
+        more than the exec (38 ms against 7 ms for a 200 MB server, measured on a loaded machine)."""
         if owner is None:
-            return {}
-        return {"user": owner[0], "group": owner[1], "extra_groups": []}
+            return []
+        return [self.setpriv, f"--reuid={owner[0]}", f"--regid={owner[1]}", "--clear-groups"]
 
 
 def detect_isolation() -> Isolation | str:
@@ -307,19 +312,19 @@ def detect_isolation() -> Isolation | str:
     bwrap = bubblewrap()
     if bwrap is None:
         return f"bubblewrap (bwrap) is not installed: {INSTALL_HINT}"
-    nsenter = shutil.which("nsenter")
-    if nsenter is None:
-        return "nsenter (util-linux) is not installed"
+    nsenter, setpriv = shutil.which("nsenter"), shutil.which("setpriv")
+    if nsenter is None or setpriv is None:
+        return "nsenter and setpriv (util-linux) are not installed"
     seccomp = host_filter()
     if seccomp is None:
         return f"no seccomp filter for this architecture ({os.uname().machine})"
-    isolation = Isolation(bwrap, nsenter, seccomp, None)
+    isolation = Isolation(bwrap, nsenter, setpriv, seccomp, None)
     isolation.python, python_root = sandbox_python(isolation.as_root)
     isolation.binds = sorted({*([python_root] if python_root else []), *node_binds(isolation.as_root)})
-    probe = [bwrap, "--unshare-user", "--unshare-net", "--ro-bind", "/", "/", "true"]
-    owner = isolation.owner("probe")
-    with contextlib.suppress(OSError):
-        done = subprocess.run(probe, capture_output=True, timeout=10, cwd="/", **isolation.process_user(owner))  # type: ignore[call-overload]
+    probe = [*isolation.as_user(isolation.owner("probe")), bwrap, "--unshare-user", "--unshare-net"]
+    probe += ["--ro-bind", "/", "/", "true"]
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        done = subprocess.run(probe, capture_output=True, timeout=10, cwd="/")
         if done.returncode == 0:
             return isolation
         return f"bubblewrap cannot create a user namespace here ({done.stderr.decode(errors='replace').strip()})"

@@ -53,6 +53,7 @@ class SandboxNetwork:
             raise ApiProblem(503, "isolation_unavailable", "No Python interpreter the sandbox's helper can run.")
         proxy = await egress.listen(folder.net / "egress.sock", allow_domains, folder.owner) if internet else None
         helper = await asyncio.create_subprocess_exec(
+            *isolation.as_user(folder.owner),
             isolation.python,
             "-I",
             "-S",
@@ -65,7 +66,6 @@ class SandboxNetwork:
             stderr=asyncio.subprocess.PIPE,
             cwd="/",
             start_new_session=True,
-            **isolation.process_user(folder.owner),  # type: ignore[arg-type]
         )
         network = cls(helper, proxy)
         assert helper.stdout is not None and helper.stderr is not None

@@ -383,7 +383,7 @@ class Service:
         argv, env = self.isolation.command(
             folder, shell_command, cwd, helper_pid=network.pid, seccomp_fd=fd, internet=internet
         )
-        return {"pass_fds": (fd,), **self.isolation.process_user(folder.owner)}, "/", argv, env, [fd]
+        return {"pass_fds": (fd,)}, "/", argv, env, [fd]
 
     def _log_path(self, command_id: str) -> Path:
         return self.config.data_dir / "commands" / f"{command_id}.log"
