@@ -28,6 +28,7 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Callable
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -123,10 +124,10 @@ def egress(conn: socket.socket, proxy: str) -> None:
     relay(conn, upstream)
 
 
-def serve(listener: socket.socket, handle: object, *args: str) -> None:
+def serve(listener: socket.socket, handle: Callable[..., None], *args: str) -> None:
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=handle, args=(conn, *args), daemon=True).start()  # type: ignore[arg-type]
+        threading.Thread(target=handle, args=(conn, *args), daemon=True).start()
 
 
 def main(folder: str, internet: str) -> None:

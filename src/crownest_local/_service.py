@@ -327,9 +327,6 @@ class Service:
         folder = self.folder(sandbox_id)
         cwd = folder.cwd(spec.get("cwd", HOME))
         command_id = new_id("cmd")
-        spawn, host_cwd, argv, env, fds = self._spawn_plan(sandbox_id, folder, spec["command"], cwd, command_id)
-        env.update(self.store.extra(sandbox_id).get("env", {}))
-        env.update(spec.get("env", {}))
         timeout_ms = spec.get("timeoutMs", DEFAULT_COMMAND_TIMEOUT_MS)
         command = Command(
             id=command_id,
@@ -350,6 +347,9 @@ class Service:
         live = LiveCommand(command.to_dict(), OutputLog(self._log_path(command.id)))
         if self.isolation is None:
             live.sweep = lambda sig: sweep(command_id, sig)
+        spawn, host_cwd, argv, env, fds = self._spawn_plan(sandbox_id, folder, spec["command"], cwd, command_id)
+        env.update(self.store.extra(sandbox_id).get("env", {}))
+        env.update(spec.get("env", {}))
         try:
             await live.start(argv, host_cwd, env, spec.get("stdin"), keep_stdin_open, **spawn)
         except OSError as exc:
