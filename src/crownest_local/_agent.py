@@ -1,9 +1,9 @@
-"""The network helper of one sandbox: it creates and holds the sandbox's network namespace.
+"""The network helper of one sandbox: it holds the sandbox's network namespace.
 
 The server starts it (as the sandbox's user, from the text of this file, with
-nothing but the standard library) when the sandbox is created, and kills it
-when the sandbox ends. It makes a user namespace and a network namespace of
-its own, with only a loopback interface, then serves two bridges:
+nothing but the standard library) when the sandbox is created, under
+bubblewrap with a user namespace and a network namespace of its own (only a
+loopback interface), and kills it when the sandbox ends. It serves two bridges:
 
 - ingress, for previews: a Unix socket `ingress.sock` in the folder given; a
   client sends a port number and a newline, the helper connects to that port
@@ -20,41 +20,15 @@ one loopback, as processes on one machine do, and none of them sees the host's.
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import os
 import signal
 import socket
-import struct
 import sys
 import threading
 from collections.abc import Callable
 
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNET = 0x40000000
-PR_SET_PDEATHSIG = 1
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-IFF_UP = 0x1
-IFREQ = struct.Struct("16sH14x")
 EGRESS_PORT = 3128
 CHUNK = 65536
-
-
-def enter_namespaces() -> None:
-    """A new user namespace (the same uid and gid, mapped to themselves) and a new network namespace."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    uid, gid = os.getuid(), os.getgid()
-    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
-        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER | CLONE_NEWNET)")
-    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as f:
-            f.write(text)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        flags = IFREQ.unpack(fcntl.ioctl(s, SIOCGIFFLAGS, IFREQ.pack(b"lo", 0)))[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, IFREQ.pack(b"lo", flags | IFF_UP))
-    # Die with the server (set after the namespace change, which clears it).
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def pump(source: socket.socket, sink: socket.socket) -> None:
@@ -131,7 +105,6 @@ def serve(listener: socket.socket, handle: Callable[..., None], *args: str) -> N
 
 
 def main(folder: str, internet: str) -> None:
-    enter_namespaces()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # before any thread, for sigwait below
     listeners = []
     inbound = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -146,7 +119,7 @@ def main(folder: str, internet: str) -> None:
         listeners.append(threading.Thread(target=serve, args=(outbound, egress, proxy), daemon=True))
     for thread in listeners:
         thread.start()
-    sys.stdout.write("ready\n")
+    sys.stdout.write(f"ready {os.getpid()}\n")  # the pid to join the namespaces of (`nsenter -t`)
     sys.stdout.flush()
     signal.sigwait({signal.SIGTERM})
 

@@ -1,6 +1,6 @@
 """Each sandbox's network: its helper process, its egress listener, and the way previews reach in.
 
-A sandbox's network namespace is created and held by its helper
+A sandbox's network namespace is made by bubblewrap for its helper, which holds it
 (`_agent.py`), started when the sandbox is created and killed when it ends.
 Commands join it; the server never does. Previews connect through the
 helper's ingress socket to a port on the sandbox's own loopback, so a preview
@@ -32,12 +32,9 @@ class SandboxNetwork:
     """The network namespace of one sandbox (through its helper) and, with internet, its egress proxy."""
 
     def __init__(self, helper: asyncio.subprocess.Process, proxy: asyncio.AbstractServer | None) -> None:
-        self.helper = helper
+        self.helper = helper  # bubblewrap, which the helper dies with
         self.proxy = proxy
-
-    @property
-    def pid(self) -> int:
-        return self.helper.pid
+        self.pid = 0  # the helper itself, inside the namespaces
 
     @classmethod
     async def start(
@@ -52,14 +49,25 @@ class SandboxNetwork:
         if isolation.python is None:
             raise ApiProblem(503, "isolation_unavailable", "No Python interpreter the sandbox's helper can run.")
         proxy = await egress.listen(folder.net / "egress.sock", allow_domains, folder.owner) if internet else None
+        net = str(folder.net)
         helper = await asyncio.create_subprocess_exec(
             *isolation.as_user(folder.owner),
+            isolation.bwrap,
+            "--unshare-user",
+            "--unshare-net",
+            "--die-with-parent",
+            "--ro-bind",
+            "/",
+            "/",
+            "--bind",
+            net,
+            net,
             isolation.python,
             "-I",
             "-S",
             "-c",
             AGENT_SOURCE,
-            str(folder.net),
+            net,
             "1" if internet else "0",
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -73,7 +81,10 @@ class SandboxNetwork:
             ready = await asyncio.wait_for(helper.stdout.readline(), READY_TIMEOUT_S)
         except TimeoutError:
             ready = b""
-        if ready != b"ready\n":
+        words = ready.split()
+        if len(words) == 2 and words[0] == b"ready" and words[1].isdigit():
+            network.pid = int(words[1])
+        else:
             network.stop()
             error = (await helper.stderr.read()).decode(errors="replace").strip().splitlines()
             raise ApiProblem(
