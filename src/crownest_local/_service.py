@@ -253,7 +253,7 @@ class Service:
         created = now()
         ttl_ms = body.get("ttlMs", DEFAULT_TTL_MS)
         sandbox = Sandbox(
-            id=new_id("sbx"),
+            id=self._new_sandbox_id(),
             template=body["template"],
             status=SandboxStatus.RUNNING,
             metadata=Metadata.from_dict(body.get("metadata", {})),
@@ -281,6 +281,14 @@ class Service:
         wire = sandbox.to_dict()
         self.store.insert("sandbox", wire, extra={"env": EnvVars.from_dict(body.get("env", {})).to_dict()})
         return wire
+
+    def _new_sandbox_id(self) -> str:
+        """A new sandbox ID; under root, one whose user (a hash of the ID) no running sandbox has."""
+        taken = {self.folder(sandbox_id).owner for sandbox_id in self.networks} - {None}
+        while True:
+            candidate = new_id("sbx")
+            if self.folder(candidate).owner not in taken:
+                return candidate
 
     async def list_sandboxes(self, call: Call) -> dict[str, Any]:
         pairs = [item.split(":", 1) for item in call.query.get("metadata", [])]
