@@ -21,13 +21,18 @@ from pathlib import Path
 import pytest
 
 from crownest_local import LocalServer
+from crownest_local._app import create_app
+from crownest_local._service import Config
+from crownest_local._spec import load_spec, operations
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi.yaml"
 COMMAND_OPERATIONS = ("runCommand", "startCommand")
 
 
 def test_the_server_conforms_to_openapi_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    exclude: list[str] = []
+    # An operation without a handler yet answers 501: test_every_operation_of_the_spec_has_a_handler names it.
+    unhandled = create_app(Config(data_dir=tmp_path / "probe", api_key="cn_test_probe")).state.not_implemented
+    exclude = [arg for operation_id in unhandled for arg in ("--exclude-operation-id", operation_id)]
     if shutil.which("bwrap") is None:
         for operation_id in COMMAND_OPERATIONS:
             exclude += ["--exclude-operation-id", operation_id]
@@ -61,4 +66,5 @@ def test_the_server_conforms_to_openapi_yaml(tmp_path: Path, capsys: pytest.Capt
         ]
         result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "Tested: 31" in result.stdout or exclude
+    operation_ids = [op.operation_id for op in operations(load_spec())]
+    assert f"Tested: {len(operation_ids) - len(exclude) // 2}" in result.stdout

@@ -1,7 +1,8 @@
 """The ASGI app: every operation of `openapi.yaml` routed through one dispatcher.
 
 For each request the dispatcher gives a request ID, checks the API key,
-injects a fault if asked to, validates parameters and body against the
+answers 501 `not_implemented` for an operation of the spec that has no
+handler yet, injects a fault if asked to, validates parameters and body against the
 spec, applies the `Idempotency-Key`, calls the operation's handler, and turns
 any failure into the error envelope. Previews are proxied under
 `/previews/<preview id>/...`.
@@ -139,9 +140,10 @@ def create_app(config: Config) -> Starlette:
         "deletePreview": service.delete_preview,
     }
     ops = operations(spec)
-    missing = {op.operation_id for op in ops} - handlers.keys()
+    # The server serves the spec it has: an operation without a handler yet answers 501.
+    missing = sorted({op.operation_id for op in ops} - handlers.keys())
     if missing:
-        raise RuntimeError(f"CrowNest Local has no handler for {sorted(missing)}")
+        logger.warning("CrowNest Local has no handler for %s: they answer 501 not_implemented", ", ".join(missing))
     dispatcher = Dispatcher(config, Validator(spec), service)
     by_path: dict[str, dict[str, Operation]] = {}
     for op in ops:
@@ -178,6 +180,7 @@ def create_app(config: Config) -> Starlette:
     logging.getLogger("uvicorn.error").addFilter(QUIET_DROPS)  # the same object: added once however many apps
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: no_route})
     app.state.stats = dispatcher.stats
+    app.state.not_implemented = tuple(missing)
     return app
 
 
@@ -199,15 +202,22 @@ class Dispatcher:
     def endpoint(self, methods: dict[str, Operation], handlers: dict[str, Handler]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             op = methods[request.method if request.method != "HEAD" else "GET"]
-            return await self.dispatch(op, handlers[op.operation_id], request)
+            return await self.dispatch(op, handlers.get(op.operation_id), request)
 
         return endpoint
 
-    async def dispatch(self, op: Operation, handler: Handler, request: Request) -> Response:
+    async def dispatch(self, op: Operation, handler: Handler | None, request: Request) -> Response:
         request_id = new_request_id()
         self.stats[op.operation_id] += 1
         try:
             self._authenticate(request)
+            if handler is None:
+                raise ApiProblem(
+                    501,
+                    "not_implemented",
+                    f"CrowNest Local does not implement {op.operation_id} yet.",
+                    {"operationId": op.operation_id},
+                )
             fault = self._fault(request.headers.get(IDEMPOTENCY_HEADER))
             if fault == "drop_before":
                 return DropConnection()

@@ -250,8 +250,8 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The events as they arrive (the request is sent when iteration begins); after a broken
-            connection the stream resumes after the last event received.
+            The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
+            broken connection the stream resumes after the last event received.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -280,7 +280,7 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -311,7 +311,7 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -344,7 +344,7 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `CommandHandle` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -397,7 +397,7 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -501,7 +501,7 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -541,7 +541,7 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -589,8 +589,8 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The events as they arrive (the request is sent when iteration begins); after a broken
-            connection the stream resumes after the last event received.
+            The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
+            broken connection the stream resumes after the last event received.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -619,7 +619,7 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -652,7 +652,7 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -687,7 +687,7 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `AsyncCommandHandle` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -744,7 +744,7 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -852,7 +852,7 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -894,7 +894,7 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -946,8 +946,8 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The events as they arrive (the request is sent when iteration begins); after a broken
-            connection the stream resumes after the last event received.
+            The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
+            broken connection the stream resumes after the last event received.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -976,7 +976,7 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1005,7 +1005,7 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1036,7 +1036,7 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `CommandHandle` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1087,7 +1087,7 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1187,7 +1187,7 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1225,7 +1225,7 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1275,8 +1275,8 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The events as they arrive (the request is sent when iteration begins); after a broken
-            connection the stream resumes after the last event received.
+            The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
+            broken connection the stream resumes after the last event received.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1305,7 +1305,7 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1336,7 +1336,7 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1369,7 +1369,7 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `AsyncCommandHandle` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1424,7 +1424,7 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1528,7 +1528,7 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1568,7 +1568,7 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).

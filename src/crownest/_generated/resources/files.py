@@ -224,7 +224,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -253,7 +253,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            A list of `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -284,7 +284,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -317,7 +317,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -346,7 +346,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -434,7 +434,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -507,7 +507,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -536,7 +536,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            A list of `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -569,7 +569,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -602,7 +602,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -631,7 +631,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -719,7 +719,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -792,7 +792,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -819,7 +819,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            A list of `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -848,7 +848,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -879,7 +879,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -908,7 +908,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -991,7 +991,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1064,7 +1064,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1091,7 +1091,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            A list of `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1122,7 +1122,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1153,7 +1153,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1182,7 +1182,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1265,7 +1265,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).

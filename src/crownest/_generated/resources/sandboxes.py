@@ -177,7 +177,7 @@ class Sandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Sandbox.
+            The `SandboxHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -212,7 +212,7 @@ class Sandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Sandbox.
+            The `SandboxHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -272,7 +272,7 @@ class Sandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `SandboxHandle` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -303,7 +303,7 @@ class Sandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Sandbox.
+            The `SandboxHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -363,7 +363,7 @@ class AsyncSandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Sandbox.
+            The `AsyncSandboxHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -400,7 +400,7 @@ class AsyncSandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Sandbox.
+            The `AsyncSandboxHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -462,7 +462,7 @@ class AsyncSandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `AsyncSandboxHandle` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -497,7 +497,7 @@ class AsyncSandboxes:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Sandbox.
+            The `AsyncSandboxHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
