@@ -76,7 +76,7 @@ class SandboxNetwork:
             start_new_session=True,
         )
         network = cls(helper, proxy)
-        assert helper.stdout is not None and helper.stderr is not None
+        assert helper.stdout is not None
         try:
             ready = await asyncio.wait_for(helper.stdout.readline(), READY_TIMEOUT_S)
         except TimeoutError:
@@ -86,7 +86,8 @@ class SandboxNetwork:
             network.pid = int(words[1])
         else:
             network.stop()
-            error = (await helper.stderr.read()).decode(errors="replace").strip().splitlines()
+            _, stderr = await helper.communicate()
+            error = stderr.decode(errors="replace").strip().splitlines()
             raise ApiProblem(
                 503,
                 "isolation_unavailable",
@@ -95,10 +96,15 @@ class SandboxNetwork:
         return network
 
     def stop(self) -> None:
+        """Kill the helper (the namespace ends with it) and stop taking proxy connections."""
         with contextlib.suppress(ProcessLookupError):
             self.helper.send_signal(signal.SIGKILL)
         if self.proxy is not None:
             self.proxy.close()
+
+    async def wait_closed(self) -> None:
+        """After `stop()`: the helper reaped and its pipes closed, so that nothing is left to the GC."""
+        await self.helper.communicate()
 
 
 Ingress = Callable[[str], "Path | None"]

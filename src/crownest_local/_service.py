@@ -226,6 +226,7 @@ class Service:
         network = self.networks.pop(body["id"], None)
         if network is not None:
             network.stop()
+            self.spawn(network.wait_closed())
         sandbox = Sandbox.from_dict(body)
         sandbox.status = SandboxStatus(status)
         sandbox.ended_at = now()
