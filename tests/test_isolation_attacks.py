@@ -472,3 +472,13 @@ def test_cli_runs_unisolated_only_when_told(tmp_path: Path) -> None:
         warnings = process.stderr.read()
         process.stderr.close()
     assert "NO isolation" in warnings
+
+
+def test_unsafe_mode_refuses_a_preview_of_the_server_itself() -> None:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(pytest.warns(UserWarning, match="NO isolation"))
+        local = stack.enter_context(LocalServer(isolation="none"))
+        box = stack.enter_context(local.client(max_retries=0)).sandboxes.create(template="base")
+        with pytest.raises(CrowNestApiError) as caught:
+            box.previews.create(port=int(httpx.URL(local.base_url).port or 0), visibility="public")
+        assert (caught.value.status, caught.value.code) == (400, "invalid_request")
