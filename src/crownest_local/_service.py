@@ -109,13 +109,7 @@ class Service:
         self.isolation: Isolation | None = found if isinstance(found, Isolation) else None
         self.isolation_problem = found if isinstance(found, str) else None
         self.networks: dict[str, SandboxNetwork] = {}
-        # Running sandboxes' folders live in a folder of this server's own (searchable, not listable)
-        # under /var/tmp, not in the data folder: root's sandboxes are other users, whom bubblewrap
-        # must let through every folder above theirs, and the sockets in them need short paths
-        # (AF_UNIX allows 107 bytes). A restart ends every sandbox anyway.
-        runtime = "/var/tmp" if os.access("/var/tmp", os.W_OK | os.X_OK) else None
-        self.sandboxes_dir = Path(tempfile.mkdtemp(prefix="crownest-local-", dir=runtime))
-        self.sandboxes_dir.chmod(0o711)
+        self._sandboxes_dir: Path | None = None
         self.store = Store(config.data_dir / "state.sqlite3")
         self.live: dict[str, LiveCommand] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -153,7 +147,23 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 5)
         self.store.close()
-        shutil.rmtree(self.sandboxes_dir, ignore_errors=True)
+        if self._sandboxes_dir is not None:
+            shutil.rmtree(self._sandboxes_dir, ignore_errors=True)
+
+    @property
+    def sandboxes_dir(self) -> Path:
+        """Where running sandboxes' folders are, made at first use.
+
+        A folder of this server's own (searchable, not listable) under /var/tmp,
+        not in the data folder: root's sandboxes are other users, whom bubblewrap
+        must let through every folder above theirs, and the sockets in them need
+        short paths (AF_UNIX allows 107 bytes). A restart ends every sandbox anyway.
+        """
+        if self._sandboxes_dir is None:
+            runtime = "/var/tmp" if os.access("/var/tmp", os.W_OK | os.X_OK) else None
+            self._sandboxes_dir = Path(tempfile.mkdtemp(prefix="crownest-local-", dir=runtime))
+            self._sandboxes_dir.chmod(0o711)
+        return self._sandboxes_dir
 
     async def _reap(self) -> None:
         while True:
