@@ -185,6 +185,8 @@ def _annotation(prop: Any, imports: set[str]) -> tuple[str, str | None, str]:
         return "int", "int", "{v}"
     if isinstance(prop, StringProperty):
         return "str", "str", "{v}"
+    if isinstance(prop, ListProperty) and isinstance(prop.inner_property, StringProperty):
+        return "Sequence[str]", "strs", "list({v})"
     raise ValueError(f"no SDK mapping for a {type(prop).__name__}")
 
 

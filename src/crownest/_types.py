@@ -108,6 +108,7 @@ _ARG_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
     "bool": (bool,),
     "map": (Mapping,),
+    "strs": (list, tuple),
     "callable": (Callable,),  # type: ignore[dict-item]
 }
 
@@ -115,7 +116,8 @@ _ARG_TYPES: dict[str, tuple[type, ...]] = {
 def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> None:
     """Refuse a wrongly typed argument before any request, naming it.
 
-    `kind` is `str`, `int`, `bool`, `map` (a mapping of str to str) or `callable`; `None`
+    `kind` is `str`, `int`, `bool`, `map` (a mapping of str to str), `strs` (a list or tuple of
+    str) or `callable`; `None`
     (left out) passes unless the argument is required.
     """
     if value is None:
@@ -125,6 +127,8 @@ def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> No
     ok = isinstance(value, _ARG_TYPES[kind]) and not (kind == "int" and isinstance(value, bool))
     if ok and kind == "map":
         ok = all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    if ok and kind == "strs":
+        ok = all(isinstance(item, str) for item in value)
     if not ok:
-        expected = {"map": "a dict of str to str"}.get(kind, kind)
+        expected = {"map": "a dict of str to str", "strs": "a list of str"}.get(kind, kind)
         raise TypeError(f"{name} must be {expected}, got {type(value).__name__}: {value!r}")

@@ -33,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 from ._errors import ApiProblem, from_os_error, not_found
 from ._files import Files
 from ._guard import LagMonitor
+from ._network import SandboxBackend, SandboxTransport
 from ._service import Call, Config, Handler, Service, json_response
 from ._spec import Operation, Validator, digits, invalid, load_spec, operations
 
@@ -42,6 +43,8 @@ MAX_JSON_BYTES = 1 << 20
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 PREVIEW_TOKEN_HEADER = "x-crownest-preview-token"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
+# What a preview never passes to the sandbox: the caller's credentials for CrowNest itself.
+NOT_FORWARDED = HOP_BY_HOP | {"authorization", "cookie", "proxy-authorization", PREVIEW_TOKEN_HEADER}
 FAULTS = ("unavailable", "rate_limited", "drop_before", "drop_after")
 MAX_FAULT_STREAK = 3
 
@@ -160,7 +163,8 @@ def create_app(config: Config) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.startup()
         lag.start()
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None)) as http:
+        transport = SandboxTransport(SandboxBackend(service.ingress))
+        async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0, read=None)) as http:
             proxy.http = http
             yield
         lag.stop()
@@ -183,6 +187,7 @@ def create_app(config: Config) -> Starlette:
     app.state.stats = dispatcher.stats
     app.state.not_implemented = tuple(missing)
     app.state.lag = lag
+    app.state.service = service
     return app
 
 
@@ -387,7 +392,11 @@ def query_value(values: list[str], schema: Mapping[str, Any]) -> Any:
 
 
 class PreviewProxy:
-    """Forwards `/previews/<id>/<path>` to the preview's port; private previews need their token."""
+    """Forwards `/previews/<id>/<path>` to the preview's port; private previews need their token.
+
+    The port is the one in the preview's own sandbox (see `_network.py`); the
+    caller's `Authorization`, `Cookie` and hop-by-hop headers stay here.
+    """
 
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -414,10 +423,13 @@ class PreviewProxy:
                     403, "permission_denied", "This preview is private: send its token.", {"previewId": preview_id}
                 )
         assert self.http is not None
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | {PREVIEW_TOKEN_HEADER}]
+        listed = {name.strip().lower() for name in request.headers.get("connection", "").split(",")}
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED | listed]
+        headers.append(("host", f"localhost:{preview['port']}"))
+        rest = f"{request.path_params.get('rest', '')}?{request.url.query}".rstrip("?")
         upstream = self.http.build_request(
             request.method,
-            f"http://127.0.0.1:{preview['port']}/{request.path_params.get('rest', '')}?{request.url.query}".rstrip("?"),
+            f"http://{preview['sandboxId']}:{preview['port']}/{rest}",
             headers=headers,
             content=request.stream(),
         )
