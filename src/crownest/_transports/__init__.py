@@ -4,6 +4,7 @@ Imported only when an `AsyncCrowNest` builds its own `httpx.AsyncClient`, so tha
 `import crownest` does not pay for asyncio and h11.
 """
 
+from ._httpx_client import AsyncHttpClient
 from ._pool import AsyncTransport
 
-__all__ = ["AsyncTransport"]
+__all__ = ["AsyncHttpClient", "AsyncTransport"]

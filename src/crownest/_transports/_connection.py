@@ -23,17 +23,22 @@ READ_SIZE = 64 * 1024
 BUFFER_LIMIT = 1024 * 1024
 
 
-@contextlib.contextmanager
-def _mapped(timeout: type[httpx.TimeoutException], error: type[httpx.TransportError]) -> Iterator[None]:
-    """Turn what asyncio, the socket and h11 raise into httpx's exceptions."""
-    try:
-        yield
-    except TimeoutError as exc:  # before OSError, of which it is a subclass
-        raise timeout(str(exc) or type(exc).__name__) from exc
-    except h11.RemoteProtocolError as exc:
-        raise httpx.RemoteProtocolError(str(exc)) from exc
-    except OSError as exc:  # refused, reset, unreachable, TLS failures (ssl.SSLError)
-        raise error(str(exc) or type(exc).__name__) from exc
+# What asyncio, the socket and h11 raise (TimeoutError is an OSError), for `_mapped`.
+FAILURES = (OSError, h11.ProtocolError)
+
+
+def _mapped(
+    exc: OSError | h11.ProtocolError, timeout: type[httpx.TimeoutException], error: type[httpx.TransportError]
+) -> httpx.TransportError:
+    """The httpx exception for one of `FAILURES`. Raised with `raise ... from` at each step, not
+    through a context manager, which costs as much as a read."""
+    if isinstance(exc, TimeoutError):
+        return timeout(str(exc) or type(exc).__name__)
+    if isinstance(exc, h11.RemoteProtocolError):  # the server's bytes are not HTTP/1.1
+        return httpx.RemoteProtocolError(str(exc))
+    if isinstance(exc, h11.LocalProtocolError):  # the request is not (a header with a line break)
+        return httpx.LocalProtocolError(str(exc))
+    return error(str(exc) or type(exc).__name__)  # refused, reset, unreachable, TLS failures (ssl.SSLError)
 
 
 class Connection:
@@ -59,7 +64,7 @@ class Connection:
     ) -> Connection:
         """Connect to `url`'s origin (TLS for https), within `timeout` seconds."""
         port = url.port or (443 if url.scheme == "https" else 80)
-        with _mapped(httpx.ConnectTimeout, httpx.ConnectError):
+        try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
                     url.host,
@@ -68,9 +73,11 @@ class Connection:
                     server_hostname=server_hostname if ssl_context else None,
                     limit=BUFFER_LIMIT,
                 )
-            sock = writer.get_extra_info("socket")
-            for level, option, value in socket_options:
-                sock.setsockopt(level, option, value)
+        except FAILURES as exc:
+            raise _mapped(exc, httpx.ConnectTimeout, httpx.ConnectError) from exc
+        sock = writer.get_extra_info("socket")
+        for level, option, value in socket_options:
+            sock.setsockopt(level, option, value)
         return cls(reader, writer)
 
     def is_reusable(self, now: float, expiry: float | None) -> bool:
@@ -82,16 +89,19 @@ class Connection:
     async def send(self, request: httpx.Request, timeouts: dict[str, float | None]) -> h11.Response:
         """Send `request` (streaming its body) and return the response's head."""
         write_timeout = timeouts.get("write")
-        with _mapped(httpx.WriteTimeout, httpx.WriteError):
+        try:
             head = h11.Request(method=request.method, target=request.url.raw_path, headers=request.headers.raw)
             await self._write(self._h11.send_with_data_passthrough(head), write_timeout)
+        except FAILURES as exc:
+            raise _mapped(exc, httpx.WriteTimeout, httpx.WriteError) from exc
         try:
-            with _mapped(httpx.WriteTimeout, httpx.WriteError):
-                async for chunk in request.stream:  # type: ignore[union-attr]
-                    if chunk:
-                        await self._write(self._h11.send_with_data_passthrough(h11.Data(data=chunk)), write_timeout)
-                await self._write(self._h11.send_with_data_passthrough(h11.EndOfMessage()), write_timeout)
-        except httpx.WriteError:
+            async for chunk in request.stream:  # type: ignore[union-attr]
+                if chunk:
+                    await self._write(self._h11.send_with_data_passthrough(h11.Data(data=chunk)), write_timeout)
+            await self._write(self._h11.send_with_data_passthrough(h11.EndOfMessage()), write_timeout)
+        except (TimeoutError, h11.ProtocolError) as exc:
+            raise _mapped(exc, httpx.WriteTimeout, httpx.WriteError) from exc
+        except OSError:
             # A server may answer before it has read the whole body (a 413 for a file too large) and
             # close the connection: read that answer rather than report the broken write.
             pass
@@ -129,13 +139,15 @@ class Connection:
             await self._writer.wait_closed()
 
     async def _write(self, data: list[bytes] | None, timeout: float | None) -> None:
-        if data:
-            self._writer.writelines(data)
+        if not data:
+            return
+        self._writer.writelines(data)
+        if self._writer.transport.get_write_buffer_size():  # the socket took less than all: wait for room
             async with asyncio.timeout(timeout):
                 await self._writer.drain()
 
     async def _next_event(self, read_timeout: float | None) -> h11.Event | type[h11.PAUSED]:
-        with _mapped(httpx.ReadTimeout, httpx.ReadError):
+        try:
             while True:
                 event = self._h11.next_event()
                 if event is not h11.NEED_DATA:
@@ -145,3 +157,5 @@ class Connection:
                 if not data and self._h11.their_state is h11.SEND_RESPONSE:
                     raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
                 self._h11.receive_data(data)
+        except FAILURES as exc:
+            raise _mapped(exc, httpx.ReadTimeout, httpx.ReadError) from exc
