@@ -64,10 +64,15 @@ class AsyncTransport(httpx.AsyncBaseTransport):
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
         )
 
+    @property
+    def connections(self) -> list[Connection]:
+        """Every open connection, in use or idle."""
+        return [*self._active, *(c for idle in self._idle.values() for c in idle)]
+
     async def aclose(self) -> None:
         """Close every connection, idle or in use, and wait until their sockets are closed."""
         self._closed = True
-        connections = [*self._active, *(c for idle in self._idle.values() for c in idle)]
+        connections = self.connections
         self._active.clear()
         self._idle.clear()
         for connection in connections:
@@ -142,6 +147,11 @@ class ResponseStream(httpx.AsyncByteStream):
         async for chunk in self._connection.receive_body(self._read_timeout):
             yield chunk
         self._complete = True
+
+    @property
+    def connections(self) -> list[Connection]:
+        """Every open connection, in use or idle."""
+        return [*self._active, *(c for idle in self._idle.values() for c in idle)]
 
     async def aclose(self) -> None:
         if self._closed:
