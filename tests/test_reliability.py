@@ -14,6 +14,7 @@ import respx
 import payloads as p
 from conftest import API_KEY, BASE_URL
 from crownest import AsyncCrowNest, CrowNest, CrowNestApiError, CrowNestConnectionError, CrowNestTimeoutError
+from crownest._transports import AsyncTransport
 from crownest_local import LocalServer
 
 
@@ -77,7 +78,7 @@ async def test_a_burst_of_concurrent_calls_leaves_its_connections_open_for_the_n
     second burst reconnects nothing."""
     async with crownest_local.async_client(max_retries=0) as client:
         sandbox = await client.sandboxes.create(template="base")
-        transport = client._http._transport  # type: ignore[attr-defined]
+        transport: AsyncTransport = client._http._transport  # type: ignore[assignment]
         await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(200)))
         opened = set(map(id, transport.connections))
         assert 20 < len(opened) <= 100

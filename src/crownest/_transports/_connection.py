@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 
 import h11
 import httpx
@@ -146,7 +146,7 @@ class Connection:
             async with asyncio.timeout(timeout):
                 await self._writer.drain()
 
-    async def _next_event(self, read_timeout: float | None) -> h11.Event | type[h11.PAUSED]:
+    async def _next_event(self, read_timeout: float | None) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
         try:
             while True:
                 event = self._h11.next_event()

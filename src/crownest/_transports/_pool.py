@@ -148,11 +148,6 @@ class ResponseStream(httpx.AsyncByteStream):
             yield chunk
         self._complete = True
 
-    @property
-    def connections(self) -> list[Connection]:
-        """Every open connection, in use or idle."""
-        return [*self._active, *(c for idle in self._idle.values() for c in idle)]
-
     async def aclose(self) -> None:
         if self._closed:
             return
