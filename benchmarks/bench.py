@@ -208,23 +208,24 @@ async def _sandbox_fan_out(side: str, base_url: str, api_key: str) -> None:
 
     if side == "aiohttp":
         headers = {"Authorization": f"Bearer {api_key}"}
-        async with aiohttp.ClientSession(base_url, headers=headers, connector=aiohttp.TCPConnector(limit=100)) as s:
+        connector = aiohttp.TCPConnector(limit=100)
+        async with aiohttp.ClientSession(base_url, headers=headers, connector=connector, raise_for_status=True) as s:
 
             async def one() -> str:
-                key = {"Idempotency-Key": os.urandom(16).hex()}
+                key = {"Idempotency-Key": os.urandom(16).hex()}  # as the SDK sends, one per call
                 async with s.post("/v1/sandboxes", json={"template": "base"}, headers=key) as r:
                     sandbox_id: str = (await r.json())["id"]
-                run = {"command": "echo hi"}
+                run, key = {"command": "echo hi"}, {"Idempotency-Key": os.urandom(16).hex()}
                 async with s.post(f"/v1/sandboxes/{sandbox_id}/commands/run", json=run, headers=key) as r:
                     assert (await r.json())["exitCode"] == 0
                 put = f"/v1/sandboxes/{sandbox_id}/files/content"
-                async with s.put(put, params={"path": "out.txt"}, data=b"result") as r:
-                    r.raise_for_status()
+                async with s.put(put, params={"path": "out.txt"}, data=b"result"):
+                    pass
                 return sandbox_id
 
             async def kill(sandbox_id: str) -> None:
-                async with s.delete(f"/v1/sandboxes/{sandbox_id}") as r:
-                    r.raise_for_status()
+                async with s.delete(f"/v1/sandboxes/{sandbox_id}"):
+                    pass
 
             ids = await asyncio.gather(*(one() for _ in range(SANDBOXES)))
             await asyncio.gather(*(kill(sandbox_id) for sandbox_id in ids))
