@@ -65,7 +65,7 @@ async def test_async_connections_use_tcp_keepalive(crownest_local: LocalServer) 
     async with crownest_local.async_client() as client:
         await client.templates.list()
         [connection] = client._http._transport.connections  # type: ignore[attr-defined]
-        sock: socket.socket = connection._writer.get_extra_info("socket")
+        sock: socket.socket = connection._transport.get_extra_info("socket")
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         if hasattr(socket, "TCP_KEEPIDLE"):
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60

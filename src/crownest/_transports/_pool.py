@@ -58,8 +58,8 @@ class AsyncTransport(httpx.AsyncBaseTransport):
             self._release(connection, None)
             raise
         return httpx.Response(
-            head.status_code,
-            headers=head.headers.raw_items(),
+            head.status,
+            headers=head.headers,
             stream=ResponseStream(self, connection, origin, timeouts.get("read")),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
         )
@@ -152,5 +152,5 @@ class ResponseStream(httpx.AsyncByteStream):
         if self._closed:
             return
         self._closed = True
-        reusable = self._complete and self._connection.start_next_cycle()
+        reusable = self._connection.finish() and self._complete
         self._transport._release(self._connection, self._origin if reusable else None)
