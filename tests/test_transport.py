@@ -221,3 +221,75 @@ async def test_async_transfers_through_the_transport_resume_where_they_broke(
         await sandbox.kill()
     assert written == len(payload) and sha((tmp_path / "big.bin").read_bytes()) == sha(payload)
     assert progress[-1] == (len(payload), len(payload))
+
+
+SANDBOX = json.dumps(p.sandbox()).encode()
+
+
+def chunked(body: bytes) -> bytes:
+    """`body` in 3 chunks, one with an extension, then a trailer."""
+    third = len(body) // 3
+    pieces = [body[:third], body[third : 2 * third], body[2 * third :]]
+    out = b"".join(b"%x%s\r\n%s\r\n" % (len(x), b";ext=1" if i == 1 else b"", x) for i, x in enumerate(pieces))
+    return out + b"0\r\nX-Trailer: yes\r\n\r\n"
+
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+ANSWERS = {
+    "chunked": HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(SANDBOX),
+    "until the connection ends": HEAD + b"Connection: close\r\n\r\n" + SANDBOX,
+    "after 100 Continue": b"HTTP/1.1 100 Continue\r\n\r\n" + HEAD + b"Content-Length: %d\r\n\r\n" % len(SANDBOX) + SANDBOX,
+    "HTTP/1.0": b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + SANDBOX,
+}
+
+
+@pytest.mark.parametrize("framing", ANSWERS)
+async def test_response_bodies_are_read_in_every_framing(framing: str) -> None:
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(ANSWERS[framing])
+        await writer.drain()
+        if framing == "chunked":  # kept alive: a second request on the same connection
+            await read_head(reader)
+            writer.write(ANSWERS[framing])
+            await writer.drain()
+
+    async with raw_server(reply) as url, AsyncCrowNest(api_key=API_KEY, base_url=url, max_retries=0) as client:
+        for _ in range(2 if framing == "chunked" else 1):
+            sandbox = await client.sandboxes.get("sbx_1")  # the whole body, or its JSON would not parse
+            assert (sandbox.id, sandbox["metadata"]["job"], sandbox["endedAt"]) == ("sbx_1", "primes-demo", None)
+
+
+BROKEN = {
+    "two lengths": HEAD + b"Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    "a bad chunk size": HEAD + b"Transfer-Encoding: chunked\r\n\r\n-1\r\nx\r\n",
+    "a folded header": HEAD + b"X-A: 1\r\n  folded\r\nContent-Length: 0\r\n\r\n",
+    "a bad status line": b"HTTP/1.1 2000 OK\r\n\r\n",
+    "a short body": HEAD + b"Content-Length: 100\r\n\r\n{}",
+}
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+async def test_a_malformed_response_is_a_remote_protocol_error(broken: str) -> None:
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(BROKEN[broken])
+        await writer.drain()
+
+    async with raw_server(reply) as url, AsyncCrowNest(api_key=API_KEY, base_url=url, max_retries=0) as client:
+        with pytest.raises(CrowNestConnectionError, match="RemoteProtocolError"):
+            await client.sandboxes.get("sbx_1")
+
+
+async def test_a_header_with_a_line_break_is_refused_before_anything_is_sent() -> None:
+    requests: list[dict[str, str]] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await read_head(reader))
+
+    async with raw_server(record) as url:
+        client = AsyncCrowNest(api_key=API_KEY, base_url=url, max_retries=0, default_headers={"X-A": "a\r\nX-B: b"})
+        async with client:
+            with pytest.raises(CrowNestConnectionError, match="LocalProtocolError"):
+                await client.sandboxes.get("sbx_1")
+    assert requests == []
