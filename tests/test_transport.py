@@ -238,7 +238,10 @@ HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
 ANSWERS = {
     "chunked": HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(SANDBOX),
     "until the connection ends": HEAD + b"Connection: close\r\n\r\n" + SANDBOX,
-    "after 100 Continue": b"HTTP/1.1 100 Continue\r\n\r\n" + HEAD + b"Content-Length: %d\r\n\r\n" % len(SANDBOX) + SANDBOX,
+    "after 100 Continue": b"HTTP/1.1 100 Continue\r\n\r\n"
+    + HEAD
+    + b"Content-Length: %d\r\n\r\n" % len(SANDBOX)
+    + SANDBOX,
     "HTTP/1.0": b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + SANDBOX,
 }
 

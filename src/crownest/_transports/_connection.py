@@ -255,6 +255,19 @@ class Connection(asyncio.Protocol):
                     self._buffer.clear()
                     yield piece
 
+    async def receive_whole_body(self, read_timeout: float | None) -> bytes:
+        """The body of a response with a `Content-Length`, all at once."""
+        assert self._head is not None and self._head.length is not None
+        size = self._head.length
+        while len(self._buffer) < size:
+            if not await self._fill(read_timeout):
+                if self._error is not None:
+                    raise httpx.ReadError(str(self._error) or type(self._error).__name__)
+                raise httpx.RemoteProtocolError("Server disconnected before the end of the response body.")
+        body = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return body
+
     def finish(self) -> bool:
         """After the whole body was read: True if the connection may carry another request."""
         reusable = self._head is not None and self._head.keep_alive and not self._buffer and not self._eof

@@ -20,6 +20,10 @@ import httpx
 from ._connection import Connection, SocketOption
 
 Origin = tuple[str, str, int | None]
+# A body up to this size with a declared length is read before the response is returned, and its
+# connection goes back to the pool at once: most API answers are a few hundred bytes, and streaming
+# them through three more async generators cost more than reading them.
+WHOLE_BODY = 64 * 1024
 
 
 class AsyncTransport(httpx.AsyncBaseTransport):
@@ -54,8 +58,18 @@ class AsyncTransport(httpx.AsyncBaseTransport):
         self._active.add(connection)
         try:
             head = await connection.send(request, timeouts)
+            if head.length is not None and head.length <= WHOLE_BODY and not head.chunked:
+                body = await connection.receive_whole_body(timeouts.get("read"))
+                self._release(connection, origin if connection.finish() else None)
+                return httpx.Response(
+                    head.status,
+                    headers=head.headers,
+                    stream=httpx.ByteStream(body),
+                    extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
+                )
         except BaseException:  # cancelled or failed mid-exchange: the connection's state is unknown
-            self._release(connection, None)
+            if connection in self._active:
+                self._release(connection, None)
             raise
         return httpx.Response(
             head.status,
