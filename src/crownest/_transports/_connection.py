@@ -2,8 +2,9 @@
 
 The codec is written out here rather than taken from h11: in a burst of small JSON calls h11's
 per-event validation and state machine were a third of the client's CPU. It does what a client
-needs and rejects the rest: requests whose headers or target hold a line break or whose body
-does not match its declared length are refused before anything is sent; responses are framed by
+needs and rejects the rest: a request whose headers or target hold a line break is refused
+before anything is sent, and one whose body is longer or shorter than its declared length fails
+(`LocalProtocolError`); responses are framed by
 `Transfer-Encoding: chunked`, `Content-Length`, or the end of the connection, and anything else
 (a malformed status line or header, folded headers, a head over 64 KiB, conflicting lengths) is
 a `RemoteProtocolError`. Every failure leaves as the httpx exception httpx's own transport
@@ -97,7 +98,8 @@ def _request_head(request: httpx.Request) -> tuple[bytes, bool, int | None]:
     target = request.url.raw_path
     parts = [method, b" ", target, b" HTTP/1.1\r\n"]
     chunked, length = False, None
-    for name, value in request.headers.raw:
+    headers = request.headers.raw
+    for name, value in headers:
         if not TOKEN.fullmatch(name):
             raise httpx.LocalProtocolError(f"invalid header name {name!r}")
         lowered = name.lower()
@@ -109,12 +111,17 @@ def _request_head(request: httpx.Request) -> tuple[bytes, bool, int | None]:
     parts.append(b"\r\n")
     data = b"".join(parts)
     # Every line ends in CRLF; one more CR, LF or NUL anywhere would let a value start a new line.
-    lines = len(request.headers.raw) + 2
+    lines = len(headers) + 2
     if data.count(b"\n") != lines or data.count(b"\r") != lines or b"\0" in data or b" " in target:
         raise httpx.LocalProtocolError("a header value or the URL holds a line break or NUL")
     if not TOKEN.fullmatch(method) or (length is not None and length < 0):
         raise httpx.LocalProtocolError("invalid method or Content-Length")
     return data, chunked, length
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class Connection(asyncio.Protocol):
@@ -218,7 +225,7 @@ class Connection(asyncio.Protocol):
             if chunked:
                 await self._write(b"0\r\n\r\n", write_timeout)
             elif sent != (length or 0):
-                raise httpx.LocalProtocolError("the body is shorter than its Content-Length")
+                raise httpx.LocalProtocolError("the body is shorter than its Content-Length (or has none)")
         except httpx.WriteError:
             # A server may answer before it has read the whole body (a 413 for a file too large) and
             # close the connection: read that answer rather than report the broken write.
@@ -290,12 +297,19 @@ class Connection(asyncio.Protocol):
             self._waiter.set_result(None)
 
     async def _wait(self, timeout: float | None) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
+        """Until the protocol wakes us (bytes, the end, room to write) or TimeoutError after `timeout`.
+
+        A timer on our own future, not `asyncio.timeout()`, which cancels and uncancels the task
+        and costs several times as much, twice per call."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
         try:
-            async with asyncio.timeout(timeout):
-                await self._waiter
+            await waiter
         finally:
             self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
     async def _write(self, data: bytes, timeout: float | None) -> None:
         if self._lost or self._transport is None:

@@ -4,7 +4,7 @@ Why not httpcore's pool: it redoes its bookkeeping over every queued request tim
 connection on each change, so a burst of 500 concurrent calls spends seconds of CPU there
 (benchmarks/RESULTS.md). Here a request waits on one semaphore for a permit, takes the most
 recently used idle connection of its origin or opens one, and gives both back when its
-response is closed: constant work per request.
+response is closed (a small body: as soon as it is read): constant work per request.
 """
 
 from __future__ import annotations
