@@ -118,7 +118,7 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
-    with respx.mock(base_url=BASE_URL) as router:
+    with respx.mock(base_url=BASE_URL, using="httpx") as router:
         yield Gateway(router)
 
 

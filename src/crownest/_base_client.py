@@ -397,15 +397,17 @@ class AsyncAPIClient(BaseClient):
     """Sends requests with an `httpx.AsyncClient`."""
 
     def __init__(self, *, http_client: httpx.AsyncClient | None, **config: Any) -> None:
+        from ._transports import AsyncHttpClient, AsyncTransport  # asyncio and h11: once an async client is built
+
         super().__init__(**config)
         self._owns_http = http_client is None
         if http_client is None:
             self._request_headers = {}
-        self._http = http_client or httpx.AsyncClient(
+        self._http = http_client or AsyncHttpClient(
             headers=self._headers,
             timeout=self.timeout,
             follow_redirects=False,
-            transport=httpx.AsyncHTTPTransport(socket_options=keepalive_options(), limits=DEFAULT_LIMITS),
+            transport=AsyncTransport(socket_options=keepalive_options(), limits=DEFAULT_LIMITS),
         )
         self._loop: object = None  # the event loop whose connections the pool holds
 
