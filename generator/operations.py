@@ -278,7 +278,9 @@ def build_operation(
     idempotent = False
     for prop in endpoint.header_parameters:
         idempotent = idempotent or text(prop.name) == "Idempotency-Key"
-        params.append(_param(prop, "header", raw_params.get(prop.python_name, {}), imports))
+        p = _param(prop, "header", raw_params.get(prop.python_name, {}), imports)
+        p.check = "header" if p.check == "str" else p.check  # a header value is printable ASCII only
+        params.append(p)
     path = text(endpoint.path)
     for p in params:
         if p.location == "path":

@@ -208,7 +208,10 @@ class CommandHandle(_CommandHandleBase):
                 return self
 
     def kill(self, signal: str | None = None) -> None:
-        """Send `signal` (default `SIGKILL`) to the command's process group; updates this handle."""
+        """Send `signal` to the command's process tree and wait until it ends; updates this handle.
+
+        The default is `SIGTERM`, followed by `SIGKILL` if the tree still runs 2 s later (as the API says).
+        """
         _copy_fields(self, self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
 
     def send_stdin(self, data: str, *, eof: bool | None = None) -> None:
@@ -290,7 +293,10 @@ class AsyncCommandHandle(_CommandHandleBase):
                 return self
 
     async def kill(self, signal: str | None = None) -> None:
-        """Send `signal` (default `SIGKILL`) to the command's process group; updates this handle."""
+        """Send `signal` to the command's process tree and wait until it ends; updates this handle.
+
+        The default is `SIGTERM`, followed by `SIGKILL` if the tree still runs 2 s later (as the API says).
+        """
         _copy_fields(self, await self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
 
     async def send_stdin(self, data: str, *, eof: bool | None = None) -> None:

@@ -19,11 +19,14 @@ import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -91,6 +94,35 @@ class _QuietDrops(logging.Filter):
 QUIET_DROPS = _QuietDrops()
 
 
+class Segment(Convertor[str]):
+    """One path segment of the raw (still percent-encoded) path, decoded: an ID holding `%2F`
+    stays one parameter instead of splitting the path into another route."""
+
+    regex = "[^/]+"
+
+    def convert(self, value: str) -> str:
+        return unquote(value)
+
+    def to_string(self, value: str) -> str:
+        return quote(value, safe="")
+
+
+register_url_convertor("segment", Segment())
+
+
+class RouteOnRawPath:
+    """Routes match the path as sent (`raw_path`), not its decoded form, in which `a%2Fb` is two segments."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path")
+        if scope["type"] == "http" and raw:
+            scope = {**scope, "path": raw.decode("latin-1")}
+        await self.app(scope, receive, send)
+
+
 def error_response(problem: ApiProblem, request_id: str) -> Response:
     response = json_response(problem.envelope(request_id), problem.status)
     response.headers.update(problem.headers)
@@ -144,12 +176,13 @@ def create_app(config: Config) -> Starlette:
     for op in ops:
         by_path.setdefault(op.path, {})[op.method] = op
     routes = [
-        Route(path, dispatcher.endpoint(methods, handlers), methods=list(methods)) for path, methods in by_path.items()
+        Route(path.replace("}", ":segment}"), dispatcher.endpoint(methods, handlers), methods=list(methods))
+        for path, methods in by_path.items()
     ]
     proxy = PreviewProxy(service)
     any_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    routes.append(Route("/previews/{previewId}", proxy, methods=any_method))
-    routes.append(Route("/previews/{previewId}/{rest:path}", proxy, methods=any_method))
+    routes.append(Route("/previews/{previewId:segment}", proxy, methods=any_method))
+    routes.append(Route("/previews/{previewId:segment}/{rest:path}", proxy, methods=any_method))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -172,7 +205,12 @@ def create_app(config: Config) -> Starlette:
         return response
 
     logging.getLogger("uvicorn.error").addFilter(QUIET_DROPS)  # the same object: added once however many apps
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: no_route})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: no_route},
+        middleware=[Middleware(RouteOnRawPath)],
+    )
     app.state.stats = dispatcher.stats
     return app
 

@@ -30,7 +30,7 @@ def _create_artifact_request(
     check_arg("path", path, "str", required=True)
     check_arg("name", name, "str")
     check_arg("ttl_ms", ttl_ms, "int")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/artifacts",

@@ -28,7 +28,7 @@ def _stream_command_events_request(
     command_id: str,
     last_event_id: str | None,
 ) -> RequestSpec:
-    check_arg("last_event_id", last_event_id, "str")
+    check_arg("last_event_id", last_event_id, "header")
     return RequestSpec(
         "GET",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands/{encode_path_param('command_id', command_id)}/events",
@@ -112,7 +112,7 @@ def _run_command_request(
     check_arg("env", env, "map")
     check_arg("timeout_ms", timeout_ms, "int")
     check_arg("stdin", stdin, "str")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands/run",
@@ -172,7 +172,7 @@ def _start_command_request(
     check_arg("env", env, "map")
     check_arg("timeout_ms", timeout_ms, "int")
     check_arg("stdin", stdin, "str")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands",
@@ -301,7 +301,9 @@ class Commands:
     ) -> CommandHandle:
         """Kill a command.
 
-        Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
+        Sends `signal` (default `SIGTERM`) to the command's process tree and answers once the command has
+        ended; a tree still running 2 s after `SIGTERM` gets `SIGKILL`. 409 `command_not_running` once it
+        has ended.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -642,7 +644,9 @@ class AsyncCommands:
     ) -> AsyncCommandHandle:
         """Kill a command.
 
-        Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
+        Sends `signal` (default `SIGTERM`) to the command's process tree and answers once the command has
+        ended; a tree still running 2 s after `SIGTERM` gets `SIGKILL`. 409 `command_not_running` once it
+        has ended.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -996,7 +1000,9 @@ class SandboxCommands:
     ) -> CommandHandle:
         """Kill a command.
 
-        Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
+        Sends `signal` (default `SIGTERM`) to the command's process tree and answers once the command has
+        ended; a tree still running 2 s after `SIGTERM` gets `SIGKILL`. 409 `command_not_running` once it
+        has ended.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -1327,7 +1333,9 @@ class AsyncSandboxCommands:
     ) -> AsyncCommandHandle:
         """Kill a command.
 
-        Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
+        Sends `signal` (default `SIGTERM`) to the command's process tree and answers once the command has
+        ended; a tree still running 2 s after `SIGTERM` gets `SIGKILL`. 409 `command_not_running` once it
+        has ended.
 
         Args:
             command_id: The command's ID (`cmd_...`).

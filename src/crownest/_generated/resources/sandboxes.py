@@ -34,7 +34,7 @@ def _create_sandbox_request(
     check_arg("ttl_ms", ttl_ms, "int")
     check_arg("metadata", metadata, "map")
     check_arg("env", env, "map")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         "/v1/sandboxes",
