@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import respx
 
-from conftest import API_KEY, BASE_URL
-from crownest import AsyncCrowNest, CrowNest, CrowNestConnectionError, CrowNestError, NotFoundError
+from crownest import AsyncCrowNest, CrowNest, NotFoundError
 from crownest_local import LocalServer
 
 
@@ -33,7 +31,7 @@ def test_dot_segments_are_refused_before_any_request(api: respx.MockRouter, clie
         lambda: client.artifacts.download(bad),
     ]
     for call in calls:
-        with pytest.raises(ValueError, match="must be a non-empty string other than '.' and '..'"):
+        with pytest.raises(ValueError, match="must be a non-empty string other than"):
             call()
     assert route.call_count == 0
 
