@@ -14,14 +14,13 @@ with `Last-Event-ID`, so that nothing is lost or repeated.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
-from ._exceptions import CommandFailedError, CrowNestError, parsed
+from ._exceptions import CommandFailedError, CrowNestError, loads, parsed
 from ._generated.models.command import Command
 from ._generated.models.command_event import CommandEvent
 from ._generated.models.sandbox import Sandbox
@@ -164,7 +163,7 @@ def _text(value: Any) -> str:
 def _parse_data(event: CommandEvent, parse: Callable[[Any], T]) -> T:
     """The event's JSON data, parsed."""
     return parsed(
-        lambda data: parse(json.loads(data)),
+        lambda data: parse(loads(data)),
         event.data,
         what=f"A {event.event!r} event",
         excerpt=lambda: event.data[:200],
