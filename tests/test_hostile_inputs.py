@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import respx
 
-from crownest import AsyncCrowNest, CrowNest, NotFoundError
+from conftest import API_KEY, BASE_URL
+from crownest import AsyncCrowNest, CrowNest, CrowNestConnectionError, CrowNestError, NotFoundError
 from crownest_local import LocalServer
 
 
@@ -84,3 +86,45 @@ def test_header_arguments_that_cannot_be_sent_are_refused(api: respx.MockRouter,
     with pytest.raises(ValueError, match="idempotency_key must be"):
         client.sandboxes.create(template="base", idempotency_key=value)
     assert route.call_count == 0
+
+
+@pytest.mark.parametrize(
+    "key", [API_KEY + "\n", API_KEY + " ", " " + API_KEY, API_KEY + "é", "cn a b", API_KEY + "\x00"]
+)
+def test_an_api_key_that_cannot_be_sent_is_refused_without_showing_it(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for make in (
+        lambda: CrowNest(api_key=key, base_url=BASE_URL),
+        lambda: AsyncCrowNest(api_key=key, base_url=BASE_URL),
+    ):
+        with pytest.raises(CrowNestError, match="must be printable ASCII") as caught:
+            make()
+        assert API_KEY not in str(caught.value) and API_KEY not in repr(caught.value)
+    if "\x00" not in key:  # an environment variable cannot hold NUL
+        monkeypatch.setenv("CROWNEST_API_KEY", key)
+        with pytest.raises(CrowNestError, match="strip it"):
+            CrowNest(base_url=BASE_URL)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"X-Token": "tok_secret_value\n"}, {"X-Token": "tok_secret_value\u00e9"}, {"X Token": "v"}, {"X-Token": 7}],
+)
+def test_default_headers_that_cannot_be_sent_are_refused_without_showing_the_value(headers: dict[str, object]) -> None:
+    with pytest.raises(CrowNestError, match="default_headers") as caught:
+        CrowNest(api_key=API_KEY, base_url=BASE_URL, default_headers=headers)  # type: ignore[arg-type]
+    assert "tok_secret_value" not in str(caught.value)
+
+
+def test_an_unsendable_header_of_your_http_client_is_not_retried_nor_quoted(local: LocalServer) -> None:
+    """httpx says `Illegal header value b'...'`, quoting it: only the class name reaches our message."""
+    secret = "tok_secret_value_42"
+    with httpx.Client(headers={"X-Token": secret + "\n"}) as http:
+        with local.client(http_client=http, max_retries=2) as client:
+            with pytest.raises(CrowNestError) as caught:
+                client.templates.list()
+    assert not isinstance(caught.value, CrowNestConnectionError)  # not retried: it would fail again
+    assert "LocalProtocolError" in str(caught.value)
+    assert secret not in str(caught.value) and secret not in repr(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
