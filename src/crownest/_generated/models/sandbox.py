@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..models.sandbox_status import SandboxStatus
 
 if TYPE_CHECKING:
@@ -95,15 +95,15 @@ class Sandbox(WireMapping):
         from ..models.metadata import Metadata
 
         d = dict(src_dict)
-        id = d.pop("id")
+        id = check_scalar(d.pop("id"), "str", "id")
 
-        template = d.pop("template")
+        template = check_scalar(d.pop("template"), "str", "template")
 
         status = SandboxStatus(d.pop("status"))
 
         metadata = Metadata.from_dict(d.pop("metadata"))
 
-        ttl_ms = d.pop("ttlMs")
+        ttl_ms = check_scalar(d.pop("ttlMs"), "int", "ttlMs")
 
         created_at = datetime.datetime.fromisoformat(d.pop("createdAt"))
 
@@ -120,7 +120,7 @@ class Sandbox(WireMapping):
                 return ended_at_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(datetime.datetime | None, data)
+            raise TypeError(f"expected datetime.datetime | None, got {type(data).__name__}")
 
         ended_at = _parse_ended_at(d.pop("endedAt"))
 

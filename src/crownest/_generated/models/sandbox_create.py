@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -75,9 +75,9 @@ class SandboxCreate(WireMapping):
         from ..models.metadata import Metadata
 
         d = dict(src_dict)
-        template = d.pop("template")
+        template = check_scalar(d.pop("template"), "str", "template")
 
-        ttl_ms = d.pop("ttlMs", UNSET)
+        ttl_ms = check_scalar(d.pop("ttlMs", UNSET), "int", "ttlMs")
 
         _metadata = d.pop("metadata", UNSET)
         metadata: Metadata | Unset
