@@ -120,10 +120,12 @@ def test_default_headers_that_cannot_be_sent_are_refused_without_showing_the_val
 def test_an_unsendable_header_of_your_http_client_is_not_retried_nor_quoted(local: LocalServer) -> None:
     """httpx says `Illegal header value b'...'`, quoting it: only the class name reaches our message."""
     secret = "tok_secret_value_42"
-    with httpx.Client(headers={"X-Token": secret + "\n"}) as http:
-        with local.client(http_client=http, max_retries=2) as client:
-            with pytest.raises(CrowNestError) as caught:
-                client.templates.list()
+    with (
+        httpx.Client(headers={"X-Token": secret + "\n"}) as http,
+        local.client(http_client=http, max_retries=2) as client,
+        pytest.raises(CrowNestError) as caught,
+    ):
+        client.templates.list()
     assert not isinstance(caught.value, CrowNestConnectionError)  # not retried: it would fail again
     assert "LocalProtocolError" in str(caught.value)
     assert secret not in str(caught.value) and secret not in repr(caught.value)
