@@ -9,6 +9,7 @@ any failure into the error envelope. Previews are proxied under
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -228,6 +229,7 @@ class Dispatcher:
         # Requests by operation ID and injected faults by kind, for tests of retry behaviour.
         self.stats: Counter[str] = Counter()
         self._streaks: dict[str, int] = {}  # faults in a row by Idempotency-Key
+        self._in_flight: dict[str, asyncio.Event] = {}  # set when the request holding that key has answered
         self.key_scope = hashlib.sha256(config.api_key.encode()).hexdigest()[:16]
 
     def endpoint(self, methods: dict[str, Operation], handlers: dict[str, Handler]) -> Callable[[Request], Any]:
@@ -365,10 +367,11 @@ class Dispatcher:
         fingerprint = hashlib.sha256(
             f"{op.method} {call.request.url.path}\n{json.dumps(call.body, sort_keys=True)}".encode()
         ).hexdigest()
-        replay = self.service.store.claim_key(self.key_scope, key, fingerprint)
+        replay = await self._claim(key, fingerprint)
         if replay is not None:
             status, body = replay
             return Response(body, status, media_type="application/json", headers={"Idempotent-Replayed": "true"})
+        self._in_flight[key] = finished = asyncio.Event()
         try:
             response = to_response(await handler(call), op)
         except ApiProblem as problem:
@@ -376,8 +379,25 @@ class Dispatcher:
         except BaseException:
             self.service.store.release_key(self.key_scope, key)
             raise
-        self.service.store.finish_key(self.key_scope, key, response.status_code, bytes(response.body))
+        else:
+            self.service.store.finish_key(self.key_scope, key, response.status_code, bytes(response.body))
+        finally:
+            del self._in_flight[key]
+            finished.set()
         return response
+
+    async def _claim(self, key: str, fingerprint: str) -> tuple[int, bytes] | None:
+        """`claim_key`, except that a retry of a request still being served here waits for it
+        and then replays its answer (or, if it was forgotten, runs itself): a client whose
+        blocking `run` timed out gets the command's result instead of 409 `idempotency_key_in_use`."""
+        while True:
+            try:
+                return self.service.store.claim_key(self.key_scope, key, fingerprint)
+            except ApiProblem as problem:
+                running = self._in_flight.get(key)
+                if problem.code != "idempotency_key_in_use" or running is None:
+                    raise
+                await running.wait()
 
 
 def to_response(result: Any, op: Operation) -> Response:

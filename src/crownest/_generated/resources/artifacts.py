@@ -163,8 +163,10 @@ class Artifacts:
                 directory).
             ttl_ms: How long it is kept, in milliseconds (default 7 days).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -367,8 +369,10 @@ class AsyncArtifacts:
                 directory).
             ttl_ms: How long it is kept, in milliseconds (default 7 days).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -573,8 +577,10 @@ class SandboxArtifacts:
                 directory).
             ttl_ms: How long it is kept, in milliseconds (default 7 days).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -659,8 +665,10 @@ class AsyncSandboxArtifacts:
                 directory).
             ttl_ms: How long it is kept, in milliseconds (default 7 days).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 

@@ -389,8 +389,10 @@ class Commands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             on_stdout: Called with each piece of standard output as it arrives; every call is made
                 before this method returns.
             on_stderr: The same for standard error.
@@ -497,8 +499,10 @@ class Commands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -738,8 +742,10 @@ class AsyncCommands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             on_stdout: Called with each piece of standard output as it arrives; every call is made
                 before this method returns.
             on_stderr: The same for standard error.
@@ -850,8 +856,10 @@ class AsyncCommands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1083,8 +1091,10 @@ class SandboxCommands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             on_stdout: Called with each piece of standard output as it arrives; every call is made
                 before this method returns.
             on_stderr: The same for standard error.
@@ -1187,8 +1197,10 @@ class SandboxCommands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1422,8 +1434,10 @@ class AsyncSandboxCommands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             on_stdout: Called with each piece of standard output as it arrives; every call is made
                 before this method returns.
             on_stderr: The same for standard error.
@@ -1530,8 +1544,10 @@ class AsyncSandboxCommands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 

@@ -157,8 +157,10 @@ class Sandboxes:
                 512).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -329,8 +331,10 @@ class AsyncSandboxes:
                 512).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
