@@ -173,7 +173,7 @@ _PROGRESS = Param(
 )
 
 # A query parameter marked `x-crownest-map` takes a dict and sends repeated `key:value` items.
-_KEY_VALUE_MAP = ("Mapping[str, str]", "map", '[f"{{k}}:{{x}}" for k, x in {v}.items()]')
+_KEY_VALUE_MAP = ("Mapping[str, str]", "key_values", '[f"{{k}}:{{x}}" for k, x in {v}.items()]')
 
 
 def _param(prop: Any, location: str, raw: dict[str, Any], imports: set[str]) -> Param:

@@ -22,8 +22,11 @@ A command that exits non-zero is not an error: `commands.run` returns it
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -209,9 +212,26 @@ def _error_class(status: int) -> type[CrowNestApiError]:
     return _ERRORS_BY_STATUS.get(status, CrowNestApiError)
 
 
+@functools.cache
+def _secret_field() -> re.Pattern[str]:
+    """A JSON member whose name the spec marks `x-crownest-secret` (a preview's `token`), value included
+    (the value may be cut off by the excerpt's end)."""
+    spec = json.loads((Path(__file__).parent / "_generated" / "openapi.json").read_text(encoding="utf-8"))
+    names = sorted(
+        {
+            name
+            for schema in spec["components"]["schemas"].values()
+            for name, prop in schema.get("properties", {}).items()
+            if prop.get("x-crownest-secret")
+        }
+    )
+    return re.compile(r'"(%s)"\s*:\s*"(?:[^"\\]|\\.)*"?' % "|".join(map(re.escape, names)))
+
+
 def body_excerpt(response: httpx.Response) -> str:
-    """The start of a (read) response body as text, for messages."""
+    """The start of a (read) response body as text, for messages; secret fields' values are hidden."""
     text = response.content[: _EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    text = _secret_field().sub(lambda m: f'"{m.group(1)}": "[hidden]"', text)
     return text[:_EXCERPT_CHARS] + ("…" if len(text) > _EXCERPT_CHARS else "")
 
 

@@ -28,6 +28,8 @@ from ._generated.resources import AsyncSandboxScopes, SandboxScopes
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 
+WAIT_ROUND_MS = 60_000  # how long `commands.wait` waits when not told (the spec's default)
+
 if TYPE_CHECKING:
     from ._client import AsyncCrowNest, CrowNest
 
@@ -154,6 +156,19 @@ class _CommandOutput:
         self.progressed = False
 
 
+def _next_wait_round(command: Command, rounds: int) -> int:
+    """Count one more wait that ended with the command still running. Each wait lasts its default
+    (WAIT_ROUND_MS) unless the command ends, and a command ends by its own `timeout_ms`: a server
+    that answers `running` more often than that would keep `wait()` asking forever."""
+    rounds += 1
+    if rounds > command.timeout_ms // WAIT_ROUND_MS + 1:
+        raise CrowNestError(
+            f"Command {command.id} was still running after {rounds} waits, more than its timeout "
+            f"({command.timeout_ms} ms) allows; stopping instead of waiting forever"
+        )
+    return rounds
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
@@ -201,10 +216,12 @@ class CommandHandle(_CommandHandleBase):
 
         With `timeout_ms`, wait at most that long (the command may still be `running`).
         """
+        rounds = 0
         while True:
             _copy_fields(self, self._client.commands.wait(self.sandbox_id, self.id, timeout_ms=timeout_ms))
             if timeout_ms is not None or self.status != "running":
                 return self
+            rounds = _next_wait_round(self, rounds)
 
     def kill(self, signal: str | None = None) -> None:
         """Send `signal` to the command's process tree and wait until it ends; updates this handle.
@@ -286,10 +303,12 @@ class AsyncCommandHandle(_CommandHandleBase):
 
         With `timeout_ms`, wait at most that long (the command may still be `running`).
         """
+        rounds = 0
         while True:
             _copy_fields(self, await self._client.commands.wait(self.sandbox_id, self.id, timeout_ms=timeout_ms))
             if timeout_ms is not None or self.status != "running":
                 return self
+            rounds = _next_wait_round(self, rounds)
 
     async def kill(self, signal: str | None = None) -> None:
         """Send `signal` to the command's process tree and wait until it ends; updates this handle.

@@ -114,6 +114,7 @@ _ARG_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
     "bool": (bool,),
     "map": (Mapping,),
+    "key_values": (Mapping,),
     "callable": (Callable,),  # type: ignore[dict-item]
 }
 
@@ -122,18 +123,23 @@ def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> No
     """Refuse a wrongly typed argument before any request, naming it.
 
     `kind` is `str`, `header` (a str sent as a header value), `int`, `bool`, `map` (a mapping of
-    str to str) or `callable`; `None` (left out) passes unless the argument is required.
+    str to str), `key_values` (a map sent as `key:value` items: keys without `:`) or `callable`;
+    `None` (left out) passes unless the argument is required.
     """
     if value is None:
         if required:
             raise TypeError(f"{name} is required")
         return
     ok = isinstance(value, _ARG_TYPES[kind]) and not (kind == "int" and isinstance(value, bool))
-    if ok and kind == "map":
+    if ok and kind in ("map", "key_values"):
         ok = all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     if not ok:
-        expected = {"map": "a dict of str to str", "header": "str"}.get(kind, kind)
+        expected = {"map": "a dict of str to str", "key_values": "a dict of str to str", "header": "str"}.get(
+            kind, kind
+        )
         raise TypeError(f"{name} must be {expected}, got {type(value).__name__}: {value!r}")
+    if kind == "key_values" and any(not k or ":" in k for k in value):
+        raise ValueError(f"{name}: each key must be non-empty and without ':' (it is sent as 'key:value')")
     if kind == "header" and not is_header_value(value):
         raise ValueError(f"{name} must be 1 or more printable ASCII characters (it is sent as a header)")
 

@@ -86,7 +86,7 @@ def _list_sandboxes_request(
     cursor: str | None,
 ) -> RequestSpec:
     check_arg("status", status, "str")
-    check_arg("metadata", metadata, "map")
+    check_arg("metadata", metadata, "key_values")
     check_arg("limit", limit, "int")
     check_arg("cursor", cursor, "str")
     return RequestSpec(
