@@ -225,7 +225,8 @@ def _secret_field() -> re.Pattern[str]:
             if prop.get("x-crownest-secret")
         }
     )
-    return re.compile(r'"(%s)"\s*:\s*"(?:[^"\\]|\\.)*"?' % "|".join(map(re.escape, names)))
+    alternatives = "|".join(map(re.escape, names))
+    return re.compile(rf'"({alternatives})"\s*:\s*"(?:[^"\\]|\\.)*"?')
 
 
 def body_excerpt(response: httpx.Response) -> str:
