@@ -70,11 +70,18 @@ class Job(Generic[T]):
         except TimeoutError:
             if self.future.done():  # it ended just now, or the attempt itself raised TimeoutError
                 return self.future.result()
-            self.abandoned = True
-            # A result that arrived in between is cleaned up here; one still to come, by run().
-            if self.future.done() and self.future.exception() is None:
-                self._cleanup(self.future.result())
+            self._abandon()
             raise DeadlinePassed from None
+        except BaseException:  # KeyboardInterrupt while waiting: the attempt must not keep its connection
+            if not self.future.done():
+                self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        self.abandoned = True
+        # A result that arrived in between is cleaned up here; one still to come, by run().
+        if self.future.done() and self.future.exception() is None:
+            self._cleanup(self.future.result())
 
 
 class _Workers:
