@@ -323,7 +323,7 @@ class SyncAPIClient(BaseClient):
         while True:
             error: CrowNestError
             try:
-                response = self._exchange(request, deadline=not isinstance(spec.content, Upload))
+                response = self._exchange(request, deadline=spec.content is None)
             except httpx.TransportError as exc:
                 error = self._network_error(exc, request)
             except CrowNestTimeoutError as exc:
@@ -495,7 +495,7 @@ class AsyncAPIClient(BaseClient):
         while True:
             error: CrowNestError
             try:
-                response = await self._exchange(request, deadline=not isinstance(spec.content, Upload))
+                response = await self._exchange(request, deadline=spec.content is None)
             except httpx.TransportError as exc:
                 error = self._network_error(exc, request)
             except CrowNestTimeoutError as exc:
