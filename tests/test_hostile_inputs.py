@@ -6,7 +6,7 @@ header values that would break the header, and API keys that cannot be sent as t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -26,11 +26,11 @@ def local() -> Iterator[LocalServer]:
 @pytest.mark.parametrize("bad", [".", "..", ""])
 def test_dot_segments_are_refused_before_any_request(api: respx.MockRouter, client: CrowNest, bad: str) -> None:
     route = api.route().respond(200, json={})
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: client.sandboxes.get(bad),
         lambda: client.previews.delete("sbx_1", bad),
         lambda: client.commands.get(bad, "cmd_1"),
-        lambda: client.artifacts.download(bad),
+        lambda: client.artifacts.get(bad),
     ]
     for call in calls:
         with pytest.raises(ValueError, match="must be a non-empty string other than"):
