@@ -203,7 +203,7 @@ _PROGRESS = Param(
 )
 
 # A query parameter marked `x-crownest-map` takes a dict and sends repeated `key:value` items.
-_KEY_VALUE_MAP = ("Mapping[str, str]", "map", '[f"{{k}}:{{x}}" for k, x in {v}.items()]')
+_KEY_VALUE_MAP = ("Mapping[str, str]", "key_values", '[f"{{k}}:{{x}}" for k, x in {v}.items()]')
 
 
 def _param(prop: Any, location: str, raw: dict[str, Any], imports: set[str]) -> Param:
@@ -308,7 +308,9 @@ def build_operation(
     idempotent = False
     for prop in endpoint.header_parameters:
         idempotent = idempotent or text(prop.name) == "Idempotency-Key"
-        params.append(_param(prop, "header", raw_params.get(prop.python_name, {}), imports))
+        p = _param(prop, "header", raw_params.get(prop.python_name, {}), imports)
+        p.check = "header" if p.check == "str" else p.check  # a header value is printable ASCII only
+        params.append(p)
     path = text(endpoint.path)
     for p in params:
         if p.location == "path":

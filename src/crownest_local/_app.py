@@ -10,6 +10,7 @@ any failure into the error envelope. Previews are proxied under
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -20,11 +21,14 @@ import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -96,6 +100,35 @@ class _QuietDrops(logging.Filter):
 QUIET_DROPS = _QuietDrops()
 
 
+class Segment(Convertor[str]):
+    """One path segment of the raw (still percent-encoded) path, decoded: an ID holding `%2F`
+    stays one parameter instead of splitting the path into another route."""
+
+    regex = "[^/]+"
+
+    def convert(self, value: str) -> str:
+        return unquote(value)
+
+    def to_string(self, value: str) -> str:
+        return quote(value, safe="")
+
+
+register_url_convertor("segment", Segment())
+
+
+class RouteOnRawPath:
+    """Routes match the path as sent (`raw_path`), not its decoded form, in which `a%2Fb` is two segments."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path")
+        if scope["type"] == "http" and raw:
+            scope = {**scope, "path": raw.decode("latin-1")}
+        await self.app(scope, receive, send)
+
+
 def error_response(problem: ApiProblem, request_id: str) -> Response:
     response = json_response(problem.envelope(request_id), problem.status)
     response.headers.update(problem.headers)
@@ -150,12 +183,13 @@ def create_app(config: Config) -> Starlette:
     for op in ops:
         by_path.setdefault(op.path, {})[op.method] = op
     routes = [
-        Route(path, dispatcher.endpoint(methods, handlers), methods=list(methods)) for path, methods in by_path.items()
+        Route(path.replace("}", ":segment}"), dispatcher.endpoint(methods, handlers), methods=list(methods))
+        for path, methods in by_path.items()
     ]
     proxy = PreviewProxy(service)
     any_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    routes.append(Route("/previews/{previewId}", proxy, methods=any_method))
-    routes.append(Route("/previews/{previewId}/{rest:path}", proxy, methods=any_method))
+    routes.append(Route("/previews/{previewId:segment}", proxy, methods=any_method))
+    routes.append(Route("/previews/{previewId:segment}/{rest:path}", proxy, methods=any_method))
 
     lag = LagMonitor()
 
@@ -183,7 +217,12 @@ def create_app(config: Config) -> Starlette:
         return response
 
     logging.getLogger("uvicorn.error").addFilter(QUIET_DROPS)  # the same object: added once however many apps
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: no_route})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: no_route},
+        middleware=[Middleware(RouteOnRawPath)],
+    )
     app.state.stats = dispatcher.stats
     app.state.not_implemented = tuple(missing)
     app.state.lag = lag
@@ -204,6 +243,7 @@ class Dispatcher:
         # Requests by operation ID and injected faults by kind, for tests of retry behaviour.
         self.stats: Counter[str] = Counter()
         self._streaks: dict[str, int] = {}  # faults in a row by Idempotency-Key
+        self._in_flight: dict[str, asyncio.Event] = {}  # set when the request holding that key has answered
         self.key_scope = hashlib.sha256(config.api_key.encode()).hexdigest()[:16]
 
     def endpoint(self, methods: dict[str, Operation], handlers: dict[str, Handler]) -> Callable[[Request], Any]:
@@ -354,10 +394,11 @@ class Dispatcher:
         fingerprint = hashlib.sha256(
             f"{op.method} {call.request.url.path}\n{json.dumps(call.body, sort_keys=True)}".encode()
         ).hexdigest()
-        replay = self.service.store.claim_key(self.key_scope, key, fingerprint)
+        replay = await self._claim(key, fingerprint)
         if replay is not None:
             status, body = replay
             return Response(body, status, media_type="application/json", headers={"Idempotent-Replayed": "true"})
+        self._in_flight[key] = finished = asyncio.Event()
         try:
             response = to_response(await handler(call), op)
         except ApiProblem as problem:
@@ -365,8 +406,25 @@ class Dispatcher:
         except BaseException:
             self.service.store.release_key(self.key_scope, key)
             raise
-        self.service.store.finish_key(self.key_scope, key, response.status_code, bytes(response.body))
+        else:
+            self.service.store.finish_key(self.key_scope, key, response.status_code, bytes(response.body))
+        finally:
+            del self._in_flight[key]
+            finished.set()
         return response
+
+    async def _claim(self, key: str, fingerprint: str) -> tuple[int, bytes] | None:
+        """`claim_key`, except that a retry of a request still being served here waits for it
+        and then replays its answer (or, if it was forgotten, runs itself): a client whose
+        blocking `run` timed out gets the command's result instead of 409 `idempotency_key_in_use`."""
+        while True:
+            try:
+                return self.service.store.claim_key(self.key_scope, key, fingerprint)
+            except ApiProblem as problem:
+                running = self._in_flight.get(key)
+                if problem.code != "idempotency_key_in_use" or running is None:
+                    raise
+                await running.wait()
 
 
 def to_response(result: Any, op: Operation) -> Response:

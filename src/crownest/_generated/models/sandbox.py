@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..models.sandbox_status import SandboxStatus
 from ..types import UNSET, Unset
 
@@ -132,15 +132,15 @@ class Sandbox(WireMapping):
         from ..models.sandbox_limits import SandboxLimits
 
         d = dict(src_dict)
-        id = d.pop("id")
+        id = check_scalar(d.pop("id"), "str", "id")
 
-        template = d.pop("template")
+        template = check_scalar(d.pop("template"), "str", "template")
 
         status = SandboxStatus(d.pop("status"))
 
         metadata = Metadata.from_dict(d.pop("metadata"))
 
-        ttl_ms = d.pop("ttlMs")
+        ttl_ms = check_scalar(d.pop("ttlMs"), "int", "ttlMs")
 
         created_at = datetime.datetime.fromisoformat(d.pop("createdAt"))
 
@@ -157,13 +157,13 @@ class Sandbox(WireMapping):
                 return ended_at_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(datetime.datetime | None, data)
+            raise TypeError(f"expected datetime.datetime | None, got {type(data).__name__}")
 
         ended_at = _parse_ended_at(d.pop("endedAt"))
 
         limits = SandboxLimits.from_dict(d.pop("limits"))
 
-        internet = d.pop("internet", UNSET)
+        internet = check_scalar(d.pop("internet", UNSET), "bool", "internet")
 
         def _parse_allow_domains(data: object) -> list[str] | Unset | None:
             if data is None:
@@ -178,7 +178,7 @@ class Sandbox(WireMapping):
                 return allow_domains_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(list[str] | None | Unset, data)
+            raise TypeError(f"expected list[str] | None | Unset, got {type(data).__name__}")
 
         allow_domains = _parse_allow_domains(d.pop("allowDomains", UNSET))
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -122,9 +122,9 @@ class SandboxCreate(WireMapping):
         from ..models.metadata import Metadata
 
         d = dict(src_dict)
-        template = d.pop("template")
+        template = check_scalar(d.pop("template"), "str", "template")
 
-        ttl_ms = d.pop("ttlMs", UNSET)
+        ttl_ms = check_scalar(d.pop("ttlMs", UNSET), "int", "ttlMs")
 
         _metadata = d.pop("metadata", UNSET)
         metadata: Metadata | Unset
@@ -140,15 +140,15 @@ class SandboxCreate(WireMapping):
         else:
             env = EnvVars.from_dict(_env)
 
-        cpu_count = d.pop("cpuCount", UNSET)
+        cpu_count = check_scalar(d.pop("cpuCount", UNSET), "int", "cpuCount")
 
-        memory_mb = d.pop("memoryMb", UNSET)
+        memory_mb = check_scalar(d.pop("memoryMb", UNSET), "int", "memoryMb")
 
-        disk_mb = d.pop("diskMb", UNSET)
+        disk_mb = check_scalar(d.pop("diskMb", UNSET), "int", "diskMb")
 
-        max_processes = d.pop("maxProcesses", UNSET)
+        max_processes = check_scalar(d.pop("maxProcesses", UNSET), "int", "maxProcesses")
 
-        internet = d.pop("internet", UNSET)
+        internet = check_scalar(d.pop("internet", UNSET), "bool", "internet")
 
         allow_domains = cast(list[str], d.pop("allowDomains", UNSET))
 

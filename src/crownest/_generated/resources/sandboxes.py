@@ -46,7 +46,7 @@ def _create_sandbox_request(
     check_arg("max_processes", max_processes, "int")
     check_arg("internet", internet, "bool")
     check_arg("allow_domains", allow_domains, "strs")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         "/v1/sandboxes",
@@ -104,7 +104,7 @@ def _list_sandboxes_request(
     cursor: str | None,
 ) -> RequestSpec:
     check_arg("status", status, "str")
-    check_arg("metadata", metadata, "map")
+    check_arg("metadata", metadata, "key_values")
     check_arg("limit", limit, "int")
     check_arg("cursor", cursor, "str")
     return RequestSpec(
@@ -193,8 +193,10 @@ class Sandboxes:
             allow_domains: With internet, the only host names commands may reach: `example.com` matches that name,
                 `*.example.com` its subdomains. Leave out to allow any public host.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -393,8 +395,10 @@ class AsyncSandboxes:
             allow_domains: With internet, the only host names commands may reach: `example.com` matches that name,
                 `*.example.com` its subdomains. Leave out to allow any public host.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
