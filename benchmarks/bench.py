@@ -42,6 +42,13 @@ SANDBOX = {
     "createdAt": "2026-11-26T12:00:00Z",
     "expiresAt": "2026-11-26T12:05:00Z",
     "endedAt": None,
+    "limits": {
+        "cpuCount": 1,
+        "memoryMb": 512,
+        "diskMb": 1024,
+        "maxProcesses": 256,
+        "enforcedBy": {"cpu": "cgroup-v1", "memory": "cgroup-v1", "disk": "usage-check", "processes": "cgroup-v1"},
+    },
 }
 BODY = json.dumps(SANDBOX).encode()
 
