@@ -14,7 +14,8 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -34,7 +35,7 @@ from ._exceptions import (
 from ._logs import configure_from_env, logger
 from ._retries import is_retryable_status, retry_delay
 from ._streams import AsyncStream, EventResume, RangeResume, Resume, Stream
-from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes
+from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg
 from ._uploads import Progress, Upload
 from ._version import __version__
 
@@ -97,6 +98,8 @@ def _check_max_retries(max_retries: int) -> int:
 class BaseClient:
     """Configuration and the I/O-free half of sending a request."""
 
+    _owns_http: bool  # whether close() closes the connection pool (set by the sync and async halves)
+
     def __init__(
         self,
         *,
@@ -136,6 +139,34 @@ class BaseClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _copy_with(
+        self,
+        timeout: TimeoutTypes | NotGiven,
+        max_retries: int | NotGiven,
+        default_headers: Mapping[str, str] | None,
+    ) -> Any:
+        """A copy of this client with other defaults, sending through the same connection pool
+        (closing the copy leaves the pool open; the original owns it)."""
+        check_arg("default_headers", default_headers, "map")
+        copy = object.__new__(type(self))
+        # Cached resources (`client.sandboxes`) are bound to the client that made them: not copied.
+        cached = {
+            name
+            for klass in type(self).__mro__
+            for name, value in vars(klass).items()
+            if isinstance(value, cached_property)
+        }
+        copy.__dict__.update({k: v for k, v in vars(self).items() if k not in cached})
+        copy._owns_http = False
+        if not isinstance(timeout, NotGiven):
+            copy.timeout = make_timeout(timeout)
+        if not isinstance(max_retries, NotGiven):
+            copy.max_retries = _check_max_retries(max_retries)
+        if default_headers:
+            copy._headers = {**self._headers, **default_headers, "Authorization": self._headers["Authorization"]}
+            copy._request_headers = {**self._request_headers, **default_headers}
+        return copy
 
     def _build_request(
         self, http: httpx.Client | httpx.AsyncClient, spec: RequestSpec, timeout: TimeoutTypes | NotGiven
@@ -325,7 +356,11 @@ class SyncAPIClient(BaseClient):
             position = resume.position()
             try:
                 with self._http.stream(
-                    request.method, request.url, headers=resume.headers(request), extensions=request.extensions
+                    request.method,
+                    request.url,
+                    headers=resume.headers(request),
+                    content=request.content or None,  # an `extra_body`, if any
+                    extensions=request.extensions,
                 ) as response:
                     self._log_response(request, response, retries_taken + 1)
                     if not response.is_success:
@@ -461,7 +496,11 @@ class AsyncAPIClient(BaseClient):
             position = resume.position()
             try:
                 async with self._http.stream(
-                    request.method, request.url, headers=resume.headers(request), extensions=request.extensions
+                    request.method,
+                    request.url,
+                    headers=resume.headers(request),
+                    content=request.content or None,  # an `extra_body`, if any
+                    extensions=request.extensions,
                 ) as response:
                     self._log_response(request, response, retries_taken + 1)
                     if not response.is_success:

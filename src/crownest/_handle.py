@@ -30,7 +30,7 @@ from ._generated.models.command_event import CommandEvent
 from ._generated.models.sandbox import Sandbox
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
 from ._streams import AsyncStream, Stream
-from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
 
 if TYPE_CHECKING:
     from ._client import AsyncCrowNest, CrowNest
@@ -178,27 +178,105 @@ class CommandHandle(_CommandHandleBase):
         _copy_fields(self, command)
         self._client = client
 
-    def refresh(self) -> None:
-        """Fetch the command again and update this handle's fields in place."""
-        _copy_fields(self, self._client.commands.get(self.sandbox_id, self.id))
+    def refresh(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Fetch the command again and update this handle's fields in place (per-call options as
+        for every method: `timeout`, `max_retries`, `extra_headers`, `extra_query`, `extra_body`)."""
+        _copy_fields(
+            self,
+            self._client.commands.get(
+                self.sandbox_id,
+                self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            ),
+        )
 
-    def wait(self, timeout_ms: int | None = None) -> CommandHandle:
+    def wait(
+        self,
+        timeout_ms: int | None = None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> CommandHandle:
         """Wait for the command to end and update this handle's fields; returns the handle.
 
         With `timeout_ms`, wait at most that long (the command may still be `running`).
         """
         while True:
-            _copy_fields(self, self._client.commands.wait(self.sandbox_id, self.id, timeout_ms=timeout_ms))
+            answer = self._client.commands.wait(
+                self.sandbox_id,
+                self.id,
+                timeout_ms=timeout_ms,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+            _copy_fields(self, answer)
             if timeout_ms is not None or self.status != "running":
                 return self
 
-    def kill(self, signal: str | None = None) -> None:
+    def kill(
+        self,
+        signal: str | None = None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
         """Send `signal` (default `SIGKILL`) to the command's process group; updates this handle."""
-        _copy_fields(self, self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
+        answer = self._client.commands.kill(
+            self.sandbox_id,
+            self.id,
+            signal=signal,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+        _copy_fields(self, answer)
 
-    def send_stdin(self, data: str, *, eof: bool | None = None) -> None:
+    def send_stdin(
+        self,
+        data: str,
+        *,
+        eof: bool | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
         """Write `data` to the command's standard input; `eof=True` closes it afterwards."""
-        self._client.commands.send_stdin(self.sandbox_id, self.id, data, eof=eof)
+        self._client.commands.send_stdin(
+            self.sandbox_id,
+            self.id,
+            data,
+            eof=eof,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     def output(
         self,
@@ -260,27 +338,105 @@ class AsyncCommandHandle(_CommandHandleBase):
         _copy_fields(self, command)
         self._client = client
 
-    async def refresh(self) -> None:
-        """Fetch the command again and update this handle's fields in place."""
-        _copy_fields(self, await self._client.commands.get(self.sandbox_id, self.id))
+    async def refresh(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Fetch the command again and update this handle's fields in place (per-call options as
+        for every method: `timeout`, `max_retries`, `extra_headers`, `extra_query`, `extra_body`)."""
+        _copy_fields(
+            self,
+            await self._client.commands.get(
+                self.sandbox_id,
+                self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            ),
+        )
 
-    async def wait(self, timeout_ms: int | None = None) -> AsyncCommandHandle:
+    async def wait(
+        self,
+        timeout_ms: int | None = None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> AsyncCommandHandle:
         """Wait for the command to end and update this handle's fields; returns the handle.
 
         With `timeout_ms`, wait at most that long (the command may still be `running`).
         """
         while True:
-            _copy_fields(self, await self._client.commands.wait(self.sandbox_id, self.id, timeout_ms=timeout_ms))
+            answer = await self._client.commands.wait(
+                self.sandbox_id,
+                self.id,
+                timeout_ms=timeout_ms,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+            _copy_fields(self, answer)
             if timeout_ms is not None or self.status != "running":
                 return self
 
-    async def kill(self, signal: str | None = None) -> None:
+    async def kill(
+        self,
+        signal: str | None = None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
         """Send `signal` (default `SIGKILL`) to the command's process group; updates this handle."""
-        _copy_fields(self, await self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
+        answer = await self._client.commands.kill(
+            self.sandbox_id,
+            self.id,
+            signal=signal,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+        _copy_fields(self, answer)
 
-    async def send_stdin(self, data: str, *, eof: bool | None = None) -> None:
+    async def send_stdin(
+        self,
+        data: str,
+        *,
+        eof: bool | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
         """Write `data` to the command's standard input; `eof=True` closes it afterwards."""
-        await self._client.commands.send_stdin(self.sandbox_id, self.id, data, eof=eof)
+        await self._client.commands.send_stdin(
+            self.sandbox_id,
+            self.id,
+            data,
+            eof=eof,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     def output(
         self,

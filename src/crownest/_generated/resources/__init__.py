@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, cast
 
-from ..._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from ..._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
@@ -166,6 +166,9 @@ class SandboxScopes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Kill a sandbox.
 
@@ -174,6 +177,9 @@ class SandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -183,13 +189,23 @@ class SandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        self._client.sandboxes.kill(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
+        self._client.sandboxes.kill(
+            sandbox_id=self.id,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     def refresh(
         self,
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Get a sandbox.
 
@@ -198,32 +214,9 @@ class SandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
-
-        Returns:
-            None: the answer updates this handle's fields in place.
-
-        Raises:
-            CrowNestApiError: The API answered with an error (a subclass per status).
-            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
-        """
-
-        self._update(self._client.sandboxes.get(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
-
-    def set_ttl(
-        self,
-        ttl_ms: int,
-        *,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> None:
-        """Set a sandbox's time to live.
-
-        Sets `expiresAt` to now plus `ttlMs`; 409 `sandbox_not_running` once the sandbox has ended.
-
-        Args:
-            ttl_ms: Milliseconds from now until the sandbox expires.
-            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
-            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None: the answer updates this handle's fields in place.
@@ -234,7 +227,56 @@ class SandboxScopes:
         """
 
         self._update(
-            self._client.sandboxes.set_ttl(sandbox_id=self.id, ttl_ms=ttl_ms, timeout=timeout, max_retries=max_retries)
+            self._client.sandboxes.get(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
+
+    def set_ttl(
+        self,
+        ttl_ms: int,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Set a sandbox's time to live.
+
+        Sets `expiresAt` to now plus `ttlMs`; 409 `sandbox_not_running` once the sandbox has ended.
+
+        Args:
+            ttl_ms: Milliseconds from now until the sandbox expires.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(
+            self._client.sandboxes.set_ttl(
+                sandbox_id=self.id,
+                ttl_ms=ttl_ms,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
         )
 
     @property
@@ -280,6 +322,9 @@ class AsyncSandboxScopes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Kill a sandbox.
 
@@ -288,6 +333,9 @@ class AsyncSandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -297,13 +345,23 @@ class AsyncSandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        await self._client.sandboxes.kill(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
+        await self._client.sandboxes.kill(
+            sandbox_id=self.id,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     async def refresh(
         self,
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Get a sandbox.
 
@@ -312,6 +370,9 @@ class AsyncSandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None: the answer updates this handle's fields in place.
@@ -321,7 +382,16 @@ class AsyncSandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        self._update(await self._client.sandboxes.get(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
+        self._update(
+            await self._client.sandboxes.get(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
 
     async def set_ttl(
         self,
@@ -329,6 +399,9 @@ class AsyncSandboxScopes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Set a sandbox's time to live.
 
@@ -338,6 +411,9 @@ class AsyncSandboxScopes:
             ttl_ms: Milliseconds from now until the sandbox expires.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None: the answer updates this handle's fields in place.
@@ -349,7 +425,13 @@ class AsyncSandboxScopes:
 
         self._update(
             await self._client.sandboxes.set_ttl(
-                sandbox_id=self.id, ttl_ms=ttl_ms, timeout=timeout, max_retries=max_retries
+                sandbox_id=self.id,
+                ttl_ms=ttl_ms,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
             )
         )
 

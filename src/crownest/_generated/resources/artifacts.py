@@ -8,7 +8,19 @@ from typing import TYPE_CHECKING, cast
 
 from ..._pagination import AsyncPager, SyncPager
 from ..._streams import AsyncStream, Stream
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..._uploads import Progress
 from ..models.artifact import Artifact
 from ..models.artifact_list import ArtifactList
@@ -150,6 +162,9 @@ class Artifacts:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Create an artifact.
 
@@ -167,6 +182,9 @@ class Artifacts:
                 one for every call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -176,8 +194,13 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_request(
-            sandbox_id=sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_artifact_request(
+                sandbox_id=sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Artifact", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -187,6 +210,9 @@ class Artifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete an artifact.
 
@@ -196,6 +222,9 @@ class Artifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -205,7 +234,7 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_delete_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def download(
@@ -214,6 +243,9 @@ class Artifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Download an artifact.
 
@@ -223,6 +255,9 @@ class Artifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -232,7 +267,7 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def download_to(
@@ -243,6 +278,9 @@ class Artifacts:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `download`, streamed into the local file `to` in constant memory.
 
@@ -253,7 +291,7 @@ class Artifacts:
         Returns:
             The number of bytes written.
         """
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -262,6 +300,9 @@ class Artifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[bytes]:
         """Like `download`, as chunks of bytes while they arrive, in constant memory.
 
@@ -269,7 +310,7 @@ class Artifacts:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def get(
@@ -278,6 +319,9 @@ class Artifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Get an artifact.
 
@@ -287,6 +331,9 @@ class Artifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -296,7 +343,7 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_get_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return cast("Artifact", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -307,6 +354,9 @@ class Artifacts:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[Artifact]:
         """List artifacts.
 
@@ -318,6 +368,9 @@ class Artifacts:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Artifact` across pages.
@@ -327,7 +380,12 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_artifacts_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_artifacts_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
@@ -354,6 +412,9 @@ class AsyncArtifacts:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Create an artifact.
 
@@ -371,6 +432,9 @@ class AsyncArtifacts:
                 one for every call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -380,8 +444,13 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_request(
-            sandbox_id=sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_artifact_request(
+                sandbox_id=sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Artifact", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -391,6 +460,9 @@ class AsyncArtifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete an artifact.
 
@@ -400,6 +472,9 @@ class AsyncArtifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -409,7 +484,7 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_delete_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def download(
@@ -418,6 +493,9 @@ class AsyncArtifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Download an artifact.
 
@@ -427,6 +505,9 @@ class AsyncArtifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -436,7 +517,7 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def download_to(
@@ -447,6 +528,9 @@ class AsyncArtifacts:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `download`, streamed into the local file `to` in constant memory.
 
@@ -457,7 +541,7 @@ class AsyncArtifacts:
         Returns:
             The number of bytes written.
         """
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -466,6 +550,9 @@ class AsyncArtifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[bytes]:
         """Like `download`, as chunks of bytes while they arrive, in constant memory.
 
@@ -473,7 +560,7 @@ class AsyncArtifacts:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def get(
@@ -482,6 +569,9 @@ class AsyncArtifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Get an artifact.
 
@@ -491,6 +581,9 @@ class AsyncArtifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -500,7 +593,7 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_get_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return cast("Artifact", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -511,6 +604,9 @@ class AsyncArtifacts:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[Artifact]:
         """List artifacts.
 
@@ -522,6 +618,9 @@ class AsyncArtifacts:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Artifact` across pages.
@@ -531,7 +630,12 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_artifacts_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_artifacts_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
@@ -561,6 +665,9 @@ class SandboxArtifacts:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Create an artifact.
 
@@ -577,6 +684,9 @@ class SandboxArtifacts:
                 one for every call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -586,8 +696,13 @@ class SandboxArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_request(
-            sandbox_id=self._sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_artifact_request(
+                sandbox_id=self._sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Artifact", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -598,6 +713,9 @@ class SandboxArtifacts:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[Artifact]:
         """List a sandbox's artifacts.
 
@@ -608,6 +726,9 @@ class SandboxArtifacts:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Artifact` across pages.
@@ -617,7 +738,12 @@ class SandboxArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandbox_artifacts_request(sandbox_id=self._sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_sandbox_artifacts_request(sandbox_id=self._sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
@@ -647,6 +773,9 @@ class AsyncSandboxArtifacts:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Create an artifact.
 
@@ -663,6 +792,9 @@ class AsyncSandboxArtifacts:
                 one for every call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -672,8 +804,13 @@ class AsyncSandboxArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_request(
-            sandbox_id=self._sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_artifact_request(
+                sandbox_id=self._sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Artifact", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -684,6 +821,9 @@ class AsyncSandboxArtifacts:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[Artifact]:
         """List a sandbox's artifacts.
 
@@ -694,6 +834,9 @@ class AsyncSandboxArtifacts:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Artifact` across pages.
@@ -703,7 +846,12 @@ class AsyncSandboxArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandbox_artifacts_request(sandbox_id=self._sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_sandbox_artifacts_request(sandbox_id=self._sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )

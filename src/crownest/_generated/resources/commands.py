@@ -9,7 +9,19 @@ from typing import TYPE_CHECKING
 from ..._handle import AsyncCommandHandle, CommandHandle
 from ..._pagination import AsyncPager, SyncPager
 from ..._streams import AsyncStream, Stream
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..models.command import Command
 from ..models.command_event import CommandEvent
 from ..models.command_list import CommandList
@@ -232,6 +244,9 @@ class Commands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[CommandEvent]:
         """Stream a command's output.
 
@@ -248,6 +263,9 @@ class Commands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -258,7 +276,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id)
+        spec = with_extras(
+            _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def get(
@@ -268,6 +291,9 @@ class Commands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Get a command.
 
@@ -278,6 +304,9 @@ class Commands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -287,7 +316,9 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=sandbox_id, command_id=command_id), extra_headers, extra_query, extra_body
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
@@ -298,6 +329,9 @@ class Commands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Kill a command.
 
@@ -309,6 +343,9 @@ class Commands:
             signal: A signal to send to a process tree.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -318,7 +355,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -330,6 +372,9 @@ class Commands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
@@ -342,6 +387,9 @@ class Commands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `CommandHandle` across pages.
@@ -351,7 +399,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: CommandHandle(self._client, item), timeout=timeout, max_retries=max_retries
         )
@@ -371,6 +424,9 @@ class Commands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Run a command and wait for it.
 
@@ -395,6 +451,9 @@ class Commands:
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -408,26 +467,36 @@ class Commands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
-        )
-        if on_stdout is None and on_stderr is None:
-            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
-        else:
-            start = _start_command_request(
+        spec = with_extras(
+            _run_command_request(
                 sandbox_id=sandbox_id,
                 command=command,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
+                stdin=stdin,
                 idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        if on_stdout is None and on_stderr is None:
+            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        else:
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=sandbox_id,
+                    command=command,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = CommandHandle(self._client, self._client.request(start, timeout=timeout, max_retries=max_retries))
             result.follow(on_stdout, on_stderr, timeout=timeout, max_retries=max_retries)
@@ -444,6 +513,9 @@ class Commands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -457,6 +529,9 @@ class Commands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -466,7 +541,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = with_extras(
+            _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def start(
@@ -481,6 +561,9 @@ class Commands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Start a command in the background.
 
@@ -499,6 +582,9 @@ class Commands:
                 one for every call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -508,14 +594,19 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -527,6 +618,9 @@ class Commands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Wait for a command to end.
 
@@ -539,6 +633,9 @@ class Commands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -548,7 +645,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -571,6 +673,9 @@ class AsyncCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[CommandEvent]:
         """Stream a command's output.
 
@@ -587,6 +692,9 @@ class AsyncCommands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -597,7 +705,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id)
+        spec = with_extras(
+            _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def get(
@@ -607,6 +720,9 @@ class AsyncCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Get a command.
 
@@ -617,6 +733,9 @@ class AsyncCommands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -626,7 +745,9 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=sandbox_id, command_id=command_id), extra_headers, extra_query, extra_body
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -639,6 +760,9 @@ class AsyncCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Kill a command.
 
@@ -650,6 +774,9 @@ class AsyncCommands:
             signal: A signal to send to a process tree.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -659,7 +786,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -673,6 +805,9 @@ class AsyncCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
@@ -685,6 +820,9 @@ class AsyncCommands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `AsyncCommandHandle` across pages.
@@ -694,7 +832,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client,
             spec,
@@ -718,6 +861,9 @@ class AsyncCommands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
@@ -742,6 +888,9 @@ class AsyncCommands:
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -755,28 +904,38 @@ class AsyncCommands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _run_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         if on_stdout is None and on_stderr is None:
             result = AsyncCommandHandle(
                 self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
             )
         else:
-            start = _start_command_request(
-                sandbox_id=sandbox_id,
-                command=command,
-                cwd=cwd,
-                env=env,
-                timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
-                idempotency_key=idempotency_key,
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=sandbox_id,
+                    command=command,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = AsyncCommandHandle(
                 self._client, await self._client.request(start, timeout=timeout, max_retries=max_retries)
@@ -795,6 +954,9 @@ class AsyncCommands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -808,6 +970,9 @@ class AsyncCommands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -817,7 +982,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = with_extras(
+            _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def start(
@@ -832,6 +1002,9 @@ class AsyncCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
@@ -850,6 +1023,9 @@ class AsyncCommands:
                 one for every call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -859,14 +1035,19 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -880,6 +1061,9 @@ class AsyncCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Wait for a command to end.
 
@@ -892,6 +1076,9 @@ class AsyncCommands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -901,7 +1088,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -929,6 +1121,9 @@ class SandboxCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[CommandEvent]:
         """Stream a command's output.
 
@@ -944,6 +1139,9 @@ class SandboxCommands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -954,8 +1152,13 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(
-            sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+        spec = with_extras(
+            _stream_command_events_request(
+                sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
@@ -965,6 +1168,9 @@ class SandboxCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Get a command.
 
@@ -974,6 +1180,9 @@ class SandboxCommands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -983,7 +1192,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
@@ -993,6 +1207,9 @@ class SandboxCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Kill a command.
 
@@ -1003,6 +1220,9 @@ class SandboxCommands:
             signal: A signal to send to a process tree.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1012,7 +1232,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -1023,6 +1248,9 @@ class SandboxCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
@@ -1034,6 +1262,9 @@ class SandboxCommands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `CommandHandle` across pages.
@@ -1043,7 +1274,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: CommandHandle(self._client, item), timeout=timeout, max_retries=max_retries
         )
@@ -1062,6 +1298,9 @@ class SandboxCommands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Run a command and wait for it.
 
@@ -1085,6 +1324,9 @@ class SandboxCommands:
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1098,26 +1340,36 @@ class SandboxCommands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
-        )
-        if on_stdout is None and on_stderr is None:
-            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
-        else:
-            start = _start_command_request(
+        spec = with_extras(
+            _run_command_request(
                 sandbox_id=self._sandbox_id,
                 command=command,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
+                stdin=stdin,
                 idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        if on_stdout is None and on_stderr is None:
+            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        else:
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=self._sandbox_id,
+                    command=command,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = CommandHandle(self._client, self._client.request(start, timeout=timeout, max_retries=max_retries))
             result.follow(on_stdout, on_stderr, timeout=timeout, max_retries=max_retries)
@@ -1133,6 +1385,9 @@ class SandboxCommands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -1145,6 +1400,9 @@ class SandboxCommands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1154,7 +1412,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = with_extras(
+            _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def start(
@@ -1168,6 +1431,9 @@ class SandboxCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Start a command in the background.
 
@@ -1185,6 +1451,9 @@ class SandboxCommands:
                 one for every call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1194,14 +1463,19 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -1212,6 +1486,9 @@ class SandboxCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Wait for a command to end.
 
@@ -1223,6 +1500,9 @@ class SandboxCommands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1232,7 +1512,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -1258,6 +1543,9 @@ class AsyncSandboxCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[CommandEvent]:
         """Stream a command's output.
 
@@ -1273,6 +1561,9 @@ class AsyncSandboxCommands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -1283,8 +1574,13 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(
-            sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+        spec = with_extras(
+            _stream_command_events_request(
+                sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
@@ -1294,6 +1590,9 @@ class AsyncSandboxCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Get a command.
 
@@ -1303,6 +1602,9 @@ class AsyncSandboxCommands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1312,7 +1614,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -1324,6 +1631,9 @@ class AsyncSandboxCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Kill a command.
 
@@ -1334,6 +1644,9 @@ class AsyncSandboxCommands:
             signal: A signal to send to a process tree.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1343,7 +1656,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -1356,6 +1674,9 @@ class AsyncSandboxCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
@@ -1367,6 +1688,9 @@ class AsyncSandboxCommands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `AsyncCommandHandle` across pages.
@@ -1376,7 +1700,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client,
             spec,
@@ -1399,6 +1728,9 @@ class AsyncSandboxCommands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
@@ -1422,6 +1754,9 @@ class AsyncSandboxCommands:
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1435,28 +1770,38 @@ class AsyncSandboxCommands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _run_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         if on_stdout is None and on_stderr is None:
             result = AsyncCommandHandle(
                 self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
             )
         else:
-            start = _start_command_request(
-                sandbox_id=self._sandbox_id,
-                command=command,
-                cwd=cwd,
-                env=env,
-                timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
-                idempotency_key=idempotency_key,
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=self._sandbox_id,
+                    command=command,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = AsyncCommandHandle(
                 self._client, await self._client.request(start, timeout=timeout, max_retries=max_retries)
@@ -1474,6 +1819,9 @@ class AsyncSandboxCommands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -1486,6 +1834,9 @@ class AsyncSandboxCommands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1495,7 +1846,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = with_extras(
+            _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def start(
@@ -1509,6 +1865,9 @@ class AsyncSandboxCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
@@ -1526,6 +1885,9 @@ class AsyncSandboxCommands:
                 one for every call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1535,14 +1897,19 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -1555,6 +1922,9 @@ class AsyncSandboxCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Wait for a command to end.
 
@@ -1566,6 +1936,9 @@ class AsyncSandboxCommands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1575,7 +1948,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )

@@ -8,7 +8,19 @@ import os
 from typing import TYPE_CHECKING, cast
 
 from ..._streams import AsyncStream, Stream
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..._uploads import FileContent, Progress, file_content
 from ..models.file_info import FileInfo
 from ..models.file_list import FileList
@@ -181,6 +193,9 @@ class Files:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
@@ -193,6 +208,9 @@ class Files:
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -202,7 +220,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def info(
@@ -212,6 +235,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
@@ -222,6 +248,9 @@ class Files:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -231,7 +260,9 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -241,6 +272,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -251,6 +285,9 @@ class Files:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -260,7 +297,9 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _list_files_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("builtins.list[FileInfo]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def mkdir(
@@ -271,6 +310,9 @@ class Files:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -282,6 +324,9 @@ class Files:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -291,7 +336,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def move(
@@ -303,6 +353,9 @@ class Files:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
@@ -315,6 +368,9 @@ class Files:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -324,7 +380,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite)
+        spec = with_extras(
+            _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def read(
@@ -334,6 +395,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
@@ -344,6 +408,9 @@ class Files:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -353,7 +420,7 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def read_text(
@@ -363,9 +430,20 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = self.read(sandbox_id=sandbox_id, path=path, timeout=timeout, max_retries=max_retries)
+        data = self.read(
+            sandbox_id=sandbox_id,
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     def download(
@@ -377,6 +455,9 @@ class Files:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -387,7 +468,7 @@ class Files:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -397,6 +478,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -404,7 +488,7 @@ class Files:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def write(
@@ -416,6 +500,9 @@ class Files:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -432,6 +519,9 @@ class Files:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -441,7 +531,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -464,6 +559,9 @@ class AsyncFiles:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
@@ -476,6 +574,9 @@ class AsyncFiles:
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -485,7 +586,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def info(
@@ -495,6 +601,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
@@ -505,6 +614,9 @@ class AsyncFiles:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -514,7 +626,9 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def list(
@@ -524,6 +638,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -534,6 +651,9 @@ class AsyncFiles:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -543,7 +663,9 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _list_files_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast(
             "builtins.list[FileInfo]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -556,6 +678,9 @@ class AsyncFiles:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -567,6 +692,9 @@ class AsyncFiles:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -576,7 +704,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def move(
@@ -588,6 +721,9 @@ class AsyncFiles:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
@@ -600,6 +736,9 @@ class AsyncFiles:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -609,7 +748,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite)
+        spec = with_extras(
+            _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def read(
@@ -619,6 +763,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
@@ -629,6 +776,9 @@ class AsyncFiles:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -638,7 +788,7 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def read_text(
@@ -648,9 +798,20 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = await self.read(sandbox_id=sandbox_id, path=path, timeout=timeout, max_retries=max_retries)
+        data = await self.read(
+            sandbox_id=sandbox_id,
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     async def download(
@@ -662,6 +823,9 @@ class AsyncFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -672,7 +836,7 @@ class AsyncFiles:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -682,6 +846,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -689,7 +856,7 @@ class AsyncFiles:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def write(
@@ -701,6 +868,9 @@ class AsyncFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -717,6 +887,9 @@ class AsyncFiles:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -726,7 +899,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -752,6 +930,9 @@ class SandboxFiles:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
@@ -763,6 +944,9 @@ class SandboxFiles:
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -772,7 +956,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def info(
@@ -781,6 +970,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
@@ -790,6 +982,9 @@ class SandboxFiles:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -799,7 +994,9 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -808,6 +1005,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -817,6 +1017,9 @@ class SandboxFiles:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -826,7 +1029,9 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _list_files_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("builtins.list[FileInfo]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def mkdir(
@@ -836,6 +1041,9 @@ class SandboxFiles:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -846,6 +1054,9 @@ class SandboxFiles:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -855,7 +1066,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def move(
@@ -866,6 +1082,9 @@ class SandboxFiles:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
@@ -877,6 +1096,9 @@ class SandboxFiles:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -886,8 +1108,13 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(
-            sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+        spec = with_extras(
+            _move_file_request(
+                sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -897,6 +1124,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
@@ -906,6 +1136,9 @@ class SandboxFiles:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -915,7 +1148,9 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def read_text(
@@ -924,9 +1159,19 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = self.read(path=path, timeout=timeout, max_retries=max_retries)
+        data = self.read(
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     def download(
@@ -937,6 +1182,9 @@ class SandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -947,7 +1195,9 @@ class SandboxFiles:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -956,6 +1206,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -963,7 +1216,9 @@ class SandboxFiles:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def write(
@@ -974,6 +1229,9 @@ class SandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -989,6 +1247,9 @@ class SandboxFiles:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -998,7 +1259,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -1024,6 +1290,9 @@ class AsyncSandboxFiles:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
@@ -1035,6 +1304,9 @@ class AsyncSandboxFiles:
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1044,7 +1316,12 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def info(
@@ -1053,6 +1330,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
@@ -1062,6 +1342,9 @@ class AsyncSandboxFiles:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1071,7 +1354,9 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def list(
@@ -1080,6 +1365,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -1089,6 +1377,9 @@ class AsyncSandboxFiles:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -1098,7 +1389,9 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _list_files_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast(
             "builtins.list[FileInfo]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -1110,6 +1403,9 @@ class AsyncSandboxFiles:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -1120,6 +1416,9 @@ class AsyncSandboxFiles:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1129,7 +1428,12 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def move(
@@ -1140,6 +1444,9 @@ class AsyncSandboxFiles:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
@@ -1151,6 +1458,9 @@ class AsyncSandboxFiles:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1160,8 +1470,13 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(
-            sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+        spec = with_extras(
+            _move_file_request(
+                sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -1171,6 +1486,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
@@ -1180,6 +1498,9 @@ class AsyncSandboxFiles:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -1189,7 +1510,9 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def read_text(
@@ -1198,9 +1521,19 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = await self.read(path=path, timeout=timeout, max_retries=max_retries)
+        data = await self.read(
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     async def download(
@@ -1211,6 +1544,9 @@ class AsyncSandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -1221,7 +1557,9 @@ class AsyncSandboxFiles:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -1230,6 +1568,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -1237,7 +1578,9 @@ class AsyncSandboxFiles:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def write(
@@ -1248,6 +1591,9 @@ class AsyncSandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -1263,6 +1609,9 @@ class AsyncSandboxFiles:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1272,5 +1621,10 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))

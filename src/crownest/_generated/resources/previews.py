@@ -6,7 +6,19 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, cast
 
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..models.preview import Preview
 from ..models.preview_list import PreviewList
 from ..models.preview_visibility import PreviewVisibility
@@ -82,6 +94,9 @@ class Previews:
         visibility: PreviewVisibility | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Preview:
         """Publish a port.
 
@@ -94,6 +109,9 @@ class Previews:
             visibility: Who may open a preview's URL. New values may appear.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Preview`.
@@ -103,7 +121,12 @@ class Previews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility)
+        spec = with_extras(
+            _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Preview", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def delete(
@@ -113,6 +136,9 @@ class Previews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Unpublish a port.
 
@@ -123,6 +149,9 @@ class Previews:
             preview_id: The preview's ID (`prv_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -132,7 +161,12 @@ class Previews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_preview_request(sandbox_id=sandbox_id, preview_id=preview_id)
+        spec = with_extras(
+            _delete_preview_request(sandbox_id=sandbox_id, preview_id=preview_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def list(
@@ -141,6 +175,9 @@ class Previews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Preview]:
         """List a sandbox's previews.
 
@@ -150,6 +187,9 @@ class Previews:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Preview`.
@@ -159,7 +199,7 @@ class Previews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_previews_request(sandbox_id=sandbox_id)
+        spec = with_extras(_list_previews_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return cast("builtins.list[Preview]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -182,6 +222,9 @@ class AsyncPreviews:
         visibility: PreviewVisibility | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Preview:
         """Publish a port.
 
@@ -194,6 +237,9 @@ class AsyncPreviews:
             visibility: Who may open a preview's URL. New values may appear.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Preview`.
@@ -203,7 +249,12 @@ class AsyncPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility)
+        spec = with_extras(
+            _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Preview", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def delete(
@@ -213,6 +264,9 @@ class AsyncPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Unpublish a port.
 
@@ -223,6 +277,9 @@ class AsyncPreviews:
             preview_id: The preview's ID (`prv_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -232,7 +289,12 @@ class AsyncPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_preview_request(sandbox_id=sandbox_id, preview_id=preview_id)
+        spec = with_extras(
+            _delete_preview_request(sandbox_id=sandbox_id, preview_id=preview_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def list(
@@ -241,6 +303,9 @@ class AsyncPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Preview]:
         """List a sandbox's previews.
 
@@ -250,6 +315,9 @@ class AsyncPreviews:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Preview`.
@@ -259,7 +327,7 @@ class AsyncPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_previews_request(sandbox_id=sandbox_id)
+        spec = with_extras(_list_previews_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return cast(
             "builtins.list[Preview]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -287,6 +355,9 @@ class SandboxPreviews:
         visibility: PreviewVisibility | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Preview:
         """Publish a port.
 
@@ -298,6 +369,9 @@ class SandboxPreviews:
             visibility: Who may open a preview's URL. New values may appear.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Preview`.
@@ -307,7 +381,12 @@ class SandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility)
+        spec = with_extras(
+            _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Preview", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def delete(
@@ -316,6 +395,9 @@ class SandboxPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Unpublish a port.
 
@@ -325,6 +407,9 @@ class SandboxPreviews:
             preview_id: The preview's ID (`prv_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -334,7 +419,12 @@ class SandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_preview_request(sandbox_id=self._sandbox_id, preview_id=preview_id)
+        spec = with_extras(
+            _delete_preview_request(sandbox_id=self._sandbox_id, preview_id=preview_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def list(
@@ -342,6 +432,9 @@ class SandboxPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Preview]:
         """List a sandbox's previews.
 
@@ -350,6 +443,9 @@ class SandboxPreviews:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Preview`.
@@ -359,7 +455,7 @@ class SandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_previews_request(sandbox_id=self._sandbox_id)
+        spec = with_extras(_list_previews_request(sandbox_id=self._sandbox_id), extra_headers, extra_query, extra_body)
         return cast("builtins.list[Preview]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -385,6 +481,9 @@ class AsyncSandboxPreviews:
         visibility: PreviewVisibility | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Preview:
         """Publish a port.
 
@@ -396,6 +495,9 @@ class AsyncSandboxPreviews:
             visibility: Who may open a preview's URL. New values may appear.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Preview`.
@@ -405,7 +507,12 @@ class AsyncSandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility)
+        spec = with_extras(
+            _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Preview", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def delete(
@@ -414,6 +521,9 @@ class AsyncSandboxPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Unpublish a port.
 
@@ -423,6 +533,9 @@ class AsyncSandboxPreviews:
             preview_id: The preview's ID (`prv_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -432,7 +545,12 @@ class AsyncSandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_preview_request(sandbox_id=self._sandbox_id, preview_id=preview_id)
+        spec = with_extras(
+            _delete_preview_request(sandbox_id=self._sandbox_id, preview_id=preview_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def list(
@@ -440,6 +558,9 @@ class AsyncSandboxPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Preview]:
         """List a sandbox's previews.
 
@@ -448,6 +569,9 @@ class AsyncSandboxPreviews:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Preview`.
@@ -457,7 +581,7 @@ class AsyncSandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_previews_request(sandbox_id=self._sandbox_id)
+        spec = with_extras(_list_previews_request(sandbox_id=self._sandbox_id), extra_headers, extra_query, extra_body)
         return cast(
             "builtins.list[Preview]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )

@@ -8,7 +8,19 @@ from typing import TYPE_CHECKING
 
 from ..._handle import AsyncSandboxHandle, SandboxHandle
 from ..._pagination import AsyncPager, SyncPager
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..models.sandbox import Sandbox
 from ..models.sandbox_list import SandboxList
 from ..models.sandbox_status import SandboxStatus
@@ -143,6 +155,9 @@ class Sandboxes:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Create a sandbox.
 
@@ -161,6 +176,9 @@ class Sandboxes:
                 one for every call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -170,8 +188,13 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_sandbox_request(
-            template=template, ttl_ms=ttl_ms, metadata=metadata, env=env, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_sandbox_request(
+                template=template, ttl_ms=ttl_ms, metadata=metadata, env=env, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -181,6 +204,9 @@ class Sandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Get a sandbox.
 
@@ -190,6 +216,9 @@ class Sandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -199,7 +228,7 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_get_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
@@ -208,6 +237,9 @@ class Sandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Kill a sandbox.
 
@@ -217,6 +249,9 @@ class Sandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -226,7 +261,7 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_kill_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def list(
@@ -238,6 +273,9 @@ class Sandboxes:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[SandboxHandle]:
         """List sandboxes.
 
@@ -250,6 +288,9 @@ class Sandboxes:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `SandboxHandle` across pages.
@@ -259,7 +300,12 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandboxes_request(status=status, metadata=metadata, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_sandboxes_request(status=status, metadata=metadata, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: SandboxHandle(self._client, item), timeout=timeout, max_retries=max_retries
         )
@@ -271,6 +317,9 @@ class Sandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Set a sandbox's time to live.
 
@@ -281,6 +330,9 @@ class Sandboxes:
             ttl_ms: Milliseconds from now until the sandbox expires.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -290,7 +342,9 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms)
+        spec = with_extras(
+            _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms), extra_headers, extra_query, extra_body
+        )
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -315,6 +369,9 @@ class AsyncSandboxes:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Create a sandbox.
 
@@ -333,6 +390,9 @@ class AsyncSandboxes:
                 one for every call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -342,8 +402,13 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_sandbox_request(
-            template=template, ttl_ms=ttl_ms, metadata=metadata, env=env, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_sandbox_request(
+                template=template, ttl_ms=ttl_ms, metadata=metadata, env=env, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -355,6 +420,9 @@ class AsyncSandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Get a sandbox.
 
@@ -364,6 +432,9 @@ class AsyncSandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -373,7 +444,7 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_get_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -384,6 +455,9 @@ class AsyncSandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Kill a sandbox.
 
@@ -393,6 +467,9 @@ class AsyncSandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -402,7 +479,7 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_kill_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def list(
@@ -414,6 +491,9 @@ class AsyncSandboxes:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[AsyncSandboxHandle]:
         """List sandboxes.
 
@@ -426,6 +506,9 @@ class AsyncSandboxes:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `AsyncSandboxHandle` across pages.
@@ -435,7 +518,12 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandboxes_request(status=status, metadata=metadata, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_sandboxes_request(status=status, metadata=metadata, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client,
             spec,
@@ -451,6 +539,9 @@ class AsyncSandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Set a sandbox's time to live.
 
@@ -461,6 +552,9 @@ class AsyncSandboxes:
             ttl_ms: Milliseconds from now until the sandbox expires.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -470,7 +564,9 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms)
+        spec = with_extras(
+            _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms), extra_headers, extra_query, extra_body
+        )
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
