@@ -280,7 +280,11 @@ class BaseClient:
             ) from None
         assert spec.parse is not None
         what = f"HTTP {response.status_code}: the body"
-        return parsed(spec.parse, body, what=what, excerpt=lambda: body_excerpt(response), response=response)
+        result = parsed(spec.parse, body, what=what, excerpt=lambda: body_excerpt(response), response=response)
+        from ._models import stamp_request_id  # loaded with the models already; not at `import crownest`
+
+        stamp_request_id(result, response.headers.get("x-request-id"))
+        return result
 
     @staticmethod
     def _parse_event(spec: RequestSpec, event: dict[str, Any], resume: EventResume) -> Any:

@@ -29,6 +29,7 @@ from ._generated.models.command import Command
 from ._generated.models.command_event import CommandEvent
 from ._generated.models.sandbox import Sandbox
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
+from ._models import set_field
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
 
@@ -48,8 +49,9 @@ def _copy_fields(target: Any, source: Any) -> None:
     if model not in _FIELD_NAMES:
         _FIELD_NAMES[model] = tuple(f.name for f in attrs.fields(model) if f.name != "additional_properties")
     for name in _FIELD_NAMES[model]:
-        setattr(target, name, getattr(source, name))
-    target.additional_properties = dict(source.additional_properties)
+        set_field(target, name, getattr(source, name))
+    set_field(target, "additional_properties", dict(source.additional_properties))
+    set_field(target, "_request_id", source._request_id)
 
 
 class SandboxHandle(Sandbox, SandboxScopes):
@@ -59,7 +61,7 @@ class SandboxHandle(Sandbox, SandboxScopes):
 
     def __init__(self, client: CrowNest, sandbox: Sandbox) -> None:
         _copy_fields(self, sandbox)
-        self._client = client
+        set_field(self, "_client", client)
 
     def _update(self, sandbox: Sandbox) -> None:
         _copy_fields(self, sandbox)
@@ -80,7 +82,7 @@ class AsyncSandboxHandle(Sandbox, AsyncSandboxScopes):
 
     def __init__(self, client: AsyncCrowNest, sandbox: Sandbox) -> None:
         _copy_fields(self, sandbox)
-        self._client = client
+        set_field(self, "_client", client)
 
     def _update(self, sandbox: Sandbox) -> None:
         _copy_fields(self, sandbox)
@@ -176,7 +178,7 @@ class CommandHandle(_CommandHandleBase):
 
     def __init__(self, client: CrowNest, command: Command) -> None:
         _copy_fields(self, command)
-        self._client = client
+        set_field(self, "_client", client)
 
     def refresh(
         self,
@@ -336,7 +338,7 @@ class AsyncCommandHandle(_CommandHandleBase):
 
     def __init__(self, client: AsyncCrowNest, command: Command) -> None:
         _copy_fields(self, command)
-        self._client = client
+        set_field(self, "_client", client)
 
     async def refresh(
         self,

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, set_field
 from ..models.sandbox_status import SandboxStatus
 
 if TYPE_CHECKING:
@@ -16,10 +16,21 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T", bound="Sandbox")
+SandboxKey = Literal[
+    "id",
+    "template",
+    "status",
+    "metadata",
+    "ttlMs",
+    "createdAt",
+    "expiresAt",
+    "endedAt",
+]
+"""The keys of `Sandbox` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class Sandbox(WireMapping):
+@_attrs_define(frozen=True)
+class Sandbox(WireMapping[SandboxKey]):
     """A sandbox."""
 
     id: str
@@ -51,6 +62,35 @@ class Sandbox(WireMapping):
         "expiresAt": "expires_at",
         "endedAt": "ended_at",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["id"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["template"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["status"]) -> SandboxStatus: ...
+
+        @overload
+        def __getitem__(self, key: Literal["metadata"]) -> Metadata: ...
+
+        @overload
+        def __getitem__(self, key: Literal["ttlMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["createdAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: Literal["expiresAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: Literal["endedAt"]) -> datetime.datetime | None: ...
+
+        @overload
+        def __getitem__(self, key: SandboxKey) -> Any: ...
+        def __getitem__(self, key: SandboxKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -135,5 +175,5 @@ class Sandbox(WireMapping):
             ended_at=ended_at,
         )
 
-        sandbox.additional_properties = d
+        set_field(sandbox, "additional_properties", d)
         return sandbox

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, set_field
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -16,10 +16,17 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T", bound="SandboxCreate")
+SandboxCreateKey = Literal[
+    "template",
+    "ttlMs",
+    "metadata",
+    "env",
+]
+"""The keys of `SandboxCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class SandboxCreate(WireMapping):
+@_attrs_define(frozen=True)
+class SandboxCreate(WireMapping[SandboxCreateKey]):
     """What to create a sandbox from. Environment variables are never returned."""
 
     template: str
@@ -39,6 +46,23 @@ class SandboxCreate(WireMapping):
         "metadata": "metadata",
         "env": "env",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["template"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["ttlMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["metadata"]) -> Metadata: ...
+
+        @overload
+        def __getitem__(self, key: Literal["env"]) -> EnvVars: ...
+
+        @overload
+        def __getitem__(self, key: SandboxCreateKey) -> Any: ...
+        def __getitem__(self, key: SandboxCreateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         template = self.template
@@ -100,5 +124,5 @@ class SandboxCreate(WireMapping):
             env=env,
         )
 
-        sandbox_create.additional_properties = d
+        set_field(sandbox_create, "additional_properties", d)
         return sandbox_create

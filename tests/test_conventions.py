@@ -1,0 +1,96 @@
+"""Results as users of other SDKs expect them: typed mapping access with helpful key errors,
+frozen, map fields that are dicts, `to_dict()`/`to_json()` round trips, and the request ID of the
+answer on every parsed result, sync and async, against CrowNest Local.
+"""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+import pytest
+
+import payloads as p
+from crownest import AsyncCrowNest, CrowNest
+from crownest.models import Command, EnvVars, Metadata, Preview, Sandbox
+from crownest_local import LocalServer
+
+
+def test_a_python_name_as_key_names_the_wire_key_and_the_attribute() -> None:
+    command = Command.from_dict(p.command())
+    with pytest.raises(KeyError) as caught:
+        command["exit_code"]  # type: ignore[call-overload]
+    assert str(caught.value) == "'exit_code': keys are the API's names; did you mean 'exitCode' or .exit_code?"
+
+
+def test_a_misspelt_key_names_the_closest_key() -> None:
+    command = Command.from_dict(p.command())
+    with pytest.raises(KeyError, match="did you mean 'exitCode'") as caught:
+        command["exitcode"]  # type: ignore[call-overload]
+    assert "Its keys: id, sandboxId" in str(caught.value)
+
+
+def test_an_optional_field_the_server_left_out_says_so() -> None:
+    body = p.preview(visibility="public")
+    del body["token"]
+    with pytest.raises(KeyError, match="the server did not send it"):
+        Preview.from_dict(body)["token"]
+
+
+def test_results_are_frozen_with_a_message() -> None:
+    sandbox = Sandbox.from_dict(p.sandbox())
+    with pytest.raises(AttributeError, match=r"Sandbox is read-only: .*attrs.evolve\(result, status=...\)"):
+        sandbox.status = "killed"  # type: ignore[misc, assignment]
+    with pytest.raises(AttributeError, match="read-only"):
+        del sandbox.id
+    changed = attrs.evolve(sandbox, ttl_ms=5000)
+    assert changed.ttl_ms == 5000 and sandbox.ttl_ms != 5000
+
+
+def test_map_fields_are_dicts() -> None:
+    sandbox = Sandbox.from_dict(p.sandbox(metadata={"job": "x"}))
+    assert sandbox.metadata == {"job": "x"}
+    assert repr(sandbox.metadata) == "{'job': 'x'}"
+    assert "metadata={'job': 'x'}" in repr(sandbox)
+    assert isinstance(sandbox.metadata, dict) and isinstance(sandbox.metadata, Metadata)
+    assert EnvVars.from_dict({"A": "1"}) == {"A": "1"}
+
+
+def test_to_dict_and_to_json_round_trip() -> None:
+    body = p.command(cpuMs=3)
+    command = Command.from_dict(body)
+    assert Command.from_dict(command.to_dict()) == command
+    assert command.to_dict()["cpuMs"] == 3 and command.to_dict()["exitCode"] == body["exitCode"]
+    assert Command.from_dict(json.loads(command.to_json())) == command
+    sandbox = Sandbox.from_dict(p.sandbox(metadata={"job": "x"}))
+    assert Sandbox.from_dict(json.loads(sandbox.to_json(indent=2))) == sandbox
+
+
+def test_every_result_carries_its_request_id(crownest_local: LocalServer) -> None:
+    with crownest_local.client(max_retries=0) as client:
+        sandbox = client.sandboxes.create("base", metadata={"job": "ids"})
+        assert sandbox._request_id and sandbox._request_id.startswith("req_")
+        first = sandbox._request_id
+        sandbox.refresh()
+        assert sandbox._request_id and sandbox._request_id != first
+        command = sandbox.commands.run("echo hi")
+        assert command._request_id and command._request_id.startswith("req_")
+        assert all(item._request_id for item in sandbox.files.list("/home/user"))
+        assert sandbox.metadata == {"job": "ids"}
+        sandbox.kill()
+    assert Command.from_dict(p.command())._request_id is None
+
+
+async def test_every_async_result_carries_its_request_id(crownest_local: LocalServer) -> None:
+    async with crownest_local.async_client(max_retries=0) as client:
+        sandbox = await client.sandboxes.create("base")
+        assert sandbox._request_id and sandbox._request_id.startswith("req_")
+        command = await sandbox.commands.run("echo hi")
+        assert command._request_id and command._request_id != sandbox._request_id
+        with pytest.raises(AttributeError, match="read-only"):
+            command.exit_code = 3  # type: ignore[misc]
+        await sandbox.kill()
+
+
+def test_clients_are_named_in_the_package() -> None:
+    assert CrowNest.with_options.__doc__ and AsyncCrowNest.with_options.__doc__
