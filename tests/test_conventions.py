@@ -5,13 +5,17 @@ answer on every parsed result, sync and async, against CrowNest Local.
 
 from __future__ import annotations
 
+import inspect
 import json
+from typing import Any
 
 import attrs
 import pytest
 
 import payloads as p
 from crownest import AsyncCrowNest, CrowNest
+from crownest._generated.resources import CLIENT_RESOURCES
+from crownest._handle import AsyncSandboxHandle, SandboxHandle
 from crownest.models import Command, EnvVars, Metadata, Preview, Sandbox
 from crownest_local import LocalServer
 
@@ -94,3 +98,47 @@ async def test_every_async_result_carries_its_request_id(crownest_local: LocalSe
 
 def test_clients_are_named_in_the_package() -> None:
     assert CrowNest.with_options.__doc__ and AsyncCrowNest.with_options.__doc__
+
+
+def test_with_raw_response_gives_status_headers_request_id_and_the_result(crownest_local: LocalServer) -> None:
+    with crownest_local.client(max_retries=0) as client:
+        raw = client.with_raw_response.sandboxes.create("base")
+        assert raw.status_code == 201
+        assert raw.request_id and raw.request_id == raw.headers["x-request-id"]
+        assert raw.http_response.request.method == "POST"
+        sandbox = raw.parse()
+        assert isinstance(sandbox, SandboxHandle) and sandbox._request_id == raw.request_id
+        assert f"[201] POST /v1/sandboxes request_id={raw.request_id}" in repr(raw)
+        written = client.with_raw_response.files.write(sandbox.id, "/home/user/a.txt", b"hi")
+        assert written.status_code == 200
+        read = client.with_raw_response.files.read_text(sandbox.id, "/home/user/a.txt")
+        assert read.parse() == "hi" and read.request_id
+        killed = client.with_raw_response.sandboxes.kill(sandbox.id)
+        assert killed.status_code == 204 and killed.parse() is None and killed.request_id
+        assert client.with_raw_response is client.with_raw_response
+
+
+async def test_async_with_raw_response(crownest_local: LocalServer) -> None:
+    async with crownest_local.async_client(max_retries=0) as client:
+        raw = await client.with_raw_response.sandboxes.create("base")
+        sandbox = raw.parse()
+        assert raw.status_code == 201 and isinstance(sandbox, AsyncSandboxHandle)
+        assert sandbox._request_id == raw.request_id
+        got = await client.with_raw_response.sandboxes.get(sandbox.id, extra_headers={"X-Trace": "t"})
+        assert got.http_response.request.headers["x-trace"] == "t"
+        assert got.parse().id == sandbox.id
+        await sandbox.kill()
+
+
+def test_raw_twins_cover_every_method_that_sends_when_called(client: CrowNest) -> None:
+    for resource in CLIENT_RESOURCES:
+        methods = {n for n in dir(getattr(client, resource)) if not n.startswith("_")}
+        raw = {n for n in vars(getattr(client.with_raw_response, resource)) if not n.startswith("_")}
+        lazy = {n for n in methods if _is_lazy(getattr(getattr(client, resource), n))}
+        assert raw == methods - lazy, resource
+
+
+def _is_lazy(method: Any) -> bool:
+    """A method that sends its request when iterated (a pager, a stream) or into a file (a download)."""
+    returns = str(inspect.signature(method).return_annotation)
+    return "Pager" in returns or "Stream" in returns or "to" in inspect.signature(method).parameters

@@ -26,9 +26,12 @@ from ._exceptions import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    ReadOnlyError,
     ResponseValidationError,
+    WireKeyError,
 )
 from ._pagination import AsyncPager, Page, SyncPager
+from ._response import RawResponse
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
@@ -61,10 +64,13 @@ __all__ = [
     "Page",
     "PermissionDeniedError",
     "RateLimitError",
+    "RawResponse",
+    "ReadOnlyError",
     "ResponseValidationError",
     "SandboxHandle",
     "Stream",
     "SyncPager",
+    "WireKeyError",
     "__version__",
 ]
 

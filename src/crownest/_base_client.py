@@ -33,6 +33,7 @@ from ._exceptions import (
     parsed,
 )
 from ._logs import configure_from_env, logger
+from ._response import capture_response
 from ._retries import is_retryable_status, retry_delay
 from ._streams import AsyncStream, EventResume, RangeResume, Resume, Stream
 from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg
@@ -328,6 +329,7 @@ class SyncAPIClient(BaseClient):
             else:
                 self._log_response(request, response, retries_taken + 1)
                 if response.is_success:
+                    capture_response(response)
                     return self._parse(spec, response)
                 error = api_error_from_response(response)
             delay = self._retry_delay(request, error, retries_taken, retries)
@@ -471,6 +473,7 @@ class AsyncAPIClient(BaseClient):
             else:
                 self._log_response(request, response, retries_taken + 1)
                 if response.is_success:
+                    capture_response(response)
                     return self._parse(spec, response)
                 error = api_error_from_response(response)
             delay = self._retry_delay(request, error, retries_taken, retries)

@@ -171,6 +171,17 @@ class CommandFailedError(CrowNestError):
         self.result = result
 
 
+class WireKeyError(KeyError):
+    """A key the model does not have; the message names the key meant, when there is one."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ReadOnlyError(AttributeError):
+    """An assignment to a field of a result: results are frozen."""
+
+
 _ERRORS_BY_STATUS: dict[int, type[CrowNestApiError]] = {
     400: BadRequestError,
     401: AuthenticationError,

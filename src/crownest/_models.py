@@ -22,20 +22,10 @@ from abc import abstractmethod
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 
+from ._exceptions import ReadOnlyError, WireKeyError
 from ._generated.types import Unset
 
 K = TypeVar("K", bound=str)
-
-
-class WireKeyError(KeyError):
-    """A key the model does not have; the message names the key meant, when there is one."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
-
-
-class ReadOnlyError(AttributeError):
-    """An assignment to a field of a result: results are frozen."""
 
 
 def _refuse_assignment(self: object, name: str, value: object) -> NoReturn:

@@ -6,7 +6,7 @@ checkers report when it is no longer needed (warn_unused_ignores, reportUnnecess
 import datetime
 from typing import Any, assert_type
 
-from crownest import AsyncCrowNest, CommandFailedError, CrowNest
+from crownest import AsyncCrowNest, AsyncSandboxHandle, CommandFailedError, CrowNest, RawResponse, SandboxHandle
 from crownest.models import Command, CommandStatus, Metadata, Sandbox
 
 
@@ -53,3 +53,18 @@ def a_failed_command_carries_its_handle(client: CrowNest) -> None:
         client.commands.run("sbx_1", "false", check=True)
     except CommandFailedError as exc:
         assert_type(exc.result, Command)
+
+
+def raw_responses_are_typed(client: CrowNest) -> None:
+    raw = client.with_raw_response.sandboxes.get("sbx_1", timeout=5, extra_headers={"X-A": "b"})
+    assert_type(raw, RawResponse[SandboxHandle])
+    assert_type(raw.parse(), SandboxHandle)
+    assert_type(raw.request_id, str | None)
+    assert_type(raw.status_code, int)
+    assert_type(client.with_raw_response.files.read("sbx_1", "/a").parse(), bytes)
+    client.with_raw_response.sandboxes.get(sandbox="sbx_1")  # type: ignore[call-arg]
+
+
+async def async_raw_responses_are_typed(client: AsyncCrowNest) -> None:
+    raw = await client.with_raw_response.sandboxes.get("sbx_1")
+    assert_type(raw.parse(), AsyncSandboxHandle)

@@ -19,12 +19,40 @@ if TYPE_CHECKING:
     from ..._pagination import AsyncPager, SyncPager
     from ..._streams import AsyncStream, Stream
     from ..models.sandbox import Sandbox
-    from .artifacts import Artifacts, AsyncArtifacts, AsyncSandboxArtifacts, SandboxArtifacts
-    from .commands import AsyncCommands, AsyncSandboxCommands, Commands, SandboxCommands
-    from .files import AsyncFiles, AsyncSandboxFiles, Files, SandboxFiles
-    from .previews import AsyncPreviews, AsyncSandboxPreviews, Previews, SandboxPreviews
-    from .sandboxes import AsyncSandboxes, Sandboxes
-    from .templates import AsyncTemplates, Templates
+    from .artifacts import (
+        Artifacts,
+        ArtifactsWithRawResponse,
+        AsyncArtifacts,
+        AsyncArtifactsWithRawResponse,
+        AsyncSandboxArtifacts,
+        SandboxArtifacts,
+    )
+    from .commands import (
+        AsyncCommands,
+        AsyncCommandsWithRawResponse,
+        AsyncSandboxCommands,
+        Commands,
+        CommandsWithRawResponse,
+        SandboxCommands,
+    )
+    from .files import (
+        AsyncFiles,
+        AsyncFilesWithRawResponse,
+        AsyncSandboxFiles,
+        Files,
+        FilesWithRawResponse,
+        SandboxFiles,
+    )
+    from .previews import (
+        AsyncPreviews,
+        AsyncPreviewsWithRawResponse,
+        AsyncSandboxPreviews,
+        Previews,
+        PreviewsWithRawResponse,
+        SandboxPreviews,
+    )
+    from .sandboxes import AsyncSandboxes, AsyncSandboxesWithRawResponse, Sandboxes, SandboxesWithRawResponse
+    from .templates import AsyncTemplates, AsyncTemplatesWithRawResponse, Templates, TemplatesWithRawResponse
 
 # The generated surface by name, for the documentation and the tests.
 RESOURCES = (
@@ -105,6 +133,61 @@ class ClientResources:
 
         return Templates(cast("CrowNest", self))
 
+    @cached_property
+    def with_raw_response(self) -> ClientWithRawResponse:
+        """Every method of every resource, giving a `RawResponse` (status, headers, request ID,
+        `parse()`) instead of the result: `client.with_raw_response.sandboxes.get(id)`."""
+        return ClientWithRawResponse(cast("CrowNest", self))
+
+
+class ClientWithRawResponse:
+    """`CrowNest.with_raw_response`: each resource, its methods giving raw responses."""
+
+    def __init__(self, client: CrowNest) -> None:
+        self._client = client
+
+    @cached_property
+    def artifacts(self) -> ArtifactsWithRawResponse:
+        """`artifacts`, each method giving a `RawResponse`."""
+        from .artifacts import ArtifactsWithRawResponse
+
+        return ArtifactsWithRawResponse(self._client.artifacts)
+
+    @cached_property
+    def commands(self) -> CommandsWithRawResponse:
+        """`commands`, each method giving a `RawResponse`."""
+        from .commands import CommandsWithRawResponse
+
+        return CommandsWithRawResponse(self._client.commands)
+
+    @cached_property
+    def files(self) -> FilesWithRawResponse:
+        """`files`, each method giving a `RawResponse`."""
+        from .files import FilesWithRawResponse
+
+        return FilesWithRawResponse(self._client.files)
+
+    @cached_property
+    def previews(self) -> PreviewsWithRawResponse:
+        """`previews`, each method giving a `RawResponse`."""
+        from .previews import PreviewsWithRawResponse
+
+        return PreviewsWithRawResponse(self._client.previews)
+
+    @cached_property
+    def sandboxes(self) -> SandboxesWithRawResponse:
+        """`sandboxes`, each method giving a `RawResponse`."""
+        from .sandboxes import SandboxesWithRawResponse
+
+        return SandboxesWithRawResponse(self._client.sandboxes)
+
+    @cached_property
+    def templates(self) -> TemplatesWithRawResponse:
+        """`templates`, each method giving a `RawResponse`."""
+        from .templates import TemplatesWithRawResponse
+
+        return TemplatesWithRawResponse(self._client.templates)
+
 
 class AsyncClientResources:
     """The resources of `AsyncCrowNest`, each created on first use."""
@@ -150,6 +233,61 @@ class AsyncClientResources:
         from .templates import AsyncTemplates
 
         return AsyncTemplates(cast("AsyncCrowNest", self))
+
+    @cached_property
+    def with_raw_response(self) -> AsyncClientWithRawResponse:
+        """Every method of every resource, giving a `RawResponse` (status, headers, request ID,
+        `parse()`) instead of the result: `client.with_raw_response.sandboxes.get(id)`."""
+        return AsyncClientWithRawResponse(cast("AsyncCrowNest", self))
+
+
+class AsyncClientWithRawResponse:
+    """`AsyncCrowNest.with_raw_response`: each resource, its methods giving raw responses."""
+
+    def __init__(self, client: AsyncCrowNest) -> None:
+        self._client = client
+
+    @cached_property
+    def artifacts(self) -> AsyncArtifactsWithRawResponse:
+        """`artifacts`, each method giving a `RawResponse`."""
+        from .artifacts import AsyncArtifactsWithRawResponse
+
+        return AsyncArtifactsWithRawResponse(self._client.artifacts)
+
+    @cached_property
+    def commands(self) -> AsyncCommandsWithRawResponse:
+        """`commands`, each method giving a `RawResponse`."""
+        from .commands import AsyncCommandsWithRawResponse
+
+        return AsyncCommandsWithRawResponse(self._client.commands)
+
+    @cached_property
+    def files(self) -> AsyncFilesWithRawResponse:
+        """`files`, each method giving a `RawResponse`."""
+        from .files import AsyncFilesWithRawResponse
+
+        return AsyncFilesWithRawResponse(self._client.files)
+
+    @cached_property
+    def previews(self) -> AsyncPreviewsWithRawResponse:
+        """`previews`, each method giving a `RawResponse`."""
+        from .previews import AsyncPreviewsWithRawResponse
+
+        return AsyncPreviewsWithRawResponse(self._client.previews)
+
+    @cached_property
+    def sandboxes(self) -> AsyncSandboxesWithRawResponse:
+        """`sandboxes`, each method giving a `RawResponse`."""
+        from .sandboxes import AsyncSandboxesWithRawResponse
+
+        return AsyncSandboxesWithRawResponse(self._client.sandboxes)
+
+    @cached_property
+    def templates(self) -> AsyncTemplatesWithRawResponse:
+        """`templates`, each method giving a `RawResponse`."""
+        from .templates import AsyncTemplatesWithRawResponse
+
+        return AsyncTemplatesWithRawResponse(self._client.templates)
 
 
 class SandboxScopes:

@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING, cast
 
 from ..._pagination import AsyncPager, SyncPager
+from ..._response import async_to_raw_response, to_raw_response
 from ..._streams import AsyncStream, Stream
 from ..._types import (
     NOT_GIVEN,
@@ -28,7 +29,14 @@ from ..models.artifact_list import ArtifactList
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Artifacts", "AsyncArtifacts", "SandboxArtifacts", "AsyncSandboxArtifacts"]
+__all__ = [
+    "Artifacts",
+    "AsyncArtifacts",
+    "ArtifactsWithRawResponse",
+    "AsyncArtifactsWithRawResponse",
+    "SandboxArtifacts",
+    "AsyncSandboxArtifacts",
+]
 
 
 def _create_artifact_request(
@@ -639,6 +647,26 @@ class AsyncArtifacts:
         return AsyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
+
+
+class ArtifactsWithRawResponse:
+    """`Artifacts` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Artifacts) -> None:
+        self.create = to_raw_response(resource.create)
+        self.delete = to_raw_response(resource.delete)
+        self.download = to_raw_response(resource.download)
+        self.get = to_raw_response(resource.get)
+
+
+class AsyncArtifactsWithRawResponse:
+    """`AsyncArtifacts` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncArtifacts) -> None:
+        self.create = async_to_raw_response(resource.create)
+        self.delete = async_to_raw_response(resource.delete)
+        self.download = async_to_raw_response(resource.download)
+        self.get = async_to_raw_response(resource.get)
 
 
 class SandboxArtifacts:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..._handle import AsyncCommandHandle, CommandHandle
 from ..._pagination import AsyncPager, SyncPager
+from ..._response import async_to_raw_response, to_raw_response
 from ..._streams import AsyncStream, Stream
 from ..._types import (
     NOT_GIVEN,
@@ -31,7 +32,14 @@ from ..models.signal import Signal
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Commands", "AsyncCommands", "SandboxCommands", "AsyncSandboxCommands"]
+__all__ = [
+    "Commands",
+    "AsyncCommands",
+    "CommandsWithRawResponse",
+    "AsyncCommandsWithRawResponse",
+    "SandboxCommands",
+    "AsyncSandboxCommands",
+]
 
 
 def _stream_command_events_request(
@@ -1097,6 +1105,30 @@ class AsyncCommands:
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+
+class CommandsWithRawResponse:
+    """`Commands` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Commands) -> None:
+        self.get = to_raw_response(resource.get)
+        self.kill = to_raw_response(resource.kill)
+        self.run = to_raw_response(resource.run)
+        self.send_stdin = to_raw_response(resource.send_stdin)
+        self.start = to_raw_response(resource.start)
+        self.wait = to_raw_response(resource.wait)
+
+
+class AsyncCommandsWithRawResponse:
+    """`AsyncCommands` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncCommands) -> None:
+        self.get = async_to_raw_response(resource.get)
+        self.kill = async_to_raw_response(resource.kill)
+        self.run = async_to_raw_response(resource.run)
+        self.send_stdin = async_to_raw_response(resource.send_stdin)
+        self.start = async_to_raw_response(resource.start)
+        self.wait = async_to_raw_response(resource.wait)
 
 
 class SandboxCommands:

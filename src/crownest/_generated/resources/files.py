@@ -7,6 +7,7 @@ import builtins
 import os
 from typing import TYPE_CHECKING, cast
 
+from ..._response import async_to_raw_response, to_raw_response
 from ..._streams import AsyncStream, Stream
 from ..._types import (
     NOT_GIVEN,
@@ -28,7 +29,14 @@ from ..models.file_list import FileList
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Files", "AsyncFiles", "SandboxFiles", "AsyncSandboxFiles"]
+__all__ = [
+    "Files",
+    "AsyncFiles",
+    "FilesWithRawResponse",
+    "AsyncFilesWithRawResponse",
+    "SandboxFiles",
+    "AsyncSandboxFiles",
+]
 
 
 def _delete_file_request(
@@ -906,6 +914,34 @@ class AsyncFiles:
             extra_body,
         )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+
+class FilesWithRawResponse:
+    """`Files` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Files) -> None:
+        self.delete = to_raw_response(resource.delete)
+        self.info = to_raw_response(resource.info)
+        self.list = to_raw_response(resource.list)
+        self.mkdir = to_raw_response(resource.mkdir)
+        self.move = to_raw_response(resource.move)
+        self.read = to_raw_response(resource.read)
+        self.read_text = to_raw_response(resource.read_text)
+        self.write = to_raw_response(resource.write)
+
+
+class AsyncFilesWithRawResponse:
+    """`AsyncFiles` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncFiles) -> None:
+        self.delete = async_to_raw_response(resource.delete)
+        self.info = async_to_raw_response(resource.info)
+        self.list = async_to_raw_response(resource.list)
+        self.mkdir = async_to_raw_response(resource.mkdir)
+        self.move = async_to_raw_response(resource.move)
+        self.read = async_to_raw_response(resource.read)
+        self.read_text = async_to_raw_response(resource.read_text)
+        self.write = async_to_raw_response(resource.write)
 
 
 class SandboxFiles:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, cast
 
+from ..._response import async_to_raw_response, to_raw_response
 from ..._types import (
     NOT_GIVEN,
     Body,
@@ -26,7 +27,14 @@ from ..models.preview_visibility import PreviewVisibility
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Previews", "AsyncPreviews", "SandboxPreviews", "AsyncSandboxPreviews"]
+__all__ = [
+    "Previews",
+    "AsyncPreviews",
+    "PreviewsWithRawResponse",
+    "AsyncPreviewsWithRawResponse",
+    "SandboxPreviews",
+    "AsyncSandboxPreviews",
+]
 
 
 def _create_preview_request(
@@ -331,6 +339,24 @@ class AsyncPreviews:
         return cast(
             "builtins.list[Preview]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+
+class PreviewsWithRawResponse:
+    """`Previews` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Previews) -> None:
+        self.create = to_raw_response(resource.create)
+        self.delete = to_raw_response(resource.delete)
+        self.list = to_raw_response(resource.list)
+
+
+class AsyncPreviewsWithRawResponse:
+    """`AsyncPreviews` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncPreviews) -> None:
+        self.create = async_to_raw_response(resource.create)
+        self.delete = async_to_raw_response(resource.delete)
+        self.list = async_to_raw_response(resource.list)
 
 
 class SandboxPreviews:

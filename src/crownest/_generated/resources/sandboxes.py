@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..._handle import AsyncSandboxHandle, SandboxHandle
 from ..._pagination import AsyncPager, SyncPager
+from ..._response import async_to_raw_response, to_raw_response
 from ..._types import (
     NOT_GIVEN,
     Body,
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Sandboxes",
     "AsyncSandboxes",
+    "SandboxesWithRawResponse",
+    "AsyncSandboxesWithRawResponse",
 ]
 
 
@@ -570,3 +573,23 @@ class AsyncSandboxes:
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+
+class SandboxesWithRawResponse:
+    """`Sandboxes` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Sandboxes) -> None:
+        self.create = to_raw_response(resource.create)
+        self.get = to_raw_response(resource.get)
+        self.kill = to_raw_response(resource.kill)
+        self.set_ttl = to_raw_response(resource.set_ttl)
+
+
+class AsyncSandboxesWithRawResponse:
+    """`AsyncSandboxes` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncSandboxes) -> None:
+        self.create = async_to_raw_response(resource.create)
+        self.get = async_to_raw_response(resource.get)
+        self.kill = async_to_raw_response(resource.kill)
+        self.set_ttl = async_to_raw_response(resource.set_ttl)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, cast
 
+from ..._response import async_to_raw_response, to_raw_response
 from ..._types import (
     NOT_GIVEN,
     Body,
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Templates",
     "AsyncTemplates",
+    "TemplatesWithRawResponse",
+    "AsyncTemplatesWithRawResponse",
 ]
 
 
@@ -202,3 +205,19 @@ class AsyncTemplates:
         return cast(
             "builtins.list[Template]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+
+class TemplatesWithRawResponse:
+    """`Templates` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Templates) -> None:
+        self.get = to_raw_response(resource.get)
+        self.list = to_raw_response(resource.list)
+
+
+class AsyncTemplatesWithRawResponse:
+    """`AsyncTemplates` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncTemplates) -> None:
+        self.get = async_to_raw_response(resource.get)
+        self.list = async_to_raw_response(resource.list)
