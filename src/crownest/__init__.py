@@ -30,7 +30,7 @@ from ._exceptions import (
     ResponseValidationError,
     WireKeyError,
 )
-from ._pagination import AsyncPager, Page, SyncPager
+from ._pagination import AsyncPage, AsyncPager, Page, SyncPager
 from ._response import RawResponse
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, NotGiven
@@ -43,6 +43,7 @@ __all__ = [
     "NOT_GIVEN",
     "AsyncCrowNest",
     "AsyncCommandHandle",
+    "AsyncPage",
     "AsyncPager",
     "AsyncSandboxHandle",
     "AsyncStream",
