@@ -30,6 +30,7 @@ from ._exceptions import (
     ResponseValidationError,
     WireKeyError,
 )
+from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
 from ._pagination import AsyncPage, AsyncPager, Page, SyncPager
 from ._response import RawResponse
 from ._streams import AsyncStream, Stream
@@ -58,6 +59,8 @@ __all__ = [
     "CrowNestConnectionError",
     "CrowNestError",
     "CrowNestTimeoutError",
+    "DefaultAsyncHttpxClient",
+    "DefaultHttpxClient",
     "InternalServerError",
     "NotFoundError",
     "NotGiven",

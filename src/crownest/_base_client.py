@@ -302,12 +302,11 @@ class SyncAPIClient(BaseClient):
         self._owns_http = http_client is None
         if http_client is None:
             self._request_headers = {}
-        self._http = http_client or httpx.Client(
-            headers=self._headers,
-            timeout=self.timeout,
-            follow_redirects=False,
-            transport=httpx.HTTPTransport(socket_options=keepalive_options(), limits=DEFAULT_LIMITS),
-        )
+        if http_client is None:
+            from ._http_clients import DefaultHttpxClient  # here: that module imports this one
+
+            http_client = DefaultHttpxClient(headers=self._headers, timeout=self.timeout)
+        self._http = http_client
 
     def request(
         self,
@@ -442,12 +441,11 @@ class AsyncAPIClient(BaseClient):
         self._owns_http = http_client is None
         if http_client is None:
             self._request_headers = {}
-        self._http = http_client or httpx.AsyncClient(
-            headers=self._headers,
-            timeout=self.timeout,
-            follow_redirects=False,
-            transport=httpx.AsyncHTTPTransport(socket_options=keepalive_options(), limits=DEFAULT_LIMITS),
-        )
+        if http_client is None:
+            from ._http_clients import DefaultAsyncHttpxClient  # here: that module imports this one
+
+            http_client = DefaultAsyncHttpxClient(headers=self._headers, timeout=self.timeout)
+        self._http = http_client
         self._loop: object = None  # the event loop whose connections the pool holds
 
     async def request(
