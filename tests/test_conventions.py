@@ -13,7 +13,7 @@ import attrs
 import pytest
 
 import payloads as p
-from crownest import AsyncCrowNest, CrowNest
+from crownest import AsyncCrowNest, BadRequestError, CrowNest
 from crownest._generated.resources import CLIENT_RESOURCES
 from crownest._handle import AsyncSandboxHandle, SandboxHandle
 from crownest.models import Command, EnvVars, Metadata, Preview, Sandbox
@@ -142,3 +142,15 @@ def _is_lazy(method: Any) -> bool:
     """A method that sends its request when iterated (a pager, a stream) or into a file (a download)."""
     returns = str(inspect.signature(method).return_annotation)
     return "Pager" in returns or "Stream" in returns or "to" in inspect.signature(method).parameters
+
+
+def test_an_argument_error_names_the_python_argument(crownest_local: LocalServer) -> None:
+    with crownest_local.client(max_retries=0) as client:
+        sandbox = client.sandboxes.create("base")
+        with pytest.raises(BadRequestError) as caught:
+            sandbox.set_ttl(5)
+        assert str(caught.value).startswith("ttl_ms must be at least ")
+        assert str(caught.value).endswith("(the API calls it ttlMs)")
+        assert caught.value.message.startswith("ttlMs must be at least ")
+        assert caught.value.details["field"] == "ttlMs"
+        sandbox.kill()

@@ -12,7 +12,7 @@ from types import TracebackType
 
 import httpx
 
-from ._base_client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncAPIClient, SyncAPIClient
+from ._base_client import AsyncAPIClient, SyncAPIClient
 from ._generated.resources import AsyncClientResources, ClientResources
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 
@@ -39,8 +39,8 @@ class CrowNest(SyncAPIClient, ClientResources):
         self,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: TimeoutTypes = 660.0,  # DEFAULT_TIMEOUT, written out for the reference
+        max_retries: int = 2,  # DEFAULT_MAX_RETRIES
         http_client: httpx.Client | None = None,
         default_headers: dict[str, str] | None = None,
     ) -> None:
@@ -98,8 +98,8 @@ class AsyncCrowNest(AsyncAPIClient, AsyncClientResources):
         self,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: TimeoutTypes = 660.0,  # DEFAULT_TIMEOUT, written out for the reference
+        max_retries: int = 2,  # DEFAULT_MAX_RETRIES
         http_client: httpx.AsyncClient | None = None,
         default_headers: dict[str, str] | None = None,
     ) -> None:

@@ -22,6 +22,7 @@ A command that exits non-zero is not an error: `commands.run` returns it
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -59,7 +60,9 @@ class CrowNestError(Exception):
 class CrowNestApiError(CrowNestError):
     """The API answered with a non-2xx status.
 
-    `str(e)` is the server's message. `code` is the stable snake_case error
+    `str(e)` is the server's message, naming the Python argument where the server
+    named a wire field (`ttl_ms must be at least 1000.`, where the API says
+    `ttlMs`); `message` is the server's own. `code` is the stable snake_case error
     code (an open set: codes this SDK does not know arrive unchanged); an
     answer that is not the API's error envelope (an HTML 502 from a proxy, an
     empty 504) gets the generic code `http_<status>`.
@@ -75,7 +78,7 @@ class CrowNestApiError(CrowNestError):
         request_id: str | None,
         response: httpx.Response,
     ) -> None:
-        super().__init__(message)
+        super().__init__(_name_the_argument(message, details.get("field")))
         self.message = message
         self.status = status
         self.code = code
@@ -85,6 +88,21 @@ class CrowNestApiError(CrowNestError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, code={self.code!r}, message={self.message!r}, request_id={self.request_id!r})"
+
+
+def _name_the_argument(message: str, field: object) -> str:
+    """`message` with the wire field it starts with (`details.field`) named as the Python argument
+    that carries it (`ttlMs` -> `ttl_ms`; `metadata.job` stays), the wire name kept after it."""
+    if not isinstance(field, str) or not message.startswith(field + " "):
+        return message
+    match = re.match(r"[A-Za-z0-9]+", field)
+    if match is None:
+        return message
+    wire = match.group()
+    python = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", wire).lower()
+    if python == wire:
+        return message
+    return f"{python}{field[len(wire) :]}{message[len(field) :]} (the API calls it {wire})"
 
 
 class BadRequestError(CrowNestApiError):
