@@ -111,7 +111,8 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     markdown = markdown.replace("<!-- crownest:models -->", models())
     clients = ["crownest.CrowNest", "crownest.AsyncCrowNest"]
     markdown = markdown.replace(
-        "<!-- crownest:clients -->", entries(clients, ("close", "with_raw_response", *CLIENT_RESOURCES))
+        "<!-- crownest:clients -->",
+        entries(clients, ("close", "with_raw_response", "with_streaming_response", *CLIENT_RESOURCES)),
     )
     handles = ["crownest.SandboxHandle", "crownest.AsyncSandboxHandle"]
     markdown = markdown.replace(

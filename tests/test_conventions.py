@@ -13,7 +13,7 @@ import attrs
 import pytest
 
 import payloads as p
-from crownest import AsyncCrowNest, BadRequestError, CrowNest
+from crownest import AsyncCrowNest, BadRequestError, CrowNest, NotFoundError
 from crownest._generated.resources import CLIENT_RESOURCES
 from crownest._handle import AsyncSandboxHandle, SandboxHandle
 from crownest.models import Command, EnvVars, Metadata, Preview, Sandbox
@@ -154,3 +154,30 @@ def test_an_argument_error_names_the_python_argument(crownest_local: LocalServer
         assert caught.value.message.startswith("ttlMs must be at least ")
         assert caught.value.details["field"] == "ttlMs"
         sandbox.kill()
+
+
+def test_with_streaming_response_gives_the_answer_then_the_items(crownest_local: LocalServer) -> None:
+    with crownest_local.client(max_retries=0) as client:
+        sandbox = client.sandboxes.create("base")
+        sandbox.files.write("/home/user/big.bin", b"x" * 100_000)
+        with client.with_streaming_response.files.stream(sandbox.id, "/home/user/big.bin") as response:
+            assert response.status_code == 200 and response.request_id
+            assert response.headers["content-length"] == "100000"
+            assert b"".join(response) == b"x" * 100_000
+        command = sandbox.commands.run("echo hi")
+        with client.with_streaming_response.commands.events(sandbox.id, command.id) as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            assert [e.event for e in events][-1] == "exit"
+        with pytest.raises(NotFoundError), client.with_streaming_response.files.stream(sandbox.id, "/home/user/x"):
+            pass
+        sandbox.kill()
+
+
+async def test_async_with_streaming_response(crownest_local: LocalServer) -> None:
+    async with crownest_local.async_client(max_retries=0) as client:
+        sandbox = await client.sandboxes.create("base")
+        await sandbox.files.write("/home/user/a.txt", b"hello")
+        async with client.with_streaming_response.files.stream(sandbox.id, "/home/user/a.txt") as response:
+            assert response.status_code == 200 and response.request_id
+            assert b"".join([chunk async for chunk in response]) == b"hello"
+        await sandbox.kill()

@@ -78,7 +78,10 @@ def public_names() -> list[str]:
         added = {n for n in dir(handle) if not n.startswith("_")} - {n for n in dir(model) if not n.startswith("_")}
         names += [f"{handle.__name__}.{m}" for m in sorted(added)]
     for client in (crownest.CrowNest, crownest.AsyncCrowNest):
-        names += [f"{client.__name__}.{m}" for m in ("close", "with_options", "with_raw_response", *CLIENT_RESOURCES)]
+        names += [
+            f"{client.__name__}.{m}"
+            for m in ("close", "with_options", "with_raw_response", "with_streaming_response", *CLIENT_RESOURCES)
+        ]
     names += [f"{page.__name__}.{m}" for page in (crownest.Page, crownest.AsyncPage) for m in own_public_methods(page)]
     names += ["LocalServer"] + [f"LocalServer.{m}" for m in own_public_methods(LocalServer)]
     return names

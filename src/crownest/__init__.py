@@ -32,7 +32,7 @@ from ._exceptions import (
 )
 from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
 from ._pagination import AsyncPage, AsyncPager, Page, SyncPager
-from ._response import RawResponse
+from ._response import AsyncStreamedResponse, RawResponse, StreamedResponse
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
@@ -48,6 +48,7 @@ __all__ = [
     "AsyncPager",
     "AsyncSandboxHandle",
     "AsyncStream",
+    "AsyncStreamedResponse",
     "AuthenticationError",
     "BodyNotReplayableError",
     "BadRequestError",
@@ -73,6 +74,7 @@ __all__ = [
     "ResponseValidationError",
     "SandboxHandle",
     "Stream",
+    "StreamedResponse",
     "SyncPager",
     "WireKeyError",
     "__version__",

@@ -372,6 +372,7 @@ class SyncAPIClient(BaseClient):
                         response.read()
                         raise api_error_from_response(response)
                     resume.begin(response)
+                    capture_response(response)
                     yield from response.iter_bytes()
                 return
             except httpx.TransportError as exc:
@@ -512,6 +513,7 @@ class AsyncAPIClient(BaseClient):
                         await response.aread()
                         raise api_error_from_response(response)
                     resume.begin(response)
+                    capture_response(response)
                     async for chunk in response.aiter_bytes():
                         yield chunk
                 return

@@ -1,25 +1,35 @@
-"""Raw responses: `client.with_raw_response.<resource>.<method>(...)`.
+"""Raw and streamed responses: `client.with_raw_response.<resource>.<method>(...)` and
+`client.with_streaming_response.<resource>.<method>(...)`.
 
 The raw twin of a method sends the same request and gives a `RawResponse`:
 the HTTP status, headers and request ID of the answer, and `parse()` for the
-result the method itself returns. The answer is captured where the client
+result the method itself returns. The streaming twin of a method that streams
+(file content, command events) is a context manager that sends the request on
+entry and gives a `StreamedResponse`: the same status, headers and request ID,
+then the items as they arrive. The answer is captured where the client
 receives it (`capture_response`), through a context variable, so every
-generated method has a raw twin without a second code path.
+generated method has its twins without a second code path.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
-from typing import Generic, ParamSpec, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
 
 import httpx
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-__all__ = ["RawResponse"]
+if TYPE_CHECKING:
+    from ._streams import AsyncStream, Stream
+
+T = TypeVar("T")
+
+__all__ = ["AsyncStreamedResponse", "RawResponse", "StreamedResponse"]
 
 _CAPTURED: ContextVar[list[httpx.Response] | None] = ContextVar("crownest_captured_responses", default=None)
 
@@ -31,18 +41,14 @@ def capture_response(response: httpx.Response) -> None:
         captured.append(response)
 
 
-class RawResponse(Generic[R]):
-    """The HTTP answer of one call, with its parsed result.
+class _Answer:
+    """The status, headers and request ID of an answer."""
 
-    For a method that sends several requests (`run` with output callbacks), it is the last one.
-    """
+    __slots__ = ("http_response",)
 
-    __slots__ = ("http_response", "_parsed")
-
-    def __init__(self, http_response: httpx.Response, parsed: R) -> None:
+    def __init__(self, http_response: httpx.Response) -> None:
         self.http_response = http_response
-        """The `httpx.Response` (its body already read)."""
-        self._parsed = parsed
+        """The `httpx.Response`."""
 
     @property
     def status_code(self) -> int:
@@ -60,13 +66,29 @@ class RawResponse(Generic[R]):
         request_id: str | None = self.http_response.headers.get("x-request-id")
         return request_id
 
+    def __repr__(self) -> str:
+        request = self.http_response.request
+        return (
+            f"<{type(self).__name__} [{self.status_code}] {request.method} {request.url.path} "
+            f"request_id={self.request_id}>"
+        )
+
+
+class RawResponse(_Answer, Generic[R]):
+    """The HTTP answer of one call (its body read), with its parsed result.
+
+    For a method that sends several requests (`run` with output callbacks), it is the last one.
+    """
+
+    __slots__ = ("_parsed",)
+
+    def __init__(self, http_response: httpx.Response, parsed: R) -> None:
+        super().__init__(http_response)
+        self._parsed = parsed
+
     def parse(self) -> R:
         """What the method returns (a model, a handle, bytes, ... or None)."""
         return self._parsed
-
-    def __repr__(self) -> str:
-        request = self.http_response.request
-        return f"<RawResponse [{self.status_code}] {request.method} {request.url.path} request_id={self.request_id}>"
 
 
 def _raw(responses: list[httpx.Response], parsed: R, func: Callable[..., object]) -> RawResponse[R]:
@@ -105,3 +127,95 @@ def async_to_raw_response(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaita
         return _raw(responses, parsed, func)
 
     return raw
+
+
+class StreamedResponse(_Answer, Generic[T]):
+    """A streamed answer, inside `with`: its status, headers and request ID, then its items as
+    they arrive (iterate it). Leaving `with` closes the connection."""
+
+    __slots__ = ("_stream", "_first")
+
+    def __init__(self, stream: Stream[T]) -> None:
+        self._stream = stream
+        self._first: list[T] = []
+
+    def __enter__(self) -> StreamedResponse[T]:
+        responses: list[httpx.Response] = []
+        token = _CAPTURED.set(responses)
+        try:
+            self._first = [next(self._stream)]  # sends the request
+        except StopIteration:
+            self._first = []
+        except BaseException:
+            self._stream.close()
+            raise
+        finally:
+            _CAPTURED.reset(token)
+        self.http_response = responses[0]
+        return self
+
+    def __iter__(self) -> Iterator[T]:
+        while self._first:
+            yield self._first.pop()
+        yield from self._stream
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stream.close()
+
+
+class AsyncStreamedResponse(_Answer, Generic[T]):
+    """A streamed answer, inside `async with`: as `StreamedResponse`, iterated with `async for`."""
+
+    __slots__ = ("_stream", "_first")
+
+    def __init__(self, stream: AsyncStream[T]) -> None:
+        self._stream = stream
+        self._first: list[T] = []
+
+    async def __aenter__(self) -> AsyncStreamedResponse[T]:
+        responses: list[httpx.Response] = []
+        token = _CAPTURED.set(responses)
+        try:
+            self._first = [await self._stream.__anext__()]  # sends the request
+        except StopAsyncIteration:
+            self._first = []
+        except BaseException:
+            await self._stream.aclose()
+            raise
+        finally:
+            _CAPTURED.reset(token)
+        self.http_response = responses[0]
+        return self
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        while self._first:
+            yield self._first.pop()
+        async for item in self._stream:
+            yield item
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._stream.aclose()
+
+
+def to_streamed_response(func: Callable[P, Stream[T]]) -> Callable[P, StreamedResponse[T]]:
+    """The streaming twin of a sync method that streams."""
+
+    @functools.wraps(func)
+    def streamed(*args: P.args, **kwargs: P.kwargs) -> StreamedResponse[T]:
+        return StreamedResponse(func(*args, **kwargs))
+
+    return streamed
+
+
+def async_to_streamed_response(func: Callable[P, AsyncStream[T]]) -> Callable[P, AsyncStreamedResponse[T]]:
+    """The streaming twin of an async method that streams."""
+
+    @functools.wraps(func)
+    def streamed(*args: P.args, **kwargs: P.kwargs) -> AsyncStreamedResponse[T]:
+        return AsyncStreamedResponse(func(*args, **kwargs))
+
+    return streamed

@@ -6,7 +6,19 @@ checkers report when it is no longer needed (warn_unused_ignores, reportUnnecess
 import datetime
 from typing import Any, assert_type
 
-from crownest import AsyncCrowNest, AsyncSandboxHandle, CommandFailedError, CrowNest, RawResponse, SandboxHandle
+from crownest import (
+    AsyncCrowNest,
+    AsyncPage,
+    AsyncSandboxHandle,
+    CommandFailedError,
+    CrowNest,
+    DefaultAsyncHttpxClient,
+    DefaultHttpxClient,
+    Page,
+    RawResponse,
+    SandboxHandle,
+    StreamedResponse,
+)
 from crownest.models import Command, CommandStatus, Metadata, Sandbox
 
 
@@ -68,3 +80,30 @@ def raw_responses_are_typed(client: CrowNest) -> None:
 async def async_raw_responses_are_typed(client: AsyncCrowNest) -> None:
     raw = await client.with_raw_response.sandboxes.get("sbx_1")
     assert_type(raw.parse(), AsyncSandboxHandle)
+
+
+def streamed_responses_are_typed(client: CrowNest) -> None:
+    with client.with_streaming_response.files.stream("sbx_1", "/a") as response:
+        assert_type(response, StreamedResponse[bytes])
+        assert_type(response.request_id, str | None)
+        for chunk in response:
+            assert_type(chunk, bytes)
+    client.with_streaming_response.files.read("sbx_1", "/a")  # type: ignore[attr-defined]
+
+
+def pages_are_typed(client: CrowNest) -> None:
+    page = client.sandboxes.list().first_page()
+    assert_type(page, Page[SandboxHandle])
+    if page.has_next_page():
+        assert_type(page.get_next_page(), Page[SandboxHandle])
+
+
+async def async_pages_are_typed(client: AsyncCrowNest) -> None:
+    page = await client.sandboxes.list().first_page()
+    assert_type(await page.get_next_page(), AsyncPage[AsyncSandboxHandle])
+
+
+def default_http_clients() -> None:
+    CrowNest(http_client=DefaultHttpxClient(proxy="http://proxy:8080", verify=False))
+    AsyncCrowNest(http_client=DefaultAsyncHttpxClient())
+    CrowNest(http_client=DefaultAsyncHttpxClient())  # type: ignore[arg-type]

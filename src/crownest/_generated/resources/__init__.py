@@ -22,25 +22,31 @@ if TYPE_CHECKING:
     from .artifacts import (
         Artifacts,
         ArtifactsWithRawResponse,
+        ArtifactsWithStreamingResponse,
         AsyncArtifacts,
         AsyncArtifactsWithRawResponse,
+        AsyncArtifactsWithStreamingResponse,
         AsyncSandboxArtifacts,
         SandboxArtifacts,
     )
     from .commands import (
         AsyncCommands,
         AsyncCommandsWithRawResponse,
+        AsyncCommandsWithStreamingResponse,
         AsyncSandboxCommands,
         Commands,
         CommandsWithRawResponse,
+        CommandsWithStreamingResponse,
         SandboxCommands,
     )
     from .files import (
         AsyncFiles,
         AsyncFilesWithRawResponse,
+        AsyncFilesWithStreamingResponse,
         AsyncSandboxFiles,
         Files,
         FilesWithRawResponse,
+        FilesWithStreamingResponse,
         SandboxFiles,
     )
     from .previews import (
@@ -139,6 +145,12 @@ class ClientResources:
         `parse()`) instead of the result: `client.with_raw_response.sandboxes.get(id)`."""
         return ClientWithRawResponse(cast("CrowNest", self))
 
+    @cached_property
+    def with_streaming_response(self) -> ClientWithStreamingResponse:
+        """Every method that streams, as a context manager that gives the `StreamedResponse` (status,
+        headers, request ID, then the items): `with client.with_streaming_response.files.stream(...) as r:`."""
+        return ClientWithStreamingResponse(cast("CrowNest", self))
+
 
 class ClientWithRawResponse:
     """`CrowNest.with_raw_response`: each resource, its methods giving raw responses."""
@@ -187,6 +199,34 @@ class ClientWithRawResponse:
         from .templates import TemplatesWithRawResponse
 
         return TemplatesWithRawResponse(self._client.templates)
+
+
+class ClientWithStreamingResponse:
+    """`CrowNest.with_streaming_response`: each resource that streams, its streaming methods."""
+
+    def __init__(self, client: CrowNest) -> None:
+        self._client = client
+
+    @cached_property
+    def artifacts(self) -> ArtifactsWithStreamingResponse:
+        """`artifacts`'s streaming methods, each giving the `StreamedResponse`."""
+        from .artifacts import ArtifactsWithStreamingResponse
+
+        return ArtifactsWithStreamingResponse(self._client.artifacts)
+
+    @cached_property
+    def commands(self) -> CommandsWithStreamingResponse:
+        """`commands`'s streaming methods, each giving the `StreamedResponse`."""
+        from .commands import CommandsWithStreamingResponse
+
+        return CommandsWithStreamingResponse(self._client.commands)
+
+    @cached_property
+    def files(self) -> FilesWithStreamingResponse:
+        """`files`'s streaming methods, each giving the `StreamedResponse`."""
+        from .files import FilesWithStreamingResponse
+
+        return FilesWithStreamingResponse(self._client.files)
 
 
 class AsyncClientResources:
@@ -240,6 +280,12 @@ class AsyncClientResources:
         `parse()`) instead of the result: `client.with_raw_response.sandboxes.get(id)`."""
         return AsyncClientWithRawResponse(cast("AsyncCrowNest", self))
 
+    @cached_property
+    def with_streaming_response(self) -> AsyncClientWithStreamingResponse:
+        """Every method that streams, as a context manager that gives the `AsyncStreamedResponse` (status,
+        headers, request ID, then the items): `with client.with_streaming_response.files.stream(...) as r:`."""
+        return AsyncClientWithStreamingResponse(cast("AsyncCrowNest", self))
+
 
 class AsyncClientWithRawResponse:
     """`AsyncCrowNest.with_raw_response`: each resource, its methods giving raw responses."""
@@ -288,6 +334,34 @@ class AsyncClientWithRawResponse:
         from .templates import AsyncTemplatesWithRawResponse
 
         return AsyncTemplatesWithRawResponse(self._client.templates)
+
+
+class AsyncClientWithStreamingResponse:
+    """`AsyncCrowNest.with_streaming_response`: each resource that streams, its streaming methods."""
+
+    def __init__(self, client: AsyncCrowNest) -> None:
+        self._client = client
+
+    @cached_property
+    def artifacts(self) -> AsyncArtifactsWithStreamingResponse:
+        """`artifacts`'s streaming methods, each giving the `AsyncStreamedResponse`."""
+        from .artifacts import AsyncArtifactsWithStreamingResponse
+
+        return AsyncArtifactsWithStreamingResponse(self._client.artifacts)
+
+    @cached_property
+    def commands(self) -> AsyncCommandsWithStreamingResponse:
+        """`commands`'s streaming methods, each giving the `AsyncStreamedResponse`."""
+        from .commands import AsyncCommandsWithStreamingResponse
+
+        return AsyncCommandsWithStreamingResponse(self._client.commands)
+
+    @cached_property
+    def files(self) -> AsyncFilesWithStreamingResponse:
+        """`files`'s streaming methods, each giving the `AsyncStreamedResponse`."""
+        from .files import AsyncFilesWithStreamingResponse
+
+        return AsyncFilesWithStreamingResponse(self._client.files)
 
 
 class SandboxScopes:

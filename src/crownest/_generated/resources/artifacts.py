@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING, cast
 
 from ..._pagination import AsyncPager, SyncPager
-from ..._response import async_to_raw_response, to_raw_response
+from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
 from ..._types import (
     NOT_GIVEN,
@@ -34,6 +34,8 @@ __all__ = [
     "AsyncArtifacts",
     "ArtifactsWithRawResponse",
     "AsyncArtifactsWithRawResponse",
+    "ArtifactsWithStreamingResponse",
+    "AsyncArtifactsWithStreamingResponse",
     "SandboxArtifacts",
     "AsyncSandboxArtifacts",
 ]
@@ -667,6 +669,22 @@ class AsyncArtifactsWithRawResponse:
         self.delete = async_to_raw_response(resource.delete)
         self.download = async_to_raw_response(resource.download)
         self.get = async_to_raw_response(resource.get)
+
+
+class ArtifactsWithStreamingResponse:
+    """`Artifacts`'s streaming methods, each a context manager that gives the `StreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: Artifacts) -> None:
+        self.stream = to_streamed_response(resource.stream)
+
+
+class AsyncArtifactsWithStreamingResponse:
+    """`AsyncArtifacts`'s streaming methods, each a context manager that gives the `AsyncStreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: AsyncArtifacts) -> None:
+        self.stream = async_to_streamed_response(resource.stream)
 
 
 class SandboxArtifacts:

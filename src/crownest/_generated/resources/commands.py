@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..._handle import AsyncCommandHandle, CommandHandle
 from ..._pagination import AsyncPager, SyncPager
-from ..._response import async_to_raw_response, to_raw_response
+from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
 from ..._types import (
     NOT_GIVEN,
@@ -37,6 +37,8 @@ __all__ = [
     "AsyncCommands",
     "CommandsWithRawResponse",
     "AsyncCommandsWithRawResponse",
+    "CommandsWithStreamingResponse",
+    "AsyncCommandsWithStreamingResponse",
     "SandboxCommands",
     "AsyncSandboxCommands",
 ]
@@ -1129,6 +1131,22 @@ class AsyncCommandsWithRawResponse:
         self.send_stdin = async_to_raw_response(resource.send_stdin)
         self.start = async_to_raw_response(resource.start)
         self.wait = async_to_raw_response(resource.wait)
+
+
+class CommandsWithStreamingResponse:
+    """`Commands`'s streaming methods, each a context manager that gives the `StreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: Commands) -> None:
+        self.events = to_streamed_response(resource.events)
+
+
+class AsyncCommandsWithStreamingResponse:
+    """`AsyncCommands`'s streaming methods, each a context manager that gives the `AsyncStreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: AsyncCommands) -> None:
+        self.events = async_to_streamed_response(resource.events)
 
 
 class SandboxCommands:

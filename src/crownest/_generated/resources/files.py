@@ -7,7 +7,7 @@ import builtins
 import os
 from typing import TYPE_CHECKING, cast
 
-from ..._response import async_to_raw_response, to_raw_response
+from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
 from ..._types import (
     NOT_GIVEN,
@@ -34,6 +34,8 @@ __all__ = [
     "AsyncFiles",
     "FilesWithRawResponse",
     "AsyncFilesWithRawResponse",
+    "FilesWithStreamingResponse",
+    "AsyncFilesWithStreamingResponse",
     "SandboxFiles",
     "AsyncSandboxFiles",
 ]
@@ -942,6 +944,22 @@ class AsyncFilesWithRawResponse:
         self.read = async_to_raw_response(resource.read)
         self.read_text = async_to_raw_response(resource.read_text)
         self.write = async_to_raw_response(resource.write)
+
+
+class FilesWithStreamingResponse:
+    """`Files`'s streaming methods, each a context manager that gives the `StreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: Files) -> None:
+        self.stream = to_streamed_response(resource.stream)
+
+
+class AsyncFilesWithStreamingResponse:
+    """`AsyncFiles`'s streaming methods, each a context manager that gives the `AsyncStreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: AsyncFiles) -> None:
+        self.stream = async_to_streamed_response(resource.stream)
 
 
 class SandboxFiles:
