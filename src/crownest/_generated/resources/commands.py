@@ -8,8 +8,21 @@ from typing import TYPE_CHECKING
 
 from ..._handle import AsyncCommandHandle, CommandHandle
 from ..._pagination import AsyncPager, SyncPager
+from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..models.command import Command
 from ..models.command_event import CommandEvent
 from ..models.command_list import CommandList
@@ -19,7 +32,16 @@ from ..models.signal import Signal
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Commands", "AsyncCommands", "SandboxCommands", "AsyncSandboxCommands"]
+__all__ = [
+    "Commands",
+    "AsyncCommands",
+    "CommandsWithRawResponse",
+    "AsyncCommandsWithRawResponse",
+    "CommandsWithStreamingResponse",
+    "AsyncCommandsWithStreamingResponse",
+    "SandboxCommands",
+    "AsyncSandboxCommands",
+]
 
 
 def _stream_command_events_request(
@@ -232,6 +254,9 @@ class Commands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[CommandEvent]:
         """Stream a command's output.
 
@@ -250,6 +275,9 @@ class Commands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -260,7 +288,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id)
+        spec = with_extras(
+            _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def get(
@@ -270,6 +303,9 @@ class Commands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Get a command.
 
@@ -280,6 +316,9 @@ class Commands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -289,7 +328,9 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=sandbox_id, command_id=command_id), extra_headers, extra_query, extra_body
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
@@ -300,6 +341,9 @@ class Commands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Kill a command.
 
@@ -313,6 +357,9 @@ class Commands:
             signal: A signal to send to a process tree.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -322,7 +369,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -334,6 +386,9 @@ class Commands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
@@ -347,6 +402,9 @@ class Commands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `CommandHandle` across pages.
@@ -356,7 +414,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: CommandHandle(self._client, item), timeout=timeout, max_retries=max_retries
         )
@@ -376,6 +439,9 @@ class Commands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Run a command and wait for it.
 
@@ -403,6 +469,9 @@ class Commands:
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -416,26 +485,36 @@ class Commands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
-        )
-        if on_stdout is None and on_stderr is None:
-            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
-        else:
-            start = _start_command_request(
+        spec = with_extras(
+            _run_command_request(
                 sandbox_id=sandbox_id,
                 command=command,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
+                stdin=stdin,
                 idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        if on_stdout is None and on_stderr is None:
+            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        else:
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=sandbox_id,
+                    command=command,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = CommandHandle(self._client, self._client.request(start, timeout=timeout, max_retries=max_retries))
             result.follow(on_stdout, on_stderr, timeout=timeout, max_retries=max_retries)
@@ -452,6 +531,9 @@ class Commands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -465,6 +547,9 @@ class Commands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -474,7 +559,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = with_extras(
+            _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def start(
@@ -489,6 +579,9 @@ class Commands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Start a command in the background.
 
@@ -510,6 +603,9 @@ class Commands:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -519,14 +615,19 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -538,6 +639,9 @@ class Commands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Wait for a command to end.
 
@@ -550,6 +654,9 @@ class Commands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -559,7 +666,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -582,6 +694,9 @@ class AsyncCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[CommandEvent]:
         """Stream a command's output.
 
@@ -600,6 +715,9 @@ class AsyncCommands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -610,7 +728,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id)
+        spec = with_extras(
+            _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def get(
@@ -620,6 +743,9 @@ class AsyncCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Get a command.
 
@@ -630,6 +756,9 @@ class AsyncCommands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -639,7 +768,9 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=sandbox_id, command_id=command_id), extra_headers, extra_query, extra_body
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -652,6 +783,9 @@ class AsyncCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Kill a command.
 
@@ -665,6 +799,9 @@ class AsyncCommands:
             signal: A signal to send to a process tree.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -674,7 +811,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -688,6 +830,9 @@ class AsyncCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
@@ -701,6 +846,9 @@ class AsyncCommands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `AsyncCommandHandle` across pages.
@@ -710,7 +858,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client,
             spec,
@@ -734,6 +887,9 @@ class AsyncCommands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
@@ -761,6 +917,9 @@ class AsyncCommands:
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -774,28 +933,38 @@ class AsyncCommands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _run_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         if on_stdout is None and on_stderr is None:
             result = AsyncCommandHandle(
                 self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
             )
         else:
-            start = _start_command_request(
-                sandbox_id=sandbox_id,
-                command=command,
-                cwd=cwd,
-                env=env,
-                timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
-                idempotency_key=idempotency_key,
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=sandbox_id,
+                    command=command,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = AsyncCommandHandle(
                 self._client, await self._client.request(start, timeout=timeout, max_retries=max_retries)
@@ -814,6 +983,9 @@ class AsyncCommands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -827,6 +999,9 @@ class AsyncCommands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -836,7 +1011,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = with_extras(
+            _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def start(
@@ -851,6 +1031,9 @@ class AsyncCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
@@ -872,6 +1055,9 @@ class AsyncCommands:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -881,14 +1067,19 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -902,6 +1093,9 @@ class AsyncCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Wait for a command to end.
 
@@ -914,6 +1108,9 @@ class AsyncCommands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -923,10 +1120,55 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+
+class CommandsWithRawResponse:
+    """`Commands` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Commands) -> None:
+        self.get = to_raw_response(resource.get)
+        self.kill = to_raw_response(resource.kill)
+        self.run = to_raw_response(resource.run)
+        self.send_stdin = to_raw_response(resource.send_stdin)
+        self.start = to_raw_response(resource.start)
+        self.wait = to_raw_response(resource.wait)
+
+
+class AsyncCommandsWithRawResponse:
+    """`AsyncCommands` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncCommands) -> None:
+        self.get = async_to_raw_response(resource.get)
+        self.kill = async_to_raw_response(resource.kill)
+        self.run = async_to_raw_response(resource.run)
+        self.send_stdin = async_to_raw_response(resource.send_stdin)
+        self.start = async_to_raw_response(resource.start)
+        self.wait = async_to_raw_response(resource.wait)
+
+
+class CommandsWithStreamingResponse:
+    """`Commands`'s streaming methods, each a context manager that gives the `StreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: Commands) -> None:
+        self.events = to_streamed_response(resource.events)
+
+
+class AsyncCommandsWithStreamingResponse:
+    """`AsyncCommands`'s streaming methods, each a context manager that gives the `AsyncStreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: AsyncCommands) -> None:
+        self.events = async_to_streamed_response(resource.events)
 
 
 class SandboxCommands:
@@ -951,6 +1193,9 @@ class SandboxCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[CommandEvent]:
         """Stream a command's output.
 
@@ -968,6 +1213,9 @@ class SandboxCommands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -978,8 +1226,13 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(
-            sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+        spec = with_extras(
+            _stream_command_events_request(
+                sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
@@ -989,6 +1242,9 @@ class SandboxCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Get a command.
 
@@ -998,6 +1254,9 @@ class SandboxCommands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1007,7 +1266,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
@@ -1017,6 +1281,9 @@ class SandboxCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Kill a command.
 
@@ -1029,6 +1296,9 @@ class SandboxCommands:
             signal: A signal to send to a process tree.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1038,7 +1308,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -1049,6 +1324,9 @@ class SandboxCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
@@ -1061,6 +1339,9 @@ class SandboxCommands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `CommandHandle` across pages.
@@ -1070,7 +1351,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: CommandHandle(self._client, item), timeout=timeout, max_retries=max_retries
         )
@@ -1089,6 +1375,9 @@ class SandboxCommands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Run a command and wait for it.
 
@@ -1115,6 +1404,9 @@ class SandboxCommands:
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1128,26 +1420,36 @@ class SandboxCommands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
-        )
-        if on_stdout is None and on_stderr is None:
-            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
-        else:
-            start = _start_command_request(
+        spec = with_extras(
+            _run_command_request(
                 sandbox_id=self._sandbox_id,
                 command=command,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
+                stdin=stdin,
                 idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        if on_stdout is None and on_stderr is None:
+            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        else:
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=self._sandbox_id,
+                    command=command,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = CommandHandle(self._client, self._client.request(start, timeout=timeout, max_retries=max_retries))
             result.follow(on_stdout, on_stderr, timeout=timeout, max_retries=max_retries)
@@ -1163,6 +1465,9 @@ class SandboxCommands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -1175,6 +1480,9 @@ class SandboxCommands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1184,7 +1492,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = with_extras(
+            _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def start(
@@ -1198,6 +1511,9 @@ class SandboxCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Start a command in the background.
 
@@ -1218,6 +1534,9 @@ class SandboxCommands:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1227,14 +1546,19 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -1245,6 +1569,9 @@ class SandboxCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Wait for a command to end.
 
@@ -1256,6 +1583,9 @@ class SandboxCommands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1265,7 +1595,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -1291,6 +1626,9 @@ class AsyncSandboxCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[CommandEvent]:
         """Stream a command's output.
 
@@ -1308,6 +1646,9 @@ class AsyncSandboxCommands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -1318,8 +1659,13 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(
-            sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+        spec = with_extras(
+            _stream_command_events_request(
+                sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
@@ -1329,6 +1675,9 @@ class AsyncSandboxCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Get a command.
 
@@ -1338,6 +1687,9 @@ class AsyncSandboxCommands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1347,7 +1699,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -1359,6 +1716,9 @@ class AsyncSandboxCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Kill a command.
 
@@ -1371,6 +1731,9 @@ class AsyncSandboxCommands:
             signal: A signal to send to a process tree.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1380,7 +1743,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -1393,6 +1761,9 @@ class AsyncSandboxCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
@@ -1405,6 +1776,9 @@ class AsyncSandboxCommands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `AsyncCommandHandle` across pages.
@@ -1414,7 +1788,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client,
             spec,
@@ -1437,6 +1816,9 @@ class AsyncSandboxCommands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
@@ -1463,6 +1845,9 @@ class AsyncSandboxCommands:
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1476,28 +1861,38 @@ class AsyncSandboxCommands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _run_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         if on_stdout is None and on_stderr is None:
             result = AsyncCommandHandle(
                 self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
             )
         else:
-            start = _start_command_request(
-                sandbox_id=self._sandbox_id,
-                command=command,
-                cwd=cwd,
-                env=env,
-                timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
-                idempotency_key=idempotency_key,
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=self._sandbox_id,
+                    command=command,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = AsyncCommandHandle(
                 self._client, await self._client.request(start, timeout=timeout, max_retries=max_retries)
@@ -1515,6 +1910,9 @@ class AsyncSandboxCommands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -1527,6 +1925,9 @@ class AsyncSandboxCommands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1536,7 +1937,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = with_extras(
+            _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def start(
@@ -1550,6 +1956,9 @@ class AsyncSandboxCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
@@ -1570,6 +1979,9 @@ class AsyncSandboxCommands:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1579,14 +1991,19 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -1599,6 +2016,9 @@ class AsyncSandboxCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Wait for a command to end.
 
@@ -1610,6 +2030,9 @@ class AsyncSandboxCommands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1619,7 +2042,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )

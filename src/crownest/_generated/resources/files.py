@@ -7,8 +7,21 @@ import builtins
 import os
 from typing import TYPE_CHECKING, cast
 
+from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..._uploads import FileContent, Progress, file_content
 from ..models.file_info import FileInfo
 from ..models.file_list import FileList
@@ -16,7 +29,16 @@ from ..models.file_list import FileList
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Files", "AsyncFiles", "SandboxFiles", "AsyncSandboxFiles"]
+__all__ = [
+    "Files",
+    "AsyncFiles",
+    "FilesWithRawResponse",
+    "AsyncFilesWithRawResponse",
+    "FilesWithStreamingResponse",
+    "AsyncFilesWithStreamingResponse",
+    "SandboxFiles",
+    "AsyncSandboxFiles",
+]
 
 
 def _delete_file_request(
@@ -181,6 +203,9 @@ class Files:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
@@ -195,6 +220,9 @@ class Files:
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -204,7 +232,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def info(
@@ -214,6 +247,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
@@ -226,6 +262,9 @@ class Files:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -235,7 +274,9 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -245,6 +286,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -257,6 +301,9 @@ class Files:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -266,7 +313,9 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _list_files_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("builtins.list[FileInfo]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def mkdir(
@@ -277,6 +326,9 @@ class Files:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -288,6 +340,9 @@ class Files:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -297,7 +352,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def move(
@@ -309,6 +369,9 @@ class Files:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
@@ -328,6 +391,9 @@ class Files:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -337,7 +403,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite)
+        spec = with_extras(
+            _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def read(
@@ -347,6 +418,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
@@ -361,6 +435,9 @@ class Files:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -370,7 +447,7 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def read_text(
@@ -380,9 +457,20 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = self.read(sandbox_id=sandbox_id, path=path, timeout=timeout, max_retries=max_retries)
+        data = self.read(
+            sandbox_id=sandbox_id,
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     def download(
@@ -394,6 +482,9 @@ class Files:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -404,7 +495,7 @@ class Files:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -414,6 +505,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -421,7 +515,7 @@ class Files:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def write(
@@ -433,6 +527,9 @@ class Files:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -455,6 +552,9 @@ class Files:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -464,7 +564,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -487,6 +592,9 @@ class AsyncFiles:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
@@ -501,6 +609,9 @@ class AsyncFiles:
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -510,7 +621,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def info(
@@ -520,6 +636,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
@@ -532,6 +651,9 @@ class AsyncFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -541,7 +663,9 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def list(
@@ -551,6 +675,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -563,6 +690,9 @@ class AsyncFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -572,7 +702,9 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _list_files_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast(
             "builtins.list[FileInfo]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -585,6 +717,9 @@ class AsyncFiles:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -596,6 +731,9 @@ class AsyncFiles:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -605,7 +743,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def move(
@@ -617,6 +760,9 @@ class AsyncFiles:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
@@ -636,6 +782,9 @@ class AsyncFiles:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -645,7 +794,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite)
+        spec = with_extras(
+            _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def read(
@@ -655,6 +809,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
@@ -669,6 +826,9 @@ class AsyncFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -678,7 +838,7 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def read_text(
@@ -688,9 +848,20 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = await self.read(sandbox_id=sandbox_id, path=path, timeout=timeout, max_retries=max_retries)
+        data = await self.read(
+            sandbox_id=sandbox_id,
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     async def download(
@@ -702,6 +873,9 @@ class AsyncFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -712,7 +886,7 @@ class AsyncFiles:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -722,6 +896,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -729,7 +906,7 @@ class AsyncFiles:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def write(
@@ -741,6 +918,9 @@ class AsyncFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -763,6 +943,9 @@ class AsyncFiles:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -772,8 +955,57 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+
+class FilesWithRawResponse:
+    """`Files` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Files) -> None:
+        self.delete = to_raw_response(resource.delete)
+        self.info = to_raw_response(resource.info)
+        self.list = to_raw_response(resource.list)
+        self.mkdir = to_raw_response(resource.mkdir)
+        self.move = to_raw_response(resource.move)
+        self.read = to_raw_response(resource.read)
+        self.read_text = to_raw_response(resource.read_text)
+        self.write = to_raw_response(resource.write)
+
+
+class AsyncFilesWithRawResponse:
+    """`AsyncFiles` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncFiles) -> None:
+        self.delete = async_to_raw_response(resource.delete)
+        self.info = async_to_raw_response(resource.info)
+        self.list = async_to_raw_response(resource.list)
+        self.mkdir = async_to_raw_response(resource.mkdir)
+        self.move = async_to_raw_response(resource.move)
+        self.read = async_to_raw_response(resource.read)
+        self.read_text = async_to_raw_response(resource.read_text)
+        self.write = async_to_raw_response(resource.write)
+
+
+class FilesWithStreamingResponse:
+    """`Files`'s streaming methods, each a context manager that gives the `StreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: Files) -> None:
+        self.stream = to_streamed_response(resource.stream)
+
+
+class AsyncFilesWithStreamingResponse:
+    """`AsyncFiles`'s streaming methods, each a context manager that gives the `AsyncStreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: AsyncFiles) -> None:
+        self.stream = async_to_streamed_response(resource.stream)
 
 
 class SandboxFiles:
@@ -798,6 +1030,9 @@ class SandboxFiles:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
@@ -811,6 +1046,9 @@ class SandboxFiles:
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -820,7 +1058,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def info(
@@ -829,6 +1072,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
@@ -840,6 +1086,9 @@ class SandboxFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -849,7 +1098,9 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -858,6 +1109,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -869,6 +1123,9 @@ class SandboxFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -878,7 +1135,9 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _list_files_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("builtins.list[FileInfo]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def mkdir(
@@ -888,6 +1147,9 @@ class SandboxFiles:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -898,6 +1160,9 @@ class SandboxFiles:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -907,7 +1172,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def move(
@@ -918,6 +1188,9 @@ class SandboxFiles:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
@@ -936,6 +1209,9 @@ class SandboxFiles:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -945,8 +1221,13 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(
-            sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+        spec = with_extras(
+            _move_file_request(
+                sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -956,6 +1237,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
@@ -969,6 +1253,9 @@ class SandboxFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -978,7 +1265,9 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def read_text(
@@ -987,9 +1276,19 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = self.read(path=path, timeout=timeout, max_retries=max_retries)
+        data = self.read(
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     def download(
@@ -1000,6 +1299,9 @@ class SandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -1010,7 +1312,9 @@ class SandboxFiles:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -1019,6 +1323,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -1026,7 +1333,9 @@ class SandboxFiles:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def write(
@@ -1037,6 +1346,9 @@ class SandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -1058,6 +1370,9 @@ class SandboxFiles:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1067,7 +1382,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -1093,6 +1413,9 @@ class AsyncSandboxFiles:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
@@ -1106,6 +1429,9 @@ class AsyncSandboxFiles:
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1115,7 +1441,12 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def info(
@@ -1124,6 +1455,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
@@ -1135,6 +1469,9 @@ class AsyncSandboxFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1144,7 +1481,9 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def list(
@@ -1153,6 +1492,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -1164,6 +1506,9 @@ class AsyncSandboxFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -1173,7 +1518,9 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _list_files_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast(
             "builtins.list[FileInfo]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -1185,6 +1532,9 @@ class AsyncSandboxFiles:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -1195,6 +1545,9 @@ class AsyncSandboxFiles:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1204,7 +1557,12 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def move(
@@ -1215,6 +1573,9 @@ class AsyncSandboxFiles:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
@@ -1233,6 +1594,9 @@ class AsyncSandboxFiles:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1242,8 +1606,13 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(
-            sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+        spec = with_extras(
+            _move_file_request(
+                sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -1253,6 +1622,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
@@ -1266,6 +1638,9 @@ class AsyncSandboxFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -1275,7 +1650,9 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def read_text(
@@ -1284,9 +1661,19 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = await self.read(path=path, timeout=timeout, max_retries=max_retries)
+        data = await self.read(
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     async def download(
@@ -1297,6 +1684,9 @@ class AsyncSandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -1307,7 +1697,9 @@ class AsyncSandboxFiles:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -1316,6 +1708,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -1323,7 +1718,9 @@ class AsyncSandboxFiles:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def write(
@@ -1334,6 +1731,9 @@ class AsyncSandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -1355,6 +1755,9 @@ class AsyncSandboxFiles:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1364,5 +1767,10 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
