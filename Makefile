@@ -10,8 +10,8 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"  # 25.1 reads dependency groups (--group)
+	$(PY) -m pip install --quiet -e . --group dev
 	touch $(STAMP)
 
 ## Debian packages: bubblewrap isolates CrowNest Local's commands (without it the server warns and
