@@ -63,16 +63,27 @@ async def test_one_async_client_serves_500_concurrent_tasks(crownest_local: Loca
 async def test_a_burst_of_concurrent_calls_leaves_its_connections_open_for_the_next(
     crownest_local: LocalServer,
 ) -> None:
-    """More than 20 connections stay open between bursts (httpx's default keeps 20, and httpcore
-    then closes idle ones as the next burst starts), so a second burst reconnects nothing."""
+    """Every connection of a burst stays open after it (httpx's default keeps 20, and httpcore then
+    closes idle ones as calls end), so a second burst reconnects nothing. The first burst's calls are
+    held open by the server until all of them are on the wire, so it needs exactly `BURST` connections
+    whatever the machine's speed; the second burst then finds that many idle ones, and opens none."""
+    burst = 30
     async with crownest_local.async_client(max_retries=0) as client:
-        sandbox = await client.sandboxes.create(template="base")
         pool = client._http._transport._pool  # type: ignore[attr-defined]
-        await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(100)))
+        assert (pool._max_connections, pool._max_keepalive_connections) == (100, 100)
+        sandbox = await client.sandboxes.create(template="base")
+        gate = await sandbox.commands.start("read line")  # ends when it reads a line
+        held = asyncio.gather(*(sandbox.commands.wait(gate.id, timeout_ms=120_000) for _ in range(burst)))
+        # Every wait gets its own connection: the server holds each answer until the gate opens.
+        while len(pool.connections) < burst and not held.done():
+            await asyncio.sleep(0.01)
         opened = set(map(id, pool.connections))
-        assert len(opened) > 20
-        await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(100)))
-        assert set(map(id, pool.connections)) == opened
+        async with crownest_local.async_client(max_retries=0) as other:
+            await other.commands.send_stdin(sandbox.id, gate.id, "go\n", eof=True)
+        assert {c.status for c in await held} == {"succeeded"}
+        assert set(map(id, pool.connections)) == opened  # all idle now, none closed
+        await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(burst)))
+        assert set(map(id, pool.connections)) == opened  # reused, none opened
         await sandbox.kill()
 
 
