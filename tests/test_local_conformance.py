@@ -1,18 +1,19 @@
 """Schemathesis against a live CrowNest Local: the server answers as openapi.yaml says.
 
-Bounded (a fixed number of examples per operation, a fixed seed that
-CROWNEST_FUZZ_SEED can change), with every check but two: no 5xx, no
-response outside the spec, no accepted request that the spec forbids, auth
-enforced. Left out: `positive_data_acceptance` (a valid request with a
-random sandbox ID is rightly 404) and `ensure_resource_availability` (it
-reads a 404 `file_not_found` for a path in a new sandbox as the sandbox
-being missing). Generated shell commands run only inside bubblewrap: without it,
-the operations that execute commands are left out, and the test says so.
+Three seeds, 50 examples per operation each, with every check but two (no
+5xx, no response outside the spec, no accepted request that the spec forbids,
+auth enforced); tests/conformance/schemathesis.toml names the two and why, and
+why the event stream's events are checked by our own check
+(tests/conformance/event_streams.py). Generated shell commands
+run only inside bubblewrap: without it, the operations that execute commands
+are left out, and the test says so. CROWNEST_FUZZ_SEEDS (comma-separated)
+and CROWNEST_FUZZ_EXAMPLES change the seeds and the examples.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,12 +22,21 @@ from pathlib import Path
 import pytest
 
 from crownest_local import LocalServer
+from crownest_local._spec import load_spec, operations
 
-SPEC = Path(__file__).resolve().parent.parent / "openapi.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "openapi.yaml"
+CONFORMANCE = ROOT / "tests" / "conformance"
 COMMAND_OPERATIONS = ("runCommand", "startCommand")
+SEEDS = os.environ.get("CROWNEST_FUZZ_SEEDS", "1,2,3").split(",")
+EXAMPLES = os.environ.get("CROWNEST_FUZZ_EXAMPLES", "50")
+
+sys.path.insert(0, str(CONFORMANCE))
+from event_streams import check_events, event_schema  # noqa: E402
 
 
-def test_the_server_conforms_to_openapi_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_server_conforms_to_openapi_yaml(seed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exclude: list[str] = []
     if shutil.which("bwrap") is None:
         for operation_id in COMMAND_OPERATIONS:
@@ -38,6 +48,8 @@ def test_the_server_conforms_to_openapi_yaml(tmp_path: Path, capsys: pytest.Capt
     with LocalServer(max_sandboxes=100_000) as server:
         command = [
             str(Path(sys.executable).parent / "schemathesis"),
+            "--config-file",
+            str(CONFORMANCE / "schemathesis.toml"),
             "run",
             str(SPEC),
             "--url",
@@ -45,13 +57,9 @@ def test_the_server_conforms_to_openapi_yaml(tmp_path: Path, capsys: pytest.Capt
             "--header",
             f"Authorization: Bearer {server.api_key}",
             "--max-examples",
-            "10",
+            EXAMPLES,
             "--seed",
-            os.environ.get("CROWNEST_FUZZ_SEED", "20261126"),
-            "--checks",
-            "all",
-            "--exclude-checks",
-            "positive_data_acceptance,ensure_resource_availability",
+            seed,
             "--request-timeout",
             "30",
             "--generation-database",
@@ -59,6 +67,23 @@ def test_the_server_conforms_to_openapi_yaml(tmp_path: Path, capsys: pytest.Capt
             "--no-color",
             *exclude,
         ]
-        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        env = {**os.environ, "SCHEMATHESIS_HOOKS": str(CONFORMANCE / "event_streams.py")}
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert "Tested: 31" in result.stdout or exclude
+    tested = re.search(r"Tested: (\d+)", result.stdout)
+    assert tested is not None, result.stdout[-2000:]
+    assert int(tested.group(1)) == len(operations(load_spec())) - len(exclude) // 2
+
+
+def test_the_event_check_rejects_an_event_its_content_schema_forbids() -> None:
+    """The check that stands in for Schemathesis's own on the event stream does check."""
+    spec = load_spec()
+    [events] = [op for item in spec["paths"].values() for op in item.values() if op["operationId"] == "streamCommandEvents"]
+    schema = event_schema(events, 200)
+    assert schema is not None
+    good = 'id: 4\nevent: output\ndata: {"stream": "stdout", "data": "hi"}\n\nid: 4\nevent: exit\ndata: {}\n\n'
+    check_events(good, schema)
+    with pytest.raises(AssertionError, match="event 2"):
+        check_events(good.replace("id: 4\nevent: exit", "id: four\nevent: exit"), schema)
+    with pytest.raises(AssertionError, match="event 1"):
+        check_events("data: {}\n\n", schema)  # no event type
