@@ -65,6 +65,8 @@ def test_the_server_conforms_to_openapi_yaml(seed: str, tmp_path: Path, capsys: 
             "--generation-database",
             "none",
             "--no-color",
+            "--workers",
+            os.environ.get("CROWNEST_FUZZ_WORKERS", "4"),
             *exclude,
         ]
         env = {**os.environ, "SCHEMATHESIS_HOOKS": str(CONFORMANCE / "event_streams.py")}
@@ -78,7 +80,9 @@ def test_the_server_conforms_to_openapi_yaml(seed: str, tmp_path: Path, capsys: 
 def test_the_event_check_rejects_an_event_its_content_schema_forbids() -> None:
     """The check that stands in for Schemathesis's own on the event stream does check."""
     spec = load_spec()
-    [events] = [op for item in spec["paths"].values() for op in item.values() if op["operationId"] == "streamCommandEvents"]
+    [events] = [
+        op for item in spec["paths"].values() for op in item.values() if op["operationId"] == "streamCommandEvents"
+    ]
     schema = event_schema(events, 200)
     assert schema is not None
     good = 'id: 4\nevent: output\ndata: {"stream": "stdout", "data": "hi"}\n\nid: 4\nevent: exit\ndata: {}\n\n'

@@ -188,3 +188,20 @@ def test_close_stdin_via_command_handle(sandbox: SandboxHandle) -> None:
     command.send_stdin("", eof=True)
     result = command.wait()
     assert (result.exit_code, result.stdout) == (0, "Hello, World!")
+
+
+def test_decodes_multibyte_characters_split_across_chunks(sandbox: SandboxHandle) -> None:
+    """packages/js-sdk/tests/sandbox/commands/commandHandle.test.ts::'decodes multibyte characters split across chunks'
+
+    E2B's test feeds a mock stream; here a real command writes the bytes of "€" in two writes."""
+    command = sandbox.commands.start("printf '\\342'; sleep 0.2; printf '\\202\\254'")
+    with command.output() as chunks:
+        assert "".join(chunk.data for chunk in chunks) == "€"
+    assert command.stdout == "€"
+
+
+def test_replaces_incomplete_trailing_utf8_sequences_at_the_end_of_the_stream(sandbox: SandboxHandle) -> None:
+    """packages/js-sdk/tests/sandbox/commands/commandHandle.test.ts::'replaces incomplete trailing utf-8 sequences at the end of the stream'"""
+    command = sandbox.commands.start("printf 'ok\\342\\202'")
+    with command.output() as chunks:
+        assert "".join(chunk.data for chunk in chunks) == "ok\ufffd"
