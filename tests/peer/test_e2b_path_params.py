@@ -13,7 +13,6 @@ import pytest
 from crownest import CrowNest, NotFoundError
 
 
-
 def assert_one_segment(client: CrowNest, template_id: str) -> None:
     with pytest.raises(NotFoundError) as raised:
         client.templates.get(template_id)
