@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps generate check-generated lint typecheck test contract docs demo soak bench clean
+.PHONY: install system-deps generate check-generated lint typecheck test contract fuzz docs demo soak bench clean
 
 install: $(STAMP)
 
@@ -54,6 +54,11 @@ test: $(STAMP) $(NODE_STAMP) system-deps check-generated lint typecheck
 ## Every public operation, sync and async, against Prism mocking openapi.yaml (make test runs it too).
 contract: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -q tests/test_contract.py
+
+## Schemathesis against CrowNest Local, three seeds at once (make test runs it too);
+## CROWNEST_FUZZ_SEEDS=1,2,3,4,5 and CROWNEST_FUZZ_EXAMPLES=200 fuzz more.
+fuzz: $(STAMP) system-deps
+	$(PY) -m pytest -q tests/test_local_conformance.py
 
 ## Build the documentation site into site/, warnings as errors (tests/test_docs.py builds it too).
 docs: $(STAMP)
