@@ -124,6 +124,16 @@ def test_with_the_extra_the_fixture_serves_a_session(wheel: Path, tmp_path: Path
     assert "1 passed" in done.stdout
 
 
+def test_loading_the_plugin_imports_neither_the_server_nor_the_sdk() -> None:
+    """pytest loads the plugin in every run: it must cost nothing until a test asks for the fixture."""
+    probe = (
+        "import sys, crownest_local.pytest_plugin\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'uvicorn', 'starlette', 'crownest', 'httpx'}))"
+    )
+    done = run([sys.executable, "-c", probe])
+    assert done.stdout.strip() == "[]", done.stderr
+
+
 def test_the_metadata_names_the_license_and_ships_its_text(wheel: Path, metadata: Message) -> None:
     assert metadata["License-Expression"] == "Apache-2.0"
     assert metadata.get_all("License-File") == ["LICENSE"]
