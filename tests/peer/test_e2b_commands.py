@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from crownest import CrowNest, NotFoundError, SandboxHandle
+from crownest import ConflictError, NotFoundError, SandboxHandle
 
 from .conftest import SandboxFactory
 
@@ -69,16 +69,16 @@ def test_run_with_too_short_timeout_iterating(sandbox: SandboxHandle) -> None:
     assert command.status == "timed_out"
 
 
-def test_kill_sandbox_while_command_is_running(local: CrowNest, sandbox: SandboxHandle) -> None:
+def test_kill_sandbox_while_command_is_running(sandbox: SandboxHandle) -> None:
     """packages/python-sdk/tests/sync/sandbox_sync/commands/test_sandbox_killed_during_run.py::test_kill_sandbox_while_command_is_running
 
     E2B's wait raises TimeoutException saying the sandbox was killed; crownest's raises ConflictError
     `sandbox_not_running` ("has ended (killed)")."""
     command = sandbox.commands.start("sleep 60")
     sandbox.kill()
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(ConflictError) as raised:
         command.wait()
-    assert getattr(raised.value, "code", None) == "sandbox_not_running"
+    assert raised.value.code == "sandbox_not_running"
     assert "killed" in str(raised.value)
 
 
