@@ -4,15 +4,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps generate check-generated lint typecheck test contract fuzz docs demo soak bench clean
+.PHONY: install lock system-deps generate check-generated lint typecheck test contract fuzz docs demo soak bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"  # 25.1 reads dependency groups (--group)
-	$(PY) -m pip install --quiet -e . --group dev
+	$(PY) -m pip install --quiet -c constraints.txt -e . --group dev
 	touch $(STAMP)
+
+## Rewrite constraints.txt (the locked versions of everything pyproject.toml does not pin) from .venv/.
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | $(PY) generator/lock.py > constraints.txt
 
 ## Debian packages: bubblewrap isolates CrowNest Local's commands (without it the server warns and
 ## the tests that need isolation say why they cannot run).
@@ -45,8 +49,10 @@ lint: $(STAMP) $(NODE_STAMP)
 	$(PY) -m ruff check src tests generator benchmarks examples/demo.py examples/guides
 	$(PY) -m ruff format --check src tests generator benchmarks examples/demo.py examples/guides
 
-typecheck: $(STAMP)
+## mypy --strict over the code; pyright over tests/typing/ (what users' type checkers see).
+typecheck: $(STAMP) $(NODE_STAMP)
 	$(PY) -m mypy
+	node_modules/.bin/pyright
 
 test: $(STAMP) $(NODE_STAMP) system-deps check-generated lint typecheck
 	$(PY) -m pytest -q

@@ -26,6 +26,13 @@ from openapi_python_client.parser.responses import TEXT_SOURCE
 from openapi_python_client.strings import snake_case
 
 SANDBOX_ID = "sandbox_id"
+# The sandbox handle's own tag: its operations on one sandbox (`{sandboxId}` in the path) are
+# methods of the handle itself (`sandbox.kill()`), not of a scoped resource (`sandbox.files`).
+HANDLE_TAG = "sandboxes"
+# The model the sandbox handle is; a handle method that answers with it updates the handle in place.
+HANDLE_MODEL = "Sandbox"
+# `x-crownest-scope` values: `sandbox` puts an operation on the sandbox handle only.
+SCOPES = ("sandbox",)
 
 
 def text(value: Any) -> str:
@@ -66,7 +73,10 @@ class Param:
 class Operation:
     name: str  # snake_case operationId
     method_name: str
-    scope: str  # "client": client only, "sandbox": handle only, "both"
+    on_client: bool  # on the client's resource: `client.<tag>.<method>(sandbox_id, ...)`
+    on_scoped: bool  # on the handle's resource: `sandbox.<tag>.<method>(...)`
+    on_handle: bool  # on the handle itself: `sandbox.<handle_method>(...)`
+    handle_method: str  # its name there (`x-crownest-handle-method`, else `method_name`)
     summary: str
     description: str
     http_method: str
@@ -86,6 +96,11 @@ class Operation:
     stream_method: str | None = None  # name of a twin that gives a bytes result as a stream of chunks
     run_start: str | None = None  # builder of the operation that starts the same command (x-crownest-run)
     run_stdin: str | None = None  # its parameter whose value, given, closes the command's stdin
+
+    @property
+    def updates_handle(self) -> bool:
+        """Whether the handle's method puts the answer into the handle's fields (and returns None)."""
+        return self.on_handle and self.kind == "model" and self.result == HANDLE_MODEL
 
     @property
     def builder(self) -> str:
@@ -124,6 +139,19 @@ class Operation:
             f'{stdin}="" if {stdin} is None else {stdin}' if p.python_name == stdin else arg
             for p, arg in zip(self.params, self.call_args(scoped), strict=True)
         ]
+
+    def returns(self, asynchronous: bool) -> str:
+        """The "Returns:" line of the docstring: what the method gives back."""
+        item = self.item_type(asynchronous)
+        return {
+            "page": f"A pager over every `{item}` across pages.",
+            "list": f"A list of `{item}`.",
+            "events": f"The `{item}`s as they arrive (the request is sent when iteration begins); after a "
+            "broken connection the stream resumes after the last event received.",
+            "none": "None.",
+            "bytes": "The content, as bytes.",
+            "text": "The text.",
+        }.get(self.kind, f"The `{item}`.")
 
     def item_type(self, asynchronous: bool) -> str:
         if self.handle:
@@ -294,12 +322,29 @@ def build_operation(
         [param] = [p for p in params if p.wire_name == waits["field"]]
         wait_ms = f"{param.python_name} if {param.python_name} is not None else {int(waits['default'])}"
     run = raw_op.get("x-crownest-run")
+    name = str(snake_case(endpoint.name))
+    if "x-crownest-method" not in raw_op:
+        raise ValueError(f"{name}: no x-crownest-method (the name of its SDK method)")
     in_sandbox = any(p.is_sandbox_id for p in params)
-    scope = raw_op.get("x-crownest-scope") or ("both" if in_sandbox and "sandboxes" not in endpoint.tags else "client")
+    own_tag = HANDLE_TAG in endpoint.tags
+    scope = raw_op.get("x-crownest-scope")
+    if scope is not None and (scope not in SCOPES or not in_sandbox or own_tag):
+        raise ValueError(
+            f"{name}: x-crownest-scope {scope!r}: the only value is 'sandbox', on an operation of a sandbox "
+            f"(`{{sandboxId}}` in its path) outside the {HANDLE_TAG!r} tag"
+        )
+    if "x-crownest-handle-method" in raw_op and not (own_tag and in_sandbox):
+        raise ValueError(f"{name}: x-crownest-handle-method is for {HANDLE_TAG!r} operations on one sandbox")
+    twins = ("x-crownest-run", "x-crownest-text-method", "x-crownest-download-method", "x-crownest-stream-method")
+    if own_tag and in_sandbox and any(key in raw_op for key in twins):
+        raise ValueError(f"{name}: the sandbox handle's own methods take none of {', '.join(twins)}")
     return Operation(
-        name=str(snake_case(endpoint.name)),
+        name=name,
         method_name=raw_op["x-crownest-method"],
-        scope=scope,
+        on_client=scope != "sandbox",
+        on_scoped=in_sandbox and not own_tag,
+        on_handle=in_sandbox and own_tag,
+        handle_method=raw_op.get("x-crownest-handle-method", raw_op["x-crownest-method"]),
         summary=text(endpoint.summary),
         description=text(endpoint.description),
         http_method=endpoint.method.upper(),

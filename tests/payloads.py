@@ -18,6 +18,13 @@ def sandbox(**overrides: Any) -> dict[str, Any]:
         "createdAt": T0,
         "expiresAt": T1,
         "endedAt": None,
+        "limits": {
+            "cpuCount": 1,
+            "memoryMb": 512,
+            "diskMb": 1024,
+            "maxProcesses": 256,
+            "enforcedBy": {"cpu": "cgroup-v2", "memory": "cgroup-v2", "disk": "usage-check", "processes": "cgroup-v2"},
+        },
         **overrides,
     }
 
@@ -34,6 +41,7 @@ def command(**overrides: Any) -> dict[str, Any]:
         "stderr": "",
         "stdoutTruncated": False,
         "stderrTruncated": False,
+        "outputTruncated": False,
         "timeoutMs": 60000,
         "startedAt": T0,
         "finishedAt": T1,

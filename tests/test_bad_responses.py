@@ -9,6 +9,7 @@ HTML, empty), under any status code. Nothing may escape as `KeyError`,
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -20,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import API_KEY, BASE_URL
-from crownest import AsyncCrowNest, CrowNest, CrowNestError, SyncPager
-from test_endpoints import CASES, Case, _async_result
+from crownest import AsyncCrowNest, AsyncPager, AsyncStream, CrowNest, CrowNestError, SyncPager
+from test_endpoints import CASES, Case
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
 ANY_JSON = st.recursive(
@@ -98,6 +99,15 @@ def consume(result: Any) -> Any:
     return list(result) if isinstance(result, SyncPager) else result
 
 
+async def async_consume(result: Any) -> Any:
+    """The awaited result; a pager's or a stream's items, however many (an empty page is a valid answer)."""
+    result = await result if inspect.isawaitable(result) else result
+    if isinstance(result, AsyncStream):
+        async with result:
+            return [item async for item in result]
+    return [item async for item in result] if isinstance(result, AsyncPager) else result
+
+
 class Gateway:
     """One respx route whose answer each example sets (clients are built once: each costs ~40 ms of TLS set-up)."""
 
@@ -146,7 +156,7 @@ async def test_any_answer_parses_or_raises_a_crownest_error_async(
 ) -> None:
     gateway.answer = data.draw(answers(case))
     try:
-        await _async_result(
+        await async_consume(
             getattr(getattr(shared_async_client, case.resource), case.method)(*case.args, **case.kwargs)
         )
     except CrowNestError as error:

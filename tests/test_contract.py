@@ -3,7 +3,8 @@
 Prism answers 422 to any request that does not match the spec (a wrong path,
 a missing header, a body of the wrong shape) and otherwise returns a response
 made from the spec's schemas and examples. Every public operation is called
-here, sync and async, on the client and on the sandbox handle, and the SDK
+here, sync and async, on the client, on the sandbox handle's resources and as
+the handle's own methods, and the SDK
 must parse every answer. The cases (arguments) are test_endpoints.CASES, so
 a new operation cannot be left out.
 """
@@ -22,7 +23,7 @@ import pytest
 
 from conftest import free_port
 from crownest import AsyncCrowNest, AsyncPager, AsyncStream, CrowNest, Stream, SyncPager
-from test_endpoints import BOUND, CASES, Case
+from test_endpoints import BOUND, CASES, OWN, Case
 
 ROOT = Path(__file__).resolve().parent.parent
 PRISM = ROOT / "node_modules" / ".bin" / "prism"
@@ -100,6 +101,18 @@ def test_sync_handle(client: CrowNest, case: Case) -> None:
 async def test_async_handle(async_client: AsyncCrowNest, case: Case) -> None:
     sandbox = await async_client.sandboxes.get(SBX)
     await async_first_items(getattr(getattr(sandbox, case.resource), case.method)(*case.args[1:], **case.kwargs))
+
+
+@pytest.mark.parametrize("case", OWN, ids=lambda c: c.id)
+def test_sync_handle_own_method(client: CrowNest, case: Case) -> None:
+    sandbox = client.sandboxes.get(SBX)
+    getattr(sandbox, str(case.handle_method))(*case.args[1:], **case.kwargs)
+
+
+@pytest.mark.parametrize("case", OWN, ids=lambda c: c.id)
+async def test_async_handle_own_method(async_client: AsyncCrowNest, case: Case) -> None:
+    sandbox = await async_client.sandboxes.get(SBX)
+    await getattr(sandbox, str(case.handle_method))(*case.args[1:], **case.kwargs)
 
 
 def test_prism_rejects_requests_the_spec_does_not_allow(prism: str) -> None:

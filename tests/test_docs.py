@@ -3,6 +3,7 @@ nothing private, and the error page has every error code of openapi.yaml."""
 
 from __future__ import annotations
 
+import enum
 import importlib
 import inspect
 import json
@@ -17,12 +18,12 @@ import pytest
 
 import crownest
 import crownest.models
+from crownest._generated.resources import CLIENT_RESOURCES, RESOURCES
 from crownest._retries import is_retryable_status
 
 ROOT = Path(__file__).resolve().parent.parent
 # openapi.yaml as JSON, written by `make generate` (and checked to match by `make check-generated`).
 SPEC = json.loads((ROOT / "src" / "crownest" / "_generated" / "openapi.json").read_text())
-RESOURCES = ["artifacts", "commands", "files", "previews", "sandboxes", "templates"]
 HANDLES = [crownest.SandboxHandle, crownest.CommandHandle, crownest.AsyncSandboxHandle, crownest.AsyncCommandHandle]
 
 
@@ -62,6 +63,10 @@ def own_public_methods(cls: type) -> list[str]:
 
 def public_names() -> list[str]:
     names = [n for n in crownest.__all__ if n != "__version__"] + list(crownest.models.__all__)
+    for name in crownest.models.__all__:
+        model = getattr(crownest.models, name)
+        if issubclass(model, enum.Enum):
+            names += [f"{name}.{member.name}" for member in model]
     for tag in RESOURCES:
         module = importlib.import_module(f"crownest._generated.resources.{tag}")
         for cls_name in module.__all__:
@@ -72,7 +77,7 @@ def public_names() -> list[str]:
         added = {n for n in dir(handle) if not n.startswith("_")} - {n for n in dir(model) if not n.startswith("_")}
         names += [f"{handle.__name__}.{m}" for m in sorted(added)]
     for client in (crownest.CrowNest, crownest.AsyncCrowNest):
-        names += [f"{client.__name__}.{m}" for m in ("close", *RESOURCES)]
+        names += [f"{client.__name__}.{m}" for m in ("close", *CLIENT_RESOURCES)]
     return names
 
 
@@ -124,3 +129,35 @@ def test_docstrings_of_generated_methods_come_from_the_spec() -> None:
 
     summary = SPEC["paths"]["/v1/sandboxes"]["post"]["summary"]
     assert (inspect.getdoc(Sandboxes.create) or "").startswith(summary)
+
+
+def test_the_sandbox_statuses_and_their_diagram_come_from_the_spec(site: Path) -> None:
+    schema = SPEC["components"]["schemas"]["SandboxStatus"]
+    text = (site / "concepts" / "sandboxes" / "index.html").read_text()
+    for value in schema["enum"]:
+        meaning = re.sub(r"`([^`]+)`", r"<code>\1</code>", schema["x-crownest-enum-descriptions"][value])
+        assert f"<td><code>{value}</code></td>\n<td>{meaning}</td>" in text, value
+    for move in schema["x-crownest-transitions"]:
+        assert f"{move.get('from', '[*]')} --&gt; {move['to']}: {move['when']}" in text, move
+
+
+def test_every_extension_is_described_in_the_contributor_guide_with_an_example() -> None:
+    sys.path.insert(0, str(ROOT / "generator"))
+    try:
+        extensions = importlib.import_module("generate").EXTENSIONS
+    finally:
+        sys.path.remove(str(ROOT / "generator"))
+    guide = (ROOT / "CONTRIBUTING.md").read_text()
+    sections = re.split(r"^### ", guide, flags=re.M)
+    for extension in extensions:
+        [section] = [s for s in sections if f"`{extension}`" in s.splitlines()[0]]
+        examples = re.findall(r"```yaml\n(.*?)```", section, re.S)
+        assert any(f"{extension}:" in example for example in examples), extension
+    used = set(re.findall(r"x-crownest-[a-z-]+", (ROOT / "openapi.yaml").read_text()))
+    assert used == set(extensions)
+
+
+def test_the_contributor_guide_is_linked_from_the_readme_and_the_docs(site: Path) -> None:
+    assert "(CONTRIBUTING.md)" in (ROOT / "README.md").read_text()
+    assert 'href="contributing/"' in (site / "index.html").read_text()
+    assert "Add an operation, end to end" in (site / "contributing" / "index.html").read_text()

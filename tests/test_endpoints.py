@@ -21,7 +21,8 @@ import respx
 
 import payloads as p
 from crownest import AsyncCrowNest, AsyncPager, AsyncStream, CrowNest, CrowNestError, Stream, SyncPager
-from crownest._generated.models import Artifact, Command, FileInfo, Preview, Template
+from crownest._generated.models import Artifact, Command, FileInfo, Preview, Sandbox, Template
+from crownest._generated.resources import CLIENT_RESOURCES, SANDBOX_METHODS, SANDBOX_RESOURCES
 from crownest._generated.types import UNSET
 from crownest._handle import AsyncSandboxHandle, SandboxHandle
 
@@ -43,6 +44,8 @@ class Case:
     headers: dict[str, str] = field(default_factory=dict)
     on_handle: bool = False  # also on sandbox.<resource>, with sandbox_id bound
     check: Callable[[Any], bool] = lambda result: True
+    handle_method: str | None = None  # also a method of the sandbox handle itself, with its ID bound
+    handle_check: Callable[[Any, Any], bool] = lambda result, sandbox: result is None  # (result, handle)
 
     @property
     def id(self) -> str:
@@ -99,9 +102,26 @@ CASES = [
         check=lambda r: r.id == SBX,
     ),
     Case(
-        "sandboxes", "get", (SBX,), "GET", "/v1/sandboxes/sbx_1", ok(p.sandbox()), check=lambda r: r.status == "running"
+        "sandboxes",
+        "get",
+        (SBX,),
+        "GET",
+        "/v1/sandboxes/sbx_1",
+        ok(p.sandbox(status="killed")),
+        check=lambda r: r.status == "killed",
+        handle_method="refresh",
+        handle_check=lambda r, sandbox: r is None and sandbox.status == "killed",
     ),
-    Case("sandboxes", "kill", (SBX,), "DELETE", "/v1/sandboxes/sbx_1", httpx.Response(204), check=lambda r: r is None),
+    Case(
+        "sandboxes",
+        "kill",
+        (SBX,),
+        "DELETE",
+        "/v1/sandboxes/sbx_1",
+        httpx.Response(204),
+        check=lambda r: r is None,
+        handle_method="kill",
+    ),
     Case(
         "sandboxes",
         "set_ttl",
@@ -111,6 +131,8 @@ CASES = [
         ok(p.sandbox(ttlMs=5000)),
         body={"ttlMs": 5000},
         check=lambda r: r.ttl_ms == 5000,
+        handle_method="set_ttl",
+        handle_check=lambda r, sandbox: r is None and sandbox.ttl_ms == 5000,
     ),
     Case(
         "commands",
@@ -515,9 +537,30 @@ async def test_async_handle(api: respx.MockRouter, async_client: AsyncCrowNest, 
     assert case.check(result)
 
 
+OWN = [c for c in CASES if c.handle_method]
+
+
+@pytest.mark.parametrize("case", OWN, ids=lambda c: c.id)
+def test_sync_handle_own_method(api: respx.MockRouter, client: CrowNest, case: Case) -> None:
+    sandbox = SandboxHandle(client, Sandbox.from_dict(p.sandbox()))
+    route = _route(api, case)
+    result = getattr(sandbox, str(case.handle_method))(*case.args[1:], **case.kwargs)
+    _check_request(route, case)
+    assert case.handle_check(result, sandbox)
+
+
+@pytest.mark.parametrize("case", OWN, ids=lambda c: c.id)
+async def test_async_handle_own_method(api: respx.MockRouter, async_client: AsyncCrowNest, case: Case) -> None:
+    sandbox = AsyncSandboxHandle(async_client, Sandbox.from_dict(p.sandbox()))
+    route = _route(api, case)
+    result = await getattr(sandbox, str(case.handle_method))(*case.args[1:], **case.kwargs)
+    _check_request(route, case)
+    assert case.handle_check(result, sandbox)
+
+
 def test_every_public_method_has_a_case(client: CrowNest) -> None:
     covered = {(c.resource, c.method) for c in CASES}
-    for resource in ("templates", "sandboxes", "commands", "files", "artifacts", "previews"):
+    for resource in list(CLIENT_RESOURCES):
         methods = {name for name in dir(getattr(client, resource)) if not name.startswith("_")}
         assert {(resource, m) for m in methods} <= covered, resource
 
@@ -526,9 +569,10 @@ def test_every_handle_method_has_a_case(client: CrowNest, api: respx.MockRouter)
     api.get("/v1/sandboxes/sbx_1").mock(return_value=ok(p.sandbox()))
     sandbox = client.sandboxes.get(SBX)
     covered = {(c.resource, c.method) for c in BOUND}
-    for resource in ("commands", "files", "artifacts", "previews"):
+    for resource in list(SANDBOX_RESOURCES):
         methods = {name for name in dir(getattr(sandbox, resource)) if not name.startswith("_")}
         assert {(resource, m) for m in methods} == {(r, m) for r, m in covered if r == resource}
+    assert set(SANDBOX_METHODS) == {c.handle_method for c in OWN}
 
 
 def test_the_next_page_repeats_the_request_with_the_cursor(api: respx.MockRouter, client: CrowNest) -> None:

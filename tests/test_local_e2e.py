@@ -7,6 +7,7 @@ resource, scoped resource or handle was left out.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import json
@@ -25,26 +26,37 @@ from crownest._handle import AsyncCommandHandle, AsyncSandboxHandle, CommandHand
 from crownest_local import LocalServer
 
 T = TypeVar("T")
-HANDLE_METHODS = {
-    "sandbox": {"kill", "refresh", "set_ttl"},
-    "command": {"wait", "kill", "send_stdin", "refresh", "output", "follow", "check_returncode"},
-}
 
 
 def public_methods(cls: type) -> set[str]:
     return {name for name, value in vars(cls).items() if not name.startswith("_") and callable(value)}
 
 
-def expected_calls(resources: type, scopes: type) -> set[str]:
+def handle_methods(handle: type) -> set[str]:
+    """The public methods a handle adds to the model it is, generated from the spec or written by hand."""
+    model = next(c for c in handle.__mro__ if c.__module__.startswith("crownest._generated.models"))
+    return {
+        name
+        for name in dir(handle)
+        if not name.startswith("_") and name not in dir(model) and inspect.isfunction(getattr(handle, name))
+    }
+
+
+def expected_calls(resources: type, scopes: type, sandbox: type, command: type) -> set[str]:
+    """Every public method: of each client resource, each sandbox-scoped resource, and each handle."""
     names: set[str] = set()
     for prefix, holder in (("client", resources), ("sandbox", scopes)):
         for tag, prop in vars(holder).items():
-            if not tag.startswith("_"):
+            if isinstance(prop, property | functools.cached_property):
                 getter: Any = prop.fget if isinstance(prop, property) else prop.func
                 module = importlib.import_module(f"crownest._generated.resources.{tag}")
                 cls = getattr(module, inspect.signature(getter).return_annotation)
                 names |= {f"{prefix}.{tag}.{m}" for m in public_methods(cls)}
-    return names | {f"{handle}.{m}" for handle, methods in HANDLE_METHODS.items() for m in methods}
+    return names | {
+        f"{prefix}.{m}"
+        for prefix, handle in (("sandbox", sandbox), ("command", command))
+        for m in handle_methods(handle)
+    }
 
 
 class Recorder:
@@ -116,11 +128,11 @@ async def test_every_method(sdk: tuple[Any, set[str], str]) -> None:
     await done(sandbox.kill())
     assert (await done(client.sandboxes.get(sandbox.id))).status == "killed"
     expected = (
-        expected_calls(ClientResources, SandboxScopes)
+        expected_calls(ClientResources, SandboxScopes, SandboxHandle, CommandHandle)
         if mode == "sync"
-        else expected_calls(AsyncClientResources, AsyncSandboxScopes)
+        else expected_calls(AsyncClientResources, AsyncSandboxScopes, AsyncSandboxHandle, AsyncCommandHandle)
     )
-    assert {"client.files.read_text", "sandbox.commands.events", "sandbox.kill"} <= expected
+    assert {"client.files.read_text", "sandbox.commands.events", "sandbox.kill", "command.follow"} <= expected
     assert expected - seen == set(), "public methods no end-to-end test calls"
 
 

@@ -7,17 +7,19 @@ parameters (names, kinds, defaults, annotations up to Sync/Async names).
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
+import pkgutil
 import re
 
 import pytest
 
 import crownest
 from crownest._generated import resources
-from crownest._generated.resources import artifacts, commands, files, previews, sandboxes, templates
 from crownest._handle import AsyncCommandHandle, AsyncSandboxHandle, CommandHandle, SandboxHandle
 
-MODULES = [artifacts, commands, files, previews, sandboxes, templates]
+# One module per tag of the spec, as generated.
+MODULES = [importlib.import_module(f"{resources.__name__}.{m.name}") for m in pkgutil.iter_modules(resources.__path__)]
 PAIRS = [
     (crownest.CrowNest, crownest.AsyncCrowNest),
     (SandboxHandle, AsyncSandboxHandle),

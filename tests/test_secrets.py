@@ -10,6 +10,7 @@ import crownest
 import payloads as p
 from conftest import API_KEY, BASE_URL
 from crownest import AsyncCrowNest, CrowNest
+from crownest._generated.resources import CLIENT_RESOURCES, SANDBOX_RESOURCES
 from crownest.models import Preview
 
 
@@ -57,7 +58,7 @@ def test_no_key_anywhere_across_every_object_error_and_log_line(
         sandbox = client.sandboxes.get("sbx_1")
         async_client = AsyncCrowNest(api_key=API_KEY, base_url=BASE_URL)
         for owner in (client, sandbox, async_client):
-            for name in ("templates", "sandboxes", "commands", "files", "artifacts", "previews"):
+            for name in list(CLIENT_RESOURCES) + list(SANDBOX_RESOURCES):
                 if hasattr(owner, name):
                     seen += [repr(getattr(owner, name)), str(getattr(owner, name))]
         seen += [repr(client), repr(sandbox), repr(async_client), str(sandbox.to_dict())]

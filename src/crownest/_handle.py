@@ -2,9 +2,12 @@
 with `x-crownest-handle`.
 
 A `SandboxHandle` *is* a `Sandbox` (attribute access, mapping access by wire
-name, `.to_dict()`), and adds `.kill()`, `.refresh()`, `.set_ttl()`, use as a
-context manager that kills the sandbox on exit, and the sandbox's resources
-with its ID bound (`.commands`, `.files`, `.artifacts`, `.previews`).
+name, `.to_dict()`). Its methods are generated (`SandboxScopes`): every
+operation of the `sandboxes` tag on one sandbox, with its ID bound
+(`.kill()`, `.refresh()`, `.set_ttl()`; one that answers with the sandbox
+updates the handle in place), and the sandbox's resources (`.commands`,
+`.files`, `.artifacts`, `.previews`). Written here: use as a context manager
+that kills the sandbox on exit.
 
 A `CommandHandle` *is* a `Command`, and adds `.wait()`, `.kill()`,
 `.send_stdin()`, `.refresh()` and `.output()`, the command's output as it
@@ -58,17 +61,8 @@ class SandboxHandle(Sandbox, SandboxScopes):
         _copy_fields(self, sandbox)
         self._client = client
 
-    def kill(self) -> None:
-        """Destroy the sandbox and every process in it (killing an ended sandbox is fine)."""
-        self._client.sandboxes.kill(self.id)
-
-    def refresh(self) -> None:
-        """Fetch the sandbox again and update this handle's fields in place."""
-        _copy_fields(self, self._client.sandboxes.get(self.id))
-
-    def set_ttl(self, ttl_ms: int) -> None:
-        """Expire the sandbox `ttl_ms` milliseconds from now; updates `expires_at` here."""
-        _copy_fields(self, self._client.sandboxes.set_ttl(self.id, ttl_ms))
+    def _update(self, sandbox: Sandbox) -> None:
+        _copy_fields(self, sandbox)
 
     def __enter__(self) -> SandboxHandle:
         return self
@@ -88,17 +82,8 @@ class AsyncSandboxHandle(Sandbox, AsyncSandboxScopes):
         _copy_fields(self, sandbox)
         self._client = client
 
-    async def kill(self) -> None:
-        """Destroy the sandbox and every process in it (killing an ended sandbox is fine)."""
-        await self._client.sandboxes.kill(self.id)
-
-    async def refresh(self) -> None:
-        """Fetch the sandbox again and update this handle's fields in place."""
-        _copy_fields(self, await self._client.sandboxes.get(self.id))
-
-    async def set_ttl(self, ttl_ms: int) -> None:
-        """Expire the sandbox `ttl_ms` milliseconds from now; updates `expires_at` here."""
-        _copy_fields(self, await self._client.sandboxes.set_ttl(self.id, ttl_ms))
+    def _update(self, sandbox: Sandbox) -> None:
+        _copy_fields(self, sandbox)
 
     async def __aenter__(self) -> AsyncSandboxHandle:
         return self

@@ -1,8 +1,10 @@
 """When to retry, and how long to wait: small pure functions.
 
-The rules follow the API contract: connection failures, timeouts, 408, 409
-`idempotency_key_in_use`, 429, 500, 502, 503 and 504 are safe to retry
-(every create carries one idempotency key for all its attempts). The wait is
+Connection failures and timeouts are retried. An error answer is retried as
+the spec says (`_generated/error_codes.py`, written from it): a code the spec
+lists by its `retry` flag, any other code (a gateway's `http_<status>`, a
+newer server's code) by its status. Every create carries one idempotency key
+for all its attempts, so a retry never acts twice. The wait is
 `min(0.5 * 2**n, 8)` seconds times a jitter in (0.75, 1], unless the server
 says otherwise with `retry-after-ms` or `Retry-After`; a server that asks for
 more than `MAX_RETRY_AFTER` seconds is not retried at all.
@@ -17,16 +19,18 @@ from collections.abc import Callable
 
 import httpx
 
+from ._generated.error_codes import ERROR_CODES, RETRY_STATUSES, RETRYABLE_CODES
+
 INITIAL_DELAY = 0.5
 MAX_DELAY = 8.0
 MAX_RETRY_AFTER = 60.0
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-RETRYABLE_CONFLICT_CODE = "idempotency_key_in_use"
 
 
 def is_retryable_status(status: int, code: str) -> bool:
-    """Whether an error answer may be retried."""
-    return status in RETRYABLE_STATUSES or (status == 409 and code == RETRYABLE_CONFLICT_CODE)
+    """Whether an error answer may be retried: by the spec's flag for its code, else by its status."""
+    if code in ERROR_CODES:
+        return code in RETRYABLE_CODES
+    return status in RETRY_STATUSES
 
 
 def server_delay(headers: httpx.Headers, now: Callable[[], float] = time.time) -> float | None:

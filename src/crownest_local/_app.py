@@ -1,7 +1,8 @@
 """The ASGI app: every operation of `openapi.yaml` routed through one dispatcher.
 
 For each request the dispatcher gives a request ID, checks the API key,
-injects a fault if asked to, validates parameters and body against the
+answers 501 `not_implemented` for an operation of the spec that has no
+handler yet, injects a fault if asked to, validates parameters and body against the
 spec, applies the `Idempotency-Key`, calls the operation's handler, and turns
 any failure into the error envelope. Previews are proxied under
 `/previews/<preview id>/...`.
@@ -24,13 +25,14 @@ import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ._errors import ApiProblem, from_os_error, not_found
 from ._files import Files
+from ._guard import LagMonitor
 from ._service import Call, Config, Handler, Service, json_response
 from ._spec import Operation, Validator, digits, invalid, load_spec, operations
 
@@ -136,9 +138,10 @@ def create_app(config: Config) -> Starlette:
         "deletePreview": service.delete_preview,
     }
     ops = operations(spec)
-    missing = {op.operation_id for op in ops} - handlers.keys()
+    # The server serves the spec it has: an operation without a handler yet answers 501.
+    missing = sorted({op.operation_id for op in ops} - handlers.keys())
     if missing:
-        raise RuntimeError(f"CrowNest Local has no handler for {sorted(missing)}")
+        logger.warning("CrowNest Local has no handler for %s: they answer 501 not_implemented", ", ".join(missing))
     dispatcher = Dispatcher(config, Validator(spec), service)
     by_path: dict[str, dict[str, Operation]] = {}
     for op in ops:
@@ -151,12 +154,16 @@ def create_app(config: Config) -> Starlette:
     routes.append(Route("/previews/{previewId}", proxy, methods=any_method))
     routes.append(Route("/previews/{previewId}/{rest:path}", proxy, methods=any_method))
 
+    lag = LagMonitor()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.startup()
+        lag.start()
         async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None)) as http:
             proxy.http = http
             yield
+        lag.stop()
         await service.shutdown()
 
     async def no_route(request: Request, exc: Exception) -> Response:
@@ -174,6 +181,8 @@ def create_app(config: Config) -> Starlette:
     logging.getLogger("uvicorn.error").addFilter(QUIET_DROPS)  # the same object: added once however many apps
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: no_route})
     app.state.stats = dispatcher.stats
+    app.state.not_implemented = tuple(missing)
+    app.state.lag = lag
     return app
 
 
@@ -195,15 +204,22 @@ class Dispatcher:
     def endpoint(self, methods: dict[str, Operation], handlers: dict[str, Handler]) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             op = methods[request.method if request.method != "HEAD" else "GET"]
-            return await self.dispatch(op, handlers[op.operation_id], request)
+            return await self.dispatch(op, handlers.get(op.operation_id), request)
 
         return endpoint
 
-    async def dispatch(self, op: Operation, handler: Handler, request: Request) -> Response:
+    async def dispatch(self, op: Operation, handler: Handler | None, request: Request) -> Response:
         request_id = new_request_id()
         self.stats[op.operation_id] += 1
         try:
             self._authenticate(request)
+            if handler is None:
+                raise ApiProblem(
+                    501,
+                    "not_implemented",
+                    f"CrowNest Local does not implement {op.operation_id} yet.",
+                    {"operationId": op.operation_id},
+                )
             fault = self._fault(request.headers.get(IDEMPOTENCY_HEADER))
             if fault == "drop_before":
                 return DropConnection()
@@ -223,6 +239,8 @@ class Dispatcher:
                 response = CutStream(response, self.config.cut_streams)
         except ApiProblem as problem:
             response = error_response(problem, request_id)
+        except ClientDisconnect:
+            response = Response(status_code=400)  # no one is left to read it; nothing to log
         except Exception as exc:
             known = from_os_error(exc) if isinstance(exc, OSError) else None
             if known is None:
@@ -294,13 +312,17 @@ class Dispatcher:
             ) from None
 
     async def _json_body(self, request: Request, op: Operation) -> Any:
+        too_large = ApiProblem(
+            413, "payload_too_large", "A JSON body may be at most 1 MiB.", {"limitBytes": MAX_JSON_BYTES}
+        )
+        declared = digits(request.headers.get("content-length", ""))
+        if declared is not None and declared > MAX_JSON_BYTES:
+            raise too_large  # before reading any of it
         raw = bytearray()
         async for chunk in request.stream():
             raw += chunk
             if len(raw) > MAX_JSON_BYTES:
-                raise ApiProblem(
-                    413, "payload_too_large", "A JSON body may be at most 1 MiB.", {"limitBytes": MAX_JSON_BYTES}
-                )
+                raise too_large
         if not raw:
             if op.body_required:
                 raise ApiProblem(400, "invalid_request", "A JSON body is required.", {"field": "", "reason": "missing"})

@@ -40,6 +40,13 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument(
         "--max-sandboxes", type=int, default=64, help="running sandboxes allowed at once (default: %(default)s)"
     )
+    serve.add_argument(
+        "--retention",
+        type=float,
+        default=24 * 3600,
+        metavar="SECONDS",
+        help="how long an ended sandbox's records stay readable (default: %(default)s, 24 h)",
+    )
     args = parser.parse_args(argv)
 
     try:  # after argument errors and --help, which need no server
@@ -54,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         faults=args.faults,
         cut_streams=args.cut_streams,
         max_sandboxes=args.max_sandboxes,
+        retention=args.retention,
     )
     server.start()
     print(f"CrowNest Local on {server.base_url} (data in {args.data_dir})", flush=True)

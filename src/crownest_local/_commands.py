@@ -5,7 +5,9 @@ stderr in the order they arrived. An event's id is the log's byte offset
 after it, so a client that reconnects with `Last-Event-ID` gets exactly the
 rest. Each record is valid UTF-8 (an incremental decoder replaces invalid
 bytes without splitting a character), and the first MiB of each stream is
-also kept for the Command's `stdout` and `stderr`.
+also kept for the Command's `stdout` and `stderr`. The log keeps the first
+64 MiB of output; past it the process runs on, its output is read slowly and
+dropped, and the Command says `outputTruncated`.
 
 A command's process tree ends with it: when the shell exits, whatever it
 left running in its process group is killed, so that no output pipe stays
@@ -15,63 +17,111 @@ open and no process outlives its command unseen.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import codecs
 import contextlib
 import os
 import signal
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 OUTPUT_CAP = 1 << 20
+# What a command's output log keeps on disk (stdout and stderr together); past it output is read and dropped.
+LOG_CAP = 64 << 20
 CHUNK = 64 * 1024
+DRAIN_PAUSE_S = 0.01  # between reads of output that is dropped: at most 6.4 MB/s of a flood is read
 STREAMS = {b"o": "stdout", b"e": "stderr"}
 RECORD_HEADER = struct.Struct(">cI")
+CHECKPOINT = struct.Struct(">QQ")  # (output offset, file position) of a record's start
+CHECKPOINT_BYTES = 1 << 20
+CHECKPOINT_RECORDS = 1024
 
 
 class OutputLog:
-    """The whole output of one command, on disk, addressable by byte offset."""
+    """The output of one command, on disk, addressable by byte offset, read in constant memory.
+
+    Records are `tag, length, UTF-8 bytes`. Every MiB of output, or every 1,024 records,
+    a checkpoint (output offset, file position) goes to a side file, so that a replay
+    from any offset seeks near it and reads at most 1,024 records to get there.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        # (start offset, length, stream, position of the data in the file)
-        self._index: list[tuple[int, int, str, int]] = []
-        self.size = 0
+        self.index_path = path.with_suffix(".idx")
+        self.size = 0  # output bytes kept
+        self.truncated = False
+        self._file_size = 0
+        self._checkpoints: list[tuple[int, int]] = [(0, 0)]
+        self._since_checkpoint = (0, 0)  # (bytes, records)
+        self._writer: BinaryIO | None = None
         if path.exists():
             self._load()
 
     def _load(self) -> None:
-        data = self.path.read_bytes()
-        position = 0
-        while position + RECORD_HEADER.size <= len(data):
-            tag, length = RECORD_HEADER.unpack_from(data, position)
-            position += RECORD_HEADER.size
-            if position + length > len(data):
-                break
-            self._index.append((self.size, length, STREAMS[tag], position))
-            self.size += length
-            position += length
+        if self.index_path.exists():
+            data = self.index_path.read_bytes()
+            self._checkpoints += [
+                CHECKPOINT.unpack_from(data, at) for at in range(0, len(data) - CHECKPOINT.size + 1, CHECKPOINT.size)
+            ]
+        self.size, self._file_size = self._checkpoints[-1]
+        for end, _, _, _, position in self._records(*self._checkpoints[-1]):
+            self.size, self._file_size = end, position
+        self.truncated = self.size >= LOG_CAP
 
     def append(self, stream: str, data: bytes) -> None:
-        tag = b"o" if stream == "stdout" else b"e"
-        with self.path.open("ab") as f:
-            position = f.tell() + RECORD_HEADER.size
-            f.write(RECORD_HEADER.pack(tag, len(data)) + data)
-        self._index.append((self.size, len(data), stream, position))
+        """Add `data` (whole UTF-8 characters) to the log; past LOG_CAP it is dropped and the log truncated."""
+        room = LOG_CAP - self.size
+        if len(data) > room:
+            self.truncated = True
+            data = data[:room].decode("utf-8", "ignore").encode()
+        if not data:
+            return
+        if self._writer is None:
+            self._writer = self.path.open("ab", buffering=0)
+        self._writer.write(RECORD_HEADER.pack(b"o" if stream == "stdout" else b"e", len(data)) + data)
         self.size += len(data)
+        self._file_size += RECORD_HEADER.size + len(data)
+        size, records = self._since_checkpoint[0] + len(data), self._since_checkpoint[1] + 1
+        if size >= CHECKPOINT_BYTES or records >= CHECKPOINT_RECORDS:
+            self._checkpoints.append((self.size, self._file_size))
+            with self.index_path.open("ab") as index:
+                index.write(CHECKPOINT.pack(self.size, self._file_size))
+            size, records = 0, 0
+        self._since_checkpoint = (size, records)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def read_after(self, offset: int) -> Iterator[tuple[int, str, str]]:
-        """(offset after the chunk, stream, text) for every chunk after `offset`."""
-        pending = [entry for entry in self._index if entry[0] + entry[1] > offset]
-        if not pending:
-            return
-        with self.path.open("rb") as f:
-            for start, length, stream, position in pending:
-                skip = max(offset - start, 0)
-                f.seek(position + skip)
-                yield start + length, stream, f.read(length - skip).decode("utf-8", "replace")
+        """(offset after the chunk, stream, text) for every chunk after `offset`, as of now."""
+        at = bisect.bisect_right(self._checkpoints, (offset, 1 << 63)) - 1
+        limit = self.size
+        for end, stream, start, data, _ in self._records(*self._checkpoints[max(at, 0)], limit=limit):
+            if end > offset:
+                yield end, stream, data[max(offset - start, 0) :].decode("utf-8", "replace")
+
+    def _records(
+        self, size: int, position: int, limit: int | None = None
+    ) -> Iterator[tuple[int, str, int, bytes, int]]:
+        """(offset after, stream, offset before, bytes, file position after) of the records from a checkpoint."""
+        with contextlib.suppress(FileNotFoundError), self.path.open("rb") as f:
+            f.seek(position)
+            while limit is None or size < limit:
+                header = f.read(RECORD_HEADER.size)
+                if len(header) < RECORD_HEADER.size:
+                    return
+                tag, length = RECORD_HEADER.unpack(header)
+                data = f.read(length)
+                if len(data) < length:
+                    return
+                position += RECORD_HEADER.size + length
+                yield size + length, STREAMS[tag], size, data, position
+                size += length
 
 
 class StreamCapture:
@@ -109,8 +159,15 @@ class LiveCommand:
         self.started = time.monotonic()
 
     async def start(
-        self, argv: list[str], cwd: str, env: dict[str, str], stdin: str | None, keep_stdin_open: bool
+        self,
+        argv: list[str],
+        cwd: str,
+        env: dict[str, str],
+        stdin: str | None,
+        keep_stdin_open: bool,
+        preexec: Callable[[], None] | None = None,
     ) -> None:
+        """Spawn the process; `preexec` runs in the child before exec (it puts the child in its sandbox's limits)."""
         self.process = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
@@ -119,6 +176,7 @@ class LiveCommand:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=preexec,
         )
         if stdin:
             await self.write_stdin(stdin, eof=not keep_stdin_open)
@@ -144,6 +202,9 @@ class LiveCommand:
         capture = self.captures[stream]
         while True:
             data = await reader.read(CHUNK)
+            if data and capture.truncated and self.log.truncated:
+                await asyncio.sleep(DRAIN_PAUSE_S)  # nothing more is kept: drain slowly, at little cost to others
+                continue
             text = capture.feed(data, final=not data)
             if text:
                 self.log.append(stream, text)
@@ -190,6 +251,7 @@ class LiveCommand:
         for stream, capture in self.captures.items():
             body[stream] = capture.text()
             body[f"{stream}Truncated"] = capture.truncated
+        body["outputTruncated"] = self.log.truncated
         return body
 
     def outcome(self) -> tuple[str, int | None]:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import datetime
 import hashlib
+import json
 import mimetypes
 import os
 import shutil
@@ -26,7 +27,9 @@ from crownest._generated.models import Artifact, FileInfo, FileType
 
 from ._errors import ApiProblem, not_found
 from ._isolation import SandboxFolder, SandboxPath
+from ._limits import MIB
 from ._service import Call, Service, json_response, new_id, now
+from ._spec import digits
 
 MAX_FILE_BYTES = 1 << 30
 DEFAULT_ARTIFACT_TTL_MS = 7 * 24 * 3600 * 1000
@@ -82,6 +85,7 @@ class Files:
         _, target = self._resolve(call, call.query["path"])
         if target.host.is_dir():
             raise conflict("is_a_directory", target.virtual, f"{target.virtual} is a directory.")
+        room = await self._disk_room(call.path["sandboxId"], call.request.headers.get("content-length"))
         for parent in reversed(target.host.parents):
             if parent.exists() and not parent.is_dir():
                 raise conflict("not_a_directory", target.virtual, f"A parent of {target.virtual} is not a directory.")
@@ -93,16 +97,40 @@ class Files:
                 async for chunk in call.request.stream():
                     written += len(chunk)
                     if written > MAX_FILE_BYTES:
-                        raise ApiProblem(
-                            413, "payload_too_large", "A file may be at most 1 GiB.", {"limitBytes": MAX_FILE_BYTES}
-                        )
+                        raise too_large()
+                    if written > room:
+                        raise self._over_quota(call.path["sandboxId"])
                     f.write(chunk)
             os.chmod(temp, 0o644)
             os.replace(temp, target.host)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
+        used = self.service.disk_used
+        used[call.path["sandboxId"]] = used.get(call.path["sandboxId"], 0) + written  # until the next measurement
         return file_info(target.virtual, target.host)
+
+    async def _disk_room(self, sandbox_id: str, content_length: str | None) -> int:
+        """The bytes a write may add to the sandbox; 413 at once if its `Content-Length` says more."""
+        used = self.service.disk_used.get(sandbox_id)
+        if used is None:
+            used = await self.service.measure_disk(sandbox_id)
+        room = self.service.limits(sandbox_id).disk_bytes - used
+        declared = digits(content_length) if content_length is not None else None
+        if declared is not None and declared > MAX_FILE_BYTES:
+            raise too_large()
+        if declared is not None and declared > room:
+            raise self._over_quota(sandbox_id)
+        return room
+
+    def _over_quota(self, sandbox_id: str) -> ApiProblem:
+        limit = self.service.limits(sandbox_id).disk_bytes
+        return ApiProblem(
+            413,
+            "disk_quota_exceeded",
+            f"The write would take sandbox {sandbox_id} past its disk limit of {limit // MIB} MiB.",
+            {"limitBytes": limit, "usedBytes": self.service.disk_used.get(sandbox_id, 0)},
+        )
 
     async def read_file(self, call: Call) -> Response:
         _, target = self._resolve(call, call.query["path"])
@@ -112,14 +140,13 @@ class Files:
             raise conflict("is_a_directory", target.virtual, f"{target.virtual} is a directory.")
         return FileResponse(target.host, media_type="application/octet-stream", content_disposition_type="attachment")
 
-    async def list_files(self, call: Call) -> dict[str, Any]:
+    async def list_files(self, call: Call) -> Response:
         folder, target = self._resolve(call, call.query["path"])
         if not target.host.exists():
             raise file_not_found(target.virtual)
         if not target.host.is_dir():
             raise conflict("not_a_directory", target.virtual, f"{target.virtual} is not a directory.")
-        entries = sorted(target.host.iterdir(), key=lambda p: p.name)
-        return {"data": [file_info(folder.virtual_path(entry), entry) for entry in entries]}
+        return Response(await asyncio.to_thread(_listing, folder, target.host), media_type="application/json")
 
     async def get_file_info(self, call: Call) -> dict[str, Any]:
         _, target = self._resolve(call, call.query["path"], follow=False)
@@ -213,7 +240,7 @@ class Files:
         return json_response(wire, 201)
 
     async def list_sandbox_artifacts(self, call: Call) -> dict[str, Any]:
-        self.service.running_sandbox(call.path["sandboxId"])
+        self.service.sandbox(call.path["sandboxId"])  # also after it ended, within the retention period
         return self._page(call, call.path["sandboxId"])
 
     async def list_artifacts(self, call: Call) -> dict[str, Any]:
@@ -245,6 +272,20 @@ class Files:
     async def delete_artifact(self, call: Call) -> None:
         body = self._artifact(call)
         self.service.forget_artifact(body["id"])
+
+
+def too_large() -> ApiProblem:
+    return ApiProblem(413, "payload_too_large", "A file may be at most 1 GiB.", {"limitBytes": MAX_FILE_BYTES})
+
+
+def _listing(folder: SandboxFolder, directory: Path) -> bytes:
+    """A directory's entries as the listFiles body (run in a thread: a folder may have a million entries)."""
+    entries = sorted(directory.iterdir(), key=lambda p: p.name)
+    data = [file_info(folder.virtual_path(entry), entry) for entry in entries]
+    # Encoded a thousand entries at a time: one json.dumps of them all would hold the GIL, and with it
+    # the event loop, for hundreds of milliseconds.
+    parts = [json.dumps(data[i : i + 1000], ensure_ascii=False)[1:-1] for i in range(0, len(data), 1000)]
+    return ('{"data": [' + ", ".join(parts) + "]}").encode()
 
 
 def _tar(source: Path, target: Path, base: str) -> None:

@@ -19,7 +19,8 @@ import uvicorn
 from crownest import AsyncCrowNest, CrowNest
 
 from ._app import create_app
-from ._service import ISOLATION_WARNING, Config
+from ._guard import Guard, raise_open_files_limit
+from ._service import DEFAULT_RETENTION_S, ISOLATION_WARNING, Config
 
 START_TIMEOUT_S = 15.0
 # How long an idle connection stays open: longer than clients keep one (httpx: 5 s), as behind a
@@ -52,6 +53,14 @@ class LocalServer:
     gateways do (503, 429, a connection dropped before or after the operation).
     `cut_streams`, if not 0, makes every streamed answer (file content, command
     output events) lose its connection after that many bytes of its body.
+
+    `retention` is how long (seconds) an ended sandbox's records stay readable
+    before they answer 404. A request's headers must arrive within
+    `header_timeout` seconds and its body keep arriving (1 KiB per
+    `body_timeout` seconds), else 408; at most `max_connections` connections
+    are open, `max_connections_per_client` from one address, else 503.
+    `cgroups=False` enforces sandboxes' limits with rlimits only, as where the
+    server may not create cgroups.
     """
 
     def __init__(
@@ -65,6 +74,12 @@ class LocalServer:
         cut_streams: int = 0,
         max_sandboxes: int = 64,
         isolation: bool = True,
+        retention: float = DEFAULT_RETENTION_S,
+        header_timeout: float = 10.0,
+        body_timeout: float = 30.0,
+        max_connections: int = 1024,
+        max_connections_per_client: int = 256,
+        cgroups: bool = True,
     ) -> None:
         self.host = host
         self._port = port
@@ -76,10 +91,14 @@ class LocalServer:
         self.cut_streams = cut_streams
         self.max_sandboxes = max_sandboxes
         self.isolation = isolation
+        self.retention = retention
+        self.cgroups = cgroups
+        self.guard = Guard(header_timeout, body_timeout, max_connections, max_connections_per_client)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
         self._stats: Counter[str] = Counter()
+        self._app: Any = None
 
     def __repr__(self) -> str:
         where = self.base_url if self._socket is not None else "not running"
@@ -122,6 +141,11 @@ class LocalServer:
         """Requests received by operation ID (e.g. `createSandbox`) and faults injected (`fault:<kind>`)."""
         return dict(self._stats)
 
+    def take_loop_lag(self) -> float:
+        """The longest the server's event loop was late (seconds) since the last call: how long one
+        request held up every other."""
+        return float(self._app.state.lag.take()) if self._app is not None else 0.0
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -137,20 +161,23 @@ class LocalServer:
             faults=self.faults,
             cut_streams=self.cut_streams,
             max_sandboxes=self.max_sandboxes,
+            retention_s=self.retention,
+            cgroups=self.cgroups,
         )
         if not self.isolation:
             config.bwrap = None
         if config.bwrap is None:
             warnings.warn(ISOLATION_WARNING, UserWarning, stacklevel=2)
         self._config = config
-        app = create_app(config)
+        self.guard.fit_open_files(raise_open_files_limit())
+        app = self._app = create_app(config)
         self._stats = app.state.stats
         self._socket = listening_socket(self.host, self._port)
         self._server = uvicorn.Server(
             uvicorn.Config(
                 app,
                 log_level="warning",
-                http="h11",
+                http=self.guard.protocol(),
                 ws="none",
                 lifespan="on",
                 timeout_keep_alive=KEEP_ALIVE_S,

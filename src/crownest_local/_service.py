@@ -33,6 +33,7 @@ from crownest._generated.models import (
     Preview,
     PreviewVisibility,
     Sandbox,
+    SandboxLimits,
     SandboxStatus,
     Template,
 )
@@ -40,6 +41,7 @@ from crownest._generated.models import (
 from ._commands import LiveCommand, OutputLog
 from ._errors import ApiProblem, not_found
 from ._isolation import HOME, SandboxFolder, bubblewrap, invalid_path
+from ._limits import Cgroup, Limiter, Limits, folder_usage
 from ._spec import digits, invalid
 from ._store import Store
 
@@ -49,6 +51,10 @@ DEFAULT_TTL_MS = 300_000
 DEFAULT_COMMAND_TIMEOUT_MS = 60_000
 KILL_GRACE_S = 2.0
 REAP_INTERVAL_S = 0.2
+DISK_CHECK_INTERVAL_S = 1.0
+DEFAULT_RETENTION_S = 24 * 3600
+MAX_COMMANDS_PER_SANDBOX = 32
+ENDED = ("killed", "expired", "failed")
 ISOLATION_WARNING = (
     "CrowNest Local without bubblewrap (bwrap): commands run as plain processes of the server's user, "
     "with NO isolation between sandboxes or from this machine. File operations stay confined to each "
@@ -64,6 +70,9 @@ class Config:
     cut_streams: int = 0  # a fault: streamed answers lose their connection after this many body bytes
     max_sandboxes: int = 64
     bwrap: str | None = field(default_factory=bubblewrap)
+    retention_s: float = DEFAULT_RETENTION_S  # how long an ended sandbox's records stay readable
+    max_commands: int = MAX_COMMANDS_PER_SANDBOX  # commands running at once in one sandbox
+    cgroups: bool = True  # False: enforce limits with rlimits only (to test the fallback)
 
 
 @dataclass
@@ -98,12 +107,16 @@ class Service:
     def __init__(self, config: Config) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        for sub in ("sandboxes", "commands", "artifacts"):
+        for sub in ("sandboxes", "commands", "artifacts", "trash"):
             (config.data_dir / sub).mkdir(exist_ok=True)
         self.store = Store(config.data_dir / "state.sqlite3")
         self.live: dict[str, LiveCommand] = {}
+        self.limiter = Limiter.start(config.cgroups)
+        self.cgroups: dict[str, Cgroup] = {}
+        self.disk_used: dict[str, int] = {}  # bytes, by sandbox, as last measured
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reaper: asyncio.Task[None] | None = None
+        self._disk_watch: asyncio.Task[None] | None = None
         self.templates = {
             "python": "Python 3 (`python` and `python3` on PATH) on a minimal Linux.",
             "base": "A minimal Linux with /bin/sh.",
@@ -122,22 +135,65 @@ class Service:
             self._end_sandbox(body, "killed")
         for body in self.store.all("command", status="running"):
             self._finish_command_body(body, "killed", None)
+        self.spawn(asyncio.to_thread(_empty, self.config.data_dir / "trash"))
         self._reaper = asyncio.ensure_future(self._reap())
+        self._disk_watch = asyncio.ensure_future(self._watch_disk())
 
     async def shutdown(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        for task in (self._reaper, self._disk_watch):
+            if task is not None:
+                task.cancel()
         for body in self.store.all("sandbox", status="running"):
             self._end_sandbox(body, "killed")
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 5)
+        await asyncio.to_thread(self.limiter.close)
         self.store.close()
 
     async def _reap(self) -> None:
+        purge_every = max(REAP_INTERVAL_S, min(60.0, self.config.retention_s / 4))
+        last_purge = 0.0
         while True:
             await asyncio.sleep(REAP_INTERVAL_S)
             self._expire_due()
+            if time.monotonic() - last_purge >= purge_every:
+                last_purge = time.monotonic()
+                for status in ENDED:
+                    for body in self.store.all("sandbox", status=status):
+                        self._past_retention(body)
+
+    async def _watch_disk(self) -> None:
+        """Measure each running sandbox's files; past its `diskMb`, kill its commands.
+
+        A sandbox is measured every second, or less often when measuring it takes long (a million
+        files take seconds): at most a tenth of the time goes to measuring it.
+        """
+        due: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(DISK_CHECK_INTERVAL_S)
+            running = self.store.all("sandbox", status="running")
+            due = {body["id"]: due.get(body["id"], 0.0) for body in running}
+            for body in running:
+                if due[body["id"]] > time.monotonic():
+                    continue
+                started = time.monotonic()
+                used = await self.measure_disk(body["id"])
+                due[body["id"]] = started + max(DISK_CHECK_INTERVAL_S, 10 * (time.monotonic() - started))
+                limit = Limits.from_request(body.get("limits") or {}).disk_bytes
+                if used > limit:
+                    logger.warning(
+                        "sandbox %s uses %d bytes of disk, over %d: its commands are killed", body["id"], used, limit
+                    )
+                    for live in list(self.live.values()):
+                        if live.body["sandboxId"] == body["id"]:
+                            live.kill(signal.SIGKILL, "killed")
+
+    async def measure_disk(self, sandbox_id: str) -> int:
+        """The bytes a sandbox's files take now (measured in a thread: a big tree takes seconds)."""
+        used = await asyncio.to_thread(folder_usage, self.folder(sandbox_id).folder)
+        self.disk_used[sandbox_id] = used
+        return used
 
     def _expire_due(self) -> None:
         """End the sandboxes and delete the artifacts whose `expiresAt` has passed."""
@@ -173,12 +229,37 @@ class Service:
         return SandboxFolder(self.config.data_dir / "sandboxes" / sandbox_id)
 
     def sandbox(self, sandbox_id: str) -> dict[str, Any]:
+        """A sandbox's record, running or ended within the retention period; 404 otherwise."""
         body = self.store.get("sandbox", sandbox_id)
-        if body is None:
+        if body is None or self._past_retention(body):
             raise not_found("sandbox", "sandboxId", sandbox_id)
         if body["status"] == "running" and parse_time(body["expiresAt"]) <= now():
             body = self._end_sandbox(body, "expired")
-        return body
+        return with_limits(body)
+
+    def _retained_until(self, body: dict[str, Any]) -> datetime.datetime | None:
+        """When an ended sandbox's records go; None while it runs."""
+        ended = body.get("endedAt")
+        if body["status"] not in ENDED or ended is None:
+            return None
+        return parse_time(ended) + datetime.timedelta(seconds=self.config.retention_s)
+
+    def _gone(self, body: dict[str, Any]) -> bool:
+        until = self._retained_until(body)
+        return until is not None and until <= now()
+
+    def _past_retention(self, body: dict[str, Any]) -> bool:
+        """Forget an ended sandbox whose retention is over (its records and output logs), and say so."""
+        if not self._gone(body):
+            return False
+        commands = self.store.delete_sandbox(body["id"])
+        logs = [self._log_path(command_id) for command_id in commands]
+        self.spawn(asyncio.to_thread(_unlink, logs + [log.with_suffix(".idx") for log in logs]))
+        return True
+
+    def limits(self, sandbox_id: str) -> Limits:
+        """The limits a sandbox was created with."""
+        return Limits.from_request(self.sandbox(sandbox_id).get("limits") or {})
 
     def running_sandbox(self, sandbox_id: str) -> dict[str, Any]:
         body = self.sandbox(sandbox_id)
@@ -192,15 +273,25 @@ class Service:
         return body
 
     def _end_sandbox(self, body: dict[str, Any], status: str) -> dict[str, Any]:
+        """Kill a sandbox's processes and record it ended; its files are removed in a thread."""
         for live in list(self.live.values()):
             if live.body["sandboxId"] == body["id"]:
                 live.kill(signal.SIGKILL, "killed")
-        sandbox = Sandbox.from_dict(body)
+        sandbox = Sandbox.from_dict(with_limits(body))
         sandbox.status = SandboxStatus(status)
         sandbox.ended_at = now()
         updated = sandbox.to_dict()
         self.store.update(updated)
-        self.folder(body["id"]).remove()
+        self.disk_used.pop(body["id"], None)
+        cgroup = self.cgroups.pop(body["id"], None)
+        if cgroup is not None:
+            cgroup.kill_all()
+            self.spawn(asyncio.to_thread(cgroup.remove))
+        folder = self.folder(body["id"]).folder
+        trash = self.config.data_dir / "trash" / f"{body['id']}-{secrets.token_hex(4)}"
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(folder, trash)  # at once, so that the sandbox's files are gone for every later call
+            self.spawn(asyncio.to_thread(shutil.rmtree, trash, True))
         return updated
 
     async def create_sandbox(self, call: Call) -> dict[str, Any]:
@@ -221,8 +312,12 @@ class Service:
             )
         created = now()
         ttl_ms = body.get("ttlMs", DEFAULT_TTL_MS)
+        limits = Limits.from_request(body)
+        sandbox_id = new_id("sbx")
+        cgroup = self.limiter.create(sandbox_id, limits)
+        self.cgroups[sandbox_id] = cgroup
         sandbox = Sandbox(
-            id=new_id("sbx"),
+            id=sandbox_id,
             template=body["template"],
             status=SandboxStatus.RUNNING,
             metadata=Metadata.from_dict(body.get("metadata", {})),
@@ -230,6 +325,7 @@ class Service:
             created_at=created,
             expires_at=created + datetime.timedelta(milliseconds=ttl_ms),
             ended_at=None,
+            limits=SandboxLimits.from_dict(limits.wire(cgroup.enforced_by)),
         )
         self.folder(sandbox.id).create()
         wire = sandbox.to_dict()
@@ -239,13 +335,15 @@ class Service:
     async def list_sandboxes(self, call: Call) -> dict[str, Any]:
         pairs = [item.split(":", 1) for item in call.query.get("metadata", [])]
         self._expire_due()  # so that a list never shows a sandbox past its TTL as running
-        return self.store.page(
+        page = self.store.page(
             "sandbox",
             limit=call.query.get("limit", 20),
             cursor=call.query.get("cursor"),
             status=call.query.get("status"),
-            keep=lambda body: all(body["metadata"].get(k) == v for k, v in pairs),
+            keep=lambda body: all(body["metadata"].get(k) == v for k, v in pairs) and not self._gone(body),
         )
+        page["data"] = [with_limits(body) for body in page["data"]]
+        return page
 
     async def get_sandbox(self, call: Call) -> dict[str, Any]:
         return self.sandbox(call.path["sandboxId"])
@@ -277,6 +375,14 @@ class Service:
     async def _start_command(self, call: Call, *, keep_stdin_open: bool) -> LiveCommand:
         sandbox_id = call.path["sandboxId"]
         self.running_sandbox(sandbox_id)
+        running = sum(1 for live in self.live.values() if live.body["sandboxId"] == sandbox_id)
+        if running >= self.config.max_commands:
+            raise ApiProblem(
+                409,
+                "too_many_commands",
+                f"Sandbox {sandbox_id} already runs {running} commands, as many as it may at once.",
+                {"sandboxId": sandbox_id, "limit": self.config.max_commands},
+            )
         spec = call.body
         cwd = spec.get("cwd", HOME)
         folder = self.folder(sandbox_id)
@@ -299,6 +405,7 @@ class Service:
             stderr="",
             stdout_truncated=False,
             stderr_truncated=False,
+            output_truncated=False,
             timeout_ms=timeout_ms,
             started_at=now(),
             finished_at=None,
@@ -307,10 +414,15 @@ class Service:
         live = LiveCommand(command.to_dict(), OutputLog(self._log_path(command.id)))
         if not Path(host_cwd).is_dir():
             raise invalid_path(cwd, "is not a directory in the sandbox")
+        cgroup = self.cgroups.get(sandbox_id)
+        join = cgroup.preexec(timeout_ms / 1000) if cgroup is not None else None
         try:
-            await live.start(argv, host_cwd, env, spec.get("stdin"), keep_stdin_open)
+            await live.start(argv, host_cwd, env, spec.get("stdin"), keep_stdin_open, join)
         except OSError as exc:
             raise ApiProblem(500, "internal_error", f"The command could not start: {exc.strerror}.") from exc
+        finally:
+            if join is not None:
+                join.close()
         self.store.insert("command", live.body)
         self.live[command.id] = live
         self.spawn(self._supervise(live, timeout_ms / 1000))
@@ -326,6 +438,7 @@ class Service:
             status, exit_code = (
                 live.outcome() if live.process and live.process.returncode is not None else ("killed", None)
             )
+            live.log.close()
             body = live.snapshot()
             self._finish_command_body(body, status, exit_code, started=live.started)
             del self.live[body["id"]]
@@ -351,10 +464,12 @@ class Service:
         body = self.store.get("command", command_id)
         if body is None:
             raise not_found("command", "commandId", command_id)
+        body.setdefault("outputTruncated", False)  # a record from before the field existed
         return body
 
     def command(self, call: Call) -> dict[str, Any]:
-        self.running_sandbox(call.path["sandboxId"])
+        """A command's record (also after its sandbox ended, within the retention period)."""
+        self.sandbox(call.path["sandboxId"])
         body = self.command_body(call.path["commandId"])
         if body["sandboxId"] != call.path["sandboxId"]:
             raise not_found("command", "commandId", call.path["commandId"])
@@ -362,7 +477,7 @@ class Service:
 
     async def list_commands(self, call: Call) -> dict[str, Any]:
         sandbox_id = call.path["sandboxId"]
-        self.running_sandbox(sandbox_id)
+        self.sandbox(sandbox_id)
         page = self.store.page(
             "command",
             limit=call.query.get("limit", 20),
@@ -385,6 +500,7 @@ class Service:
         return self.command_body(body["id"])
 
     def _live(self, call: Call) -> LiveCommand:
+        self.running_sandbox(call.path["sandboxId"])
         body = self.command(call)
         live = self.live.get(body["id"])
         if live is None:
@@ -498,3 +614,22 @@ class Service:
 
 def json_response(body: Any, status: int) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), status, media_type="application/json")
+
+
+def with_limits(body: dict[str, Any]) -> dict[str, Any]:
+    """A sandbox's record with `limits`, which a record from before they existed lacks (not enforced then)."""
+    if "limits" not in body:
+        body["limits"] = Limits().wire(dict.fromkeys(("cpu", "memory", "disk", "processes"), "none"))
+    return body
+
+
+def _empty(folder: Path) -> None:
+    """Remove what is in `folder` (what sandboxes left in the trash when the server last stopped)."""
+    for entry in folder.iterdir():
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _unlink(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

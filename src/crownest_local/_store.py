@@ -109,6 +109,18 @@ class Store:
     def delete(self, object_id: str) -> None:
         self._db.execute("DELETE FROM objects WHERE id = ?", (object_id,))
 
+    def delete_sandbox(self, sandbox_id: str) -> list[str]:
+        """Forget a sandbox with its commands and previews (not its artifacts, which outlive it);
+        the IDs of the commands forgotten."""
+        where = "sandbox_id = ? AND kind IN ('command', 'preview')"
+        commands = [
+            row[0]
+            for row in self._db.execute(f"SELECT id FROM objects WHERE {where} AND kind = 'command'", (sandbox_id,))
+        ]
+        self._db.execute(f"DELETE FROM objects WHERE {where}", (sandbox_id,))
+        self._db.execute("DELETE FROM objects WHERE id = ?", (sandbox_id,))
+        return commands
+
     def all(self, kind: str, *, sandbox_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
         return [body for _, body in self._rows(kind, sandbox_id, status, None)]
 

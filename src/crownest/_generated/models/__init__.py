@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .file_list import FileList
     from .file_move import FileMove
     from .file_type import FileType
+    from .limit_enforcement import LimitEnforcement
     from .metadata import Metadata
     from .preview import Preview
     from .preview_create import PreviewCreate
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from .preview_visibility import PreviewVisibility
     from .sandbox import Sandbox
     from .sandbox_create import SandboxCreate
+    from .sandbox_limits import SandboxLimits
     from .sandbox_list import SandboxList
     from .sandbox_status import SandboxStatus
     from .sandbox_ttl_update import SandboxTtlUpdate
@@ -58,6 +60,7 @@ _MODULES = {
     "FileList": ".file_list",
     "FileMove": ".file_move",
     "FileType": ".file_type",
+    "LimitEnforcement": ".limit_enforcement",
     "Metadata": ".metadata",
     "Preview": ".preview",
     "PreviewCreate": ".preview_create",
@@ -65,6 +68,7 @@ _MODULES = {
     "PreviewVisibility": ".preview_visibility",
     "Sandbox": ".sandbox",
     "SandboxCreate": ".sandbox_create",
+    "SandboxLimits": ".sandbox_limits",
     "SandboxList": ".sandbox_list",
     "SandboxStatus": ".sandbox_status",
     "SandboxTtlUpdate": ".sandbox_ttl_update",
@@ -93,6 +97,7 @@ __all__ = (
     "FileList",
     "FileMove",
     "FileType",
+    "LimitEnforcement",
     "Metadata",
     "Preview",
     "PreviewCreate",
@@ -100,6 +105,7 @@ __all__ = (
     "PreviewVisibility",
     "Sandbox",
     "SandboxCreate",
+    "SandboxLimits",
     "SandboxList",
     "SandboxStatus",
     "SandboxTtlUpdate",

@@ -38,6 +38,11 @@ class Command(WireMapping):
     """ True if stdout went past 1 MiB. """
     stderr_truncated: bool
     """ True if stderr went past 1 MiB. """
+    output_truncated: bool
+    """ True if the command's output (stdout and stderr together) went past what the
+    service keeps of it (64 MiB in CrowNest Local): the process kept running, but
+    its output past that point was read and dropped, and is not in the event stream.
+     """
     timeout_ms: int
     """ The time it may run, in milliseconds. """
     started_at: datetime.datetime
@@ -60,6 +65,7 @@ class Command(WireMapping):
         "stderr": "stderr",
         "stdoutTruncated": "stdout_truncated",
         "stderrTruncated": "stderr_truncated",
+        "outputTruncated": "output_truncated",
         "timeoutMs": "timeout_ms",
         "startedAt": "started_at",
         "finishedAt": "finished_at",
@@ -88,6 +94,8 @@ class Command(WireMapping):
 
         stderr_truncated = self.stderr_truncated
 
+        output_truncated = self.output_truncated
+
         timeout_ms = self.timeout_ms
 
         started_at = self.started_at.isoformat()
@@ -115,6 +123,7 @@ class Command(WireMapping):
                 "stderr": stderr,
                 "stdoutTruncated": stdout_truncated,
                 "stderrTruncated": stderr_truncated,
+                "outputTruncated": output_truncated,
                 "timeoutMs": timeout_ms,
                 "startedAt": started_at,
                 "finishedAt": finished_at,
@@ -151,6 +160,8 @@ class Command(WireMapping):
         stdout_truncated = d.pop("stdoutTruncated")
 
         stderr_truncated = d.pop("stderrTruncated")
+
+        output_truncated = d.pop("outputTruncated")
 
         timeout_ms = d.pop("timeoutMs")
 
@@ -189,6 +200,7 @@ class Command(WireMapping):
             stderr=stderr,
             stdout_truncated=stdout_truncated,
             stderr_truncated=stderr_truncated,
+            output_truncated=output_truncated,
             timeout_ms=timeout_ms,
             started_at=started_at,
             finished_at=finished_at,

@@ -8,10 +8,15 @@ class CommandStatus(StrEnum):
     """Where a command is in its life. `succeeded` is exit code 0, `failed` any other. New values may appear."""
 
     FAILED = "failed"
+    """`failed`"""
     KILLED = "killed"
+    """`killed`"""
     RUNNING = "running"
+    """`running`"""
     SUCCEEDED = "succeeded"
+    """`succeeded`"""
     TIMED_OUT = "timed_out"
+    """`timed_out`"""
 
     @property
     def is_known(self) -> bool:

@@ -8,8 +8,11 @@ class FileType(StrEnum):
     """What a path is. New values may appear."""
 
     DIRECTORY = "directory"
+    """`directory`"""
     FILE = "file"
+    """`file`"""
     SYMLINK = "symlink"
+    """`symlink`"""
 
     @property
     def is_known(self) -> bool:

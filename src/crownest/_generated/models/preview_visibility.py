@@ -8,7 +8,9 @@ class PreviewVisibility(StrEnum):
     """Who may open a preview's URL. New values may appear."""
 
     PRIVATE = "private"
+    """`private`"""
     PUBLIC = "public"
+    """`public`"""
 
     @property
     def is_known(self) -> bool:

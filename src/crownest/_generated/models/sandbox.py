@@ -13,6 +13,7 @@ from ..models.sandbox_status import SandboxStatus
 
 if TYPE_CHECKING:
     from ..models.metadata import Metadata
+    from ..models.sandbox_limits import SandboxLimits
 
 
 T = TypeVar("T", bound="Sandbox")
@@ -20,7 +21,14 @@ T = TypeVar("T", bound="Sandbox")
 
 @_attrs_define
 class Sandbox(WireMapping):
-    """A sandbox."""
+    """A sandbox. It ends when it is killed or its TTL runs out; from then on every action on
+    it (running a command, the file API, previews, `setTtl`) answers 409
+    `sandbox_not_running`, while its records stay readable for the service's retention
+    period (24 h in CrowNest Local): the sandbox, its commands with their final status and
+    output (`getCommand`, `waitCommand`, `listCommands`, the event stream) and its
+    artifact list. After that period they answer 404.
+
+    """
 
     id: str
     """ The sandbox's ID (`sbx_...`). """
@@ -37,7 +45,9 @@ class Sandbox(WireMapping):
     expires_at: datetime.datetime
     """ When the server kills it unless its TTL is extended. """
     ended_at: datetime.datetime | None
-    """ When it ended; null while alive. """
+    """ When it ended; null while alive. Its records stay readable for the retention period after this time. """
+    limits: SandboxLimits
+    """ The resource limits in force for a sandbox's processes and files, and what enforces each. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
@@ -50,6 +60,7 @@ class Sandbox(WireMapping):
         "createdAt": "created_at",
         "expiresAt": "expires_at",
         "endedAt": "ended_at",
+        "limits": "limits",
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +84,8 @@ class Sandbox(WireMapping):
         else:
             ended_at = self.ended_at
 
+        limits = self.limits.to_dict()
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -85,6 +98,7 @@ class Sandbox(WireMapping):
                 "createdAt": created_at,
                 "expiresAt": expires_at,
                 "endedAt": ended_at,
+                "limits": limits,
             }
         )
 
@@ -93,6 +107,7 @@ class Sandbox(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.metadata import Metadata
+        from ..models.sandbox_limits import SandboxLimits
 
         d = dict(src_dict)
         id = d.pop("id")
@@ -124,6 +139,8 @@ class Sandbox(WireMapping):
 
         ended_at = _parse_ended_at(d.pop("endedAt"))
 
+        limits = SandboxLimits.from_dict(d.pop("limits"))
+
         sandbox = cls(
             id=id,
             template=template,
@@ -133,6 +150,7 @@ class Sandbox(WireMapping):
             created_at=created_at,
             expires_at=expires_at,
             ended_at=ended_at,
+            limits=limits,
         )
 
         sandbox.additional_properties = d

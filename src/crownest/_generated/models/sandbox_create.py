@@ -30,6 +30,14 @@ class SandboxCreate(WireMapping):
     """ Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤ 512). """
     env: EnvVars | Unset = UNSET
     """ Environment variables, string to string. A name is not empty and has no `=`. """
+    cpu_count: int | Unset = UNSET
+    """ CPUs its processes may use together (CrowNest Local's default 1). """
+    memory_mb: int | Unset = UNSET
+    """ Memory its processes may use together, in MiB (CrowNest Local's default 512). """
+    disk_mb: int | Unset = UNSET
+    """ Space its files may take, in MiB (CrowNest Local's default 1024). """
+    max_processes: int | Unset = UNSET
+    """ Processes and threads it may run at once (CrowNest Local's default 256). """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
@@ -38,6 +46,10 @@ class SandboxCreate(WireMapping):
         "ttlMs": "ttl_ms",
         "metadata": "metadata",
         "env": "env",
+        "cpuCount": "cpu_count",
+        "memoryMb": "memory_mb",
+        "diskMb": "disk_mb",
+        "maxProcesses": "max_processes",
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,6 +65,14 @@ class SandboxCreate(WireMapping):
         if not isinstance(self.env, Unset):
             env = self.env.to_dict()
 
+        cpu_count = self.cpu_count
+
+        memory_mb = self.memory_mb
+
+        disk_mb = self.disk_mb
+
+        max_processes = self.max_processes
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -66,6 +86,14 @@ class SandboxCreate(WireMapping):
             field_dict["metadata"] = metadata
         if env is not UNSET:
             field_dict["env"] = env
+        if cpu_count is not UNSET:
+            field_dict["cpuCount"] = cpu_count
+        if memory_mb is not UNSET:
+            field_dict["memoryMb"] = memory_mb
+        if disk_mb is not UNSET:
+            field_dict["diskMb"] = disk_mb
+        if max_processes is not UNSET:
+            field_dict["maxProcesses"] = max_processes
 
         return field_dict
 
@@ -93,11 +121,23 @@ class SandboxCreate(WireMapping):
         else:
             env = EnvVars.from_dict(_env)
 
+        cpu_count = d.pop("cpuCount", UNSET)
+
+        memory_mb = d.pop("memoryMb", UNSET)
+
+        disk_mb = d.pop("diskMb", UNSET)
+
+        max_processes = d.pop("maxProcesses", UNSET)
+
         sandbox_create = cls(
             template=template,
             ttl_ms=ttl_ms,
             metadata=metadata,
             env=env,
+            cpu_count=cpu_count,
+            memory_mb=memory_mb,
+            disk_mb=disk_mb,
+            max_processes=max_processes,
         )
 
         sandbox_create.additional_properties = d

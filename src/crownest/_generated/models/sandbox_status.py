@@ -8,10 +8,15 @@ class SandboxStatus(StrEnum):
     """Where a sandbox is in its life. New values may appear."""
 
     EXPIRED = "expired"
+    """Ended by the server when `expiresAt` passed."""
     FAILED = "failed"
+    """Ended by a fault."""
     KILLED = "killed"
+    """Ended by `kill()` (the handle's, `sandboxes.kill(id)`, or leaving its `with` block)."""
     RUNNING = "running"
+    """Alive: commands, files, artifacts and previews work."""
     STARTING = "starting"
+    """Being made. `sandboxes.create()` returns once the sandbox is `running`, so you rarely see this."""
 
     @property
     def is_known(self) -> bool:

@@ -8,7 +8,9 @@ class Signal(StrEnum):
     """A signal to send to a process tree."""
 
     SIGKILL = "SIGKILL"
+    """`SIGKILL`"""
     SIGTERM = "SIGTERM"
+    """`SIGTERM`"""
 
     @property
     def is_known(self) -> bool:

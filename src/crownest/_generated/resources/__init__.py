@@ -2,22 +2,62 @@
 """One module per API resource (tag), each with sync, async and sandbox-scoped classes.
 
 The mixins below give `CrowNest`, `AsyncCrowNest` and the sandbox handles one
-lazy property per resource.
+lazy property per resource, and the sandbox handles the `sandboxes` operations
+on one sandbox as methods, with its ID bound.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, cast
 
+from ..._types import NOT_GIVEN, NotGiven, TimeoutTypes
+
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
+    from ..._pagination import AsyncPager, SyncPager
+    from ..._streams import AsyncStream, Stream
+    from ..models.sandbox import Sandbox
     from .artifacts import Artifacts, AsyncArtifacts, AsyncSandboxArtifacts, SandboxArtifacts
     from .commands import AsyncCommands, AsyncSandboxCommands, Commands, SandboxCommands
     from .files import AsyncFiles, AsyncSandboxFiles, Files, SandboxFiles
     from .previews import AsyncPreviews, AsyncSandboxPreviews, Previews, SandboxPreviews
     from .sandboxes import AsyncSandboxes, Sandboxes
     from .templates import AsyncTemplates, Templates
+
+# The generated surface by name, for the documentation and the tests.
+RESOURCES = (
+    "artifacts",
+    "commands",
+    "files",
+    "previews",
+    "sandboxes",
+    "templates",
+)
+"""Every resource module (`resources/<name>.py`), one per tag."""
+CLIENT_RESOURCES = (
+    "artifacts",
+    "commands",
+    "files",
+    "previews",
+    "sandboxes",
+    "templates",
+)
+"""The client's resources (`client.<name>`), one per tag."""
+SANDBOX_RESOURCES = (
+    "artifacts",
+    "commands",
+    "files",
+    "previews",
+)
+"""The sandbox handle's resources (`sandbox.<name>`), with its ID bound."""
+SANDBOX_METHODS = (
+    "kill",
+    "refresh",
+    "set_ttl",
+)
+"""The sandbox handle's own methods (`sandbox.<name>()`), from the `sandboxes` tag."""
 
 
 class ClientResources:
@@ -53,7 +93,7 @@ class ClientResources:
 
     @cached_property
     def sandboxes(self) -> Sandboxes:
-        """Sandboxes, their lifecycle and time to live."""
+        """Sandboxes, their lifecycle, time to live and resource limits."""
         from .sandboxes import Sandboxes
 
         return Sandboxes(cast("CrowNest", self))
@@ -99,7 +139,7 @@ class AsyncClientResources:
 
     @cached_property
     def sandboxes(self) -> AsyncSandboxes:
-        """Sandboxes, their lifecycle and time to live."""
+        """Sandboxes, their lifecycle, time to live and resource limits."""
         from .sandboxes import AsyncSandboxes
 
         return AsyncSandboxes(cast("AsyncCrowNest", self))
@@ -113,11 +153,89 @@ class AsyncClientResources:
 
 
 class SandboxScopes:
-    """The resources of one sandbox, with its ID bound, for `SandboxHandle`."""
+    """The generated part of `SandboxHandle`: the sandbox's own operations and its
+    resources, with its ID bound."""
 
     __slots__ = ()
     _client: CrowNest
     id: str
+    _update: Callable[[Sandbox], None]
+
+    def kill(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Kill a sandbox.
+
+        Destroys the sandbox and every process in it. Killing an ended sandbox also succeeds.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            None.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._client.sandboxes.kill(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
+
+    def refresh(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Get a sandbox.
+
+        Returns one sandbox; 404 `sandbox_not_found` if there is none by that ID.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(self._client.sandboxes.get(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
+
+    def set_ttl(
+        self,
+        ttl_ms: int,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Set a sandbox's time to live.
+
+        Sets `expiresAt` to now plus `ttlMs`; 409 `sandbox_not_running` once the sandbox has ended.
+
+        Args:
+            ttl_ms: Milliseconds from now until the sandbox expires.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(
+            self._client.sandboxes.set_ttl(sandbox_id=self.id, ttl_ms=ttl_ms, timeout=timeout, max_retries=max_retries)
+        )
 
     @property
     def artifacts(self) -> SandboxArtifacts:
@@ -149,11 +267,91 @@ class SandboxScopes:
 
 
 class AsyncSandboxScopes:
-    """The resources of one sandbox, with its ID bound, for `AsyncSandboxHandle`."""
+    """The generated part of `AsyncSandboxHandle`: the sandbox's own operations and its
+    resources, with its ID bound."""
 
     __slots__ = ()
     _client: AsyncCrowNest
     id: str
+    _update: Callable[[Sandbox], None]
+
+    async def kill(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Kill a sandbox.
+
+        Destroys the sandbox and every process in it. Killing an ended sandbox also succeeds.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            None.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        await self._client.sandboxes.kill(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
+
+    async def refresh(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Get a sandbox.
+
+        Returns one sandbox; 404 `sandbox_not_found` if there is none by that ID.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(await self._client.sandboxes.get(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
+
+    async def set_ttl(
+        self,
+        ttl_ms: int,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Set a sandbox's time to live.
+
+        Sets `expiresAt` to now plus `ttlMs`; 409 `sandbox_not_running` once the sandbox has ended.
+
+        Args:
+            ttl_ms: Milliseconds from now until the sandbox expires.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(
+            await self._client.sandboxes.set_ttl(
+                sandbox_id=self.id, ttl_ms=ttl_ms, timeout=timeout, max_retries=max_retries
+            )
+        )
 
     @property
     def artifacts(self) -> AsyncSandboxArtifacts:

@@ -169,7 +169,7 @@ class Artifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Artifact.
+            The `Artifact`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -225,7 +225,7 @@ class Artifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -289,7 +289,7 @@ class Artifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Artifact.
+            The `Artifact`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -320,7 +320,7 @@ class Artifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `Artifact` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -373,7 +373,7 @@ class AsyncArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Artifact.
+            The `Artifact`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -429,7 +429,7 @@ class AsyncArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -493,7 +493,7 @@ class AsyncArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Artifact.
+            The `Artifact`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -524,7 +524,7 @@ class AsyncArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `Artifact` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -579,7 +579,7 @@ class SandboxArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Artifact.
+            The `Artifact`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -601,7 +601,8 @@ class SandboxArtifacts:
     ) -> SyncPager[Artifact]:
         """List a sandbox's artifacts.
 
-        Lists the artifacts taken from one sandbox, newest first.
+        Lists the artifacts taken from one sandbox, newest first; also after the sandbox ended, for the
+        retention period.
 
         Args:
             limit: The most items on one page.
@@ -610,7 +611,7 @@ class SandboxArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `Artifact` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -665,7 +666,7 @@ class AsyncSandboxArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Artifact.
+            The `Artifact`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -687,7 +688,8 @@ class AsyncSandboxArtifacts:
     ) -> AsyncPager[Artifact]:
         """List a sandbox's artifacts.
 
-        Lists the artifacts taken from one sandbox, newest first.
+        Lists the artifacts taken from one sandbox, newest first; also after the sandbox ended, for the
+        retention period.
 
         Args:
             limit: The most items on one page.
@@ -696,7 +698,7 @@ class AsyncSandboxArtifacts:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `Artifact` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).

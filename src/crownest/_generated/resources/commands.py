@@ -240,7 +240,9 @@ class Commands:
         whose id is the byte offset in the output stream after that event (stdout and
         stderr counted together, in the order they arrived), then one `exit` event whose
         data is the final Command. Reconnect with `Last-Event-ID` to get exactly the
-        output after that id.
+        output after that id. The stream holds a command's first 64 MiB of output (CrowNest
+        Local; the Command's `outputTruncated` says whether more was dropped), and can be
+        replayed after the sandbox ended, for the retention period.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -250,8 +252,8 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The events as they arrive (the request is sent when iteration begins); after a broken
-            connection the stream resumes after the last event received.
+            The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
+            broken connection the stream resumes after the last event received.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -271,7 +273,7 @@ class Commands:
     ) -> CommandHandle:
         """Get a command.
 
-        Returns one command with its output so far.
+        Returns one command with its output so far; also after its sandbox ended, for the retention period.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -280,7 +282,7 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -311,7 +313,7 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -333,7 +335,8 @@ class Commands:
     ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
-        Lists the commands of one sandbox, newest first.
+        Lists the commands of one sandbox, newest first; also after the sandbox ended, for the retention
+        period.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -344,7 +347,7 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `CommandHandle` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -377,6 +380,7 @@ class Commands:
         Runs a command with `/bin/sh -c` and answers once it has ended, with its final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
+        409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -397,7 +401,7 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -484,7 +488,8 @@ class Commands:
     ) -> CommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`.
+        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
+        while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -501,7 +506,7 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -531,7 +536,7 @@ class Commands:
         """Wait for a command to end.
 
         Answers with the final command as soon as it ends, or with its current state when `timeoutMs` runs
-        out.
+        out; a command of an ended sandbox answers at once, final.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -541,7 +546,7 @@ class Commands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -579,7 +584,9 @@ class AsyncCommands:
         whose id is the byte offset in the output stream after that event (stdout and
         stderr counted together, in the order they arrived), then one `exit` event whose
         data is the final Command. Reconnect with `Last-Event-ID` to get exactly the
-        output after that id.
+        output after that id. The stream holds a command's first 64 MiB of output (CrowNest
+        Local; the Command's `outputTruncated` says whether more was dropped), and can be
+        replayed after the sandbox ended, for the retention period.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -589,8 +596,8 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The events as they arrive (the request is sent when iteration begins); after a broken
-            connection the stream resumes after the last event received.
+            The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
+            broken connection the stream resumes after the last event received.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -610,7 +617,7 @@ class AsyncCommands:
     ) -> AsyncCommandHandle:
         """Get a command.
 
-        Returns one command with its output so far.
+        Returns one command with its output so far; also after its sandbox ended, for the retention period.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -619,7 +626,7 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -652,7 +659,7 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -676,7 +683,8 @@ class AsyncCommands:
     ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
-        Lists the commands of one sandbox, newest first.
+        Lists the commands of one sandbox, newest first; also after the sandbox ended, for the retention
+        period.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -687,7 +695,7 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `AsyncCommandHandle` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -724,6 +732,7 @@ class AsyncCommands:
         Runs a command with `/bin/sh -c` and answers once it has ended, with its final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
+        409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -744,7 +753,7 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -835,7 +844,8 @@ class AsyncCommands:
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`.
+        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
+        while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -852,7 +862,7 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -884,7 +894,7 @@ class AsyncCommands:
         """Wait for a command to end.
 
         Answers with the final command as soon as it ends, or with its current state when `timeoutMs` runs
-        out.
+        out; a command of an ended sandbox answers at once, final.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -894,7 +904,7 @@ class AsyncCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -937,7 +947,9 @@ class SandboxCommands:
         whose id is the byte offset in the output stream after that event (stdout and
         stderr counted together, in the order they arrived), then one `exit` event whose
         data is the final Command. Reconnect with `Last-Event-ID` to get exactly the
-        output after that id.
+        output after that id. The stream holds a command's first 64 MiB of output (CrowNest
+        Local; the Command's `outputTruncated` says whether more was dropped), and can be
+        replayed after the sandbox ended, for the retention period.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -946,8 +958,8 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The events as they arrive (the request is sent when iteration begins); after a broken
-            connection the stream resumes after the last event received.
+            The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
+            broken connection the stream resumes after the last event received.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -968,7 +980,7 @@ class SandboxCommands:
     ) -> CommandHandle:
         """Get a command.
 
-        Returns one command with its output so far.
+        Returns one command with its output so far; also after its sandbox ended, for the retention period.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -976,7 +988,7 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1005,7 +1017,7 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1026,7 +1038,8 @@ class SandboxCommands:
     ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
-        Lists the commands of one sandbox, newest first.
+        Lists the commands of one sandbox, newest first; also after the sandbox ended, for the retention
+        period.
 
         Args:
             status: Only commands in this status.
@@ -1036,7 +1049,7 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `CommandHandle` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1068,6 +1081,7 @@ class SandboxCommands:
         Runs a command with `/bin/sh -c` and answers once it has ended, with its final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
+        409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
@@ -1087,7 +1101,7 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1171,7 +1185,8 @@ class SandboxCommands:
     ) -> CommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`.
+        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
+        while the sandbox already runs its maximum of commands at once.
 
         Args:
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
@@ -1187,7 +1202,7 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1216,7 +1231,7 @@ class SandboxCommands:
         """Wait for a command to end.
 
         Answers with the final command as soon as it ends, or with its current state when `timeoutMs` runs
-        out.
+        out; a command of an ended sandbox answers at once, final.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -1225,7 +1240,7 @@ class SandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `CommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1266,7 +1281,9 @@ class AsyncSandboxCommands:
         whose id is the byte offset in the output stream after that event (stdout and
         stderr counted together, in the order they arrived), then one `exit` event whose
         data is the final Command. Reconnect with `Last-Event-ID` to get exactly the
-        output after that id.
+        output after that id. The stream holds a command's first 64 MiB of output (CrowNest
+        Local; the Command's `outputTruncated` says whether more was dropped), and can be
+        replayed after the sandbox ended, for the retention period.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -1275,8 +1292,8 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The events as they arrive (the request is sent when iteration begins); after a broken
-            connection the stream resumes after the last event received.
+            The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
+            broken connection the stream resumes after the last event received.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1297,7 +1314,7 @@ class AsyncSandboxCommands:
     ) -> AsyncCommandHandle:
         """Get a command.
 
-        Returns one command with its output so far.
+        Returns one command with its output so far; also after its sandbox ended, for the retention period.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -1305,7 +1322,7 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1336,7 +1353,7 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1359,7 +1376,8 @@ class AsyncSandboxCommands:
     ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
-        Lists the commands of one sandbox, newest first.
+        Lists the commands of one sandbox, newest first; also after the sandbox ended, for the retention
+        period.
 
         Args:
             status: Only commands in this status.
@@ -1369,7 +1387,7 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            A pager over every item across pages.
+            A pager over every `AsyncCommandHandle` across pages.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1405,6 +1423,7 @@ class AsyncSandboxCommands:
         Runs a command with `/bin/sh -c` and answers once it has ended, with its final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
+        409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
@@ -1424,7 +1443,7 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1512,7 +1531,8 @@ class AsyncSandboxCommands:
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`.
+        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
+        while the sandbox already runs its maximum of commands at once.
 
         Args:
             command: The command line, run with `/bin/sh -c` (at most 64 KiB).
@@ -1528,7 +1548,7 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1559,7 +1579,7 @@ class AsyncSandboxCommands:
         """Wait for a command to end.
 
         Answers with the final command as soon as it ends, or with its current state when `timeoutMs` runs
-        out.
+        out; a command of an ended sandbox answers at once, final.
 
         Args:
             command_id: The command's ID (`cmd_...`).
@@ -1568,7 +1588,7 @@ class AsyncSandboxCommands:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Command.
+            The `AsyncCommandHandle`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).

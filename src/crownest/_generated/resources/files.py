@@ -224,7 +224,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -253,7 +253,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            A list of `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -284,7 +284,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -317,7 +317,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -346,7 +346,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -419,8 +419,10 @@ class Files:
     ) -> FileInfo:
         """Write a file.
 
-        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent directories; 413
-        beyond that size.
+        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent
+        directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
+        when the file would take the sandbox past its `diskMb` (refused before the body is
+        read when `Content-Length` says so, otherwise when the body reaches the limit).
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -434,7 +436,7 @@ class Files:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -507,7 +509,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -536,7 +538,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            A list of `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -569,7 +571,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -602,7 +604,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -631,7 +633,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -704,8 +706,10 @@ class AsyncFiles:
     ) -> FileInfo:
         """Write a file.
 
-        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent directories; 413
-        beyond that size.
+        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent
+        directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
+        when the file would take the sandbox past its `diskMb` (refused before the body is
+        read when `Content-Length` says so, otherwise when the body reaches the limit).
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -719,7 +723,7 @@ class AsyncFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -792,7 +796,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -819,7 +823,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            A list of `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -848,7 +852,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -879,7 +883,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -908,7 +912,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -977,8 +981,10 @@ class SandboxFiles:
     ) -> FileInfo:
         """Write a file.
 
-        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent directories; 413
-        beyond that size.
+        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent
+        directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
+        when the file would take the sandbox past its `diskMb` (refused before the body is
+        read when `Content-Length` says so, otherwise when the body reaches the limit).
 
         Args:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
@@ -991,7 +997,7 @@ class SandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1064,7 +1070,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1091,7 +1097,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            A list of `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1122,7 +1128,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1153,7 +1159,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1182,7 +1188,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The bytes.
+            The content, as bytes.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -1251,8 +1257,10 @@ class AsyncSandboxFiles:
     ) -> FileInfo:
         """Write a file.
 
-        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent directories; 413
-        beyond that size.
+        Writes the request body (up to 1 GiB, streamed) to a file, creating its parent
+        directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
+        when the file would take the sandbox past its `diskMb` (refused before the body is
+        read when `Content-Length` says so, otherwise when the body reaches the limit).
 
         Args:
             path: The path in the sandbox; relative paths resolve against `/home/user`.
@@ -1265,7 +1273,7 @@ class AsyncSandboxFiles:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The FileInfo.
+            The `FileInfo`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).

@@ -96,7 +96,7 @@ class Previews:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Preview.
+            The `Preview`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -152,7 +152,7 @@ class Previews:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Preview.
+            A list of `Preview`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -196,7 +196,7 @@ class AsyncPreviews:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Preview.
+            The `Preview`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -252,7 +252,7 @@ class AsyncPreviews:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Preview.
+            A list of `Preview`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -300,7 +300,7 @@ class SandboxPreviews:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Preview.
+            The `Preview`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -352,7 +352,7 @@ class SandboxPreviews:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Preview.
+            A list of `Preview`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -398,7 +398,7 @@ class AsyncSandboxPreviews:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Preview.
+            The `Preview`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -450,7 +450,7 @@ class AsyncSandboxPreviews:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Preview.
+            A list of `Preview`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).

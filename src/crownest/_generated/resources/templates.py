@@ -68,7 +68,7 @@ class Templates:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Template.
+            The `Template`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -93,7 +93,7 @@ class Templates:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Template.
+            A list of `Template`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -132,7 +132,7 @@ class AsyncTemplates:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Template.
+            The `Template`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
@@ -157,7 +157,7 @@ class AsyncTemplates:
             max_retries: Retries for this call instead of the client's.
 
         Returns:
-            The Template.
+            A list of `Template`.
 
         Raises:
             CrowNestApiError: The API answered with an error (a subclass per status).
