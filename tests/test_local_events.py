@@ -35,4 +35,5 @@ async def test_a_command_that_ends_while_its_last_output_is_written_ends_the_str
     live.notify()
     last = await asyncio.wait_for(events.__anext__(), timeout=5)  # far below the 10 s of the lost wait
     assert b"event: exit" in last
+    live.log.close()
     service.store.close()

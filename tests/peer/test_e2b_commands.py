@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from crownest import ConflictError, NotFoundError, SandboxHandle
+from crownest import NotFoundError, SandboxHandle
 
 from .conftest import SandboxFactory
 
@@ -72,14 +72,11 @@ def test_run_with_too_short_timeout_iterating(sandbox: SandboxHandle) -> None:
 def test_kill_sandbox_while_command_is_running(sandbox: SandboxHandle) -> None:
     """packages/python-sdk/tests/sync/sandbox_sync/commands/test_sandbox_killed_during_run.py::test_kill_sandbox_while_command_is_running
 
-    E2B's wait raises TimeoutException saying the sandbox was killed; crownest's raises ConflictError
-    `sandbox_not_running` ("has ended (killed)")."""
+    E2B's wait raises TimeoutException saying the sandbox was killed; crownest's wait returns the
+    command, `killed` with the sandbox (an ended sandbox's records stay readable)."""
     command = sandbox.commands.start("sleep 60")
     sandbox.kill()
-    with pytest.raises(ConflictError) as raised:
-        command.wait()
-    assert raised.value.code == "sandbox_not_running"
-    assert "killed" in str(raised.value)
+    assert command.wait().status == "killed"
 
 
 def test_connect_to_process(sandbox: SandboxHandle) -> None:
