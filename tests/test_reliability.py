@@ -74,16 +74,28 @@ async def test_async_connections_use_tcp_keepalive(crownest_local: LocalServer) 
 async def test_a_burst_of_concurrent_calls_leaves_its_connections_open_for_the_next(
     crownest_local: LocalServer,
 ) -> None:
-    """A burst opens up to 100 connections and keeps them all (httpx's default pool keeps 20), so a
-    second burst reconnects nothing."""
+    """Every connection of a burst stays open after it (httpx's default pool keeps 20), so a second
+    burst reconnects nothing. The first burst's calls are held open by the server until all of them
+    are on the wire, so it needs exactly `burst` connections whatever the machine's speed; the second
+    burst then finds that many idle ones, and opens none."""
+    burst = 30
     async with crownest_local.async_client(max_retries=0) as client:
-        sandbox = await client.sandboxes.create(template="base")
         transport: AsyncTransport = client._http._transport  # type: ignore[assignment]
-        await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(200)))
+        assert transport._max_idle == 100
+        sandbox = await client.sandboxes.create(template="base")
+        gate = await sandbox.commands.start("read line")  # ends when it reads a line
+        held = asyncio.gather(*(sandbox.commands.wait(gate.id, timeout_ms=120_000) for _ in range(burst)))
+        # Every wait gets its own connection: the server holds each answer until the gate opens.
+        while len(transport.connections) < burst and not held.done():
+            await asyncio.sleep(0.01)
         opened = set(map(id, transport.connections))
-        assert 20 < len(opened) <= 100
-        await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(200)))
-        assert set(map(id, transport.connections)) == opened
+        assert len(opened) == burst
+        async with crownest_local.async_client(max_retries=0) as other:
+            await other.commands.send_stdin(sandbox.id, gate.id, "go\n", eof=True)
+        assert {c.status for c in await held} == {"succeeded"}
+        assert set(map(id, transport.connections)) == opened  # all idle now, none closed
+        await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(burst)))
+        assert set(map(id, transport.connections)) == opened  # reused, none opened
         await sandbox.kill()
 
 

@@ -8,6 +8,8 @@ import signal
 import threading
 from pathlib import Path
 
+from ._extra import MissingExtraError, load_local_server
+
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "crownest-local"
 
 
@@ -52,9 +54,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    from ._server import LocalServer  # after argument errors, which need no server
-
-    server = LocalServer(
+    try:  # after argument errors and --help, which need no server
+        server_class = load_local_server()
+    except MissingExtraError as error:
+        parser.exit(1, f"{parser.prog}: {error}\n")
+    server = server_class(
         host=args.host,
         port=args.port,
         data_dir=args.data_dir,

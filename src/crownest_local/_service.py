@@ -641,6 +641,8 @@ class Service:
                 final = json.dumps(self.command_body(command_id), ensure_ascii=False)
                 yield f"id: {offset}\nevent: exit\ndata: {final}\n\n".encode()
                 return
+            if live.log.size > offset or live.finished.is_set():
+                continue  # it changed while the last event was written: its notice has passed
             await live.changed(timeout_s=10)
             if live.log.size == offset and not live.finished.is_set():
                 if await request.is_disconnected():
