@@ -151,7 +151,7 @@ class Operation:
             "none": "None.",
             "bytes": "The content, as bytes.",
             "text": "The text.",
-        }.get(self.kind, f"The `{item}`.")
+        }.get(self.kind, "The answer's one field, a `bool`." if item == "bool" else f"The `{item}`.")
 
     def item_type(self, asynchronous: bool) -> str:
         if self.handle:
@@ -264,6 +264,8 @@ def _response(
             return "page", f"{model}.from_dict", item, handles.get(item)
         if set(props) == {"data"}:
             return "list", f"lambda body: {model}.from_dict(body).data", item, handles.get(item)
+    if len(props) == 1 and isinstance(only := next(iter(props.values())), BooleanProperty):
+        return "model", f"lambda body: {model}.from_dict(body).{only.python_name}", "bool", None
     return "model", f"{model}.from_dict", model, handles.get(model)
 
 

@@ -313,6 +313,17 @@ CASES = [
     ),
     Case(
         "files",
+        "exists",
+        (SBX, "a.txt"),
+        "GET",
+        "/v1/sandboxes/sbx_1/files/exists",
+        ok({"exists": True}),
+        params={"path": "a.txt"},
+        on_handle=True,
+        check=lambda r: r is True,
+    ),
+    Case(
+        "files",
         "delete",
         (SBX, "d"),
         "DELETE",

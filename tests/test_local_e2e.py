@@ -276,6 +276,10 @@ async def files(client: Any, sandbox: Any) -> None:
     assert [e.name for e in await done(client.files.list(sandbox.id, "/home/user/build/out"))] == ["a.txt"]
     assert (await done(sandbox.files.info("build/out/a.txt"))).size_bytes == 6
     assert (await done(client.files.info(sandbox.id, "build"))).type_ == "directory"
+    assert await done(sandbox.files.exists("build/out/a.txt")) is True
+    assert await done(client.files.exists(sandbox.id, "build/nothing/here")) is False
+    deep = await done(sandbox.files.list("build", depth=2))
+    assert [e.path for e in deep] == ["/home/user/build/more", "/home/user/build/out", "/home/user/build/out/a.txt"]
     with pytest.raises(CrowNestApiError) as caught:
         await done(sandbox.files.delete("build"))
     assert caught.value.code == "directory_not_empty"
@@ -319,6 +323,11 @@ async def previews(client: Any, sandbox: Any) -> None:
     private = await done(sandbox.previews.create(port=port))
     assert private.visibility == "private" and private.token
     assert (await done(client.previews.create(sandbox.id, port=port))).id == private.id  # one preview per port
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(sandbox.previews.create(port=port, visibility="public"))
+    assert (caught.value.status, caught.value.code) == (409, "preview_exists")
+    assert "delete that preview" in str(caught.value)
+    assert (await done(sandbox.previews.create(port=port, wait_ms=10_000))).id == private.id
     public = await done(
         client.previews.create(sandbox.id, port=port + 1 if port < 65535 else port - 1, visibility="public")
     )

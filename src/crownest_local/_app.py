@@ -124,6 +124,7 @@ def create_app(config: Config) -> Starlette:
         "readFile": files.read_file,
         "listFiles": files.list_files,
         "getFileInfo": files.get_file_info,
+        "fileExists": files.file_exists,
         "deleteFile": files.delete_file,
         "makeDirectory": files.make_directory,
         "moveFile": files.move_file,

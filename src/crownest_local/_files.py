@@ -50,6 +50,7 @@ from ._beneath import (
     open_folder,
     remove_tree,
     rename,
+    subfolder,
     tree,
 )
 from ._content import ContentResponse
@@ -186,7 +187,19 @@ class Files:
                 raise file_not_found(path)
             if not target.is_folder:
                 raise conflict("not_a_directory", path, f"{path} is not a directory.")
-            return Response(await in_thread(_listing, target.fd, path), media_type="application/json")
+            depth = call.query.get("depth", 1)
+            return Response(await in_thread(_listing, target.fd, path, depth), media_type="application/json")
+
+    async def file_exists(self, call: Call) -> dict[str, Any]:
+        folder = self._folder(call)
+        path = folder.virtual(call.query["path"])
+        try:
+            with folder.open(path, follow=False) as target:
+                return {"exists": target.stat is not None}
+        except ApiProblem as problem:
+            if problem.code in ("file_not_found", "not_a_directory"):
+                return {"exists": False}
+            raise
 
     async def get_file_info(self, call: Call) -> dict[str, Any]:
         folder = self._folder(call)
@@ -441,22 +454,40 @@ def _tar(folder: int, target: Path, base: str) -> None:
                 tar.addfile(info, _Padded(f))  # type: ignore[arg-type]  # read() is all tarfile uses
 
 
-def _listing(folder: int, path: str) -> bytes:
-    """The entries of the folder open (as O_PATH) at `folder`, in name order, as `path`'s listFiles body.
+def _listing(folder: int, path: str, depth: int = 1) -> bytes:
+    """The entries of the folder open (as O_PATH) at `folder`, in name order, as `path`'s listFiles body;
+    with `depth` above 1, each subfolder's entries follow it, `depth - 1` levels down.
 
     Run in a thread (a folder may have a million entries), and encoded a thousand entries at a time:
     one json.dumps of them all would hold the GIL, and with it the event loop, for hundreds of ms.
     """
     listing = open_folder(folder)
+    data: list[dict[str, Any]] = []
     try:
-        data = []
-        for name in sorted(os.listdir(listing)):
-            with contextlib.suppress(FileNotFoundError):
-                data.append(file_info(posixpath.join(path, name), os.stat(name, dir_fd=listing, follow_symlinks=False)))
+        _list_into(data, listing, path, depth)
     finally:
         os.close(listing)
     parts = [json.dumps(data[i : i + 1000], ensure_ascii=False)[1:-1] for i in range(0, len(data), 1000)]
     return ('{"data": [' + ", ".join(parts) + "]}").encode()
+
+
+def _list_into(data: list[dict[str, Any]], listing: int, path: str, depth: int) -> None:
+    """Append the entries of the folder open at `listing` to `data`; subfolders are opened beneath it
+    without following links (`subfolder`), so a folder swapped for a link meanwhile is not entered."""
+    for name in sorted(os.listdir(listing)):
+        try:
+            st = os.stat(name, dir_fd=listing, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        data.append(file_info(posixpath.join(path, name), st))
+        if depth > 1 and stat.S_ISDIR(st.st_mode):
+            inner = subfolder(listing, name)
+            if inner is None:
+                continue
+            try:
+                _list_into(data, inner, posixpath.join(path, name), depth - 1)
+            finally:
+                os.close(inner)
 
 
 def _copy(fd: int, target: Path) -> None:

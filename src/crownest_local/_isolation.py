@@ -37,6 +37,16 @@ def bubblewrap() -> str | None:
     return shutil.which("bwrap")
 
 
+def default_shell() -> str:
+    """The shell commands run with: bash where the system (which every sandbox sees read-only) has it."""
+    return "/bin/bash" if os.access("/bin/bash", os.X_OK) else "/bin/sh"
+
+
+def shell_exists(shell: str) -> bool:
+    """Whether `shell` (an absolute path) is an executable file of the system the sandbox sees."""
+    return os.path.isfile(shell) and os.access(shell, os.X_OK)
+
+
 def python_dir() -> str:
     """A folder with `python` and `python3`: the base interpreter's, not a virtualenv's."""
     return str(Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable))).parent)
@@ -111,9 +121,9 @@ class SandboxFolder:
         return SandboxPath(virtual, host, root)
 
     def command(
-        self, shell_command: str, cwd: str, *, bwrap: str | None, data_dir: Path
+        self, shell_command: str, cwd: str, *, bwrap: str | None, data_dir: Path, shell: str = "/bin/sh"
     ) -> tuple[list[str], str, dict[str, str]]:
-        """argv, host working directory and base environment for `/bin/sh -c shell_command`."""
+        """argv, host working directory and base environment for `shell -c shell_command`."""
         env = {
             "PATH": f"{python_dir()}:{SYSTEM_PATH}",
             "HOME": HOME,
@@ -124,11 +134,11 @@ class SandboxFolder:
         if bwrap is None:
             host_cwd = str(self.resolve(cwd).host)
             env["HOME"] = str(self.folder / ROOTS[HOME])
-            return ["/bin/sh", "-c", shell_command], host_cwd, env
+            return [shell, "-c", shell_command], host_cwd, env
         argv = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         # Hide the data folder (every sandbox, the database, the artifacts) and the host's /home.
         argv += ["--tmpfs", str(data_dir), "--tmpfs", "/home"]
         argv += ["--bind", str(self.folder / ROOTS[HOME]), HOME, "--bind", str(self.folder / ROOTS[TMP]), TMP]
         argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "sandbox", "--die-with-parent"]
-        argv += ["--chdir", posixpath.normpath(posixpath.join(HOME, cwd)), "/bin/sh", "-c", shell_command]
+        argv += ["--chdir", posixpath.normpath(posixpath.join(HOME, cwd)), shell, "-c", shell_command]
         return argv, str(self.folder), env

@@ -41,8 +41,9 @@ from crownest._generated.models import (
 from ._beneath import remove_path
 from ._commands import LiveCommand, OutputLog
 from ._errors import ApiProblem, not_found
-from ._isolation import HOME, SandboxFolder, bubblewrap, invalid_path
+from ._isolation import HOME, SandboxFolder, bubblewrap, default_shell, invalid_path, shell_exists
 from ._limits import Cgroup, Limiter, Limits, folder_usage
+from ._ports import wait_until_listening
 from ._spec import digits, invalid
 from ._store import Store
 
@@ -389,8 +390,11 @@ class Service:
         folder = self.folder(sandbox_id)
         if self.config.bwrap is None or not cwd.startswith("/"):
             cwd = folder.resolve(cwd).virtual
+        shell = spec.get("shell", default_shell())
+        if not shell_exists(shell):
+            invalid("shell", f"{shell} is not an executable in the sandbox")
         argv, host_cwd, env = folder.command(
-            spec["command"], cwd, bwrap=self.config.bwrap, data_dir=self.config.data_dir
+            spec["command"], cwd, bwrap=self.config.bwrap, data_dir=self.config.data_dir, shell=shell
         )
         env.update(self.store.extra(sandbox_id).get("env", {}))
         env.update(spec.get("env", {}))
@@ -569,10 +573,27 @@ class Service:
         sandbox_id = call.path["sandboxId"]
         self.running_sandbox(sandbox_id)
         port = call.body["port"]
-        for body in self.store.all("preview", sandbox_id=sandbox_id):
-            if body["port"] == port:
-                return json_response(body, 200)
         visibility = PreviewVisibility(call.body.get("visibility", "private"))
+        wait_ms = call.body.get("waitMs", 0)
+        if wait_ms and not await wait_until_listening(port, wait_ms):
+            raise ApiProblem(
+                504,
+                "port_not_listening",
+                f"Nothing in sandbox {sandbox_id} accepted connections on port {port} within {wait_ms} ms.",
+                {"port": port, "waitMs": wait_ms},
+            )
+        for body in self.store.all("preview", sandbox_id=sandbox_id):
+            if body["port"] != port:
+                continue
+            if body["visibility"] != visibility.value:
+                raise ApiProblem(
+                    409,
+                    "preview_exists",
+                    f"Port {port} already has a {body['visibility']} preview ({body['id']}); to make it "
+                    f"{visibility.value}, delete that preview and create it again.",
+                    {"previewId": body["id"], "visibility": body["visibility"], "port": port},
+                )
+            return json_response(body, 200)
         preview_id = new_id("prv")
         preview = Preview(
             id=preview_id,

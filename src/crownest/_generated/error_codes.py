@@ -26,6 +26,7 @@ ERROR_CODES: dict[str, int] = {
     "directory_not_empty": 409,
     "not_a_directory": 409,
     "is_a_directory": 409,
+    "preview_exists": 409,
     "file_exists": 409,
     "unsupported_file_type": 409,
     "payload_too_large": 413,
@@ -37,6 +38,7 @@ ERROR_CODES: dict[str, int] = {
     "not_implemented": 501,
     "unavailable": 503,
     "too_many_connections": 503,
+    "port_not_listening": 504,
 }
 """Every code the spec lists, with its HTTP status."""
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .env_vars import EnvVars
     from .error_details import ErrorDetails
     from .error_envelope import ErrorEnvelope
+    from .file_exists import FileExists
     from .file_info import FileInfo
     from .file_list import FileList
     from .file_move import FileMove
@@ -56,6 +57,7 @@ _MODULES = {
     "EnvVars": ".env_vars",
     "ErrorDetails": ".error_details",
     "ErrorEnvelope": ".error_envelope",
+    "FileExists": ".file_exists",
     "FileInfo": ".file_info",
     "FileList": ".file_list",
     "FileMove": ".file_move",
@@ -93,6 +95,7 @@ __all__ = (
     "EnvVars",
     "ErrorDetails",
     "ErrorEnvelope",
+    "FileExists",
     "FileInfo",
     "FileList",
     "FileMove",

@@ -22,7 +22,10 @@ class CommandCreate(WireMapping):
     """A command to run."""
 
     command: str
-    """ The command line, run with `/bin/sh -c` (at most 64 KiB). """
+    """ The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source` work. """
+    shell: str | Unset = UNSET
+    """ The shell that runs `command` with `-c`, an absolute path in the sandbox (default `/bin/bash` where the
+    template has bash, else `/bin/sh`); 400 `invalid_request` if it is not there. """
     cwd: str | Unset = UNSET
     """ Its working directory (default `/home/user`). """
     env: EnvVars | Unset = UNSET
@@ -37,6 +40,7 @@ class CommandCreate(WireMapping):
 
     _wire_names: ClassVar[dict[str, str]] = {
         "command": "command",
+        "shell": "shell",
         "cwd": "cwd",
         "env": "env",
         "timeoutMs": "timeout_ms",
@@ -45,6 +49,8 @@ class CommandCreate(WireMapping):
 
     def to_dict(self) -> dict[str, Any]:
         command = self.command
+
+        shell = self.shell
 
         cwd = self.cwd
 
@@ -63,6 +69,8 @@ class CommandCreate(WireMapping):
                 "command": command,
             }
         )
+        if shell is not UNSET:
+            field_dict["shell"] = shell
         if cwd is not UNSET:
             field_dict["cwd"] = cwd
         if env is not UNSET:
@@ -81,6 +89,8 @@ class CommandCreate(WireMapping):
         d = dict(src_dict)
         command = d.pop("command")
 
+        shell = d.pop("shell", UNSET)
+
         cwd = d.pop("cwd", UNSET)
 
         _env = d.pop("env", UNSET)
@@ -96,6 +106,7 @@ class CommandCreate(WireMapping):
 
         command_create = cls(
             command=command,
+            shell=shell,
             cwd=cwd,
             env=env,
             timeout_ms=timeout_ms,

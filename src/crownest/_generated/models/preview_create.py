@@ -22,12 +22,16 @@ class PreviewCreate(WireMapping):
     """ The port a process in the sandbox listens on. """
     visibility: PreviewVisibility | Unset = UNSET
     """ Who may open a preview's URL. New values may appear. """
+    wait_ms: int | Unset = UNSET
+    """ Wait up to this many milliseconds for something in the sandbox to accept connections on the port (default 0,
+    no wait). """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
     _wire_names: ClassVar[dict[str, str]] = {
         "port": "port",
         "visibility": "visibility",
+        "waitMs": "wait_ms",
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -36,6 +40,8 @@ class PreviewCreate(WireMapping):
         visibility: str | Unset = UNSET
         if not isinstance(self.visibility, Unset):
             visibility = self.visibility.value
+
+        wait_ms = self.wait_ms
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -46,6 +52,8 @@ class PreviewCreate(WireMapping):
         )
         if visibility is not UNSET:
             field_dict["visibility"] = visibility
+        if wait_ms is not UNSET:
+            field_dict["waitMs"] = wait_ms
 
         return field_dict
 
@@ -61,9 +69,12 @@ class PreviewCreate(WireMapping):
         else:
             visibility = PreviewVisibility(_visibility)
 
+        wait_ms = d.pop("waitMs", UNSET)
+
         preview_create = cls(
             port=port,
             visibility=visibility,
+            wait_ms=wait_ms,
         )
 
         preview_create.additional_properties = d

@@ -101,6 +101,7 @@ def _run_command_request(
     *,
     sandbox_id: str,
     command: str,
+    shell: str | None,
     cwd: str | None,
     env: Mapping[str, str] | None,
     timeout_ms: int | None,
@@ -108,6 +109,7 @@ def _run_command_request(
     idempotency_key: str | None,
 ) -> RequestSpec:
     check_arg("command", command, "str", required=True)
+    check_arg("shell", shell, "str")
     check_arg("cwd", cwd, "str")
     check_arg("env", env, "map")
     check_arg("timeout_ms", timeout_ms, "int")
@@ -125,6 +127,7 @@ def _run_command_request(
         json=drop_none(
             {
                 "command": command,
+                "shell": shell,
                 "cwd": cwd,
                 "env": None if env is None else dict(env),
                 "timeoutMs": timeout_ms,
@@ -161,6 +164,7 @@ def _start_command_request(
     *,
     sandbox_id: str,
     command: str,
+    shell: str | None,
     cwd: str | None,
     env: Mapping[str, str] | None,
     timeout_ms: int | None,
@@ -168,6 +172,7 @@ def _start_command_request(
     idempotency_key: str | None,
 ) -> RequestSpec:
     check_arg("command", command, "str", required=True)
+    check_arg("shell", shell, "str")
     check_arg("cwd", cwd, "str")
     check_arg("env", env, "map")
     check_arg("timeout_ms", timeout_ms, "int")
@@ -184,6 +189,7 @@ def _start_command_request(
         json=drop_none(
             {
                 "command": command,
+                "shell": shell,
                 "cwd": cwd,
                 "env": None if env is None else dict(env),
                 "timeoutMs": timeout_ms,
@@ -364,6 +370,7 @@ class Commands:
         sandbox_id: str,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -377,14 +384,19 @@ class Commands:
     ) -> CommandHandle:
         """Run a command and wait for it.
 
-        Runs a command with `/bin/sh -c` and answers once it has ended, with its final
+        Runs a command with `bash -c` (or the `shell` it names) and answers once it has ended, with its
+        final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
         409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -415,6 +427,7 @@ class Commands:
         spec = _run_command_request(
             sandbox_id=sandbox_id,
             command=command,
+            shell=shell,
             cwd=cwd,
             env=env,
             timeout_ms=timeout_ms,
@@ -427,6 +440,7 @@ class Commands:
             start = _start_command_request(
                 sandbox_id=sandbox_id,
                 command=command,
+                shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
@@ -478,6 +492,7 @@ class Commands:
         sandbox_id: str,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -488,12 +503,16 @@ class Commands:
     ) -> CommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
-        while the sandbox already runs its maximum of commands at once.
+        Starts a command with `bash -c` (or the `shell` it names) and answers at once with it `running`; 409
+        `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -516,6 +535,7 @@ class Commands:
         spec = _start_command_request(
             sandbox_id=sandbox_id,
             command=command,
+            shell=shell,
             cwd=cwd,
             env=env,
             timeout_ms=timeout_ms,
@@ -716,6 +736,7 @@ class AsyncCommands:
         sandbox_id: str,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -729,14 +750,19 @@ class AsyncCommands:
     ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
-        Runs a command with `/bin/sh -c` and answers once it has ended, with its final
+        Runs a command with `bash -c` (or the `shell` it names) and answers once it has ended, with its
+        final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
         409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -767,6 +793,7 @@ class AsyncCommands:
         spec = _run_command_request(
             sandbox_id=sandbox_id,
             command=command,
+            shell=shell,
             cwd=cwd,
             env=env,
             timeout_ms=timeout_ms,
@@ -781,6 +808,7 @@ class AsyncCommands:
             start = _start_command_request(
                 sandbox_id=sandbox_id,
                 command=command,
+                shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
@@ -834,6 +862,7 @@ class AsyncCommands:
         sandbox_id: str,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -844,12 +873,16 @@ class AsyncCommands:
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
-        while the sandbox already runs its maximum of commands at once.
+        Starts a command with `bash -c` (or the `shell` it names) and answers at once with it `running`; 409
+        `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -872,6 +905,7 @@ class AsyncCommands:
         spec = _start_command_request(
             sandbox_id=sandbox_id,
             command=command,
+            shell=shell,
             cwd=cwd,
             env=env,
             timeout_ms=timeout_ms,
@@ -1065,6 +1099,7 @@ class SandboxCommands:
         self,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -1078,13 +1113,18 @@ class SandboxCommands:
     ) -> CommandHandle:
         """Run a command and wait for it.
 
-        Runs a command with `/bin/sh -c` and answers once it has ended, with its final
+        Runs a command with `bash -c` (or the `shell` it names) and answers once it has ended, with its
+        final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
         409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -1115,6 +1155,7 @@ class SandboxCommands:
         spec = _run_command_request(
             sandbox_id=self._sandbox_id,
             command=command,
+            shell=shell,
             cwd=cwd,
             env=env,
             timeout_ms=timeout_ms,
@@ -1127,6 +1168,7 @@ class SandboxCommands:
             start = _start_command_request(
                 sandbox_id=self._sandbox_id,
                 command=command,
+                shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
@@ -1175,6 +1217,7 @@ class SandboxCommands:
         self,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -1185,11 +1228,15 @@ class SandboxCommands:
     ) -> CommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
-        while the sandbox already runs its maximum of commands at once.
+        Starts a command with `bash -c` (or the `shell` it names) and answers at once with it `running`; 409
+        `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -1212,6 +1259,7 @@ class SandboxCommands:
         spec = _start_command_request(
             sandbox_id=self._sandbox_id,
             command=command,
+            shell=shell,
             cwd=cwd,
             env=env,
             timeout_ms=timeout_ms,
@@ -1407,6 +1455,7 @@ class AsyncSandboxCommands:
         self,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -1420,13 +1469,18 @@ class AsyncSandboxCommands:
     ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
-        Runs a command with `/bin/sh -c` and answers once it has ended, with its final
+        Runs a command with `bash -c` (or the `shell` it names) and answers once it has ended, with its
+        final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
         409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -1457,6 +1511,7 @@ class AsyncSandboxCommands:
         spec = _run_command_request(
             sandbox_id=self._sandbox_id,
             command=command,
+            shell=shell,
             cwd=cwd,
             env=env,
             timeout_ms=timeout_ms,
@@ -1471,6 +1526,7 @@ class AsyncSandboxCommands:
             start = _start_command_request(
                 sandbox_id=self._sandbox_id,
                 command=command,
+                shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
@@ -1521,6 +1577,7 @@ class AsyncSandboxCommands:
         self,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -1531,11 +1588,15 @@ class AsyncSandboxCommands:
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
-        while the sandbox already runs its maximum of commands at once.
+        Starts a command with `bash -c` (or the `shell` it names) and answers at once with it `running`; 409
+        `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -1558,6 +1619,7 @@ class AsyncSandboxCommands:
         spec = _start_command_request(
             sandbox_id=self._sandbox_id,
             command=command,
+            shell=shell,
             cwd=cwd,
             env=env,
             timeout_ms=timeout_ms,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 from ..._streams import AsyncStream, Stream
 from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
 from ..._uploads import FileContent, Progress, file_content
+from ..models.file_exists import FileExists
 from ..models.file_info import FileInfo
 from ..models.file_list import FileList
 
@@ -38,6 +39,23 @@ def _delete_file_request(
     )
 
 
+def _file_exists_request(
+    *,
+    sandbox_id: str,
+    path: str,
+) -> RequestSpec:
+    check_arg("path", path, "str", required=True)
+    return RequestSpec(
+        "GET",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/files/exists",
+        kind="model",
+        parse=lambda body: FileExists.from_dict(body).exists,
+        params={
+            "path": path,
+        },
+    )
+
+
 def _get_file_info_request(
     *,
     sandbox_id: str,
@@ -59,8 +77,10 @@ def _list_files_request(
     *,
     sandbox_id: str,
     path: str,
+    depth: int | None,
 ) -> RequestSpec:
     check_arg("path", path, "str", required=True)
+    check_arg("depth", depth, "int")
     return RequestSpec(
         "GET",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/files",
@@ -68,6 +88,7 @@ def _list_files_request(
         parse=lambda body: FileList.from_dict(body).data,
         params={
             "path": path,
+            "depth": depth,
         },
     )
 
@@ -207,6 +228,38 @@ class Files:
         spec = _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive)
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
+    def exists(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> bool:
+        """Check that a path exists.
+
+        Whether something (a file, directory, symlink or other entry) is at the path; a symlink counts,
+        whatever it points to. A path that leaves the sandbox is 400 `invalid_path`, not false.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The answer's one field, a `bool`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _file_exists_request(sandbox_id=sandbox_id, path=path)
+        return cast("bool", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     def info(
         self,
         sandbox_id: str,
@@ -243,18 +296,23 @@ class Files:
         sandbox_id: str,
         path: str,
         *,
+        depth: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
         Lists a directory's entries; 409 `not_a_directory` if the path is not a directory.
+        With `depth` above 1 it also lists what its subdirectories hold, down to that many
+        levels: each directory's entries in name order, each subdirectory's entries right after
+        it. Symlinks are listed, never followed.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
                 to the text. Symlinks on the way are followed only where they stay in `/home/user` or
                 `/tmp`; 400 `invalid_path` otherwise.
+            depth: How many levels to list (1, the default, lists the directory's own entries).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -266,7 +324,7 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=sandbox_id, path=path)
+        spec = _list_files_request(sandbox_id=sandbox_id, path=path, depth=depth)
         return cast("builtins.list[FileInfo]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def mkdir(
@@ -513,6 +571,38 @@ class AsyncFiles:
         spec = _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive)
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
+    async def exists(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> bool:
+        """Check that a path exists.
+
+        Whether something (a file, directory, symlink or other entry) is at the path; a symlink counts,
+        whatever it points to. A path that leaves the sandbox is 400 `invalid_path`, not false.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The answer's one field, a `bool`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _file_exists_request(sandbox_id=sandbox_id, path=path)
+        return cast("bool", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     async def info(
         self,
         sandbox_id: str,
@@ -549,18 +639,23 @@ class AsyncFiles:
         sandbox_id: str,
         path: str,
         *,
+        depth: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
         Lists a directory's entries; 409 `not_a_directory` if the path is not a directory.
+        With `depth` above 1 it also lists what its subdirectories hold, down to that many
+        levels: each directory's entries in name order, each subdirectory's entries right after
+        it. Symlinks are listed, never followed.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
                 to the text. Symlinks on the way are followed only where they stay in `/home/user` or
                 `/tmp`; 400 `invalid_path` otherwise.
+            depth: How many levels to list (1, the default, lists the directory's own entries).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -572,7 +667,7 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=sandbox_id, path=path)
+        spec = _list_files_request(sandbox_id=sandbox_id, path=path, depth=depth)
         return cast(
             "builtins.list[FileInfo]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -823,6 +918,36 @@ class SandboxFiles:
         spec = _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive)
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
+    def exists(
+        self,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> bool:
+        """Check that a path exists.
+
+        Whether something (a file, directory, symlink or other entry) is at the path; a symlink counts,
+        whatever it points to. A path that leaves the sandbox is 400 `invalid_path`, not false.
+
+        Args:
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The answer's one field, a `bool`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _file_exists_request(sandbox_id=self._sandbox_id, path=path)
+        return cast("bool", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     def info(
         self,
         path: str,
@@ -856,17 +981,22 @@ class SandboxFiles:
         self,
         path: str,
         *,
+        depth: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
         Lists a directory's entries; 409 `not_a_directory` if the path is not a directory.
+        With `depth` above 1 it also lists what its subdirectories hold, down to that many
+        levels: each directory's entries in name order, each subdirectory's entries right after
+        it. Symlinks are listed, never followed.
 
         Args:
             path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
                 to the text. Symlinks on the way are followed only where they stay in `/home/user` or
                 `/tmp`; 400 `invalid_path` otherwise.
+            depth: How many levels to list (1, the default, lists the directory's own entries).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -878,7 +1008,7 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=self._sandbox_id, path=path)
+        spec = _list_files_request(sandbox_id=self._sandbox_id, path=path, depth=depth)
         return cast("builtins.list[FileInfo]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def mkdir(
@@ -1118,6 +1248,36 @@ class AsyncSandboxFiles:
         spec = _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive)
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
+    async def exists(
+        self,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> bool:
+        """Check that a path exists.
+
+        Whether something (a file, directory, symlink or other entry) is at the path; a symlink counts,
+        whatever it points to. A path that leaves the sandbox is 400 `invalid_path`, not false.
+
+        Args:
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The answer's one field, a `bool`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _file_exists_request(sandbox_id=self._sandbox_id, path=path)
+        return cast("bool", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     async def info(
         self,
         path: str,
@@ -1151,17 +1311,22 @@ class AsyncSandboxFiles:
         self,
         path: str,
         *,
+        depth: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
         Lists a directory's entries; 409 `not_a_directory` if the path is not a directory.
+        With `depth` above 1 it also lists what its subdirectories hold, down to that many
+        levels: each directory's entries in name order, each subdirectory's entries right after
+        it. Symlinks are listed, never followed.
 
         Args:
             path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
                 to the text. Symlinks on the way are followed only where they stay in `/home/user` or
                 `/tmp`; 400 `invalid_path` otherwise.
+            depth: How many levels to list (1, the default, lists the directory's own entries).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1173,7 +1338,7 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=self._sandbox_id, path=path)
+        spec = _list_files_request(sandbox_id=self._sandbox_id, path=path, depth=depth)
         return cast(
             "builtins.list[FileInfo]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )

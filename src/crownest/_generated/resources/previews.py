@@ -22,18 +22,22 @@ def _create_preview_request(
     sandbox_id: str,
     port: int,
     visibility: PreviewVisibility | str | None,
+    wait_ms: int | None,
 ) -> RequestSpec:
     check_arg("port", port, "int", required=True)
     check_arg("visibility", visibility, "str")
+    check_arg("wait_ms", wait_ms, "int")
     return RequestSpec(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/previews",
         kind="model",
         parse=Preview.from_dict,
+        wait_ms=wait_ms if wait_ms is not None else 0,
         json=drop_none(
             {
                 "port": port,
                 "visibility": visibility,
+                "waitMs": wait_ms,
             }
         ),
     )
@@ -80,18 +84,24 @@ class Previews:
         port: int,
         *,
         visibility: PreviewVisibility | str | None = None,
+        wait_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> Preview:
         """Publish a port.
 
-        Publishes a port that a process in the sandbox listens on. Asking again for a port that already has
-        a preview returns that preview with 200.
+        Publishes a port that a process in the sandbox listens on. Asking again for a port
+        that already has a preview returns that preview with 200 if the visibility is the same,
+        and 409 `preview_exists` if it differs (delete the preview, then create it again).
+        With `waitMs`, answers once something in the sandbox accepts connections on the port,
+        or 504 `port_not_listening` when nothing does within that time (no preview is created).
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             port: The port a process in the sandbox listens on.
             visibility: Who may open a preview's URL. New values may appear.
+            wait_ms: Wait up to this many milliseconds for something in the sandbox to accept connections on
+                the port (default 0, no wait).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -103,7 +113,7 @@ class Previews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility)
+        spec = _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms)
         return cast("Preview", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def delete(
@@ -180,18 +190,24 @@ class AsyncPreviews:
         port: int,
         *,
         visibility: PreviewVisibility | str | None = None,
+        wait_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> Preview:
         """Publish a port.
 
-        Publishes a port that a process in the sandbox listens on. Asking again for a port that already has
-        a preview returns that preview with 200.
+        Publishes a port that a process in the sandbox listens on. Asking again for a port
+        that already has a preview returns that preview with 200 if the visibility is the same,
+        and 409 `preview_exists` if it differs (delete the preview, then create it again).
+        With `waitMs`, answers once something in the sandbox accepts connections on the port,
+        or 504 `port_not_listening` when nothing does within that time (no preview is created).
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             port: The port a process in the sandbox listens on.
             visibility: Who may open a preview's URL. New values may appear.
+            wait_ms: Wait up to this many milliseconds for something in the sandbox to accept connections on
+                the port (default 0, no wait).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -203,7 +219,7 @@ class AsyncPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility)
+        spec = _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms)
         return cast("Preview", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def delete(
@@ -285,17 +301,23 @@ class SandboxPreviews:
         port: int,
         *,
         visibility: PreviewVisibility | str | None = None,
+        wait_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> Preview:
         """Publish a port.
 
-        Publishes a port that a process in the sandbox listens on. Asking again for a port that already has
-        a preview returns that preview with 200.
+        Publishes a port that a process in the sandbox listens on. Asking again for a port
+        that already has a preview returns that preview with 200 if the visibility is the same,
+        and 409 `preview_exists` if it differs (delete the preview, then create it again).
+        With `waitMs`, answers once something in the sandbox accepts connections on the port,
+        or 504 `port_not_listening` when nothing does within that time (no preview is created).
 
         Args:
             port: The port a process in the sandbox listens on.
             visibility: Who may open a preview's URL. New values may appear.
+            wait_ms: Wait up to this many milliseconds for something in the sandbox to accept connections on
+                the port (default 0, no wait).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -307,7 +329,7 @@ class SandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility)
+        spec = _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms)
         return cast("Preview", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def delete(
@@ -383,17 +405,23 @@ class AsyncSandboxPreviews:
         port: int,
         *,
         visibility: PreviewVisibility | str | None = None,
+        wait_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> Preview:
         """Publish a port.
 
-        Publishes a port that a process in the sandbox listens on. Asking again for a port that already has
-        a preview returns that preview with 200.
+        Publishes a port that a process in the sandbox listens on. Asking again for a port
+        that already has a preview returns that preview with 200 if the visibility is the same,
+        and 409 `preview_exists` if it differs (delete the preview, then create it again).
+        With `waitMs`, answers once something in the sandbox accepts connections on the port,
+        or 504 `port_not_listening` when nothing does within that time (no preview is created).
 
         Args:
             port: The port a process in the sandbox listens on.
             visibility: Who may open a preview's URL. New values may appear.
+            wait_ms: Wait up to this many milliseconds for something in the sandbox to accept connections on
+                the port (default 0, no wait).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -405,7 +433,7 @@ class AsyncSandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility)
+        spec = _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms)
         return cast("Preview", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def delete(
