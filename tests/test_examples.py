@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port
-
 from crownest_local import LocalServer
 
 GUIDES = Path(__file__).resolve().parent.parent / "examples" / "guides"
