@@ -17,7 +17,7 @@ with CrowNest() as client, client.sandboxes.create(template="python") as sandbox
     print("visibility:", preview.visibility)
 
     # A private preview (the default) wants its token in the X-CrowNest-Preview-Token header.
-    assert preview.token is not None
+    assert isinstance(preview.token, str)  # every private preview has one
     page = httpx.get(preview.url, headers={"X-CrowNest-Preview-Token": preview.token})
     print("with the token:", page.status_code, page.text)
     print("without it:", httpx.get(preview.url).status_code)
