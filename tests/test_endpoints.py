@@ -216,6 +216,17 @@ CASES = [
     ),
     Case(
         "commands",
+        "send_stdin",
+        (SBX, "cmd_1", b"\x00\xff"),
+        "POST",
+        "/v1/sandboxes/sbx_1/commands/cmd_1/stdin",
+        httpx.Response(204),
+        body={"data": "AP8=", "encoding": "base64"},
+        on_handle=True,
+        check=lambda r: r is None,
+    ),
+    Case(
+        "commands",
         "events",
         (SBX, "cmd_1"),
         "GET",

@@ -139,3 +139,40 @@ async def test_async_bash_exists_and_depth(crownest_local: LocalServer) -> None:
             assert [e.name for e in await sandbox.files.list("d", depth=3)] == ["e", "f.txt"]
         finally:
             await sandbox.kill()
+
+
+def test_send_stdin_takes_bytes(sandbox: SandboxHandle) -> None:
+    raw = bytes(range(256))
+    started = sandbox.commands.start("od -An -tx1 -v | tr -d ' \\n'")
+    started.send_stdin(raw[:100])
+    sandbox.commands.send_stdin(started.id, "text é")
+    started.send_stdin(raw[100:], eof=True)
+    assert started.wait().stdout == (raw[:100] + "text é".encode() + raw[100:]).hex()
+
+
+async def test_send_stdin_takes_bytes_async(crownest_local: LocalServer) -> None:
+    async with crownest_local.async_client(max_retries=0) as client:
+        sandbox = await client.sandboxes.create(template="base")
+        try:
+            started = await sandbox.commands.start("od -An -tx1 -v | tr -d ' \\n'")
+            await started.send_stdin(b"\x00\xff")
+            await client.commands.send_stdin(sandbox.id, started.id, b"\x80", eof=True)
+            assert (await started.wait()).stdout == "00ff80"
+            with pytest.raises(TypeError, match="data must be str or bytes"):
+                await sandbox.commands.send_stdin(started.id, 3)  # type: ignore[arg-type]
+        finally:
+            await sandbox.kill()
+
+
+def test_send_stdin_refuses_bad_base64(crownest_local: LocalServer) -> None:
+    with crownest_local.client(max_retries=0) as client:
+        sandbox = client.sandboxes.create(template="base")
+        try:
+            started = sandbox.commands.start("cat")
+            with pytest.raises(CrowNestApiError) as caught:
+                sandbox.commands.send_stdin(started.id, "not base64!", encoding="base64")
+            assert (caught.value.status, caught.value.code) == (400, "invalid_request")
+            started.send_stdin("still open", eof=True)
+            assert started.wait().stdout == "still open"
+        finally:
+            sandbox.kill()

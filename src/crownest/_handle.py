@@ -196,8 +196,8 @@ class CommandHandle(_CommandHandleBase):
         """Send `signal` (default `SIGKILL`) to the command's process group; updates this handle."""
         _copy_fields(self, self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
 
-    def send_stdin(self, data: str, *, eof: bool | None = None) -> None:
-        """Write `data` to the command's standard input; `eof=True` closes it afterwards."""
+    def send_stdin(self, data: str | bytes, *, eof: bool | None = None) -> None:
+        """Write `data` (text, sent as UTF-8, or bytes) to the command's standard input; `eof=True` closes it afterwards."""
         self._client.commands.send_stdin(self.sandbox_id, self.id, data, eof=eof)
 
     def output(
@@ -278,8 +278,8 @@ class AsyncCommandHandle(_CommandHandleBase):
         """Send `signal` (default `SIGKILL`) to the command's process group; updates this handle."""
         _copy_fields(self, await self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
 
-    async def send_stdin(self, data: str, *, eof: bool | None = None) -> None:
-        """Write `data` to the command's standard input; `eof=True` closes it afterwards."""
+    async def send_stdin(self, data: str | bytes, *, eof: bool | None = None) -> None:
+        """Write `data` (text, sent as UTF-8, or bytes) to the command's standard input; `eof=True` closes it afterwards."""
         await self._client.commands.send_stdin(self.sandbox_id, self.id, data, eof=eof)
 
     def output(

@@ -6,6 +6,7 @@ while leaving the argument out means "use the client's default".
 
 from __future__ import annotations
 
+import base64
 import enum
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, TypeAlias
@@ -109,13 +110,19 @@ _ARG_TYPES: dict[str, tuple[type, ...]] = {
     "bool": (bool,),
     "map": (Mapping,),
     "callable": (Callable,),  # type: ignore[dict-item]
+    "str_or_bytes": (str, bytes),
 }
+
+
+def text_or_base64(value: str | bytes) -> str:
+    """A JSON string for a field that takes text or bytes (`x-crownest-bytes`): text as is, bytes base64-encoded."""
+    return value if isinstance(value, str) else base64.b64encode(value).decode("ascii")
 
 
 def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> None:
     """Refuse a wrongly typed argument before any request, naming it.
 
-    `kind` is `str`, `int`, `bool`, `map` (a mapping of str to str) or `callable`; `None`
+    `kind` is `str`, `int`, `bool`, `str_or_bytes`, `map` (a mapping of str to str) or `callable`; `None`
     (left out) passes unless the argument is required.
     """
     if value is None:
@@ -126,5 +133,5 @@ def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> No
     if ok and kind == "map":
         ok = all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     if not ok:
-        expected = {"map": "a dict of str to str"}.get(kind, kind)
+        expected = {"map": "a dict of str to str", "str_or_bytes": "str or bytes"}.get(kind, kind)
         raise TypeError(f"{name} must be {expected}, got {type(value).__name__}: {value!r}")

@@ -8,6 +8,8 @@ or a Starlette `Response`. Files and artifacts are in `_files.py`.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import datetime
 import json
@@ -530,8 +532,14 @@ class Service:
 
     async def send_stdin(self, call: Call) -> None:
         live = self._live(call)
+        data: str | bytes = call.body["data"]
+        if call.body.get("encoding") == "base64":
+            try:
+                data = base64.b64decode(call.body["data"], validate=True)
+            except binascii.Error:
+                invalid("data", "is not base64, which `encoding` base64 says it is")
         if live.stdin_open:
-            await live.write_stdin(call.body["data"], bool(call.body.get("eof", False)))
+            await live.write_stdin(data, bool(call.body.get("eof", False)))
 
     async def stream_events(self, call: Call) -> Response:
         body = self.command(call)

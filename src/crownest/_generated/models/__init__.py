@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .command_list import CommandList
     from .command_status import CommandStatus
     from .command_stdin import CommandStdin
+    from .command_stdin_encoding import CommandStdinEncoding
     from .directory_create import DirectoryCreate
     from .env_vars import EnvVars
     from .error_details import ErrorDetails
@@ -53,6 +54,7 @@ _MODULES = {
     "CommandList": ".command_list",
     "CommandStatus": ".command_status",
     "CommandStdin": ".command_stdin",
+    "CommandStdinEncoding": ".command_stdin_encoding",
     "DirectoryCreate": ".directory_create",
     "EnvVars": ".env_vars",
     "ErrorDetails": ".error_details",
@@ -91,6 +93,7 @@ __all__ = (
     "CommandList",
     "CommandStatus",
     "CommandStdin",
+    "CommandStdinEncoding",
     "DirectoryCreate",
     "EnvVars",
     "ErrorDetails",

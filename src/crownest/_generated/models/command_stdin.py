@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..._models import WireMapping
+from ..models.command_stdin_encoding import CommandStdinEncoding
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="CommandStdin")
@@ -15,10 +16,13 @@ T = TypeVar("T", bound="CommandStdin")
 
 @_attrs_define
 class CommandStdin(WireMapping):
-    """Text for a command's standard input."""
+    """Text or bytes for a command's standard input."""
 
     data: str
-    """ The text to write. """
+    """ The text to write (UTF-8), or bytes, base64-encoded, when `encoding` is `base64`. The SDK takes str or
+    bytes, and sends bytes base64-encoded. """
+    encoding: CommandStdinEncoding | Unset = UNSET
+    """ How `data` is written, `text` (the default) or `base64`; the SDK sets `base64` when `data` is bytes. """
     eof: bool | Unset = UNSET
     """ Close standard input after writing. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -26,11 +30,16 @@ class CommandStdin(WireMapping):
 
     _wire_names: ClassVar[dict[str, str]] = {
         "data": "data",
+        "encoding": "encoding",
         "eof": "eof",
     }
 
     def to_dict(self) -> dict[str, Any]:
         data = self.data
+
+        encoding: str | Unset = UNSET
+        if not isinstance(self.encoding, Unset):
+            encoding = self.encoding.value
 
         eof = self.eof
 
@@ -41,6 +50,8 @@ class CommandStdin(WireMapping):
                 "data": data,
             }
         )
+        if encoding is not UNSET:
+            field_dict["encoding"] = encoding
         if eof is not UNSET:
             field_dict["eof"] = eof
 
@@ -51,10 +62,18 @@ class CommandStdin(WireMapping):
         d = dict(src_dict)
         data = d.pop("data")
 
+        _encoding = d.pop("encoding", UNSET)
+        encoding: CommandStdinEncoding | Unset
+        if isinstance(_encoding, Unset):
+            encoding = UNSET
+        else:
+            encoding = CommandStdinEncoding(_encoding)
+
         eof = d.pop("eof", UNSET)
 
         command_stdin = cls(
             data=data,
+            encoding=encoding,
             eof=eof,
         )
 

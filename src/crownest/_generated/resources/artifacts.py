@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, cast
 
 from ..._pagination import AsyncPager, SyncPager
 from ..._streams import AsyncStream, Stream
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    NotGiven,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+)
 from ..._uploads import Progress
 from ..models.artifact import Artifact
 from ..models.artifact_list import ArtifactList

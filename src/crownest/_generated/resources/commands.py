@@ -9,11 +9,21 @@ from typing import TYPE_CHECKING
 from ..._handle import AsyncCommandHandle, CommandHandle
 from ..._pagination import AsyncPager, SyncPager
 from ..._streams import AsyncStream, Stream
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    NotGiven,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    text_or_base64,
+)
 from ..models.command import Command
 from ..models.command_event import CommandEvent
 from ..models.command_list import CommandList
 from ..models.command_status import CommandStatus
+from ..models.command_stdin_encoding import CommandStdinEncoding
 from ..models.signal import Signal
 
 if TYPE_CHECKING:
@@ -142,10 +152,12 @@ def _send_command_stdin_request(
     *,
     sandbox_id: str,
     command_id: str,
-    data: str,
+    data: str | bytes,
+    encoding: CommandStdinEncoding | str | None,
     eof: bool | None,
 ) -> RequestSpec:
-    check_arg("data", data, "str", required=True)
+    check_arg("data", data, "str_or_bytes", required=True)
+    check_arg("encoding", encoding, "str")
     check_arg("eof", eof, "bool")
     return RequestSpec(
         "POST",
@@ -153,7 +165,8 @@ def _send_command_stdin_request(
         kind="none",
         json=drop_none(
             {
-                "data": data,
+                "data": text_or_base64(data),
+                "encoding": "base64" if isinstance(data, bytes) else encoding,
                 "eof": eof,
             }
         ),
@@ -457,21 +470,26 @@ class Commands:
         self,
         sandbox_id: str,
         command_id: str,
-        data: str,
+        data: str | bytes,
         *,
+        encoding: CommandStdinEncoding | str | None = None,
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> None:
         """Write to a command's standard input.
 
-        Writes text to the command's standard input, and closes it if `eof` is true; 409
-        `command_not_running` once it has ended.
+        Writes text or bytes to the command's standard input, and closes it if `eof` is true; 409
+        `command_not_running` once it has ended. 400 `invalid_request` for `encoding` `base64` with data
+        that is not base64.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             command_id: The command's ID (`cmd_...`).
-            data: The text to write.
+            data: The text to write (UTF-8), or bytes, base64-encoded, when `encoding` is `base64`. The SDK
+                takes str or bytes, and sends bytes base64-encoded.
+            encoding: How `data` is written, `text` (the default) or `base64`; the SDK sets `base64` when `data`
+                is bytes.
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
@@ -484,7 +502,9 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = _send_command_stdin_request(
+            sandbox_id=sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def start(
@@ -827,21 +847,26 @@ class AsyncCommands:
         self,
         sandbox_id: str,
         command_id: str,
-        data: str,
+        data: str | bytes,
         *,
+        encoding: CommandStdinEncoding | str | None = None,
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> None:
         """Write to a command's standard input.
 
-        Writes text to the command's standard input, and closes it if `eof` is true; 409
-        `command_not_running` once it has ended.
+        Writes text or bytes to the command's standard input, and closes it if `eof` is true; 409
+        `command_not_running` once it has ended. 400 `invalid_request` for `encoding` `base64` with data
+        that is not base64.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             command_id: The command's ID (`cmd_...`).
-            data: The text to write.
+            data: The text to write (UTF-8), or bytes, base64-encoded, when `encoding` is `base64`. The SDK
+                takes str or bytes, and sends bytes base64-encoded.
+            encoding: How `data` is written, `text` (the default) or `base64`; the SDK sets `base64` when `data`
+                is bytes.
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
@@ -854,7 +879,9 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = _send_command_stdin_request(
+            sandbox_id=sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def start(
@@ -1184,20 +1211,25 @@ class SandboxCommands:
     def send_stdin(
         self,
         command_id: str,
-        data: str,
+        data: str | bytes,
         *,
+        encoding: CommandStdinEncoding | str | None = None,
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> None:
         """Write to a command's standard input.
 
-        Writes text to the command's standard input, and closes it if `eof` is true; 409
-        `command_not_running` once it has ended.
+        Writes text or bytes to the command's standard input, and closes it if `eof` is true; 409
+        `command_not_running` once it has ended. 400 `invalid_request` for `encoding` `base64` with data
+        that is not base64.
 
         Args:
             command_id: The command's ID (`cmd_...`).
-            data: The text to write.
+            data: The text to write (UTF-8), or bytes, base64-encoded, when `encoding` is `base64`. The SDK
+                takes str or bytes, and sends bytes base64-encoded.
+            encoding: How `data` is written, `text` (the default) or `base64`; the SDK sets `base64` when `data`
+                is bytes.
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
@@ -1210,7 +1242,9 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = _send_command_stdin_request(
+            sandbox_id=self._sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def start(
@@ -1544,20 +1578,25 @@ class AsyncSandboxCommands:
     async def send_stdin(
         self,
         command_id: str,
-        data: str,
+        data: str | bytes,
         *,
+        encoding: CommandStdinEncoding | str | None = None,
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> None:
         """Write to a command's standard input.
 
-        Writes text to the command's standard input, and closes it if `eof` is true; 409
-        `command_not_running` once it has ended.
+        Writes text or bytes to the command's standard input, and closes it if `eof` is true; 409
+        `command_not_running` once it has ended. 400 `invalid_request` for `encoding` `base64` with data
+        that is not base64.
 
         Args:
             command_id: The command's ID (`cmd_...`).
-            data: The text to write.
+            data: The text to write (UTF-8), or bytes, base64-encoded, when `encoding` is `base64`. The SDK
+                takes str or bytes, and sends bytes base64-encoded.
+            encoding: How `data` is written, `text` (the default) or `base64`; the SDK sets `base64` when `data`
+                is bytes.
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
@@ -1570,7 +1609,9 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = _send_command_stdin_request(
+            sandbox_id=self._sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def start(

@@ -8,7 +8,15 @@ import os
 from typing import TYPE_CHECKING, cast
 
 from ..._streams import AsyncStream, Stream
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    NotGiven,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+)
 from ..._uploads import FileContent, Progress, file_content
 from ..models.file_exists import FileExists
 from ..models.file_info import FileInfo

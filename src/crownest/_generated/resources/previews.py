@@ -6,7 +6,15 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, cast
 
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    NotGiven,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+)
 from ..models.preview import Preview
 from ..models.preview_list import PreviewList
 from ..models.preview_visibility import PreviewVisibility

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 
 from ..._handle import AsyncSandboxHandle, SandboxHandle
 from ..._pagination import AsyncPager, SyncPager
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    NotGiven,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+)
 from ..models.sandbox import Sandbox
 from ..models.sandbox_list import SandboxList
 from ..models.sandbox_status import SandboxStatus

@@ -6,7 +6,13 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, cast
 
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    NotGiven,
+    RequestSpec,
+    TimeoutTypes,
+    encode_path_param,
+)
 from ..models.template import Template
 from ..models.template_list import TemplateList
 
