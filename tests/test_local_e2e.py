@@ -291,6 +291,12 @@ async def files(client: Any, sandbox: Any) -> None:
     with pytest.raises(CrowNestApiError) as caught:
         await done(sandbox.files.read("../../etc/passwd"))
     assert (caught.value.status, caught.value.code) == (400, "invalid_path")
+    signed = await done(sandbox.files.url("/tmp/raw.bin", expires_in_s=60))
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(signed.url)).content == bytes(range(256))
+        upload = await done(client.files.url(sandbox.id, "/tmp/put.bin", method="PUT"))
+        put = await http.put(upload.url, content=b"put", headers={"Content-Type": "application/octet-stream"})
+        assert put.status_code == 200 and await done(sandbox.files.read("/tmp/put.bin")) == b"put"
     seen_by_command = await done(sandbox.commands.run("cat /tmp/raw.bin | wc -c"))
     assert seen_by_command.stdout.strip() == "256"
 
@@ -308,6 +314,9 @@ async def artifacts(client: Any, sandbox: Any) -> None:
     assert (await done(client.artifacts.download(folder.id)))[:2] == b"\x1f\x8b"
     assert b"".join(await items(client.artifacts.stream(single.id))) == b"a,b\n1,2\n"
     assert (await done(client.artifacts.get(single.id))).sha256 == single.sha256
+    link = await done(client.artifacts.url(single.id))
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(link.url)).content == b"a,b\n1,2\n"
     assert [a.id for a in await items(sandbox.artifacts.list())] == [folder.id, single.id]
     assert [a.id for a in await items(client.artifacts.list(sandbox_id=sandbox.id, limit=1))] == [folder.id, single.id]
     await done(client.artifacts.delete(folder.id))

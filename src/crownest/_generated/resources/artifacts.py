@@ -20,6 +20,7 @@ from ..._types import (
 from ..._uploads import Progress
 from ..models.artifact import Artifact
 from ..models.artifact_list import ArtifactList
+from ..models.signed_url import SignedUrl
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
@@ -134,6 +135,25 @@ def _list_sandbox_artifacts_request(
             "limit": limit,
             "cursor": cursor,
         },
+    )
+
+
+def _create_artifact_url_request(
+    *,
+    artifact_id: str,
+    expires_in_s: int | None,
+) -> RequestSpec:
+    check_arg("expires_in_s", expires_in_s, "int")
+    return RequestSpec(
+        "POST",
+        f"/v1/artifacts/{encode_path_param('artifact_id', artifact_id)}/url",
+        kind="model",
+        parse=SignedUrl.from_dict,
+        json=drop_none(
+            {
+                "expiresInS": expires_in_s,
+            }
+        ),
     )
 
 
@@ -342,6 +362,37 @@ class Artifacts:
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
 
+    def url(
+        self,
+        artifact_id: str,
+        *,
+        expires_in_s: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SignedUrl:
+        """Sign a URL for an artifact.
+
+        A URL that downloads the artifact without the API key until it expires (and at most
+        until the artifact does); 403 `signed_url_invalid` if it is altered, 403
+        `signed_url_expired` after its expiry. It honours `Range`.
+
+        Args:
+            artifact_id: The artifact's ID (`art_...`).
+            expires_in_s: Seconds until the URL expires (default 300).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SignedUrl`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _create_artifact_url_request(artifact_id=artifact_id, expires_in_s=expires_in_s)
+        return cast("SignedUrl", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
 
 class AsyncArtifacts:
     """Copies of files taken out of a sandbox that outlive it until they expire."""
@@ -547,6 +598,37 @@ class AsyncArtifacts:
         return AsyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
+
+    async def url(
+        self,
+        artifact_id: str,
+        *,
+        expires_in_s: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SignedUrl:
+        """Sign a URL for an artifact.
+
+        A URL that downloads the artifact without the API key until it expires (and at most
+        until the artifact does); 403 `signed_url_invalid` if it is altered, 403
+        `signed_url_expired` after its expiry. It honours `Range`.
+
+        Args:
+            artifact_id: The artifact's ID (`art_...`).
+            expires_in_s: Seconds until the URL expires (default 300).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SignedUrl`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _create_artifact_url_request(artifact_id=artifact_id, expires_in_s=expires_in_s)
+        return cast("SignedUrl", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
 class SandboxArtifacts:

@@ -21,6 +21,8 @@ from ..._uploads import FileContent, Progress, file_content
 from ..models.file_exists import FileExists
 from ..models.file_info import FileInfo
 from ..models.file_list import FileList
+from ..models.signed_url import SignedUrl
+from ..models.url_method import UrlMethod
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
@@ -164,6 +166,31 @@ def _read_file_request(
         headers={
             "Accept": "application/octet-stream",
         },
+    )
+
+
+def _create_file_url_request(
+    *,
+    sandbox_id: str,
+    path: str,
+    method: UrlMethod | str | None,
+    expires_in_s: int | None,
+) -> RequestSpec:
+    check_arg("path", path, "str", required=True)
+    check_arg("method", method, "str")
+    check_arg("expires_in_s", expires_in_s, "int")
+    return RequestSpec(
+        "POST",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/files/url",
+        kind="model",
+        parse=SignedUrl.from_dict,
+        json=drop_none(
+            {
+                "path": path,
+                "method": method,
+                "expiresInS": expires_in_s,
+            }
+        ),
     )
 
 
@@ -489,6 +516,44 @@ class Files:
         """
         spec = _read_file_request(sandbox_id=sandbox_id, path=path)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
+
+    def url(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        method: UrlMethod | str | None = None,
+        expires_in_s: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SignedUrl:
+        """Sign a URL for a file.
+
+        A URL that reads (`GET`) or writes (`PUT`, the body is the file's content, as
+        `files.write` sends it) one file of the sandbox without the API key, until it expires.
+        The server signs the path, the method and the expiry; a URL with any of them changed is
+        refused (403 `signed_url_invalid`), as is one past its expiry (403 `signed_url_expired`).
+        A `PUT` URL works once (409 `signed_url_used` after a write through it succeeded). The
+        path rules of the file API apply when the URL is used, and the sandbox must still run.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The file's path.
+            method: What a signed URL does to a file.
+            expires_in_s: Seconds until the URL expires (default 300).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SignedUrl`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _create_file_url_request(sandbox_id=sandbox_id, path=path, method=method, expires_in_s=expires_in_s)
+        return cast("SignedUrl", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def write(
         self,
@@ -835,6 +900,44 @@ class AsyncFiles:
         spec = _read_file_request(sandbox_id=sandbox_id, path=path)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
+    async def url(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        method: UrlMethod | str | None = None,
+        expires_in_s: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SignedUrl:
+        """Sign a URL for a file.
+
+        A URL that reads (`GET`) or writes (`PUT`, the body is the file's content, as
+        `files.write` sends it) one file of the sandbox without the API key, until it expires.
+        The server signs the path, the method and the expiry; a URL with any of them changed is
+        refused (403 `signed_url_invalid`), as is one past its expiry (403 `signed_url_expired`).
+        A `PUT` URL works once (409 `signed_url_used` after a write through it succeeded). The
+        path rules of the file API apply when the URL is used, and the sandbox must still run.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The file's path.
+            method: What a signed URL does to a file.
+            expires_in_s: Seconds until the URL expires (default 300).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SignedUrl`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _create_file_url_request(sandbox_id=sandbox_id, path=path, method=method, expires_in_s=expires_in_s)
+        return cast("SignedUrl", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     async def write(
         self,
         sandbox_id: str,
@@ -1167,6 +1270,44 @@ class SandboxFiles:
         spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
+    def url(
+        self,
+        path: str,
+        *,
+        method: UrlMethod | str | None = None,
+        expires_in_s: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SignedUrl:
+        """Sign a URL for a file.
+
+        A URL that reads (`GET`) or writes (`PUT`, the body is the file's content, as
+        `files.write` sends it) one file of the sandbox without the API key, until it expires.
+        The server signs the path, the method and the expiry; a URL with any of them changed is
+        refused (403 `signed_url_invalid`), as is one past its expiry (403 `signed_url_expired`).
+        A `PUT` URL works once (409 `signed_url_used` after a write through it succeeded). The
+        path rules of the file API apply when the URL is used, and the sandbox must still run.
+
+        Args:
+            path: The file's path.
+            method: What a signed URL does to a file.
+            expires_in_s: Seconds until the URL expires (default 300).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SignedUrl`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _create_file_url_request(
+            sandbox_id=self._sandbox_id, path=path, method=method, expires_in_s=expires_in_s
+        )
+        return cast("SignedUrl", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     def write(
         self,
         path: str,
@@ -1498,6 +1639,44 @@ class AsyncSandboxFiles:
         """
         spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
+
+    async def url(
+        self,
+        path: str,
+        *,
+        method: UrlMethod | str | None = None,
+        expires_in_s: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SignedUrl:
+        """Sign a URL for a file.
+
+        A URL that reads (`GET`) or writes (`PUT`, the body is the file's content, as
+        `files.write` sends it) one file of the sandbox without the API key, until it expires.
+        The server signs the path, the method and the expiry; a URL with any of them changed is
+        refused (403 `signed_url_invalid`), as is one past its expiry (403 `signed_url_expired`).
+        A `PUT` URL works once (409 `signed_url_used` after a write through it succeeded). The
+        path rules of the file API apply when the URL is used, and the sandbox must still run.
+
+        Args:
+            path: The file's path.
+            method: What a signed URL does to a file.
+            expires_in_s: Seconds until the URL expires (default 300).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SignedUrl`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _create_file_url_request(
+            sandbox_id=self._sandbox_id, path=path, method=method, expires_in_s=expires_in_s
+        )
+        return cast("SignedUrl", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def write(
         self,
