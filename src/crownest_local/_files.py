@@ -115,7 +115,8 @@ class Files:
     def __init__(self, service: Service) -> None:
         self.service = service
 
-    def _folder(self, call: Call) -> SandboxFolder:
+    def running_folder(self, call: Call) -> SandboxFolder:
+        """The folder of the call's sandbox; 404 or 409 unless it exists and runs."""
         sandbox_id = call.path["sandboxId"]
         self.service.running_sandbox(sandbox_id)
         return self.service.folder(sandbox_id)
@@ -129,7 +130,7 @@ class Files:
                 "File content must be sent as application/octet-stream.",
                 {"contentType": content_type},
             )
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         sandbox_id = call.path["sandboxId"]
         with folder.open(path, follow=True, missing_ok=True) as target:
@@ -171,7 +172,7 @@ class Files:
         )
 
     async def read_file(self, call: Call) -> Response:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         with folder.open(path, follow=True) as target:
             if stat.S_ISDIR(readable(path, target).st_mode):
@@ -180,7 +181,7 @@ class Files:
         return ContentResponse(fd, call.request)
 
     async def list_files(self, call: Call) -> Response:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         with folder.open(path, follow=True) as target:
             if target.fd is None:
@@ -191,7 +192,7 @@ class Files:
             return Response(await in_thread(_listing, target.fd, path, depth), media_type="application/json")
 
     async def file_exists(self, call: Call) -> dict[str, Any]:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         try:
             with folder.open(path, follow=False) as target:
@@ -202,7 +203,7 @@ class Files:
             raise
 
     async def get_file_info(self, call: Call) -> dict[str, Any]:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         with folder.open(path, follow=False) as target:
             if target.stat is None:
@@ -210,7 +211,7 @@ class Files:
             return file_info(path, target.stat)
 
     async def delete_file(self, call: Call) -> None:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         with folder.open(path, follow=False) as target:
             if target.name is None:
@@ -230,7 +231,7 @@ class Files:
                     raise conflict("directory_not_empty", path, f"{path} is not empty; pass recursive.") from None
 
     async def make_directory(self, call: Call) -> Response:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.body["path"])
         with folder.open(path, follow=True, missing_ok=True) as target:
             if target.missing and not call.body.get("parents", True):
@@ -249,7 +250,7 @@ class Files:
         return json_response(file_info(path, made), 201)
 
     async def move_file(self, call: Call) -> dict[str, Any]:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         source_path = folder.virtual(call.body["source"])
         target_path = folder.virtual(call.body["destination"])
         overwrite = call.body.get("overwrite", False)
@@ -284,7 +285,7 @@ class Files:
 
     async def create_artifact(self, call: Call) -> Response:
         sandbox_id = call.path["sandboxId"]
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.body["path"])
         with folder.open(path, follow=True) as source:
             is_dir = stat.S_ISDIR(readable(path, source).st_mode)
@@ -331,7 +332,8 @@ class Files:
             "artifact", limit=call.query.get("limit", 20), cursor=call.query.get("cursor"), sandbox_id=sandbox_id
         )
 
-    def _artifact(self, call: Call) -> dict[str, Any]:
+    def live_artifact(self, call: Call) -> dict[str, Any]:
+        """The call's artifact; 404 if it does not exist or has expired."""
         artifact_id = call.path["artifactId"]
         body = self.service.store.get("artifact", artifact_id)
         if body is None or datetime.datetime.fromisoformat(body["expiresAt"]) <= now():
@@ -339,15 +341,15 @@ class Files:
         return body
 
     async def get_artifact(self, call: Call) -> dict[str, Any]:
-        return self._artifact(call)
+        return self.live_artifact(call)
 
     async def download_artifact(self, call: Call) -> Response:
-        body = self._artifact(call)
+        body = self.live_artifact(call)
         fd = os.open(self.service.artifact_file(body["id"]), os.O_RDONLY | os.O_CLOEXEC)
         return ContentResponse(fd, call.request, etag=f'"{body["sha256"]}"')
 
     async def delete_artifact(self, call: Call) -> None:
-        body = self._artifact(call)
+        body = self.live_artifact(call)
         self.service.forget_artifact(body["id"])
 
 

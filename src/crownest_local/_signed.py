@@ -63,7 +63,7 @@ class SignedUrls:
         }
 
     async def create_file_url(self, call: Call) -> Response:
-        folder = self.files._folder(call)
+        folder = self.files.running_folder(call)
         path = folder.virtual(call.body["path"])
         method = call.body.get("method", "GET")
         route = f"/signed/files/{call.path['sandboxId']}"
@@ -71,7 +71,7 @@ class SignedUrls:
         return json_response(body, 201)
 
     async def create_artifact_url(self, call: Call) -> Response:
-        artifact = self.files._artifact(call)
+        artifact = self.files.live_artifact(call)
         left = datetime.datetime.fromisoformat(artifact["expiresAt"]).timestamp() - clock()
         expires_in_s = min((call.body or {}).get("expiresInS", DEFAULT_EXPIRY_S), max(int(left), 1))
         route = f"/signed/artifacts/{artifact['id']}"
