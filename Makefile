@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml constraints.txt
 lock: $(STAMP)
 	$(PY) -m pip freeze --exclude-editable | $(PY) generator/lock.py > constraints.txt
 
-## Debian packages: bubblewrap isolates CrowNest Local's commands (without it the server warns and
-## the tests that need isolation say why they cannot run).
+## Debian packages: bubblewrap isolates CrowNest Local's commands (without it the server refuses
+## commands with 503 isolation_unavailable unless run with --unsafe-no-isolation; nsenter, from
+## util-linux, is on every Debian system).
 system-deps:
 	@command -v bwrap >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq bubblewrap >/dev/null; \
-	} || echo "warning: could not install bubblewrap; CrowNest Local will run commands unisolated"
+	} || echo "warning: could not install bubblewrap; CrowNest Local will refuse to run commands"
 
 NODE_STAMP := node_modules/.installed
 

@@ -185,6 +185,8 @@ def _annotation(prop: Any, imports: set[str]) -> tuple[str, str | None, str]:
         return "int", "int", "{v}"
     if isinstance(prop, StringProperty):
         return "str", "str", "{v}"
+    if isinstance(prop, ListProperty) and isinstance(prop.inner_property, StringProperty):
+        return "Sequence[str]", "strs", "list({v})"
     raise ValueError(f"no SDK mapping for a {type(prop).__name__}")
 
 
@@ -201,7 +203,7 @@ _PROGRESS = Param(
 )
 
 # A query parameter marked `x-crownest-map` takes a dict and sends repeated `key:value` items.
-_KEY_VALUE_MAP = ("Mapping[str, str]", "map", '[f"{{k}}:{{x}}" for k, x in {v}.items()]')
+_KEY_VALUE_MAP = ("Mapping[str, str]", "key_values", '[f"{{k}}:{{x}}" for k, x in {v}.items()]')
 
 
 def _param(prop: Any, location: str, raw: dict[str, Any], imports: set[str]) -> Param:
@@ -333,7 +335,9 @@ def build_operation(
     idempotent = False
     for prop in endpoint.header_parameters:
         idempotent = idempotent or text(prop.name) == "Idempotency-Key"
-        params.append(_param(prop, "header", raw_params.get(prop.python_name, {}), imports))
+        p = _param(prop, "header", raw_params.get(prop.python_name, {}), imports)
+        p.check = "header" if p.check == "str" else p.check  # a header value is printable ASCII only
+        params.append(p)
     path = text(endpoint.path)
     for p in params:
         if p.location == "path":

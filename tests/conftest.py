@@ -29,7 +29,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def api() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+    # using="httpx" mocks at httpx's client, so both clients' transports are covered: respx's default
+    # patches httpcore, which AsyncCrowNest's own transport does not use.
+    with respx.mock(base_url=BASE_URL, assert_all_called=False, using="httpx") as router:
         yield router
 
 

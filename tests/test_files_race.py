@@ -108,7 +108,7 @@ def swapping(each_isolation: LocalServer, host: Path) -> Iterator[tuple[CrowNest
         swapper = sandbox.commands.start(f"python3 swap.py '{host}'", timeout_ms=600_000)
         with swapper.output() as chunks:
             assert next(iter(chunks)).data.startswith("swapping")
-        yield client, sandbox, each_isolation.data_dir / "sandboxes" / sandbox.id
+        yield client, sandbox, each_isolation.sandbox_folder(sandbox.id)
         swapper.kill()
         sandbox.kill()
 

@@ -170,7 +170,7 @@ class FileApi(RuleBasedStateMachine):
         self.model = Model()
         self.sandbox = self.client.sandboxes.create(template="base")
         assert self.server.data_dir is not None
-        self.folder = self.server.data_dir / "sandboxes" / self.sandbox.id
+        self.folder = self.server.sandbox_folder(self.sandbox.id)
 
     def expect(self, outcome: Outcome, call: Any) -> Any:
         """Run `call`; it must fail as `outcome` says, or succeed (its result is returned)."""

@@ -29,7 +29,7 @@ def raw(server: LocalServer) -> httpx.Client:
     return httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"}, timeout=30)
 
 
-def test_idempotency_replays_refuses_reuse_and_reports_in_use(crownest_local: LocalServer) -> None:
+def test_idempotency_replays_refuses_reuse_and_joins_a_request_in_flight(crownest_local: LocalServer) -> None:
     with raw(crownest_local) as http, crownest_local.client() as client:
         key = {"Idempotency-Key": f"test-{time.time_ns()}"}
         first = http.post(
@@ -61,7 +61,7 @@ def test_idempotency_replays_refuses_reuse_and_reports_in_use(crownest_local: Lo
         with raw(crownest_local) as second:
             busy = second.post(f"/v1/sandboxes/{sandbox_id}/commands/run", json=body, headers=run_key)
         runner.join()
-        assert (busy.status_code, busy.json()["error"]["code"]) == (409, "idempotency_key_in_use")
+        assert busy.json() == answers[0].json() and busy.headers["Idempotent-Replayed"] == "true"  # it waited
         replay = http.post(f"/v1/sandboxes/{sandbox_id}/commands/run", json=body, headers=run_key)
         assert replay.json() == answers[0].json() and answers[0].json()["stdout"] == "done\n"
         assert len(list(client.commands.list(sandbox_id))) == 1  # the command ran once

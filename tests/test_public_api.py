@@ -34,6 +34,7 @@ EXPORTS = {
     "Page",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ResponseValidationError",
     "SandboxHandle",
     "Stream",

@@ -17,20 +17,21 @@ with `Last-Event-ID`, so that nothing is lost or repeated.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
-from ._exceptions import CommandFailedError, CrowNestError, parsed
+from ._exceptions import CommandFailedError, CrowNestError, loads, parsed
 from ._generated.models.command import Command
 from ._generated.models.command_event import CommandEvent
 from ._generated.models.sandbox import Sandbox
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+
+WAIT_ROUND_MS = 60_000  # how long `commands.wait` waits when not told (the spec's default)
 
 if TYPE_CHECKING:
     from ._client import AsyncCrowNest, CrowNest
@@ -140,6 +141,19 @@ class _CommandOutput:
         self.progressed = False
 
 
+def _next_wait_round(command: Command, rounds: int) -> int:
+    """Count one more wait that ended with the command still running. Each wait lasts its default
+    (WAIT_ROUND_MS) unless the command ends, and a command ends by its own `timeout_ms`: a server
+    that answers `running` more often than that would keep `wait()` asking forever."""
+    rounds += 1
+    if rounds > command.timeout_ms // WAIT_ROUND_MS + 1:
+        raise CrowNestError(
+            f"Command {command.id} was still running after {rounds} waits, more than its timeout "
+            f"({command.timeout_ms} ms) allows; stopping instead of waiting forever"
+        )
+    return rounds
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
@@ -149,7 +163,7 @@ def _text(value: Any) -> str:
 def _parse_data(event: CommandEvent, parse: Callable[[Any], T]) -> T:
     """The event's JSON data, parsed."""
     return parsed(
-        lambda data: parse(json.loads(data)),
+        lambda data: parse(loads(data)),
         event.data,
         what=f"A {event.event!r} event",
         excerpt=lambda: event.data[:200],
@@ -187,13 +201,18 @@ class CommandHandle(_CommandHandleBase):
 
         With `timeout_ms`, wait at most that long (the command may still be `running`).
         """
+        rounds = 0
         while True:
             _copy_fields(self, self._client.commands.wait(self.sandbox_id, self.id, timeout_ms=timeout_ms))
             if timeout_ms is not None or self.status != "running":
                 return self
+            rounds = _next_wait_round(self, rounds)
 
     def kill(self, signal: str | None = None) -> None:
-        """Send `signal` (default `SIGKILL`) to the command's process group; updates this handle."""
+        """Send `signal` to the command's process tree and wait until it ends; updates this handle.
+
+        The default is `SIGTERM`, followed by `SIGKILL` if the tree still runs 2 s later (as the API says).
+        """
         _copy_fields(self, self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
 
     def send_stdin(self, data: str | bytes, *, eof: bool | None = None) -> None:
@@ -269,13 +288,18 @@ class AsyncCommandHandle(_CommandHandleBase):
 
         With `timeout_ms`, wait at most that long (the command may still be `running`).
         """
+        rounds = 0
         while True:
             _copy_fields(self, await self._client.commands.wait(self.sandbox_id, self.id, timeout_ms=timeout_ms))
             if timeout_ms is not None or self.status != "running":
                 return self
+            rounds = _next_wait_round(self, rounds)
 
     async def kill(self, signal: str | None = None) -> None:
-        """Send `signal` (default `SIGKILL`) to the command's process group; updates this handle."""
+        """Send `signal` to the command's process tree and wait until it ends; updates this handle.
+
+        The default is `SIGTERM`, followed by `SIGKILL` if the tree still runs 2 s later (as the API says).
+        """
         _copy_fields(self, await self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
 
     async def send_stdin(self, data: str | bytes, *, eof: bool | None = None) -> None:

@@ -38,12 +38,31 @@ def _page(model: Any, item: Callable[[Any], T]) -> Page[T]:
     return Page([item(x) for x in model.data], cursor if isinstance(cursor, str) and cursor else None)
 
 
-def _next(cursor: str | None, page: Page[T]) -> str:
-    """The cursor of the page after `page`; a server that repeats a cursor would have us list forever."""
-    assert page.next_cursor is not None
-    if page.next_cursor == cursor:
-        raise CrowNestError(f"The API gave the cursor {cursor!r} again for the next page; stopping instead of looping.")
-    return page.next_cursor
+MAX_EMPTY_PAGES = 100  # empty pages in a row, each pointing to another, before the listing gives up
+
+
+class _Walk:
+    """Where a listing is: the cursors already followed, and how many empty pages came in a row.
+    A server whose cursors go round in a circle, or lead from empty page to empty page without
+    end, would keep a `for` loop over a list going forever."""
+
+    __slots__ = ("seen", "empty")
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.empty = 0
+
+    def next(self, page: Page[Any]) -> str:
+        """The cursor of the page after `page`, or CrowNestError for a listing that would not end."""
+        cursor = page.next_cursor
+        assert cursor is not None
+        if cursor in self.seen:
+            raise CrowNestError(f"The API gave the cursor {cursor[:60]!r} again; stopping instead of listing forever.")
+        self.empty = 0 if page.data else self.empty + 1
+        if self.empty > MAX_EMPTY_PAGES:
+            raise CrowNestError(f"The API sent {self.empty} empty pages in a row; stopping instead of listing forever.")
+        self.seen.add(cursor)
+        return cursor
 
 
 class _Pager(Generic[T]):
@@ -81,12 +100,13 @@ class SyncPager(_Pager[T]):
     def pages(self) -> Iterator[Page[T]]:
         """Each page in turn, fetched as you go."""
         cursor: str | None = None
+        walk = _Walk()
         while True:
             page = self._fetch(cursor)
             yield page
             if page.next_cursor is None:
                 return
-            cursor = _next(cursor, page)
+            cursor = walk.next(page)
 
     def __iter__(self) -> Iterator[T]:
         for page in self.pages():
@@ -113,12 +133,13 @@ class AsyncPager(_Pager[T]):
     async def pages(self) -> AsyncIterator[Page[T]]:
         """Each page in turn, fetched as you go."""
         cursor: str | None = None
+        walk = _Walk()
         while True:
             page = await self._fetch(cursor)
             yield page
             if page.next_cursor is None:
                 return
-            cursor = _next(cursor, page)
+            cursor = walk.next(page)
 
     async def __aiter__(self) -> AsyncIterator[T]:
         async for page in self.pages():

@@ -97,18 +97,26 @@ def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def encode_path_param(name: str, value: str) -> str:
-    """Check one path parameter (a non-empty str) and percent-encode it as a path segment."""
+    """Check one path parameter and percent-encode it as one path segment.
+
+    Empty, `.` and `..` are refused before any request: percent-encoding leaves dots alone, and
+    URL normalisation removes such a segment, which would send the call to another route
+    (`previews.delete("..")` would become `DELETE /v1/sandboxes/{id}`).
+    """
     check_arg(name, value, "str", required=True)
-    if not value:
-        raise ValueError(f"{name} must be a non-empty string")
+    if value in ("", ".", ".."):
+        raise ValueError(f"{name} must be a non-empty string other than '.' and '..', got {value!r}")
     return quote(value, safe="")
 
 
 _ARG_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
+    "header": (str,),
     "int": (int,),
     "bool": (bool,),
     "map": (Mapping,),
+    "strs": (list, tuple),
+    "key_values": (Mapping,),
     "callable": (Callable,),  # type: ignore[dict-item]
     "str_or_bytes": (str, bytes),
 }
@@ -122,16 +130,35 @@ def text_or_base64(value: str | bytes) -> str:
 def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> None:
     """Refuse a wrongly typed argument before any request, naming it.
 
-    `kind` is `str`, `int`, `bool`, `str_or_bytes`, `map` (a mapping of str to str) or `callable`; `None`
-    (left out) passes unless the argument is required.
+    `kind` is `str`, `header` (a str sent as a header value), `int`, `bool`, `str_or_bytes`, `map` (a
+    mapping of str to str), `key_values` (a map sent as `key:value` items: keys without `:`), `strs` (a
+    list or tuple of str) or `callable`; `None` (left out) passes unless the argument is required.
     """
     if value is None:
         if required:
             raise TypeError(f"{name} is required")
         return
     ok = isinstance(value, _ARG_TYPES[kind]) and not (kind == "int" and isinstance(value, bool))
-    if ok and kind == "map":
+    if ok and kind in ("map", "key_values"):
         ok = all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    if ok and kind == "strs":
+        ok = all(isinstance(item, str) for item in value)
     if not ok:
-        expected = {"map": "a dict of str to str", "str_or_bytes": "str or bytes"}.get(kind, kind)
+        expected = {
+            "map": "a dict of str to str",
+            "key_values": "a dict of str to str",
+            "header": "str",
+            "strs": "a list of str",
+            "str_or_bytes": "str or bytes",
+        }.get(kind, kind)
         raise TypeError(f"{name} must be {expected}, got {type(value).__name__}: {value!r}")
+    if kind == "key_values" and any(not k or ":" in k for k in value):
+        raise ValueError(f"{name}: each key must be non-empty and without ':' (it is sent as 'key:value')")
+    if kind == "header" and not is_header_value(value):
+        raise ValueError(f"{name} must be 1 or more printable ASCII characters (it is sent as a header)")
+
+
+def is_header_value(value: str) -> bool:
+    """Whether `value` can be sent as an HTTP header value as it is: printable ASCII, not empty,
+    no space at either end (which HTTP would strip) and no CR or LF (which would end the header)."""
+    return bool(value) and value.isascii() and value.isprintable() and value.strip() == value

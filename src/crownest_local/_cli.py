@@ -45,6 +45,11 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SECONDS",
         help="how long an ended sandbox's records stay readable (default: %(default)s, 24 h)",
     )
+    serve.add_argument(
+        "--unsafe-no-isolation",
+        action="store_true",
+        help="run commands as plain processes of this user, with no isolation (only for code you trust)",
+    )
     args = parser.parse_args(argv)
 
     from ._server import LocalServer  # after argument errors, which need no server
@@ -58,9 +63,10 @@ def main(argv: list[str] | None = None) -> None:
         cut_streams=args.cut_streams,
         max_sandboxes=args.max_sandboxes,
         retention=args.retention,
+        isolation="none" if args.unsafe_no_isolation else "bubblewrap",
     )
     server.start()
-    print(f"CrowNest Local on {server.base_url} (data in {args.data_dir})", flush=True)
+    print(f"CrowNest Local on {server.base_url} (data in {server.data_dir})", flush=True)
     print(f"export CROWNEST_BASE_URL={server.base_url}", flush=True)
     print(f"export CROWNEST_API_KEY={server.api_key}", flush=True)
     stop = threading.Event()

@@ -53,6 +53,10 @@ class LocalServer:
     gateways do (503, 429, a connection dropped before or after the operation).
     `cut_streams`, if not 0, makes every streamed answer (file content, command
     output events) lose its connection after that many bytes of its body.
+    `isolation` is `"bubblewrap"` (the default; where bubblewrap cannot run,
+    commands are refused with 503 `isolation_unavailable`) or `"none"`, which
+    runs commands as plain processes of this user and warns at every start
+    (`True` and `False` mean the same two).
 
     `retention` is how long (seconds) an ended sandbox's records stay readable
     before they answer 404. A request's headers must arrive within
@@ -73,7 +77,7 @@ class LocalServer:
         faults: float = 0.0,
         cut_streams: int = 0,
         max_sandboxes: int = 64,
-        isolation: bool = True,
+        isolation: str | bool = "bubblewrap",
         retention: float = DEFAULT_RETENTION_S,
         header_timeout: float = 10.0,
         body_timeout: float = 30.0,
@@ -81,16 +85,20 @@ class LocalServer:
         max_connections_per_client: int = 256,
         cgroups: bool = True,
     ) -> None:
+        modes = {True: "bubblewrap", False: "none", "bubblewrap": "bubblewrap", "none": "none"}
+        if not isinstance(isolation, str | bool) or isolation not in modes:
+            raise ValueError(f'isolation must be "bubblewrap" or "none", got {isolation!r}')
         self.host = host
         self._port = port
         self._own_data_dir = data_dir is None
-        self.data_dir = Path(data_dir) if data_dir is not None else None
+        # Resolved once: sandboxes bind folders under it, from wherever bubblewrap runs.
+        self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
         self.api_key = api_key or new_api_key()
         self._config: Config | None = None
         self.faults = faults
         self.cut_streams = cut_streams
         self.max_sandboxes = max_sandboxes
-        self.isolation = isolation
+        self.isolation = modes[isolation]
         self.retention = retention
         self.cgroups = cgroups
         self.guard = Guard(header_timeout, body_timeout, max_connections, max_connections_per_client)
@@ -146,6 +154,12 @@ class LocalServer:
         request held up every other."""
         return float(self._app.state.lag.take()) if self._app is not None else 0.0
 
+    def sandbox_folder(self, sandbox_id: str) -> Path:
+        """Where a running sandbox's files are on this machine: `home/` is its `/home/user`, `tmp/` its `/tmp`."""
+        if self._app is None:
+            raise RuntimeError("LocalServer is not running")
+        return Path(self._app.state.service.folder(sandbox_id).folder)
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -163,10 +177,9 @@ class LocalServer:
             max_sandboxes=self.max_sandboxes,
             retention_s=self.retention,
             cgroups=self.cgroups,
+            isolation=self.isolation,
         )
-        if not self.isolation:
-            config.bwrap = None
-        if config.bwrap is None:
+        if self.isolation == "none":
             warnings.warn(ISOLATION_WARNING, UserWarning, stacklevel=2)
         self._config = config
         self.guard.fit_open_files(raise_open_files_limit())

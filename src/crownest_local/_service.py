@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import signal
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -42,9 +43,20 @@ from crownest._generated.models import (
 
 from ._beneath import remove_path
 from ._commands import LiveCommand, OutputLog
+from ._egress import Egress
 from ._errors import ApiProblem, not_found
-from ._isolation import HOME, SandboxFolder, bubblewrap, default_shell, invalid_path, shell_exists
+from ._isolation import (
+    HOME,
+    Isolation,
+    SandboxFolder,
+    default_shell,
+    detect_isolation,
+    shell_exists,
+    sweep,
+    unisolated_command,
+)
 from ._limits import Cgroup, Limiter, Limits, folder_usage
+from ._network import SandboxNetwork
 from ._ports import wait_until_listening
 from ._spec import digits, invalid
 from ._store import Store
@@ -60,9 +72,10 @@ DEFAULT_RETENTION_S = 24 * 3600
 MAX_COMMANDS_PER_SANDBOX = 32
 ENDED = ("killed", "expired", "failed")
 ISOLATION_WARNING = (
-    "CrowNest Local without bubblewrap (bwrap): commands run as plain processes of the server's user, "
-    "with NO isolation between sandboxes or from this machine. File operations stay confined to each "
-    "sandbox's folder. Install the Debian package 'bubblewrap' to isolate commands."
+    "CrowNest Local with --unsafe-no-isolation: commands run as plain processes of the server's user, "
+    "with NO isolation between sandboxes or from this machine (its files, its network, its other "
+    "processes). File operations stay confined to each sandbox's folder. Run only code you trust, or "
+    "install bubblewrap and drop the option."
 )
 
 
@@ -73,7 +86,8 @@ class Config:
     faults: float = 0.0
     cut_streams: int = 0  # a fault: streamed answers lose their connection after this many body bytes
     max_sandboxes: int = 64
-    bwrap: str | None = field(default_factory=bubblewrap)
+    isolation: str = "bubblewrap"  # or "none": the operator's explicit choice (--unsafe-no-isolation)
+    egress: Egress = field(default_factory=Egress)
     retention_s: float = DEFAULT_RETENTION_S  # how long an ended sandbox's records stay readable
     max_commands: int = MAX_COMMANDS_PER_SANDBOX  # commands running at once in one sandbox
     cgroups: bool = True  # False: enforce limits with rlimits only (to test the fallback)
@@ -111,8 +125,13 @@ class Service:
     def __init__(self, config: Config) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        for sub in ("sandboxes", "commands", "artifacts", "trash"):
+        for sub in ("commands", "artifacts"):
             (config.data_dir / sub).mkdir(exist_ok=True)
+        found = detect_isolation() if config.isolation != "none" else None
+        self.isolation: Isolation | None = found if isinstance(found, Isolation) else None
+        self.isolation_problem = found if isinstance(found, str) else None
+        self.networks: dict[str, SandboxNetwork] = {}
+        self._sandboxes_dir: Path | None = None
         self.store = Store(config.data_dir / "state.sqlite3")
         self.live: dict[str, LiveCommand] = {}
         self.limiter = Limiter.start(config.cgroups)
@@ -132,14 +151,17 @@ class Service:
 
     async def startup(self) -> None:
         """Mark what was alive when the server last stopped as ended; start the TTL reaper."""
-        if self.config.bwrap is None:
+        if self.config.isolation == "none":
             logger.warning(ISOLATION_WARNING)
+        elif self.isolation_problem is not None:
+            logger.error(
+                "CrowNest Local refuses to run commands (503 isolation_unavailable): %s", self.isolation_problem
+            )
         self.store.release_running_keys()
         for body in self.store.all("sandbox", status="running") + self.store.all("sandbox", status="starting"):
             self._end_sandbox(body, "killed")
         for body in self.store.all("command", status="running"):
             self._finish_command_body(body, "killed", None)
-        self.spawn(asyncio.to_thread(_empty, self.config.data_dir / "trash"))
         self._reaper = asyncio.ensure_future(self._reap())
         self._disk_watch = asyncio.ensure_future(self._watch_disk())
 
@@ -154,6 +176,23 @@ class Service:
                 await asyncio.wait_for(task, 5)
         await asyncio.to_thread(self.limiter.close)
         self.store.close()
+        if self._sandboxes_dir is not None:
+            remove_path(self._sandboxes_dir)
+
+    @property
+    def sandboxes_dir(self) -> Path:
+        """Where running sandboxes' folders are, made at first use.
+
+        A folder of this server's own (searchable, not listable) under /var/tmp,
+        not in the data folder: root's sandboxes are other users, whom bubblewrap
+        must let through every folder above theirs, and the sockets in them need
+        short paths (AF_UNIX allows 107 bytes). A restart ends every sandbox anyway.
+        """
+        if self._sandboxes_dir is None:
+            runtime = "/var/tmp" if os.access("/var/tmp", os.W_OK | os.X_OK) else None
+            self._sandboxes_dir = Path(tempfile.mkdtemp(prefix="crownest-local-", dir=runtime))
+            self._sandboxes_dir.chmod(0o711)
+        return self._sandboxes_dir
 
     async def _reap(self) -> None:
         purge_every = max(REAP_INTERVAL_S, min(60.0, self.config.retention_s / 4))
@@ -215,7 +254,7 @@ class Service:
     # Templates
 
     async def list_templates(self, call: Call) -> dict[str, Any]:
-        if self.config.bwrap is None:
+        if self.config.isolation == "none":
             logger.warning(ISOLATION_WARNING)
         return {"data": [Template(id=k, description=v).to_dict() for k, v in self.templates.items()]}
 
@@ -230,7 +269,14 @@ class Service:
     # Sandboxes
 
     def folder(self, sandbox_id: str) -> SandboxFolder:
-        return SandboxFolder(self.config.data_dir / "sandboxes" / sandbox_id)
+        owner = self.isolation.owner(sandbox_id) if self.isolation is not None else None
+        return SandboxFolder(self.sandboxes_dir / sandbox_id, owner)
+
+    def ingress(self, sandbox_id: str) -> Path | None:
+        """The socket that reaches into a sandbox's network (None without isolation: the host's loopback)."""
+        if self.config.isolation == "none":
+            return None
+        return self.folder(sandbox_id).net / "ingress.sock"
 
     def sandbox(self, sandbox_id: str) -> dict[str, Any]:
         """A sandbox's record, running or ended within the retention period; 404 otherwise."""
@@ -281,6 +327,10 @@ class Service:
         for live in list(self.live.values()):
             if live.body["sandboxId"] == body["id"]:
                 live.kill(signal.SIGKILL, "killed")
+        network = self.networks.pop(body["id"], None)
+        if network is not None:
+            network.stop()
+            self.spawn(network.wait_closed())
         sandbox = Sandbox.from_dict(with_limits(body))
         sandbox.status = SandboxStatus(status)
         sandbox.ended_at = now()
@@ -292,7 +342,7 @@ class Service:
             cgroup.kill_all()
             self.spawn(asyncio.to_thread(cgroup.remove))
         folder = self.folder(body["id"]).folder
-        trash = self.config.data_dir / "trash" / f"{body['id']}-{secrets.token_hex(4)}"
+        trash = folder.with_name(f".trash-{body['id']}-{secrets.token_hex(4)}")
         with contextlib.suppress(FileNotFoundError):
             os.rename(folder, trash)  # at once, so that the sandbox's files are gone for every later call
             self.spawn(asyncio.to_thread(remove_path, trash))
@@ -317,7 +367,7 @@ class Service:
         created = now()
         ttl_ms = body.get("ttlMs", DEFAULT_TTL_MS)
         limits = Limits.from_request(body)
-        sandbox_id = new_id("sbx")
+        sandbox_id = self._new_sandbox_id()
         cgroup = self.limiter.create(sandbox_id, limits)
         self.cgroups[sandbox_id] = cgroup
         sandbox = Sandbox(
@@ -330,11 +380,34 @@ class Service:
             expires_at=created + datetime.timedelta(milliseconds=ttl_ms),
             ended_at=None,
             limits=SandboxLimits.from_dict(limits.wire(cgroup.enforced_by)),
+            internet=body.get("internet", True),
+            allow_domains=body.get("allowDomains"),
         )
-        self.folder(sandbox.id).create()
+        folder = self.folder(sandbox.id)
+        folder.create()
+        if self.isolation is not None:
+            try:
+                self.networks[sandbox.id] = await SandboxNetwork.start(
+                    self.isolation,
+                    folder,
+                    self.config.egress,
+                    internet=bool(sandbox.internet),
+                    allow_domains=body.get("allowDomains"),
+                )
+            except BaseException:
+                folder.remove()
+                raise
         wire = sandbox.to_dict()
         self.store.insert("sandbox", wire, extra={"env": EnvVars.from_dict(body.get("env", {})).to_dict()})
         return wire
+
+    def _new_sandbox_id(self) -> str:
+        """A new sandbox ID; under root, one whose user (a hash of the ID) no running sandbox has."""
+        taken = {self.folder(sandbox_id).owner for sandbox_id in self.networks} - {None}
+        while True:
+            candidate = new_id("sbx")
+            if self.folder(candidate).owner not in taken:
+                return candidate
 
     async def list_sandboxes(self, call: Call) -> dict[str, Any]:
         pairs = [item.split(":", 1) for item in call.query.get("metadata", [])]
@@ -388,21 +461,15 @@ class Service:
                 {"sandboxId": sandbox_id, "limit": self.config.max_commands},
             )
         spec = call.body
-        cwd = spec.get("cwd", HOME)
         folder = self.folder(sandbox_id)
-        if self.config.bwrap is None or not cwd.startswith("/"):
-            cwd = folder.resolve(cwd).virtual
+        cwd = folder.cwd(spec.get("cwd", HOME))
+        command_id = new_id("cmd")
         shell = spec.get("shell", default_shell())
         if not shell_exists(shell):
             invalid("shell", f"{shell} is not an executable in the sandbox")
-        argv, host_cwd, env = folder.command(
-            spec["command"], cwd, bwrap=self.config.bwrap, data_dir=self.config.data_dir, shell=shell
-        )
-        env.update(self.store.extra(sandbox_id).get("env", {}))
-        env.update(spec.get("env", {}))
         timeout_ms = spec.get("timeoutMs", DEFAULT_COMMAND_TIMEOUT_MS)
         command = Command(
-            id=new_id("cmd"),
+            id=command_id,
             sandbox_id=sandbox_id,
             command=spec["command"],
             cwd=cwd,
@@ -419,21 +486,49 @@ class Service:
             duration_ms=None,
         )
         live = LiveCommand(command.to_dict(), OutputLog(self._log_path(command.id)))
-        if not Path(host_cwd).is_dir():
-            raise invalid_path(cwd, "is not a directory in the sandbox")
+        if self.isolation is None:
+            live.sweep = lambda sig: sweep(command_id, sig)
+        spawn, host_cwd, argv, env, fds = self._spawn_plan(sandbox_id, folder, spec["command"], cwd, command_id, shell)
+        env.update(self.store.extra(sandbox_id).get("env", {}))
+        env.update(spec.get("env", {}))
         cgroup = self.cgroups.get(sandbox_id)
         join = cgroup.preexec(timeout_ms / 1000) if cgroup is not None else None
         try:
-            await live.start(argv, host_cwd, env, spec.get("stdin"), keep_stdin_open, join)
+            await live.start(argv, host_cwd, env, spec.get("stdin"), keep_stdin_open, join, **spawn)
         except OSError as exc:
             raise ApiProblem(500, "internal_error", f"The command could not start: {exc.strerror}.") from exc
         finally:
+            for fd in fds:
+                os.close(fd)
             if join is not None:
                 join.close()
         self.store.insert("command", live.body)
         self.live[command.id] = live
         self.spawn(self._supervise(live, timeout_ms / 1000))
         return live
+
+    def _spawn_plan(
+        self, sandbox_id: str, folder: SandboxFolder, shell_command: str, cwd: str, command_id: str, shell: str
+    ) -> tuple[dict[str, Any], str, list[str], dict[str, str], list[int]]:
+        """How to start a command: spawn options, host cwd, argv, environment, and fds to close after."""
+        if self.config.isolation == "none":
+            argv, host_cwd, env = unisolated_command(folder, shell_command, cwd, command_id, shell)
+            return {}, host_cwd, argv, env, []
+        network = self.networks.get(sandbox_id)
+        if self.isolation is None or network is None:
+            raise ApiProblem(
+                503,
+                "isolation_unavailable",
+                f"CrowNest Local cannot isolate commands on this machine: {self.isolation_problem}. "
+                "Install bubblewrap, or start the server with --unsafe-no-isolation to run them unisolated.",
+                {"reason": self.isolation_problem or "the sandbox has no network helper"},
+            )
+        fd = self.isolation.seccomp_pipe()
+        internet = bool(self.sandbox(sandbox_id).get("internet", True))
+        argv, env = self.isolation.command(
+            folder, shell_command, cwd, helper_pid=network.pid, seccomp_fd=fd, internet=internet, shell=shell
+        )
+        return {"pass_fds": (fd,)}, "/", argv, env, [fd]
 
     def _log_path(self, command_id: str) -> Path:
         return self.config.data_dir / "commands" / f"{command_id}.log"
@@ -581,9 +676,12 @@ class Service:
         sandbox_id = call.path["sandboxId"]
         self.running_sandbox(sandbox_id)
         port = call.body["port"]
+        server = call.request.scope.get("server")
+        if self.config.isolation == "none" and server is not None and port == server[1]:
+            invalid("port", "is CrowNest Local's own port")
         visibility = PreviewVisibility(call.body.get("visibility", "private"))
         wait_ms = call.body.get("waitMs", 0)
-        if wait_ms and not await wait_until_listening(port, wait_ms):
+        if wait_ms and not await wait_until_listening(self.ingress, sandbox_id, port, wait_ms):
             raise ApiProblem(
                 504,
                 "port_not_listening",
@@ -649,12 +747,6 @@ def with_limits(body: dict[str, Any]) -> dict[str, Any]:
     if "limits" not in body:
         body["limits"] = Limits().wire(dict.fromkeys(("cpu", "memory", "disk", "processes"), "none"))
     return body
-
-
-def _empty(folder: Path) -> None:
-    """Remove what is in `folder` (what sandboxes left in the trash when the server last stopped)."""
-    for entry in folder.iterdir():
-        remove_path(entry)
 
 
 def _unlink(paths: list[Path]) -> None:

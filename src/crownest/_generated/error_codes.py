@@ -39,6 +39,7 @@ ERROR_CODES: dict[str, int] = {
     "rate_limited": 429,
     "internal_error": 500,
     "not_implemented": 501,
+    "isolation_unavailable": 503,
     "unavailable": 503,
     "too_many_connections": 503,
     "port_not_listening": 504,

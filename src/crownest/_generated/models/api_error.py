@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -69,13 +69,13 @@ class ApiError(WireMapping):
         from ..models.error_details import ErrorDetails
 
         d = dict(src_dict)
-        code = d.pop("code")
+        code = check_scalar(d.pop("code"), "str", "code")
 
-        message = d.pop("message")
+        message = check_scalar(d.pop("message"), "str", "message")
 
         details = ErrorDetails.from_dict(d.pop("details"))
 
-        request_id = d.pop("requestId", UNSET)
+        request_id = check_scalar(d.pop("requestId", UNSET), "str", "requestId")
 
         api_error = cls(
             code=code,

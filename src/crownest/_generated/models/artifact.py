@@ -8,7 +8,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 
 T = TypeVar("T", bound="Artifact")
 
@@ -90,19 +90,19 @@ class Artifact(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        id = d.pop("id")
+        id = check_scalar(d.pop("id"), "str", "id")
 
-        sandbox_id = d.pop("sandboxId")
+        sandbox_id = check_scalar(d.pop("sandboxId"), "str", "sandboxId")
 
-        path = d.pop("path")
+        path = check_scalar(d.pop("path"), "str", "path")
 
-        name = d.pop("name")
+        name = check_scalar(d.pop("name"), "str", "name")
 
-        size_bytes = d.pop("sizeBytes")
+        size_bytes = check_scalar(d.pop("sizeBytes"), "int", "sizeBytes")
 
-        sha256 = d.pop("sha256")
+        sha256 = check_scalar(d.pop("sha256"), "str", "sha256")
 
-        content_type = d.pop("contentType")
+        content_type = check_scalar(d.pop("contentType"), "str", "contentType")
 
         created_at = datetime.datetime.fromisoformat(d.pop("createdAt"))
 

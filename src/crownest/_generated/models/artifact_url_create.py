@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="ArtifactUrlCreate")
@@ -40,7 +40,7 @@ class ArtifactUrlCreate(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        expires_in_s = d.pop("expiresInS", UNSET)
+        expires_in_s = check_scalar(d.pop("expiresInS", UNSET), "int", "expiresInS")
 
         artifact_url_create = cls(
             expires_in_s=expires_in_s,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -87,11 +87,11 @@ class CommandCreate(WireMapping):
         from ..models.env_vars import EnvVars
 
         d = dict(src_dict)
-        command = d.pop("command")
+        command = check_scalar(d.pop("command"), "str", "command")
 
-        shell = d.pop("shell", UNSET)
+        shell = check_scalar(d.pop("shell", UNSET), "str", "shell")
 
-        cwd = d.pop("cwd", UNSET)
+        cwd = check_scalar(d.pop("cwd", UNSET), "str", "cwd")
 
         _env = d.pop("env", UNSET)
         env: EnvVars | Unset
@@ -100,9 +100,9 @@ class CommandCreate(WireMapping):
         else:
             env = EnvVars.from_dict(_env)
 
-        timeout_ms = d.pop("timeoutMs", UNSET)
+        timeout_ms = check_scalar(d.pop("timeoutMs", UNSET), "int", "timeoutMs")
 
-        stdin = d.pop("stdin", UNSET)
+        stdin = check_scalar(d.pop("stdin", UNSET), "str", "stdin")
 
         command_create = cls(
             command=command,

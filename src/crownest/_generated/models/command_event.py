@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="CommandEvent")
@@ -66,13 +66,13 @@ class CommandEvent(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        event = d.pop("event")
+        event = check_scalar(d.pop("event"), "str", "event")
 
-        data = d.pop("data")
+        data = check_scalar(d.pop("data"), "str", "data")
 
-        id = d.pop("id", UNSET)
+        id = check_scalar(d.pop("id", UNSET), "str", "id")
 
-        retry = d.pop("retry", UNSET)
+        retry = check_scalar(d.pop("retry", UNSET), "int", "retry")
 
         command_event = cls(
             event=event,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, is_scalar
 
 if TYPE_CHECKING:
     from ..models.command import Command
@@ -67,6 +67,8 @@ class CommandList(WireMapping):
         def _parse_next_cursor(data: object) -> str | None:
             if data is None:
                 return data
+            if not is_scalar(data, ("str",)):
+                raise TypeError(f"expected str, got {type(data).__name__}")
             return cast(None | str, data)
 
         next_cursor = _parse_next_cursor(d.pop("nextCursor"))

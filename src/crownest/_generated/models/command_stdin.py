@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..models.command_stdin_encoding import CommandStdinEncoding
 from ..types import UNSET, Unset
 
@@ -60,7 +60,7 @@ class CommandStdin(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        data = d.pop("data")
+        data = check_scalar(d.pop("data"), "str", "data")
 
         _encoding = d.pop("encoding", UNSET)
         encoding: CommandStdinEncoding | Unset
@@ -69,7 +69,7 @@ class CommandStdin(WireMapping):
         else:
             encoding = CommandStdinEncoding(_encoding)
 
-        eof = d.pop("eof", UNSET)
+        eof = check_scalar(d.pop("eof", UNSET), "bool", "eof")
 
         command_stdin = cls(
             data=data,

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="DirectoryCreate")
@@ -49,9 +49,9 @@ class DirectoryCreate(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        path = d.pop("path")
+        path = check_scalar(d.pop("path"), "str", "path")
 
-        parents = d.pop("parents", UNSET)
+        parents = check_scalar(d.pop("parents", UNSET), "bool", "parents")
 
         directory_create = cls(
             path=path,

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 
 T = TypeVar("T", bound="EnvVars")
 
@@ -33,5 +33,5 @@ class EnvVars(WireMapping):
         d = dict(src_dict)
         env_vars = cls()
 
-        env_vars.additional_properties = d
+        env_vars.additional_properties = {k: check_scalar(v, "str", k) for k, v in d.items()}
         return env_vars

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 
 T = TypeVar("T", bound="FileExists")
 
@@ -41,7 +41,7 @@ class FileExists(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        exists = d.pop("exists")
+        exists = check_scalar(d.pop("exists"), "bool", "exists")
 
         file_exists = cls(
             exists=exists,

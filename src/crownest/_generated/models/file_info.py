@@ -8,7 +8,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..models.file_type import FileType
 
 T = TypeVar("T", bound="FileInfo")
@@ -74,15 +74,15 @@ class FileInfo(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        path = d.pop("path")
+        path = check_scalar(d.pop("path"), "str", "path")
 
-        name = d.pop("name")
+        name = check_scalar(d.pop("name"), "str", "name")
 
         type_ = FileType(d.pop("type"))
 
-        size_bytes = d.pop("sizeBytes")
+        size_bytes = check_scalar(d.pop("sizeBytes"), "int", "sizeBytes")
 
-        mode = d.pop("mode")
+        mode = check_scalar(d.pop("mode"), "int", "mode")
 
         modified_at = datetime.datetime.fromisoformat(d.pop("modifiedAt"))
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="FileMove")
@@ -55,11 +55,11 @@ class FileMove(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        source = d.pop("source")
+        source = check_scalar(d.pop("source"), "str", "source")
 
-        destination = d.pop("destination")
+        destination = check_scalar(d.pop("destination"), "str", "destination")
 
-        overwrite = d.pop("overwrite", UNSET)
+        overwrite = check_scalar(d.pop("overwrite", UNSET), "bool", "overwrite")
 
         file_move = cls(
             source=source,

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..models.url_method import UrlMethod
 from ..types import UNSET, Unset
 
@@ -59,7 +59,7 @@ class FileUrlCreate(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        path = d.pop("path")
+        path = check_scalar(d.pop("path"), "str", "path")
 
         _method = d.pop("method", UNSET)
         method: UrlMethod | Unset
@@ -68,7 +68,7 @@ class FileUrlCreate(WireMapping):
         else:
             method = UrlMethod(_method)
 
-        expires_in_s = d.pop("expiresInS", UNSET)
+        expires_in_s = check_scalar(d.pop("expiresInS", UNSET), "int", "expiresInS")
 
         file_url_create = cls(
             path=path,

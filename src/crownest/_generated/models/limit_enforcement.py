@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 
 T = TypeVar("T", bound="LimitEnforcement")
 
@@ -66,13 +66,13 @@ class LimitEnforcement(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        cpu = d.pop("cpu")
+        cpu = check_scalar(d.pop("cpu"), "str", "cpu")
 
-        memory = d.pop("memory")
+        memory = check_scalar(d.pop("memory"), "str", "memory")
 
-        disk = d.pop("disk")
+        disk = check_scalar(d.pop("disk"), "str", "disk")
 
-        processes = d.pop("processes")
+        processes = check_scalar(d.pop("processes"), "str", "processes")
 
         limit_enforcement = cls(
             cpu=cpu,

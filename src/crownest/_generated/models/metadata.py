@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 
 T = TypeVar("T", bound="Metadata")
 
@@ -33,5 +33,5 @@ class Metadata(WireMapping):
         d = dict(src_dict)
         metadata = cls()
 
-        metadata.additional_properties = d
+        metadata.additional_properties = {k: check_scalar(v, "str", k) for k, v in d.items()}
         return metadata

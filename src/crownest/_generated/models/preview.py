@@ -8,7 +8,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..models.preview_visibility import PreviewVisibility
 from ..types import UNSET, Unset
 
@@ -81,19 +81,19 @@ class Preview(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        id = d.pop("id")
+        id = check_scalar(d.pop("id"), "str", "id")
 
-        sandbox_id = d.pop("sandboxId")
+        sandbox_id = check_scalar(d.pop("sandboxId"), "str", "sandboxId")
 
-        port = d.pop("port")
+        port = check_scalar(d.pop("port"), "int", "port")
 
-        url = d.pop("url")
+        url = check_scalar(d.pop("url"), "str", "url")
 
         visibility = PreviewVisibility(d.pop("visibility"))
 
         created_at = datetime.datetime.fromisoformat(d.pop("createdAt"))
 
-        token = d.pop("token", UNSET)
+        token = check_scalar(d.pop("token", UNSET), "str", "token")
 
         preview = cls(
             id=id,

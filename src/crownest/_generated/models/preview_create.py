@@ -7,7 +7,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..models.preview_visibility import PreviewVisibility
 from ..types import UNSET, Unset
 
@@ -60,7 +60,7 @@ class PreviewCreate(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        port = d.pop("port")
+        port = check_scalar(d.pop("port"), "int", "port")
 
         _visibility = d.pop("visibility", UNSET)
         visibility: PreviewVisibility | Unset
@@ -69,7 +69,7 @@ class PreviewCreate(WireMapping):
         else:
             visibility = PreviewVisibility(_visibility)
 
-        wait_ms = d.pop("waitMs", UNSET)
+        wait_ms = check_scalar(d.pop("waitMs", UNSET), "int", "waitMs")
 
         preview_create = cls(
             port=port,

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..models.sandbox_status import SandboxStatus
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.metadata import Metadata
@@ -48,6 +49,10 @@ class Sandbox(WireMapping):
     """ When it ended; null while alive. Its records stay readable for the retention period after this time. """
     limits: SandboxLimits
     """ The resource limits in force for a sandbox's processes and files, and what enforces each. """
+    internet: bool | Unset = UNSET
+    """ Whether its commands may reach the internet (through the sandbox's egress proxy). """
+    allow_domains: list[str] | Unset | None = UNSET
+    """ The host names its commands may reach; null for any public host. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
@@ -61,6 +66,8 @@ class Sandbox(WireMapping):
         "expiresAt": "expires_at",
         "endedAt": "ended_at",
         "limits": "limits",
+        "internet": "internet",
+        "allowDomains": "allow_domains",
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +93,17 @@ class Sandbox(WireMapping):
 
         limits = self.limits.to_dict()
 
+        internet = self.internet
+
+        allow_domains: list[str] | Unset | None
+        if isinstance(self.allow_domains, Unset):
+            allow_domains = UNSET
+        elif isinstance(self.allow_domains, list):
+            allow_domains = self.allow_domains
+
+        else:
+            allow_domains = self.allow_domains
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -101,6 +119,10 @@ class Sandbox(WireMapping):
                 "limits": limits,
             }
         )
+        if internet is not UNSET:
+            field_dict["internet"] = internet
+        if allow_domains is not UNSET:
+            field_dict["allowDomains"] = allow_domains
 
         return field_dict
 
@@ -110,15 +132,15 @@ class Sandbox(WireMapping):
         from ..models.sandbox_limits import SandboxLimits
 
         d = dict(src_dict)
-        id = d.pop("id")
+        id = check_scalar(d.pop("id"), "str", "id")
 
-        template = d.pop("template")
+        template = check_scalar(d.pop("template"), "str", "template")
 
         status = SandboxStatus(d.pop("status"))
 
         metadata = Metadata.from_dict(d.pop("metadata"))
 
-        ttl_ms = d.pop("ttlMs")
+        ttl_ms = check_scalar(d.pop("ttlMs"), "int", "ttlMs")
 
         created_at = datetime.datetime.fromisoformat(d.pop("createdAt"))
 
@@ -135,11 +157,30 @@ class Sandbox(WireMapping):
                 return ended_at_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(datetime.datetime | None, data)
+            raise TypeError(f"expected datetime.datetime | None, got {type(data).__name__}")
 
         ended_at = _parse_ended_at(d.pop("endedAt"))
 
         limits = SandboxLimits.from_dict(d.pop("limits"))
+
+        internet = check_scalar(d.pop("internet", UNSET), "bool", "internet")
+
+        def _parse_allow_domains(data: object) -> list[str] | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                allow_domains_type_0 = cast(list[str], data)
+
+                return allow_domains_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            raise TypeError(f"expected list[str] | None | Unset, got {type(data).__name__}")
+
+        allow_domains = _parse_allow_domains(d.pop("allowDomains", UNSET))
 
         sandbox = cls(
             id=id,
@@ -151,6 +192,8 @@ class Sandbox(WireMapping):
             expires_at=expires_at,
             ended_at=ended_at,
             limits=limits,
+            internet=internet,
+            allow_domains=allow_domains,
         )
 
         sandbox.additional_properties = d

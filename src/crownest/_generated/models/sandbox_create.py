@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -38,6 +38,13 @@ class SandboxCreate(WireMapping):
     """ Space its files may take, in MiB (CrowNest Local's default 1024). """
     max_processes: int | Unset = UNSET
     """ Processes and threads it may run at once (CrowNest Local's default 256). """
+    internet: bool | Unset = True
+    """ Whether commands may reach the internet (default true). Either way a sandbox has its own network: it never
+    reaches this machine's or another sandbox's ports, and with internet its traffic goes through an HTTP proxy
+    (`HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are set) that connects only to public addresses. """
+    allow_domains: list[str] | Unset = UNSET
+    """ With internet, the only host names commands may reach: `example.com` matches that name, `*.example.com` its
+    subdomains. Leave out to allow any public host. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
@@ -50,6 +57,8 @@ class SandboxCreate(WireMapping):
         "memoryMb": "memory_mb",
         "diskMb": "disk_mb",
         "maxProcesses": "max_processes",
+        "internet": "internet",
+        "allowDomains": "allow_domains",
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +82,12 @@ class SandboxCreate(WireMapping):
 
         max_processes = self.max_processes
 
+        internet = self.internet
+
+        allow_domains: list[str] | Unset = UNSET
+        if not isinstance(self.allow_domains, Unset):
+            allow_domains = self.allow_domains
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -94,6 +109,10 @@ class SandboxCreate(WireMapping):
             field_dict["diskMb"] = disk_mb
         if max_processes is not UNSET:
             field_dict["maxProcesses"] = max_processes
+        if internet is not UNSET:
+            field_dict["internet"] = internet
+        if allow_domains is not UNSET:
+            field_dict["allowDomains"] = allow_domains
 
         return field_dict
 
@@ -103,9 +122,9 @@ class SandboxCreate(WireMapping):
         from ..models.metadata import Metadata
 
         d = dict(src_dict)
-        template = d.pop("template")
+        template = check_scalar(d.pop("template"), "str", "template")
 
-        ttl_ms = d.pop("ttlMs", UNSET)
+        ttl_ms = check_scalar(d.pop("ttlMs", UNSET), "int", "ttlMs")
 
         _metadata = d.pop("metadata", UNSET)
         metadata: Metadata | Unset
@@ -121,13 +140,17 @@ class SandboxCreate(WireMapping):
         else:
             env = EnvVars.from_dict(_env)
 
-        cpu_count = d.pop("cpuCount", UNSET)
+        cpu_count = check_scalar(d.pop("cpuCount", UNSET), "int", "cpuCount")
 
-        memory_mb = d.pop("memoryMb", UNSET)
+        memory_mb = check_scalar(d.pop("memoryMb", UNSET), "int", "memoryMb")
 
-        disk_mb = d.pop("diskMb", UNSET)
+        disk_mb = check_scalar(d.pop("diskMb", UNSET), "int", "diskMb")
 
-        max_processes = d.pop("maxProcesses", UNSET)
+        max_processes = check_scalar(d.pop("maxProcesses", UNSET), "int", "maxProcesses")
+
+        internet = check_scalar(d.pop("internet", UNSET), "bool", "internet")
+
+        allow_domains = cast(list[str], d.pop("allowDomains", UNSET))
 
         sandbox_create = cls(
             template=template,
@@ -138,6 +161,8 @@ class SandboxCreate(WireMapping):
             memory_mb=memory_mb,
             disk_mb=disk_mb,
             max_processes=max_processes,
+            internet=internet,
+            allow_domains=allow_domains,
         )
 
         sandbox_create.additional_properties = d

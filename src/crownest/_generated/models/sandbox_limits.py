@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 
 if TYPE_CHECKING:
     from ..models.limit_enforcement import LimitEnforcement
@@ -77,13 +77,13 @@ class SandboxLimits(WireMapping):
         from ..models.limit_enforcement import LimitEnforcement
 
         d = dict(src_dict)
-        cpu_count = d.pop("cpuCount")
+        cpu_count = check_scalar(d.pop("cpuCount"), "int", "cpuCount")
 
-        memory_mb = d.pop("memoryMb")
+        memory_mb = check_scalar(d.pop("memoryMb"), "int", "memoryMb")
 
-        disk_mb = d.pop("diskMb")
+        disk_mb = check_scalar(d.pop("diskMb"), "int", "diskMb")
 
-        max_processes = d.pop("maxProcesses")
+        max_processes = check_scalar(d.pop("maxProcesses"), "int", "maxProcesses")
 
         enforced_by = LimitEnforcement.from_dict(d.pop("enforcedBy"))
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar
 from ..models.url_method import UrlMethod
 
 T = TypeVar("T", bound="SignedUrl")
@@ -55,7 +55,7 @@ class SignedUrl(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        url = d.pop("url")
+        url = check_scalar(d.pop("url"), "str", "url")
 
         method = UrlMethod(d.pop("method"))
 

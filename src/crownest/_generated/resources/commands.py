@@ -38,7 +38,7 @@ def _stream_command_events_request(
     command_id: str,
     last_event_id: str | None,
 ) -> RequestSpec:
-    check_arg("last_event_id", last_event_id, "str")
+    check_arg("last_event_id", last_event_id, "header")
     return RequestSpec(
         "GET",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands/{encode_path_param('command_id', command_id)}/events",
@@ -124,7 +124,7 @@ def _run_command_request(
     check_arg("env", env, "map")
     check_arg("timeout_ms", timeout_ms, "int")
     check_arg("stdin", stdin, "str")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands/run",
@@ -190,7 +190,7 @@ def _start_command_request(
     check_arg("env", env, "map")
     check_arg("timeout_ms", timeout_ms, "int")
     check_arg("stdin", stdin, "str")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands",
@@ -322,12 +322,14 @@ class Commands:
     ) -> CommandHandle:
         """Kill a command.
 
-        Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
+        Sends `signal` (default `SIGTERM`) to the command's process tree and answers once the command has
+        ended; a tree still running 2 s after `SIGTERM` gets `SIGKILL`. 409 `command_not_running` once it
+        has ended.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             command_id: The command's ID (`cmd_...`).
-            signal: A signal to send to a process tree.
+            signal: The signal to send; `SIGTERM` when left out (followed by `SIGKILL` after 2 s).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -416,8 +418,10 @@ class Commands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             on_stdout: Called with each piece of standard output as it arrives; every call is made
                 before this method returns.
             on_stderr: The same for standard error.
@@ -539,8 +543,10 @@ class Commands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -689,12 +695,14 @@ class AsyncCommands:
     ) -> AsyncCommandHandle:
         """Kill a command.
 
-        Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
+        Sends `signal` (default `SIGTERM`) to the command's process tree and answers once the command has
+        ended; a tree still running 2 s after `SIGTERM` gets `SIGKILL`. 409 `command_not_running` once it
+        has ended.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             command_id: The command's ID (`cmd_...`).
-            signal: A signal to send to a process tree.
+            signal: The signal to send; `SIGTERM` when left out (followed by `SIGKILL` after 2 s).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -789,8 +797,10 @@ class AsyncCommands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             on_stdout: Called with each piece of standard output as it arrives; every call is made
                 before this method returns.
             on_stderr: The same for standard error.
@@ -916,8 +926,10 @@ class AsyncCommands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1069,11 +1081,13 @@ class SandboxCommands:
     ) -> CommandHandle:
         """Kill a command.
 
-        Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
+        Sends `signal` (default `SIGTERM`) to the command's process tree and answers once the command has
+        ended; a tree still running 2 s after `SIGTERM` gets `SIGKILL`. 409 `command_not_running` once it
+        has ended.
 
         Args:
             command_id: The command's ID (`cmd_...`).
-            signal: A signal to send to a process tree.
+            signal: The signal to send; `SIGTERM` when left out (followed by `SIGKILL` after 2 s).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1158,8 +1172,10 @@ class SandboxCommands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             on_stdout: Called with each piece of standard output as it arrives; every call is made
                 before this method returns.
             on_stderr: The same for standard error.
@@ -1277,8 +1293,10 @@ class SandboxCommands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1426,11 +1444,13 @@ class AsyncSandboxCommands:
     ) -> AsyncCommandHandle:
         """Kill a command.
 
-        Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
+        Sends `signal` (default `SIGTERM`) to the command's process tree and answers once the command has
+        ended; a tree still running 2 s after `SIGTERM` gets `SIGKILL`. 409 `command_not_running` once it
+        has ended.
 
         Args:
             command_id: The command's ID (`cmd_...`).
-            signal: A signal to send to a process tree.
+            signal: The signal to send; `SIGTERM` when left out (followed by `SIGKILL` after 2 s).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -1521,8 +1541,10 @@ class AsyncSandboxCommands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             on_stdout: Called with each piece of standard output as it arrives; every call is made
                 before this method returns.
             on_stderr: The same for standard error.
@@ -1644,8 +1666,10 @@ class AsyncSandboxCommands:
                 and the command is `timed_out`.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 

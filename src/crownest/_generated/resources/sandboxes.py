@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..._handle import AsyncSandboxHandle, SandboxHandle
@@ -40,6 +40,8 @@ def _create_sandbox_request(
     memory_mb: int | None,
     disk_mb: int | None,
     max_processes: int | None,
+    internet: bool | None,
+    allow_domains: Sequence[str] | None,
     idempotency_key: str | None,
 ) -> RequestSpec:
     check_arg("template", template, "str", required=True)
@@ -50,7 +52,9 @@ def _create_sandbox_request(
     check_arg("memory_mb", memory_mb, "int")
     check_arg("disk_mb", disk_mb, "int")
     check_arg("max_processes", max_processes, "int")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("internet", internet, "bool")
+    check_arg("allow_domains", allow_domains, "strs")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         "/v1/sandboxes",
@@ -69,6 +73,8 @@ def _create_sandbox_request(
                 "memoryMb": memory_mb,
                 "diskMb": disk_mb,
                 "maxProcesses": max_processes,
+                "internet": internet,
+                "allowDomains": None if allow_domains is None else list(allow_domains),
             }
         ),
         idempotent=True,
@@ -106,7 +112,7 @@ def _list_sandboxes_request(
     cursor: str | None,
 ) -> RequestSpec:
     check_arg("status", status, "str")
-    check_arg("metadata", metadata, "map")
+    check_arg("metadata", metadata, "key_values")
     check_arg("limit", limit, "int")
     check_arg("cursor", cursor, "str")
     return RequestSpec(
@@ -164,6 +170,8 @@ class Sandboxes:
         memory_mb: int | None = None,
         disk_mb: int | None = None,
         max_processes: int | None = None,
+        internet: bool | None = None,
+        allow_domains: Sequence[str] | None = None,
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
@@ -186,9 +194,17 @@ class Sandboxes:
             memory_mb: Memory its processes may use together, in MiB (CrowNest Local's default 512).
             disk_mb: Space its files may take, in MiB (CrowNest Local's default 1024).
             max_processes: Processes and threads it may run at once (CrowNest Local's default 256).
+            internet: Whether commands may reach the internet (default true). Either way a sandbox has its own
+                network: it never reaches this machine's or another sandbox's ports, and with internet its
+                traffic goes through an HTTP proxy (`HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are set)
+                that connects only to public addresses.
+            allow_domains: With internet, the only host names commands may reach: `example.com` matches that name,
+                `*.example.com` its subdomains. Leave out to allow any public host.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -209,6 +225,8 @@ class Sandboxes:
             memory_mb=memory_mb,
             disk_mb=disk_mb,
             max_processes=max_processes,
+            internet=internet,
+            allow_domains=allow_domains,
             idempotency_key=idempotency_key,
         )
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
@@ -354,6 +372,8 @@ class AsyncSandboxes:
         memory_mb: int | None = None,
         disk_mb: int | None = None,
         max_processes: int | None = None,
+        internet: bool | None = None,
+        allow_domains: Sequence[str] | None = None,
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
@@ -376,9 +396,17 @@ class AsyncSandboxes:
             memory_mb: Memory its processes may use together, in MiB (CrowNest Local's default 512).
             disk_mb: Space its files may take, in MiB (CrowNest Local's default 1024).
             max_processes: Processes and threads it may run at once (CrowNest Local's default 256).
+            internet: Whether commands may reach the internet (default true). Either way a sandbox has its own
+                network: it never reaches this machine's or another sandbox's ports, and with internet its
+                traffic goes through an HTTP proxy (`HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are set)
+                that connects only to public addresses.
+            allow_domains: With internet, the only host names commands may reach: `example.com` matches that name,
+                `*.example.com` its subdomains. Leave out to allow any public host.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
 
@@ -399,6 +427,8 @@ class AsyncSandboxes:
             memory_mb=memory_mb,
             disk_mb=disk_mb,
             max_processes=max_processes,
+            internet=internet,
+            allow_domains=allow_domains,
             idempotency_key=idempotency_key,
         )
         return AsyncSandboxHandle(
