@@ -6,7 +6,8 @@ response outside the spec, no accepted request that the spec forbids, auth
 enforced. Left out: `positive_data_acceptance` (a valid request with a
 random sandbox ID is rightly 404) and `ensure_resource_availability` (it
 reads a 404 `file_not_found` for a path in a new sandbox as the sandbox
-being missing). Generated shell commands run only inside bubblewrap: without it,
+being missing). Every check is on by default; the config file turns one off for one
+operation (see CONFIG). Generated shell commands run only inside bubblewrap: without it,
 the operations that execute commands are left out, and the test says so.
 """
 
@@ -26,6 +27,14 @@ from crownest_local._service import Config
 from crownest_local._spec import load_spec, operations
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi.yaml"
+# Schemathesis validates each Server-Sent Event, as an object, against the media type's schema; the
+# spec describes an event with `contentSchema` (OpenAPI 3.1 has no `itemSchema`), so the events'
+# body is left out of that one check; its errors are still checked, and its events by test_streams.
+CONFIG = """
+[[operations]]
+include-operation-id = "streamCommandEvents"
+checks.response_schema_conformance.enabled = false
+"""
 COMMAND_OPERATIONS = ("runCommand", "startCommand")
 
 
@@ -41,8 +50,11 @@ def test_the_server_conforms_to_openapi_yaml(tmp_path: Path, capsys: pytest.Capt
                 f"\nbubblewrap is missing: {', '.join(COMMAND_OPERATIONS)} are left out of the fuzzing", file=sys.stderr
             )
     with LocalServer(max_sandboxes=100_000) as server:
+        (tmp_path / "schemathesis.toml").write_text(CONFIG)
         command = [
             str(Path(sys.executable).parent / "schemathesis"),
+            "--config-file",
+            str(tmp_path / "schemathesis.toml"),
             "run",
             str(SPEC),
             "--url",
@@ -53,8 +65,6 @@ def test_the_server_conforms_to_openapi_yaml(tmp_path: Path, capsys: pytest.Capt
             "10",
             "--seed",
             os.environ.get("CROWNEST_FUZZ_SEED", "20261126"),
-            "--checks",
-            "all",
             "--exclude-checks",
             "positive_data_acceptance,ensure_resource_availability",
             "--request-timeout",
