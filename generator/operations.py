@@ -98,6 +98,11 @@ class Operation:
     run_stdin: str | None = None  # its parameter whose value, given, closes the command's stdin
 
     @property
+    def streams(self) -> bool:
+        """Whether a method gives the answer as a stream (`events`, or a `stream_method` twin)."""
+        return self.kind == "events" or self.stream_method is not None
+
+    @property
     def updates_handle(self) -> bool:
         """Whether the handle's method puts the answer into the handle's fields (and returns None)."""
         return self.on_handle and self.kind == "model" and self.result == HANDLE_MODEL

@@ -21,8 +21,14 @@ import pytest
 
 import payloads as p
 from conftest import API_KEY, sha
-from crownest import AsyncCrowNest, CrowNestConnectionError, CrowNestError, CrowNestTimeoutError
-from crownest._transports import AsyncHttpClient, AsyncTransport
+from crownest import (
+    AsyncCrowNest,
+    CrowNestConnectionError,
+    CrowNestError,
+    CrowNestTimeoutError,
+    DefaultAsyncHttpxClient,
+)
+from crownest._transports import AsyncTransport
 from crownest_local import LocalServer
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -173,7 +179,7 @@ async def test_an_httpx_async_client_you_pass_is_used_as_is(crownest_local: Loca
         await sandbox.kill()
         await client.close()
         assert not http.is_closed  # yours: not closed by the SDK
-    assert not isinstance(http, AsyncHttpClient)
+    assert not isinstance(http, DefaultAsyncHttpxClient)
 
 
 async def test_cookies_set_by_a_server_are_kept() -> None:

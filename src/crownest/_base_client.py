@@ -13,7 +13,8 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -34,9 +35,10 @@ from ._exceptions import (
     parsed,
 )
 from ._logs import configure_from_env, logger
+from ._response import capture_response
 from ._retries import is_retryable_status, retry_delay
 from ._streams import AsyncStream, EventResume, RangeResume, Resume, Stream
-from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, is_header_value
+from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, is_header_value
 from ._uploads import Progress, Upload
 from ._version import __version__
 
@@ -112,6 +114,8 @@ def _check_max_retries(max_retries: int) -> int:
 class BaseClient:
     """Configuration and the I/O-free half of sending a request."""
 
+    _owns_http: bool  # whether close() closes the connection pool (set by the sync and async halves)
+
     def __init__(
         self,
         *,
@@ -158,6 +162,34 @@ class BaseClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _copy_with(
+        self,
+        timeout: TimeoutTypes | NotGiven,
+        max_retries: int | NotGiven,
+        default_headers: Mapping[str, str] | None,
+    ) -> Any:
+        """A copy of this client with other defaults, sending through the same connection pool
+        (closing the copy leaves the pool open; the original owns it)."""
+        check_arg("default_headers", default_headers, "map")
+        copy = object.__new__(type(self))
+        # Cached resources (`client.sandboxes`) are bound to the client that made them: not copied.
+        cached = {
+            name
+            for klass in type(self).__mro__
+            for name, value in vars(klass).items()
+            if isinstance(value, cached_property)
+        }
+        copy.__dict__.update({k: v for k, v in vars(self).items() if k not in cached})
+        copy._owns_http = False
+        if not isinstance(timeout, NotGiven):
+            copy.timeout = make_timeout(timeout)
+        if not isinstance(max_retries, NotGiven):
+            copy.max_retries = _check_max_retries(max_retries)
+        if default_headers:
+            copy._headers = {**self._headers, **default_headers, "Authorization": self._headers["Authorization"]}
+            copy._request_headers = {**self._request_headers, **default_headers}
+        return copy
 
     def _build_request(
         self, http: httpx.Client | httpx.AsyncClient, spec: RequestSpec, timeout: TimeoutTypes | NotGiven
@@ -285,7 +317,11 @@ class BaseClient:
             ) from None
         assert spec.parse is not None
         what = f"HTTP {response.status_code}: the body"
-        return parsed(spec.parse, body, what=what, excerpt=lambda: body_excerpt(response), response=response)
+        result = parsed(spec.parse, body, what=what, excerpt=lambda: body_excerpt(response), response=response)
+        from ._models import stamp_request_id  # loaded with the models already; not at `import crownest`
+
+        stamp_request_id(result, response.headers.get("x-request-id"))
+        return result
 
     @staticmethod
     def _parse_event(spec: RequestSpec, event: dict[str, Any], resume: EventResume) -> Any:
@@ -302,12 +338,11 @@ class SyncAPIClient(BaseClient):
         self._owns_http = http_client is None
         if http_client is None:
             self._request_headers = {}
-        self._http = http_client or httpx.Client(
-            headers=self._headers,
-            timeout=self.timeout,
-            follow_redirects=False,
-            transport=httpx.HTTPTransport(socket_options=keepalive_options(), limits=DEFAULT_LIMITS),
-        )
+        if http_client is None:
+            from ._http_clients import DefaultHttpxClient  # here: that module imports this one
+
+            http_client = DefaultHttpxClient(headers=self._headers, timeout=self.timeout)
+        self._http = http_client
 
     def request(
         self,
@@ -331,6 +366,7 @@ class SyncAPIClient(BaseClient):
             else:
                 self._log_response(request, response, retries_taken + 1)
                 if response.is_success:
+                    capture_response(response)
                     return self._parse(spec, response)
                 error = api_error_from_response(response)
             delay = self._retry_delay(request, error, retries_taken, retries)
@@ -359,7 +395,13 @@ class SyncAPIClient(BaseClient):
 
     def _open(self, request: httpx.Request, headers: httpx.Headers) -> httpx.Response:
         """Send a request for a streamed answer; its headers arrive within the attempt budget."""
-        request = self._http.build_request(request.method, request.url, headers=headers, extensions=request.extensions)
+        request = self._http.build_request(
+            request.method,
+            request.url,
+            headers=headers,
+            content=request.content or None,  # an `extra_body`, if any
+            extensions=request.extensions,
+        )
         budget = attempt_budget(request)
         if budget is None:
             return self._http.send(request, stream=True)
@@ -399,6 +441,7 @@ class SyncAPIClient(BaseClient):
                         read_body(response)
                         raise api_error_from_response(response)
                     resume.begin(response)
+                    capture_response(response)
                     yield from response.iter_bytes()
                 finally:
                     response.close()
@@ -466,18 +509,15 @@ class AsyncAPIClient(BaseClient):
     """Sends requests with an `httpx.AsyncClient`."""
 
     def __init__(self, *, http_client: httpx.AsyncClient | None, **config: Any) -> None:
-        from ._transports import AsyncHttpClient, AsyncTransport  # asyncio and h11: once an async client is built
-
         super().__init__(**config)
         self._owns_http = http_client is None
         if http_client is None:
             self._request_headers = {}
-        self._http = http_client or AsyncHttpClient(
-            headers=self._headers,
-            timeout=self.timeout,
-            follow_redirects=False,
-            transport=AsyncTransport(socket_options=keepalive_options(), limits=DEFAULT_LIMITS),
-        )
+        if http_client is None:
+            from ._http_clients import DefaultAsyncHttpxClient  # here: that module imports this one
+
+            http_client = DefaultAsyncHttpxClient(headers=self._headers, timeout=self.timeout)
+        self._http = http_client
         self._loop: object = None  # the event loop whose connections the pool holds
 
     async def request(
@@ -505,6 +545,7 @@ class AsyncAPIClient(BaseClient):
             else:
                 self._log_response(request, response, retries_taken + 1)
                 if response.is_success:
+                    capture_response(response)
                     return self._parse(spec, response)
                 error = api_error_from_response(response)
             delay = self._retry_delay(request, error, retries_taken, retries)
@@ -536,7 +577,13 @@ class AsyncAPIClient(BaseClient):
         """Send a request for a streamed answer; its headers arrive within the attempt budget."""
         import asyncio
 
-        request = self._http.build_request(request.method, request.url, headers=headers, extensions=request.extensions)
+        request = self._http.build_request(
+            request.method,
+            request.url,
+            headers=headers,
+            content=request.content or None,  # an `extra_body`, if any
+            extensions=request.extensions,
+        )
         budget = attempt_budget(request)
         bound = asyncio.timeout(budget)
         try:
@@ -575,6 +622,7 @@ class AsyncAPIClient(BaseClient):
                         await aread_body(response)
                         raise api_error_from_response(response)
                     resume.begin(response)
+                    capture_response(response)
                     async for chunk in response.aiter_bytes():
                         yield chunk
                 finally:

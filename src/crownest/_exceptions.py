@@ -64,7 +64,9 @@ class CrowNestError(Exception):
 class CrowNestApiError(CrowNestError):
     """The API answered with a non-2xx status.
 
-    `str(e)` is the server's message. `code` is the stable snake_case error
+    `str(e)` is the server's message, naming the Python argument where the server
+    named a wire field (`ttl_ms must be at least 1000.`, where the API says
+    `ttlMs`); `message` is the server's own. `code` is the stable snake_case error
     code (an open set: codes this SDK does not know arrive unchanged); an
     answer that is not the API's error envelope (an HTML 502 from a proxy, an
     empty 504) gets the generic code `http_<status>`.
@@ -80,7 +82,7 @@ class CrowNestApiError(CrowNestError):
         request_id: str | None,
         response: httpx.Response,
     ) -> None:
-        super().__init__(message)
+        super().__init__(_name_the_argument(message, details.get("field")))
         self.message = message
         self.status = status
         self.code = code
@@ -90,6 +92,21 @@ class CrowNestApiError(CrowNestError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, code={self.code!r}, message={self.message!r}, request_id={self.request_id!r})"
+
+
+def _name_the_argument(message: str, field: object) -> str:
+    """`message` with the wire field it starts with (`details.field`) named as the Python argument
+    that carries it (`ttlMs` -> `ttl_ms`; `metadata.job` stays), the wire name kept after it."""
+    if not isinstance(field, str) or not message.startswith(field + " "):
+        return message
+    match = re.match(r"[A-Za-z0-9]+", field)
+    if match is None:
+        return message
+    wire = match.group()
+    python = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", wire).lower()
+    if python == wire:
+        return message
+    return f"{python}{field[len(wire) :]}{message[len(field) :]} (the API calls it {wire})"
 
 
 class BadRequestError(CrowNestApiError):
@@ -194,6 +211,17 @@ class CommandFailedError(CrowNestError):
         how = f"exited with code {result.exit_code}" if result.status == "failed" else f"ended: {result.status}"
         super().__init__(f"Command {result.command!r} {how} (command {result.id})")
         self.result = result
+
+
+class WireKeyError(KeyError):
+    """A key the model does not have; the message names the key meant, when there is one."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ReadOnlyError(AttributeError):
+    """An assignment to a field of a result: results are frozen."""
 
 
 _ERRORS_BY_STATUS: dict[int, type[CrowNestApiError]] = {

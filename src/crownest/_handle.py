@@ -28,8 +28,9 @@ from ._generated.models.command import Command
 from ._generated.models.command_event import CommandEvent
 from ._generated.models.sandbox import Sandbox
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
+from ._models import set_field
 from ._streams import AsyncStream, Stream
-from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
 
 WAIT_ROUND_MS = 60_000  # how long `commands.wait` waits when not told (the spec's default)
 
@@ -49,8 +50,9 @@ def _copy_fields(target: Any, source: Any) -> None:
     if model not in _FIELD_NAMES:
         _FIELD_NAMES[model] = tuple(f.name for f in attrs.fields(model) if f.name != "additional_properties")
     for name in _FIELD_NAMES[model]:
-        setattr(target, name, getattr(source, name))
-    target.additional_properties = dict(source.additional_properties)
+        set_field(target, name, getattr(source, name))
+    set_field(target, "additional_properties", dict(source.additional_properties))
+    set_field(target, "_request_id", source._request_id)
 
 
 class SandboxHandle(Sandbox, SandboxScopes):
@@ -60,7 +62,7 @@ class SandboxHandle(Sandbox, SandboxScopes):
 
     def __init__(self, client: CrowNest, sandbox: Sandbox) -> None:
         _copy_fields(self, sandbox)
-        self._client = client
+        set_field(self, "_client", client)
 
     def _update(self, sandbox: Sandbox) -> None:
         _copy_fields(self, sandbox)
@@ -81,7 +83,7 @@ class AsyncSandboxHandle(Sandbox, AsyncSandboxScopes):
 
     def __init__(self, client: AsyncCrowNest, sandbox: Sandbox) -> None:
         _copy_fields(self, sandbox)
-        self._client = client
+        set_field(self, "_client", client)
 
     def _update(self, sandbox: Sandbox) -> None:
         _copy_fields(self, sandbox)
@@ -190,34 +192,112 @@ class CommandHandle(_CommandHandleBase):
 
     def __init__(self, client: CrowNest, command: Command) -> None:
         _copy_fields(self, command)
-        self._client = client
+        set_field(self, "_client", client)
 
-    def refresh(self) -> None:
-        """Fetch the command again and update this handle's fields in place."""
-        _copy_fields(self, self._client.commands.get(self.sandbox_id, self.id))
+    def refresh(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Fetch the command again and update this handle's fields in place (per-call options as
+        for every method: `timeout`, `max_retries`, `extra_headers`, `extra_query`, `extra_body`)."""
+        _copy_fields(
+            self,
+            self._client.commands.get(
+                self.sandbox_id,
+                self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            ),
+        )
 
-    def wait(self, timeout_ms: int | None = None) -> CommandHandle:
+    def wait(
+        self,
+        timeout_ms: int | None = None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> CommandHandle:
         """Wait for the command to end and update this handle's fields; returns the handle.
 
         With `timeout_ms`, wait at most that long (the command may still be `running`).
         """
         rounds = 0
         while True:
-            _copy_fields(self, self._client.commands.wait(self.sandbox_id, self.id, timeout_ms=timeout_ms))
+            answer = self._client.commands.wait(
+                self.sandbox_id,
+                self.id,
+                timeout_ms=timeout_ms,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+            _copy_fields(self, answer)
             if timeout_ms is not None or self.status != "running":
                 return self
             rounds = _next_wait_round(self, rounds)
 
-    def kill(self, signal: str | None = None) -> None:
+    def kill(
+        self,
+        signal: str | None = None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
         """Send `signal` to the command's process tree and wait until it ends; updates this handle.
 
         The default is `SIGTERM`, followed by `SIGKILL` if the tree still runs 2 s later (as the API says).
         """
-        _copy_fields(self, self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
+        answer = self._client.commands.kill(
+            self.sandbox_id,
+            self.id,
+            signal=signal,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+        _copy_fields(self, answer)
 
-    def send_stdin(self, data: str | bytes, *, eof: bool | None = None) -> None:
+    def send_stdin(
+        self,
+        data: str | bytes,
+        *,
+        eof: bool | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
         """Write `data` (text, sent as UTF-8, or bytes) to the command's standard input; `eof=True` closes it afterwards."""
-        self._client.commands.send_stdin(self.sandbox_id, self.id, data, eof=eof)
+        self._client.commands.send_stdin(
+            self.sandbox_id,
+            self.id,
+            data,
+            eof=eof,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     def output(
         self,
@@ -277,34 +357,112 @@ class AsyncCommandHandle(_CommandHandleBase):
 
     def __init__(self, client: AsyncCrowNest, command: Command) -> None:
         _copy_fields(self, command)
-        self._client = client
+        set_field(self, "_client", client)
 
-    async def refresh(self) -> None:
-        """Fetch the command again and update this handle's fields in place."""
-        _copy_fields(self, await self._client.commands.get(self.sandbox_id, self.id))
+    async def refresh(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Fetch the command again and update this handle's fields in place (per-call options as
+        for every method: `timeout`, `max_retries`, `extra_headers`, `extra_query`, `extra_body`)."""
+        _copy_fields(
+            self,
+            await self._client.commands.get(
+                self.sandbox_id,
+                self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            ),
+        )
 
-    async def wait(self, timeout_ms: int | None = None) -> AsyncCommandHandle:
+    async def wait(
+        self,
+        timeout_ms: int | None = None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> AsyncCommandHandle:
         """Wait for the command to end and update this handle's fields; returns the handle.
 
         With `timeout_ms`, wait at most that long (the command may still be `running`).
         """
         rounds = 0
         while True:
-            _copy_fields(self, await self._client.commands.wait(self.sandbox_id, self.id, timeout_ms=timeout_ms))
+            answer = await self._client.commands.wait(
+                self.sandbox_id,
+                self.id,
+                timeout_ms=timeout_ms,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+            _copy_fields(self, answer)
             if timeout_ms is not None or self.status != "running":
                 return self
             rounds = _next_wait_round(self, rounds)
 
-    async def kill(self, signal: str | None = None) -> None:
+    async def kill(
+        self,
+        signal: str | None = None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
         """Send `signal` to the command's process tree and wait until it ends; updates this handle.
 
         The default is `SIGTERM`, followed by `SIGKILL` if the tree still runs 2 s later (as the API says).
         """
-        _copy_fields(self, await self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
+        answer = await self._client.commands.kill(
+            self.sandbox_id,
+            self.id,
+            signal=signal,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+        _copy_fields(self, answer)
 
-    async def send_stdin(self, data: str | bytes, *, eof: bool | None = None) -> None:
+    async def send_stdin(
+        self,
+        data: str | bytes,
+        *,
+        eof: bool | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
         """Write `data` (text, sent as UTF-8, or bytes) to the command's standard input; `eof=True` closes it afterwards."""
-        await self._client.commands.send_stdin(self.sandbox_id, self.id, data, eof=eof)
+        await self._client.commands.send_stdin(
+            self.sandbox_id,
+            self.id,
+            data,
+            eof=eof,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     def output(
         self,

@@ -35,6 +35,13 @@ TimeoutTypes: TypeAlias = float | httpx.Timeout | None
 """Seconds, an `httpx.Timeout`, or `None` for no read/write/pool limit."""
 
 
+Headers: TypeAlias = Mapping[str, str]
+"""Request headers: `extra_headers=` of every method, `default_headers=` of a client."""
+Query: TypeAlias = Mapping[str, Any]
+"""Query parameters added to a request: `extra_query=` of every method."""
+Body: TypeAlias = Mapping[str, Any]
+"""JSON fields added to a request's body: `extra_body=` of every method."""
+
 ResponseKind: TypeAlias = Literal["model", "list", "page", "bytes", "text", "events", "none"]
 
 
@@ -91,6 +98,25 @@ class RequestSpec:
         )
 
 
+def with_extras(
+    spec: RequestSpec, extra_headers: Headers | None, extra_query: Query | None, extra_body: Body | None
+) -> RequestSpec:
+    """`spec` with the caller's `extra_headers`, `extra_query` and `extra_body` added (each wins over
+    what the method itself sends). A body is JSON: `extra_body` on an upload of raw content is refused."""
+    check_arg("extra_headers", extra_headers, "map")
+    check_arg("extra_query", extra_query, "mapping")
+    check_arg("extra_body", extra_body, "mapping")
+    if extra_headers:
+        spec.headers = {**spec.headers, **extra_headers}
+    if extra_query:
+        spec.params = {**spec.params, **extra_query}
+    if extra_body:
+        if spec.content is not None:
+            raise TypeError(f"extra_body cannot be added to {spec.method} {spec.path}: its body is raw content")
+        spec.json = {**(spec.json or {}), **extra_body}
+    return spec
+
+
 def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` without the keys whose value is `None` (arguments left out)."""
     return {k: v for k, v in values.items() if v is not None}
@@ -117,6 +143,7 @@ _ARG_TYPES: dict[str, tuple[type, ...]] = {
     "map": (Mapping,),
     "strs": (list, tuple),
     "key_values": (Mapping,),
+    "mapping": (Mapping,),
     "callable": (Callable,),  # type: ignore[dict-item]
     "str_or_bytes": (str, bytes),
 }
@@ -130,9 +157,10 @@ def text_or_base64(value: str | bytes) -> str:
 def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> None:
     """Refuse a wrongly typed argument before any request, naming it.
 
-    `kind` is `str`, `header` (a str sent as a header value), `int`, `bool`, `str_or_bytes`, `map` (a
-    mapping of str to str), `key_values` (a map sent as `key:value` items: keys without `:`), `strs` (a
-    list or tuple of str) or `callable`; `None` (left out) passes unless the argument is required.
+    `kind` is `str`, `header` (a str sent as a header value), `int`, `bool`, `str_or_bytes`, `map` (a mapping of
+    str to str), `key_values` (a map sent as `key:value` items: keys without `:`), `mapping` (any
+    mapping), `strs` (a list or tuple of str) or `callable`; `None` (left out) passes unless the
+    argument is required.
     """
     if value is None:
         if required:
@@ -147,6 +175,7 @@ def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> No
         expected = {
             "map": "a dict of str to str",
             "key_values": "a dict of str to str",
+            "mapping": "a dict",
             "header": "str",
             "strs": "a list of str",
             "str_or_bytes": "str or bytes",

@@ -13,9 +13,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 import uvicorn
 
 from crownest import AsyncCrowNest, CrowNest
+from crownest._types import TimeoutTypes
 
 from ._app import create_app
 from ._beneath import remove_path
@@ -53,10 +55,14 @@ class LocalServer:
     gateways do (503, 429, a connection dropped before or after the operation).
     `cut_streams`, if not 0, makes every streamed answer (file content, command
     output events) lose its connection after that many bytes of its body.
-    `isolation` is `"bubblewrap"` (the default; where bubblewrap cannot run,
-    commands are refused with 503 `isolation_unavailable`) or `"none"`, which
-    runs commands as plain processes of this user and warns at every start
-    (`True` and `False` mean the same two).
+
+    `host` and `port` are where it listens (port 0: a free one; see `base_url`);
+    `api_key` is the one key it accepts (default: a new `cn_test_local_...`);
+    `max_sandboxes` is how many sandboxes may run at once (one more: 403
+    `quota_exceeded`). `isolation` is `"bubblewrap"` (the default; where
+    bubblewrap cannot run, commands are refused with 503 `isolation_unavailable`)
+    or `"none"`, which runs commands as plain processes of this user and warns at
+    every start (`True` and `False` mean the same two).
 
     `retention` is how long (seconds) an ended sandbox's records stay readable
     before they answer 404. A request's headers must arrive within
@@ -114,6 +120,7 @@ class LocalServer:
 
     @property
     def base_url(self) -> str:
+        """`http://<host>:<port>` of the running server (RuntimeError if it is not running)."""
         if self._socket is None:
             raise RuntimeError("LocalServer is not running: call start() or use `with LocalServer() as server:`")
         return f"http://{self.host}:{self._socket.getsockname()[1]}"
@@ -162,9 +169,11 @@ class LocalServer:
 
     @property
     def running(self) -> bool:
+        """Whether the server is serving."""
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> LocalServer:
+        """Start serving in a background thread; returns once it accepts connections."""
         if self._thread is not None:
             raise RuntimeError("LocalServer is already running")
         if self.data_dir is None:
@@ -220,13 +229,41 @@ class LocalServer:
             remove_path(self.data_dir)
             self.data_dir = None
 
-    def client(self, **options: Any) -> CrowNest:
-        """A `CrowNest` client for this server (keyword arguments as for `CrowNest`)."""
-        return CrowNest(api_key=self.api_key, base_url=self.base_url, **options)
+    def client(
+        self,
+        *,
+        timeout: TimeoutTypes = 660.0,  # DEFAULT_TIMEOUT, written out for the reference
+        max_retries: int = 2,  # DEFAULT_MAX_RETRIES
+        http_client: httpx.Client | None = None,
+        default_headers: dict[str, str] | None = None,
+    ) -> CrowNest:
+        """A `CrowNest` client for this server (the arguments as for `CrowNest`)."""
+        return CrowNest(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+            default_headers=default_headers,
+        )
 
-    def async_client(self, **options: Any) -> AsyncCrowNest:
-        """An `AsyncCrowNest` client for this server."""
-        return AsyncCrowNest(api_key=self.api_key, base_url=self.base_url, **options)
+    def async_client(
+        self,
+        *,
+        timeout: TimeoutTypes = 660.0,  # DEFAULT_TIMEOUT, written out for the reference
+        max_retries: int = 2,  # DEFAULT_MAX_RETRIES
+        http_client: httpx.AsyncClient | None = None,
+        default_headers: dict[str, str] | None = None,
+    ) -> AsyncCrowNest:
+        """An `AsyncCrowNest` client for this server (the arguments as for `AsyncCrowNest`)."""
+        return AsyncCrowNest(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+            default_headers=default_headers,
+        )
 
     def __enter__(self) -> LocalServer:
         return self.start()

@@ -40,6 +40,7 @@ from crownest._generated.models import (
     SandboxStatus,
     Template,
 )
+from crownest._models import set_field
 
 from ._beneath import remove_path
 from ._commands import LiveCommand, OutputLog
@@ -332,8 +333,8 @@ class Service:
             network.stop()
             self.spawn(network.wait_closed())
         sandbox = Sandbox.from_dict(with_limits(body))
-        sandbox.status = SandboxStatus(status)
-        sandbox.ended_at = now()
+        set_field(sandbox, "status", SandboxStatus(status))
+        set_field(sandbox, "ended_at", now())
         updated = sandbox.to_dict()
         self.store.update(updated)
         self.disk_used.pop(body["id"], None)
@@ -432,8 +433,8 @@ class Service:
 
     async def set_sandbox_ttl(self, call: Call) -> dict[str, Any]:
         sandbox = Sandbox.from_dict(self.running_sandbox(call.path["sandboxId"]))
-        sandbox.ttl_ms = call.body["ttlMs"]
-        sandbox.expires_at = now() + datetime.timedelta(milliseconds=sandbox.ttl_ms)
+        set_field(sandbox, "ttl_ms", call.body["ttlMs"])
+        set_field(sandbox, "expires_at", now() + datetime.timedelta(milliseconds=sandbox.ttl_ms))
         wire = sandbox.to_dict()
         self.store.update(wire)
         return wire
@@ -552,11 +553,11 @@ class Service:
         self, body: dict[str, Any], status: str, exit_code: int | None, started: float | None = None
     ) -> None:
         command = Command.from_dict(body)
-        command.status = CommandStatus(status)
-        command.exit_code = exit_code
-        command.finished_at = now()
+        set_field(command, "status", CommandStatus(status))
+        set_field(command, "exit_code", exit_code)
+        set_field(command, "finished_at", now())
         elapsed = time.monotonic() - started if started is not None else 0.0
-        command.duration_ms = int(elapsed * 1000)
+        set_field(command, "duration_ms", int(elapsed * 1000))
         self.store.update(command.to_dict())
 
     def command_body(self, command_id: str) -> dict[str, Any]:
@@ -710,7 +711,7 @@ class Service:
             created_at=now(),
         )
         if visibility == PreviewVisibility.PRIVATE:
-            preview.token = secrets.token_urlsafe(24)
+            set_field(preview, "token", secrets.token_urlsafe(24))
         wire = preview.to_dict()
         self.store.insert("preview", wire)
         return json_response(wire, 201)

@@ -4,7 +4,6 @@ Imported only when an `AsyncCrowNest` builds its own `httpx.AsyncClient`, so tha
 `import crownest` does not pay for asyncio.
 """
 
-from ._httpx_client import AsyncHttpClient
 from ._pool import AsyncTransport
 
-__all__ = ["AsyncHttpClient", "AsyncTransport"]
+__all__ = ["AsyncTransport"]

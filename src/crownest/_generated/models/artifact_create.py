@@ -2,19 +2,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="ArtifactCreate")
+ArtifactCreateKey = Literal[
+    "path",
+    "name",
+    "ttlMs",
+]
+"""The keys of `ArtifactCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class ArtifactCreate(WireMapping):
+@_attrs_define(frozen=True)
+class ArtifactCreate(WireMapping[ArtifactCreateKey]):
     """What to take out of the sandbox."""
 
     path: str
@@ -31,6 +37,20 @@ class ArtifactCreate(WireMapping):
         "name": "name",
         "ttlMs": "ttl_ms",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["path"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["name"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["ttlMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: ArtifactCreateKey) -> Any: ...
+        def __getitem__(self, key: ArtifactCreateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         path = self.path
@@ -68,5 +88,5 @@ class ArtifactCreate(WireMapping):
             ttl_ms=ttl_ms,
         )
 
-        artifact_create.additional_properties = d
+        set_field(artifact_create, "additional_properties", d)
         return artifact_create

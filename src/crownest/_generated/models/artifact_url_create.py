@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="ArtifactUrlCreate")
+ArtifactUrlCreateKey = Literal["expiresInS",]
+"""The keys of `ArtifactUrlCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class ArtifactUrlCreate(WireMapping):
+@_attrs_define(frozen=True)
+class ArtifactUrlCreate(WireMapping[ArtifactUrlCreateKey]):
     """A signed URL to make for an artifact."""
 
     expires_in_s: int | Unset = UNSET
@@ -25,6 +27,9 @@ class ArtifactUrlCreate(WireMapping):
     _wire_names: ClassVar[dict[str, str]] = {
         "expiresInS": "expires_in_s",
     }
+    if TYPE_CHECKING:
+
+        def __getitem__(self, key: ArtifactUrlCreateKey) -> int: ...
 
     def to_dict(self) -> dict[str, Any]:
         expires_in_s = self.expires_in_s
@@ -46,5 +51,5 @@ class ArtifactUrlCreate(WireMapping):
             expires_in_s=expires_in_s,
         )
 
-        artifact_url_create.additional_properties = d
+        set_field(artifact_url_create, "additional_properties", d)
         return artifact_url_create

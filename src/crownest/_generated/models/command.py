@@ -3,19 +3,37 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar, is_scalar
+from ..._models import WireMapping, check_scalar, is_scalar, set_field
 from ..models.command_status import CommandStatus
 
 T = TypeVar("T", bound="Command")
+CommandKey = Literal[
+    "id",
+    "sandboxId",
+    "command",
+    "cwd",
+    "status",
+    "exitCode",
+    "stdout",
+    "stderr",
+    "stdoutTruncated",
+    "stderrTruncated",
+    "outputTruncated",
+    "timeoutMs",
+    "startedAt",
+    "finishedAt",
+    "durationMs",
+]
+"""The keys of `Command` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class Command(WireMapping):
+@_attrs_define(frozen=True)
+class Command(WireMapping[CommandKey]):
     """One `/bin/sh -c` invocation in a sandbox."""
 
     id: str
@@ -71,6 +89,56 @@ class Command(WireMapping):
         "finishedAt": "finished_at",
         "durationMs": "duration_ms",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["id"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["sandboxId"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["command"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["cwd"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["status"]) -> CommandStatus: ...
+
+        @overload
+        def __getitem__(self, key: Literal["exitCode"]) -> int | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["stdout"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["stderr"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["stdoutTruncated"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: Literal["stderrTruncated"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: Literal["outputTruncated"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: Literal["timeoutMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["startedAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: Literal["finishedAt"]) -> datetime.datetime | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["durationMs"]) -> int | None: ...
+
+        @overload
+        def __getitem__(self, key: CommandKey) -> Any: ...
+        def __getitem__(self, key: CommandKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -211,5 +279,5 @@ class Command(WireMapping):
             duration_ms=duration_ms,
         )
 
-        command.additional_properties = d
+        set_field(command, "additional_properties", d)
         return command

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -15,10 +15,19 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T", bound="CommandCreate")
+CommandCreateKey = Literal[
+    "command",
+    "shell",
+    "cwd",
+    "env",
+    "timeoutMs",
+    "stdin",
+]
+"""The keys of `CommandCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class CommandCreate(WireMapping):
+@_attrs_define(frozen=True)
+class CommandCreate(WireMapping[CommandCreateKey]):
     """A command to run."""
 
     command: str
@@ -46,6 +55,29 @@ class CommandCreate(WireMapping):
         "timeoutMs": "timeout_ms",
         "stdin": "stdin",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["command"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["shell"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["cwd"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["env"]) -> EnvVars: ...
+
+        @overload
+        def __getitem__(self, key: Literal["timeoutMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["stdin"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: CommandCreateKey) -> Any: ...
+        def __getitem__(self, key: CommandCreateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         command = self.command
@@ -113,5 +145,5 @@ class CommandCreate(WireMapping):
             stdin=stdin,
         )
 
-        command_create.additional_properties = d
+        set_field(command_create, "additional_properties", d)
         return command_create

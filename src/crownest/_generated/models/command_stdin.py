@@ -2,20 +2,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 from ..models.command_stdin_encoding import CommandStdinEncoding
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="CommandStdin")
+CommandStdinKey = Literal[
+    "data",
+    "encoding",
+    "eof",
+]
+"""The keys of `CommandStdin` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class CommandStdin(WireMapping):
+@_attrs_define(frozen=True)
+class CommandStdin(WireMapping[CommandStdinKey]):
     """Text or bytes for a command's standard input."""
 
     data: str
@@ -33,6 +39,20 @@ class CommandStdin(WireMapping):
         "encoding": "encoding",
         "eof": "eof",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["data"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["encoding"]) -> CommandStdinEncoding: ...
+
+        @overload
+        def __getitem__(self, key: Literal["eof"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: CommandStdinKey) -> Any: ...
+        def __getitem__(self, key: CommandStdinKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         data = self.data
@@ -77,5 +97,5 @@ class CommandStdin(WireMapping):
             eof=eof,
         )
 
-        command_stdin.additional_properties = d
+        set_field(command_stdin, "additional_properties", d)
         return command_stdin

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 
 T = TypeVar("T", bound="FileExists")
+FileExistsKey = Literal["exists",]
+"""The keys of `FileExists` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class FileExists(WireMapping):
+@_attrs_define(frozen=True)
+class FileExists(WireMapping[FileExistsKey]):
     """Whether a path exists (the SDK method returns the boolean)."""
 
     exists: bool
@@ -24,6 +26,9 @@ class FileExists(WireMapping):
     _wire_names: ClassVar[dict[str, str]] = {
         "exists": "exists",
     }
+    if TYPE_CHECKING:
+
+        def __getitem__(self, key: FileExistsKey) -> bool: ...
 
     def to_dict(self) -> dict[str, Any]:
         exists = self.exists
@@ -47,5 +52,5 @@ class FileExists(WireMapping):
             exists=exists,
         )
 
-        file_exists.additional_properties = d
+        set_field(file_exists, "additional_properties", d)
         return file_exists

@@ -3,19 +3,28 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 from ..models.file_type import FileType
 
 T = TypeVar("T", bound="FileInfo")
+FileInfoKey = Literal[
+    "path",
+    "name",
+    "type",
+    "sizeBytes",
+    "mode",
+    "modifiedAt",
+]
+"""The keys of `FileInfo` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class FileInfo(WireMapping):
+@_attrs_define(frozen=True)
+class FileInfo(WireMapping[FileInfoKey]):
     """A file, directory, symlink or other entry in a sandbox."""
 
     path: str
@@ -42,6 +51,29 @@ class FileInfo(WireMapping):
         "mode": "mode",
         "modifiedAt": "modified_at",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["path"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["name"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["type"]) -> FileType: ...
+
+        @overload
+        def __getitem__(self, key: Literal["sizeBytes"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["mode"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["modifiedAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: FileInfoKey) -> Any: ...
+        def __getitem__(self, key: FileInfoKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         path = self.path
@@ -95,5 +127,5 @@ class FileInfo(WireMapping):
             modified_at=modified_at,
         )
 
-        file_info.additional_properties = d
+        set_field(file_info, "additional_properties", d)
         return file_info

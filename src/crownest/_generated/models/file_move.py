@@ -2,19 +2,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="FileMove")
+FileMoveKey = Literal[
+    "source",
+    "destination",
+    "overwrite",
+]
+"""The keys of `FileMove` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class FileMove(WireMapping):
+@_attrs_define(frozen=True)
+class FileMove(WireMapping[FileMoveKey]):
     """A move or rename."""
 
     source: str
@@ -31,6 +37,20 @@ class FileMove(WireMapping):
         "destination": "destination",
         "overwrite": "overwrite",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["source"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["destination"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["overwrite"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: FileMoveKey) -> Any: ...
+        def __getitem__(self, key: FileMoveKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         source = self.source
@@ -67,5 +87,5 @@ class FileMove(WireMapping):
             overwrite=overwrite,
         )
 
-        file_move.additional_properties = d
+        set_field(file_move, "additional_properties", d)
         return file_move

@@ -2,20 +2,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 from ..models.url_method import UrlMethod
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="FileUrlCreate")
+FileUrlCreateKey = Literal[
+    "path",
+    "method",
+    "expiresInS",
+]
+"""The keys of `FileUrlCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class FileUrlCreate(WireMapping):
+@_attrs_define(frozen=True)
+class FileUrlCreate(WireMapping[FileUrlCreateKey]):
     """A signed URL to make for one file."""
 
     path: str
@@ -32,6 +38,20 @@ class FileUrlCreate(WireMapping):
         "method": "method",
         "expiresInS": "expires_in_s",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["path"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["method"]) -> UrlMethod: ...
+
+        @overload
+        def __getitem__(self, key: Literal["expiresInS"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: FileUrlCreateKey) -> Any: ...
+        def __getitem__(self, key: FileUrlCreateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         path = self.path
@@ -76,5 +96,5 @@ class FileUrlCreate(WireMapping):
             expires_in_s=expires_in_s,
         )
 
-        file_url_create.additional_properties = d
+        set_field(file_url_create, "additional_properties", d)
         return file_url_create

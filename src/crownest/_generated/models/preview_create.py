@@ -2,20 +2,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 from ..models.preview_visibility import PreviewVisibility
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="PreviewCreate")
+PreviewCreateKey = Literal[
+    "port",
+    "visibility",
+    "waitMs",
+]
+"""The keys of `PreviewCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class PreviewCreate(WireMapping):
+@_attrs_define(frozen=True)
+class PreviewCreate(WireMapping[PreviewCreateKey]):
     """A port to publish."""
 
     port: int
@@ -33,6 +39,20 @@ class PreviewCreate(WireMapping):
         "visibility": "visibility",
         "waitMs": "wait_ms",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["port"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["visibility"]) -> PreviewVisibility: ...
+
+        @overload
+        def __getitem__(self, key: Literal["waitMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: PreviewCreateKey) -> Any: ...
+        def __getitem__(self, key: PreviewCreateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         port = self.port
@@ -77,5 +97,5 @@ class PreviewCreate(WireMapping):
             wait_ms=wait_ms,
         )
 
-        preview_create.additional_properties = d
+        set_field(preview_create, "additional_properties", d)
         return preview_create

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 from ..models.sandbox_status import SandboxStatus
 from ..types import UNSET, Unset
 
@@ -18,10 +18,24 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T", bound="Sandbox")
+SandboxKey = Literal[
+    "id",
+    "template",
+    "status",
+    "metadata",
+    "ttlMs",
+    "createdAt",
+    "expiresAt",
+    "endedAt",
+    "limits",
+    "internet",
+    "allowDomains",
+]
+"""The keys of `Sandbox` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class Sandbox(WireMapping):
+@_attrs_define(frozen=True)
+class Sandbox(WireMapping[SandboxKey]):
     """A sandbox. It ends when it is killed or its TTL runs out; from then on every action on
     it (running a command, the file API, previews, `setTtl`) answers 409
     `sandbox_not_running`, while its records stay readable for the service's retention
@@ -69,6 +83,44 @@ class Sandbox(WireMapping):
         "internet": "internet",
         "allowDomains": "allow_domains",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["id"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["template"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["status"]) -> SandboxStatus: ...
+
+        @overload
+        def __getitem__(self, key: Literal["metadata"]) -> Metadata: ...
+
+        @overload
+        def __getitem__(self, key: Literal["ttlMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["createdAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: Literal["expiresAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: Literal["endedAt"]) -> datetime.datetime | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["limits"]) -> SandboxLimits: ...
+
+        @overload
+        def __getitem__(self, key: Literal["internet"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: Literal["allowDomains"]) -> list[str] | None: ...
+
+        @overload
+        def __getitem__(self, key: SandboxKey) -> Any: ...
+        def __getitem__(self, key: SandboxKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -196,5 +248,5 @@ class Sandbox(WireMapping):
             allow_domains=allow_domains,
         )
 
-        sandbox.additional_properties = d
+        set_field(sandbox, "additional_properties", d)
         return sandbox

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -16,10 +16,23 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T", bound="SandboxCreate")
+SandboxCreateKey = Literal[
+    "template",
+    "ttlMs",
+    "metadata",
+    "env",
+    "cpuCount",
+    "memoryMb",
+    "diskMb",
+    "maxProcesses",
+    "internet",
+    "allowDomains",
+]
+"""The keys of `SandboxCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class SandboxCreate(WireMapping):
+@_attrs_define(frozen=True)
+class SandboxCreate(WireMapping[SandboxCreateKey]):
     """What to create a sandbox from. Environment variables are never returned."""
 
     template: str
@@ -60,6 +73,41 @@ class SandboxCreate(WireMapping):
         "internet": "internet",
         "allowDomains": "allow_domains",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["template"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["ttlMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["metadata"]) -> Metadata: ...
+
+        @overload
+        def __getitem__(self, key: Literal["env"]) -> EnvVars: ...
+
+        @overload
+        def __getitem__(self, key: Literal["cpuCount"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["memoryMb"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["diskMb"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["maxProcesses"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["internet"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: Literal["allowDomains"]) -> list[str]: ...
+
+        @overload
+        def __getitem__(self, key: SandboxCreateKey) -> Any: ...
+        def __getitem__(self, key: SandboxCreateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         template = self.template
@@ -165,5 +213,5 @@ class SandboxCreate(WireMapping):
             allow_domains=allow_domains,
         )
 
-        sandbox_create.additional_properties = d
+        set_field(sandbox_create, "additional_properties", d)
         return sandbox_create

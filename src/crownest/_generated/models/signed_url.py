@@ -3,19 +3,25 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 from ..models.url_method import UrlMethod
 
 T = TypeVar("T", bound="SignedUrl")
+SignedUrlKey = Literal[
+    "url",
+    "method",
+    "expiresAt",
+]
+"""The keys of `SignedUrl` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class SignedUrl(WireMapping):
+@_attrs_define(frozen=True)
+class SignedUrl(WireMapping[SignedUrlKey]):
     """A URL that works without the API key until it expires."""
 
     url: str = _attrs_field(repr=False)
@@ -32,6 +38,20 @@ class SignedUrl(WireMapping):
         "method": "method",
         "expiresAt": "expires_at",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["url"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["method"]) -> UrlMethod: ...
+
+        @overload
+        def __getitem__(self, key: Literal["expiresAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: SignedUrlKey) -> Any: ...
+        def __getitem__(self, key: SignedUrlKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         url = self.url
@@ -67,5 +87,5 @@ class SignedUrl(WireMapping):
             expires_at=expires_at,
         )
 
-        signed_url.additional_properties = d
+        set_field(signed_url, "additional_properties", d)
         return signed_url

@@ -2,18 +2,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar
+from ..._models import WireMapping, check_scalar, set_field
 
 T = TypeVar("T", bound="Template")
+TemplateKey = Literal[
+    "id",
+    "description",
+]
+"""The keys of `Template` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class Template(WireMapping):
+@_attrs_define(frozen=True)
+class Template(WireMapping[TemplateKey]):
     """A template that sandboxes are created from."""
 
     id: str
@@ -27,6 +32,17 @@ class Template(WireMapping):
         "id": "id",
         "description": "description",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["id"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["description"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: TemplateKey) -> Any: ...
+        def __getitem__(self, key: TemplateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -56,5 +72,5 @@ class Template(WireMapping):
             description=description,
         )
 
-        template.additional_properties = d
+        set_field(template, "additional_properties", d)
         return template

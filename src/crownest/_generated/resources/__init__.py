@@ -12,19 +12,53 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, cast
 
-from ..._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from ..._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
     from ..._pagination import AsyncPager, SyncPager
     from ..._streams import AsyncStream, Stream
     from ..models.sandbox import Sandbox
-    from .artifacts import Artifacts, AsyncArtifacts, AsyncSandboxArtifacts, SandboxArtifacts
-    from .commands import AsyncCommands, AsyncSandboxCommands, Commands, SandboxCommands
-    from .files import AsyncFiles, AsyncSandboxFiles, Files, SandboxFiles
-    from .previews import AsyncPreviews, AsyncSandboxPreviews, Previews, SandboxPreviews
-    from .sandboxes import AsyncSandboxes, Sandboxes
-    from .templates import AsyncTemplates, Templates
+    from .artifacts import (
+        Artifacts,
+        ArtifactsWithRawResponse,
+        ArtifactsWithStreamingResponse,
+        AsyncArtifacts,
+        AsyncArtifactsWithRawResponse,
+        AsyncArtifactsWithStreamingResponse,
+        AsyncSandboxArtifacts,
+        SandboxArtifacts,
+    )
+    from .commands import (
+        AsyncCommands,
+        AsyncCommandsWithRawResponse,
+        AsyncCommandsWithStreamingResponse,
+        AsyncSandboxCommands,
+        Commands,
+        CommandsWithRawResponse,
+        CommandsWithStreamingResponse,
+        SandboxCommands,
+    )
+    from .files import (
+        AsyncFiles,
+        AsyncFilesWithRawResponse,
+        AsyncFilesWithStreamingResponse,
+        AsyncSandboxFiles,
+        Files,
+        FilesWithRawResponse,
+        FilesWithStreamingResponse,
+        SandboxFiles,
+    )
+    from .previews import (
+        AsyncPreviews,
+        AsyncPreviewsWithRawResponse,
+        AsyncSandboxPreviews,
+        Previews,
+        PreviewsWithRawResponse,
+        SandboxPreviews,
+    )
+    from .sandboxes import AsyncSandboxes, AsyncSandboxesWithRawResponse, Sandboxes, SandboxesWithRawResponse
+    from .templates import AsyncTemplates, AsyncTemplatesWithRawResponse, Templates, TemplatesWithRawResponse
 
 # The generated surface by name, for the documentation and the tests.
 RESOURCES = (
@@ -105,6 +139,95 @@ class ClientResources:
 
         return Templates(cast("CrowNest", self))
 
+    @cached_property
+    def with_raw_response(self) -> ClientWithRawResponse:
+        """Every method of every resource, giving a `RawResponse` (status, headers, request ID,
+        `parse()`) instead of the result: `client.with_raw_response.sandboxes.get(id)`."""
+        return ClientWithRawResponse(cast("CrowNest", self))
+
+    @cached_property
+    def with_streaming_response(self) -> ClientWithStreamingResponse:
+        """Every method that streams, as a context manager that gives the `StreamedResponse` (status,
+        headers, request ID, then the items): `with client.with_streaming_response.files.stream(...) as r:`."""
+        return ClientWithStreamingResponse(cast("CrowNest", self))
+
+
+class ClientWithRawResponse:
+    """`CrowNest.with_raw_response`: each resource, its methods giving raw responses."""
+
+    def __init__(self, client: CrowNest) -> None:
+        self._client = client
+
+    @cached_property
+    def artifacts(self) -> ArtifactsWithRawResponse:
+        """`artifacts`, each method giving a `RawResponse`."""
+        from .artifacts import ArtifactsWithRawResponse
+
+        return ArtifactsWithRawResponse(self._client.artifacts)
+
+    @cached_property
+    def commands(self) -> CommandsWithRawResponse:
+        """`commands`, each method giving a `RawResponse`."""
+        from .commands import CommandsWithRawResponse
+
+        return CommandsWithRawResponse(self._client.commands)
+
+    @cached_property
+    def files(self) -> FilesWithRawResponse:
+        """`files`, each method giving a `RawResponse`."""
+        from .files import FilesWithRawResponse
+
+        return FilesWithRawResponse(self._client.files)
+
+    @cached_property
+    def previews(self) -> PreviewsWithRawResponse:
+        """`previews`, each method giving a `RawResponse`."""
+        from .previews import PreviewsWithRawResponse
+
+        return PreviewsWithRawResponse(self._client.previews)
+
+    @cached_property
+    def sandboxes(self) -> SandboxesWithRawResponse:
+        """`sandboxes`, each method giving a `RawResponse`."""
+        from .sandboxes import SandboxesWithRawResponse
+
+        return SandboxesWithRawResponse(self._client.sandboxes)
+
+    @cached_property
+    def templates(self) -> TemplatesWithRawResponse:
+        """`templates`, each method giving a `RawResponse`."""
+        from .templates import TemplatesWithRawResponse
+
+        return TemplatesWithRawResponse(self._client.templates)
+
+
+class ClientWithStreamingResponse:
+    """`CrowNest.with_streaming_response`: each resource that streams, its streaming methods."""
+
+    def __init__(self, client: CrowNest) -> None:
+        self._client = client
+
+    @cached_property
+    def artifacts(self) -> ArtifactsWithStreamingResponse:
+        """`artifacts`'s streaming methods, each giving the `StreamedResponse`."""
+        from .artifacts import ArtifactsWithStreamingResponse
+
+        return ArtifactsWithStreamingResponse(self._client.artifacts)
+
+    @cached_property
+    def commands(self) -> CommandsWithStreamingResponse:
+        """`commands`'s streaming methods, each giving the `StreamedResponse`."""
+        from .commands import CommandsWithStreamingResponse
+
+        return CommandsWithStreamingResponse(self._client.commands)
+
+    @cached_property
+    def files(self) -> FilesWithStreamingResponse:
+        """`files`'s streaming methods, each giving the `StreamedResponse`."""
+        from .files import FilesWithStreamingResponse
+
+        return FilesWithStreamingResponse(self._client.files)
+
 
 class AsyncClientResources:
     """The resources of `AsyncCrowNest`, each created on first use."""
@@ -151,6 +274,95 @@ class AsyncClientResources:
 
         return AsyncTemplates(cast("AsyncCrowNest", self))
 
+    @cached_property
+    def with_raw_response(self) -> AsyncClientWithRawResponse:
+        """Every method of every resource, giving a `RawResponse` (status, headers, request ID,
+        `parse()`) instead of the result: `client.with_raw_response.sandboxes.get(id)`."""
+        return AsyncClientWithRawResponse(cast("AsyncCrowNest", self))
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncClientWithStreamingResponse:
+        """Every method that streams, as a context manager that gives the `AsyncStreamedResponse` (status,
+        headers, request ID, then the items): `with client.with_streaming_response.files.stream(...) as r:`."""
+        return AsyncClientWithStreamingResponse(cast("AsyncCrowNest", self))
+
+
+class AsyncClientWithRawResponse:
+    """`AsyncCrowNest.with_raw_response`: each resource, its methods giving raw responses."""
+
+    def __init__(self, client: AsyncCrowNest) -> None:
+        self._client = client
+
+    @cached_property
+    def artifacts(self) -> AsyncArtifactsWithRawResponse:
+        """`artifacts`, each method giving a `RawResponse`."""
+        from .artifacts import AsyncArtifactsWithRawResponse
+
+        return AsyncArtifactsWithRawResponse(self._client.artifacts)
+
+    @cached_property
+    def commands(self) -> AsyncCommandsWithRawResponse:
+        """`commands`, each method giving a `RawResponse`."""
+        from .commands import AsyncCommandsWithRawResponse
+
+        return AsyncCommandsWithRawResponse(self._client.commands)
+
+    @cached_property
+    def files(self) -> AsyncFilesWithRawResponse:
+        """`files`, each method giving a `RawResponse`."""
+        from .files import AsyncFilesWithRawResponse
+
+        return AsyncFilesWithRawResponse(self._client.files)
+
+    @cached_property
+    def previews(self) -> AsyncPreviewsWithRawResponse:
+        """`previews`, each method giving a `RawResponse`."""
+        from .previews import AsyncPreviewsWithRawResponse
+
+        return AsyncPreviewsWithRawResponse(self._client.previews)
+
+    @cached_property
+    def sandboxes(self) -> AsyncSandboxesWithRawResponse:
+        """`sandboxes`, each method giving a `RawResponse`."""
+        from .sandboxes import AsyncSandboxesWithRawResponse
+
+        return AsyncSandboxesWithRawResponse(self._client.sandboxes)
+
+    @cached_property
+    def templates(self) -> AsyncTemplatesWithRawResponse:
+        """`templates`, each method giving a `RawResponse`."""
+        from .templates import AsyncTemplatesWithRawResponse
+
+        return AsyncTemplatesWithRawResponse(self._client.templates)
+
+
+class AsyncClientWithStreamingResponse:
+    """`AsyncCrowNest.with_streaming_response`: each resource that streams, its streaming methods."""
+
+    def __init__(self, client: AsyncCrowNest) -> None:
+        self._client = client
+
+    @cached_property
+    def artifacts(self) -> AsyncArtifactsWithStreamingResponse:
+        """`artifacts`'s streaming methods, each giving the `AsyncStreamedResponse`."""
+        from .artifacts import AsyncArtifactsWithStreamingResponse
+
+        return AsyncArtifactsWithStreamingResponse(self._client.artifacts)
+
+    @cached_property
+    def commands(self) -> AsyncCommandsWithStreamingResponse:
+        """`commands`'s streaming methods, each giving the `AsyncStreamedResponse`."""
+        from .commands import AsyncCommandsWithStreamingResponse
+
+        return AsyncCommandsWithStreamingResponse(self._client.commands)
+
+    @cached_property
+    def files(self) -> AsyncFilesWithStreamingResponse:
+        """`files`'s streaming methods, each giving the `AsyncStreamedResponse`."""
+        from .files import AsyncFilesWithStreamingResponse
+
+        return AsyncFilesWithStreamingResponse(self._client.files)
+
 
 class SandboxScopes:
     """The generated part of `SandboxHandle`: the sandbox's own operations and its
@@ -166,6 +378,9 @@ class SandboxScopes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Kill a sandbox.
 
@@ -174,6 +389,9 @@ class SandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -183,13 +401,23 @@ class SandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        self._client.sandboxes.kill(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
+        self._client.sandboxes.kill(
+            sandbox_id=self.id,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     def refresh(
         self,
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Get a sandbox.
 
@@ -198,32 +426,9 @@ class SandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
-
-        Returns:
-            None: the answer updates this handle's fields in place.
-
-        Raises:
-            CrowNestApiError: The API answered with an error (a subclass per status).
-            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
-        """
-
-        self._update(self._client.sandboxes.get(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
-
-    def set_ttl(
-        self,
-        ttl_ms: int,
-        *,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> None:
-        """Set a sandbox's time to live.
-
-        Sets `expiresAt` to now plus `ttlMs`; 409 `sandbox_not_running` once the sandbox has ended.
-
-        Args:
-            ttl_ms: Milliseconds from now until the sandbox expires.
-            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
-            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None: the answer updates this handle's fields in place.
@@ -234,7 +439,56 @@ class SandboxScopes:
         """
 
         self._update(
-            self._client.sandboxes.set_ttl(sandbox_id=self.id, ttl_ms=ttl_ms, timeout=timeout, max_retries=max_retries)
+            self._client.sandboxes.get(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
+
+    def set_ttl(
+        self,
+        ttl_ms: int,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Set a sandbox's time to live.
+
+        Sets `expiresAt` to now plus `ttlMs`; 409 `sandbox_not_running` once the sandbox has ended.
+
+        Args:
+            ttl_ms: Milliseconds from now until the sandbox expires.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(
+            self._client.sandboxes.set_ttl(
+                sandbox_id=self.id,
+                ttl_ms=ttl_ms,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
         )
 
     @property
@@ -280,6 +534,9 @@ class AsyncSandboxScopes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Kill a sandbox.
 
@@ -288,6 +545,9 @@ class AsyncSandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -297,13 +557,23 @@ class AsyncSandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        await self._client.sandboxes.kill(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
+        await self._client.sandboxes.kill(
+            sandbox_id=self.id,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     async def refresh(
         self,
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Get a sandbox.
 
@@ -312,6 +582,9 @@ class AsyncSandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None: the answer updates this handle's fields in place.
@@ -321,7 +594,16 @@ class AsyncSandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        self._update(await self._client.sandboxes.get(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
+        self._update(
+            await self._client.sandboxes.get(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
 
     async def set_ttl(
         self,
@@ -329,6 +611,9 @@ class AsyncSandboxScopes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Set a sandbox's time to live.
 
@@ -338,6 +623,9 @@ class AsyncSandboxScopes:
             ttl_ms: Milliseconds from now until the sandbox expires.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None: the answer updates this handle's fields in place.
@@ -349,7 +637,13 @@ class AsyncSandboxScopes:
 
         self._update(
             await self._client.sandboxes.set_ttl(
-                sandbox_id=self.id, ttl_ms=ttl_ms, timeout=timeout, max_retries=max_retries
+                sandbox_id=self.id,
+                ttl_ms=ttl_ms,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
             )
         )
 

@@ -7,15 +7,20 @@ import os
 from typing import TYPE_CHECKING, cast
 
 from ..._pagination import AsyncPager, SyncPager
+from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
 from ..._types import (
     NOT_GIVEN,
+    Body,
+    Headers,
     NotGiven,
+    Query,
     RequestSpec,
     TimeoutTypes,
     check_arg,
     drop_none,
     encode_path_param,
+    with_extras,
 )
 from ..._uploads import Progress
 from ..models.artifact import Artifact
@@ -25,7 +30,16 @@ from ..models.signed_url import SignedUrl
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Artifacts", "AsyncArtifacts", "SandboxArtifacts", "AsyncSandboxArtifacts"]
+__all__ = [
+    "Artifacts",
+    "AsyncArtifacts",
+    "ArtifactsWithRawResponse",
+    "AsyncArtifactsWithRawResponse",
+    "ArtifactsWithStreamingResponse",
+    "AsyncArtifactsWithStreamingResponse",
+    "SandboxArtifacts",
+    "AsyncSandboxArtifacts",
+]
 
 
 def _create_artifact_request(
@@ -178,6 +192,9 @@ class Artifacts:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Create an artifact.
 
@@ -199,6 +216,9 @@ class Artifacts:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -208,8 +228,13 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_request(
-            sandbox_id=sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_artifact_request(
+                sandbox_id=sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Artifact", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -219,6 +244,9 @@ class Artifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete an artifact.
 
@@ -228,6 +256,9 @@ class Artifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -237,7 +268,7 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_delete_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def download(
@@ -246,6 +277,9 @@ class Artifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Download an artifact.
 
@@ -255,6 +289,9 @@ class Artifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -264,7 +301,7 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def download_to(
@@ -275,6 +312,9 @@ class Artifacts:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `download`, streamed into the local file `to` in constant memory.
 
@@ -285,7 +325,7 @@ class Artifacts:
         Returns:
             The number of bytes written.
         """
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -294,6 +334,9 @@ class Artifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[bytes]:
         """Like `download`, as chunks of bytes while they arrive, in constant memory.
 
@@ -301,7 +344,7 @@ class Artifacts:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def get(
@@ -310,6 +353,9 @@ class Artifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Get an artifact.
 
@@ -319,6 +365,9 @@ class Artifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -328,7 +377,7 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_get_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return cast("Artifact", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -339,6 +388,9 @@ class Artifacts:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[Artifact]:
         """List artifacts.
 
@@ -350,6 +402,9 @@ class Artifacts:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Artifact` across pages.
@@ -359,7 +414,12 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_artifacts_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_artifacts_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
@@ -371,6 +431,9 @@ class Artifacts:
         expires_in_s: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SignedUrl:
         """Sign a URL for an artifact.
 
@@ -383,6 +446,9 @@ class Artifacts:
             expires_in_s: Seconds until the URL expires (default 300).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SignedUrl`.
@@ -392,7 +458,12 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_url_request(artifact_id=artifact_id, expires_in_s=expires_in_s)
+        spec = with_extras(
+            _create_artifact_url_request(artifact_id=artifact_id, expires_in_s=expires_in_s),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("SignedUrl", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -417,6 +488,9 @@ class AsyncArtifacts:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Create an artifact.
 
@@ -438,6 +512,9 @@ class AsyncArtifacts:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -447,8 +524,13 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_request(
-            sandbox_id=sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_artifact_request(
+                sandbox_id=sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Artifact", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -458,6 +540,9 @@ class AsyncArtifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete an artifact.
 
@@ -467,6 +552,9 @@ class AsyncArtifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -476,7 +564,7 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_delete_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def download(
@@ -485,6 +573,9 @@ class AsyncArtifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Download an artifact.
 
@@ -494,6 +585,9 @@ class AsyncArtifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -503,7 +597,7 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def download_to(
@@ -514,6 +608,9 @@ class AsyncArtifacts:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `download`, streamed into the local file `to` in constant memory.
 
@@ -524,7 +621,7 @@ class AsyncArtifacts:
         Returns:
             The number of bytes written.
         """
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -533,6 +630,9 @@ class AsyncArtifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[bytes]:
         """Like `download`, as chunks of bytes while they arrive, in constant memory.
 
@@ -540,7 +640,7 @@ class AsyncArtifacts:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def get(
@@ -549,6 +649,9 @@ class AsyncArtifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Get an artifact.
 
@@ -558,6 +661,9 @@ class AsyncArtifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -567,7 +673,7 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_get_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return cast("Artifact", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -578,6 +684,9 @@ class AsyncArtifacts:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[Artifact]:
         """List artifacts.
 
@@ -589,6 +698,9 @@ class AsyncArtifacts:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Artifact` across pages.
@@ -598,7 +710,12 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_artifacts_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_artifacts_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
@@ -610,6 +727,9 @@ class AsyncArtifacts:
         expires_in_s: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SignedUrl:
         """Sign a URL for an artifact.
 
@@ -622,6 +742,9 @@ class AsyncArtifacts:
             expires_in_s: Seconds until the URL expires (default 300).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SignedUrl`.
@@ -631,8 +754,51 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_url_request(artifact_id=artifact_id, expires_in_s=expires_in_s)
+        spec = with_extras(
+            _create_artifact_url_request(artifact_id=artifact_id, expires_in_s=expires_in_s),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("SignedUrl", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+
+class ArtifactsWithRawResponse:
+    """`Artifacts` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Artifacts) -> None:
+        self.create = to_raw_response(resource.create)
+        self.delete = to_raw_response(resource.delete)
+        self.download = to_raw_response(resource.download)
+        self.get = to_raw_response(resource.get)
+        self.url = to_raw_response(resource.url)
+
+
+class AsyncArtifactsWithRawResponse:
+    """`AsyncArtifacts` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncArtifacts) -> None:
+        self.create = async_to_raw_response(resource.create)
+        self.delete = async_to_raw_response(resource.delete)
+        self.download = async_to_raw_response(resource.download)
+        self.get = async_to_raw_response(resource.get)
+        self.url = async_to_raw_response(resource.url)
+
+
+class ArtifactsWithStreamingResponse:
+    """`Artifacts`'s streaming methods, each a context manager that gives the `StreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: Artifacts) -> None:
+        self.stream = to_streamed_response(resource.stream)
+
+
+class AsyncArtifactsWithStreamingResponse:
+    """`AsyncArtifacts`'s streaming methods, each a context manager that gives the `AsyncStreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: AsyncArtifacts) -> None:
+        self.stream = async_to_streamed_response(resource.stream)
 
 
 class SandboxArtifacts:
@@ -659,6 +825,9 @@ class SandboxArtifacts:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Create an artifact.
 
@@ -679,6 +848,9 @@ class SandboxArtifacts:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -688,8 +860,13 @@ class SandboxArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_request(
-            sandbox_id=self._sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_artifact_request(
+                sandbox_id=self._sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Artifact", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -700,6 +877,9 @@ class SandboxArtifacts:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[Artifact]:
         """List a sandbox's artifacts.
 
@@ -711,6 +891,9 @@ class SandboxArtifacts:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Artifact` across pages.
@@ -720,7 +903,12 @@ class SandboxArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandbox_artifacts_request(sandbox_id=self._sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_sandbox_artifacts_request(sandbox_id=self._sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
@@ -750,6 +938,9 @@ class AsyncSandboxArtifacts:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Create an artifact.
 
@@ -770,6 +961,9 @@ class AsyncSandboxArtifacts:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -779,8 +973,13 @@ class AsyncSandboxArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_request(
-            sandbox_id=self._sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_artifact_request(
+                sandbox_id=self._sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Artifact", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -791,6 +990,9 @@ class AsyncSandboxArtifacts:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[Artifact]:
         """List a sandbox's artifacts.
 
@@ -802,6 +1004,9 @@ class AsyncSandboxArtifacts:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Artifact` across pages.
@@ -811,7 +1016,12 @@ class AsyncSandboxArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandbox_artifacts_request(sandbox_id=self._sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_sandbox_artifacts_request(sandbox_id=self._sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )

@@ -8,16 +8,21 @@ from typing import TYPE_CHECKING
 
 from ..._handle import AsyncCommandHandle, CommandHandle
 from ..._pagination import AsyncPager, SyncPager
+from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
 from ..._types import (
     NOT_GIVEN,
+    Body,
+    Headers,
     NotGiven,
+    Query,
     RequestSpec,
     TimeoutTypes,
     check_arg,
     drop_none,
     encode_path_param,
     text_or_base64,
+    with_extras,
 )
 from ..models.command import Command
 from ..models.command_event import CommandEvent
@@ -29,7 +34,16 @@ from ..models.signal import Signal
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Commands", "AsyncCommands", "SandboxCommands", "AsyncSandboxCommands"]
+__all__ = [
+    "Commands",
+    "AsyncCommands",
+    "CommandsWithRawResponse",
+    "AsyncCommandsWithRawResponse",
+    "CommandsWithStreamingResponse",
+    "AsyncCommandsWithStreamingResponse",
+    "SandboxCommands",
+    "AsyncSandboxCommands",
+]
 
 
 def _stream_command_events_request(
@@ -251,6 +265,9 @@ class Commands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[CommandEvent]:
         """Stream a command's output.
 
@@ -269,6 +286,9 @@ class Commands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -279,7 +299,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id)
+        spec = with_extras(
+            _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def get(
@@ -289,6 +314,9 @@ class Commands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Get a command.
 
@@ -299,6 +327,9 @@ class Commands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -308,7 +339,9 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=sandbox_id, command_id=command_id), extra_headers, extra_query, extra_body
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
@@ -319,6 +352,9 @@ class Commands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Kill a command.
 
@@ -332,6 +368,9 @@ class Commands:
             signal: The signal to send; `SIGTERM` when left out (followed by `SIGKILL` after 2 s).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -341,7 +380,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -353,6 +397,9 @@ class Commands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
@@ -366,6 +413,9 @@ class Commands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `CommandHandle` across pages.
@@ -375,7 +425,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: CommandHandle(self._client, item), timeout=timeout, max_retries=max_retries
         )
@@ -396,6 +451,9 @@ class Commands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Run a command and wait for it.
 
@@ -428,6 +486,9 @@ class Commands:
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -441,28 +502,38 @@ class Commands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            shell=shell,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
-        )
-        if on_stdout is None and on_stderr is None:
-            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
-        else:
-            start = _start_command_request(
+        spec = with_extras(
+            _run_command_request(
                 sandbox_id=sandbox_id,
                 command=command,
                 shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
+                stdin=stdin,
                 idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        if on_stdout is None and on_stderr is None:
+            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        else:
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=sandbox_id,
+                    command=command,
+                    shell=shell,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = CommandHandle(self._client, self._client.request(start, timeout=timeout, max_retries=max_retries))
             result.follow(on_stdout, on_stderr, timeout=timeout, max_retries=max_retries)
@@ -480,6 +551,9 @@ class Commands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -497,6 +571,9 @@ class Commands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -506,8 +583,13 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(
-            sandbox_id=sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+        spec = with_extras(
+            _send_command_stdin_request(
+                sandbox_id=sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
@@ -524,6 +606,9 @@ class Commands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Start a command in the background.
 
@@ -549,6 +634,9 @@ class Commands:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -558,15 +646,20 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            shell=shell,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                shell=shell,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -578,6 +671,9 @@ class Commands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Wait for a command to end.
 
@@ -590,6 +686,9 @@ class Commands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -599,7 +698,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -622,6 +726,9 @@ class AsyncCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[CommandEvent]:
         """Stream a command's output.
 
@@ -640,6 +747,9 @@ class AsyncCommands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -650,7 +760,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id)
+        spec = with_extras(
+            _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def get(
@@ -660,6 +775,9 @@ class AsyncCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Get a command.
 
@@ -670,6 +788,9 @@ class AsyncCommands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -679,7 +800,9 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=sandbox_id, command_id=command_id), extra_headers, extra_query, extra_body
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -692,6 +815,9 @@ class AsyncCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Kill a command.
 
@@ -705,6 +831,9 @@ class AsyncCommands:
             signal: The signal to send; `SIGTERM` when left out (followed by `SIGKILL` after 2 s).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -714,7 +843,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -728,6 +862,9 @@ class AsyncCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
@@ -741,6 +878,9 @@ class AsyncCommands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `AsyncCommandHandle` across pages.
@@ -750,7 +890,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client,
             spec,
@@ -775,6 +920,9 @@ class AsyncCommands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
@@ -807,6 +955,9 @@ class AsyncCommands:
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -820,30 +971,40 @@ class AsyncCommands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            shell=shell,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
-        )
-        if on_stdout is None and on_stderr is None:
-            result = AsyncCommandHandle(
-                self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
-            )
-        else:
-            start = _start_command_request(
+        spec = with_extras(
+            _run_command_request(
                 sandbox_id=sandbox_id,
                 command=command,
                 shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
+                stdin=stdin,
                 idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        if on_stdout is None and on_stderr is None:
+            result = AsyncCommandHandle(
+                self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+            )
+        else:
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=sandbox_id,
+                    command=command,
+                    shell=shell,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = AsyncCommandHandle(
                 self._client, await self._client.request(start, timeout=timeout, max_retries=max_retries)
@@ -863,6 +1024,9 @@ class AsyncCommands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -880,6 +1044,9 @@ class AsyncCommands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -889,8 +1056,13 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(
-            sandbox_id=sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+        spec = with_extras(
+            _send_command_stdin_request(
+                sandbox_id=sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
@@ -907,6 +1079,9 @@ class AsyncCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
@@ -932,6 +1107,9 @@ class AsyncCommands:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -941,15 +1119,20 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            shell=shell,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                shell=shell,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -963,6 +1146,9 @@ class AsyncCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Wait for a command to end.
 
@@ -975,6 +1161,9 @@ class AsyncCommands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -984,10 +1173,55 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+
+class CommandsWithRawResponse:
+    """`Commands` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Commands) -> None:
+        self.get = to_raw_response(resource.get)
+        self.kill = to_raw_response(resource.kill)
+        self.run = to_raw_response(resource.run)
+        self.send_stdin = to_raw_response(resource.send_stdin)
+        self.start = to_raw_response(resource.start)
+        self.wait = to_raw_response(resource.wait)
+
+
+class AsyncCommandsWithRawResponse:
+    """`AsyncCommands` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncCommands) -> None:
+        self.get = async_to_raw_response(resource.get)
+        self.kill = async_to_raw_response(resource.kill)
+        self.run = async_to_raw_response(resource.run)
+        self.send_stdin = async_to_raw_response(resource.send_stdin)
+        self.start = async_to_raw_response(resource.start)
+        self.wait = async_to_raw_response(resource.wait)
+
+
+class CommandsWithStreamingResponse:
+    """`Commands`'s streaming methods, each a context manager that gives the `StreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: Commands) -> None:
+        self.events = to_streamed_response(resource.events)
+
+
+class AsyncCommandsWithStreamingResponse:
+    """`AsyncCommands`'s streaming methods, each a context manager that gives the `AsyncStreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: AsyncCommands) -> None:
+        self.events = async_to_streamed_response(resource.events)
 
 
 class SandboxCommands:
@@ -1012,6 +1246,9 @@ class SandboxCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[CommandEvent]:
         """Stream a command's output.
 
@@ -1029,6 +1266,9 @@ class SandboxCommands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -1039,8 +1279,13 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(
-            sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+        spec = with_extras(
+            _stream_command_events_request(
+                sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
@@ -1050,6 +1295,9 @@ class SandboxCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Get a command.
 
@@ -1059,6 +1307,9 @@ class SandboxCommands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1068,7 +1319,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
@@ -1078,6 +1334,9 @@ class SandboxCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Kill a command.
 
@@ -1090,6 +1349,9 @@ class SandboxCommands:
             signal: The signal to send; `SIGTERM` when left out (followed by `SIGKILL` after 2 s).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1099,7 +1361,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -1110,6 +1377,9 @@ class SandboxCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
@@ -1122,6 +1392,9 @@ class SandboxCommands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `CommandHandle` across pages.
@@ -1131,7 +1404,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: CommandHandle(self._client, item), timeout=timeout, max_retries=max_retries
         )
@@ -1151,6 +1429,9 @@ class SandboxCommands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Run a command and wait for it.
 
@@ -1182,6 +1463,9 @@ class SandboxCommands:
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1195,28 +1479,38 @@ class SandboxCommands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            shell=shell,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
-        )
-        if on_stdout is None and on_stderr is None:
-            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
-        else:
-            start = _start_command_request(
+        spec = with_extras(
+            _run_command_request(
                 sandbox_id=self._sandbox_id,
                 command=command,
                 shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
+                stdin=stdin,
                 idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        if on_stdout is None and on_stderr is None:
+            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        else:
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=self._sandbox_id,
+                    command=command,
+                    shell=shell,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = CommandHandle(self._client, self._client.request(start, timeout=timeout, max_retries=max_retries))
             result.follow(on_stdout, on_stderr, timeout=timeout, max_retries=max_retries)
@@ -1233,6 +1527,9 @@ class SandboxCommands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -1249,6 +1546,9 @@ class SandboxCommands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1258,8 +1558,13 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(
-            sandbox_id=self._sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+        spec = with_extras(
+            _send_command_stdin_request(
+                sandbox_id=self._sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
@@ -1275,6 +1580,9 @@ class SandboxCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Start a command in the background.
 
@@ -1299,6 +1607,9 @@ class SandboxCommands:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1308,15 +1619,20 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            shell=shell,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                shell=shell,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -1327,6 +1643,9 @@ class SandboxCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Wait for a command to end.
 
@@ -1338,6 +1657,9 @@ class SandboxCommands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1347,7 +1669,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -1373,6 +1700,9 @@ class AsyncSandboxCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[CommandEvent]:
         """Stream a command's output.
 
@@ -1390,6 +1720,9 @@ class AsyncSandboxCommands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -1400,8 +1733,13 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(
-            sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+        spec = with_extras(
+            _stream_command_events_request(
+                sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
@@ -1411,6 +1749,9 @@ class AsyncSandboxCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Get a command.
 
@@ -1420,6 +1761,9 @@ class AsyncSandboxCommands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1429,7 +1773,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -1441,6 +1790,9 @@ class AsyncSandboxCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Kill a command.
 
@@ -1453,6 +1805,9 @@ class AsyncSandboxCommands:
             signal: The signal to send; `SIGTERM` when left out (followed by `SIGKILL` after 2 s).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1462,7 +1817,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -1475,6 +1835,9 @@ class AsyncSandboxCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
@@ -1487,6 +1850,9 @@ class AsyncSandboxCommands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `AsyncCommandHandle` across pages.
@@ -1496,7 +1862,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client,
             spec,
@@ -1520,6 +1891,9 @@ class AsyncSandboxCommands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
@@ -1551,6 +1925,9 @@ class AsyncSandboxCommands:
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1564,30 +1941,40 @@ class AsyncSandboxCommands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            shell=shell,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
-        )
-        if on_stdout is None and on_stderr is None:
-            result = AsyncCommandHandle(
-                self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
-            )
-        else:
-            start = _start_command_request(
+        spec = with_extras(
+            _run_command_request(
                 sandbox_id=self._sandbox_id,
                 command=command,
                 shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
+                stdin=stdin,
                 idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        if on_stdout is None and on_stderr is None:
+            result = AsyncCommandHandle(
+                self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+            )
+        else:
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=self._sandbox_id,
+                    command=command,
+                    shell=shell,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = AsyncCommandHandle(
                 self._client, await self._client.request(start, timeout=timeout, max_retries=max_retries)
@@ -1606,6 +1993,9 @@ class AsyncSandboxCommands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -1622,6 +2012,9 @@ class AsyncSandboxCommands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1631,8 +2024,13 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(
-            sandbox_id=self._sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+        spec = with_extras(
+            _send_command_stdin_request(
+                sandbox_id=self._sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
@@ -1648,6 +2046,9 @@ class AsyncSandboxCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
@@ -1672,6 +2073,9 @@ class AsyncSandboxCommands:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1681,15 +2085,20 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            shell=shell,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                shell=shell,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -1702,6 +2111,9 @@ class AsyncSandboxCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Wait for a command to end.
 
@@ -1713,6 +2125,9 @@ class AsyncSandboxCommands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1722,7 +2137,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )

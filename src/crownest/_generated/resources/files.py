@@ -7,15 +7,20 @@ import builtins
 import os
 from typing import TYPE_CHECKING, cast
 
+from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
 from ..._types import (
     NOT_GIVEN,
+    Body,
+    Headers,
     NotGiven,
+    Query,
     RequestSpec,
     TimeoutTypes,
     check_arg,
     drop_none,
     encode_path_param,
+    with_extras,
 )
 from ..._uploads import FileContent, Progress, file_content
 from ..models.file_exists import FileExists
@@ -27,7 +32,16 @@ from ..models.url_method import UrlMethod
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Files", "AsyncFiles", "SandboxFiles", "AsyncSandboxFiles"]
+__all__ = [
+    "Files",
+    "AsyncFiles",
+    "FilesWithRawResponse",
+    "AsyncFilesWithRawResponse",
+    "FilesWithStreamingResponse",
+    "AsyncFilesWithStreamingResponse",
+    "SandboxFiles",
+    "AsyncSandboxFiles",
+]
 
 
 def _delete_file_request(
@@ -237,6 +251,9 @@ class Files:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
@@ -251,6 +268,9 @@ class Files:
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -260,7 +280,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def exists(
@@ -270,6 +295,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bool:
         """Check that a path exists.
 
@@ -283,6 +311,9 @@ class Files:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The answer's one field, a `bool`.
@@ -292,7 +323,9 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _file_exists_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _file_exists_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("bool", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def info(
@@ -302,6 +335,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
@@ -314,6 +350,9 @@ class Files:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -323,7 +362,9 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -334,6 +375,9 @@ class Files:
         depth: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -350,6 +394,9 @@ class Files:
             depth: How many levels to list (1, the default, lists the directory's own entries).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -359,7 +406,9 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=sandbox_id, path=path, depth=depth)
+        spec = with_extras(
+            _list_files_request(sandbox_id=sandbox_id, path=path, depth=depth), extra_headers, extra_query, extra_body
+        )
         return cast("builtins.list[FileInfo]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def mkdir(
@@ -370,6 +419,9 @@ class Files:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -381,6 +433,9 @@ class Files:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -390,7 +445,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def move(
@@ -402,6 +462,9 @@ class Files:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
@@ -421,6 +484,9 @@ class Files:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -430,7 +496,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite)
+        spec = with_extras(
+            _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def read(
@@ -440,6 +511,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
@@ -454,6 +528,9 @@ class Files:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -463,7 +540,7 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def read_text(
@@ -473,9 +550,20 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = self.read(sandbox_id=sandbox_id, path=path, timeout=timeout, max_retries=max_retries)
+        data = self.read(
+            sandbox_id=sandbox_id,
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     def download(
@@ -487,6 +575,9 @@ class Files:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -497,7 +588,7 @@ class Files:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -507,6 +598,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -514,7 +608,7 @@ class Files:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def url(
@@ -526,6 +620,9 @@ class Files:
         expires_in_s: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SignedUrl:
         """Sign a URL for a file.
 
@@ -543,6 +640,9 @@ class Files:
             expires_in_s: Seconds until the URL expires (default 300).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SignedUrl`.
@@ -552,7 +652,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_file_url_request(sandbox_id=sandbox_id, path=path, method=method, expires_in_s=expires_in_s)
+        spec = with_extras(
+            _create_file_url_request(sandbox_id=sandbox_id, path=path, method=method, expires_in_s=expires_in_s),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("SignedUrl", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def write(
@@ -564,6 +669,9 @@ class Files:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -586,6 +694,9 @@ class Files:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -595,7 +706,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -618,6 +734,9 @@ class AsyncFiles:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
@@ -632,6 +751,9 @@ class AsyncFiles:
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -641,7 +763,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def exists(
@@ -651,6 +778,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bool:
         """Check that a path exists.
 
@@ -664,6 +794,9 @@ class AsyncFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The answer's one field, a `bool`.
@@ -673,7 +806,9 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _file_exists_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _file_exists_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("bool", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def info(
@@ -683,6 +818,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
@@ -695,6 +833,9 @@ class AsyncFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -704,7 +845,9 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def list(
@@ -715,6 +858,9 @@ class AsyncFiles:
         depth: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -731,6 +877,9 @@ class AsyncFiles:
             depth: How many levels to list (1, the default, lists the directory's own entries).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -740,7 +889,9 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=sandbox_id, path=path, depth=depth)
+        spec = with_extras(
+            _list_files_request(sandbox_id=sandbox_id, path=path, depth=depth), extra_headers, extra_query, extra_body
+        )
         return cast(
             "builtins.list[FileInfo]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -753,6 +904,9 @@ class AsyncFiles:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -764,6 +918,9 @@ class AsyncFiles:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -773,7 +930,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def move(
@@ -785,6 +947,9 @@ class AsyncFiles:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
@@ -804,6 +969,9 @@ class AsyncFiles:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -813,7 +981,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite)
+        spec = with_extras(
+            _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def read(
@@ -823,6 +996,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
@@ -837,6 +1013,9 @@ class AsyncFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -846,7 +1025,7 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def read_text(
@@ -856,9 +1035,20 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = await self.read(sandbox_id=sandbox_id, path=path, timeout=timeout, max_retries=max_retries)
+        data = await self.read(
+            sandbox_id=sandbox_id,
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     async def download(
@@ -870,6 +1060,9 @@ class AsyncFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -880,7 +1073,7 @@ class AsyncFiles:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -890,6 +1083,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -897,7 +1093,7 @@ class AsyncFiles:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def url(
@@ -909,6 +1105,9 @@ class AsyncFiles:
         expires_in_s: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SignedUrl:
         """Sign a URL for a file.
 
@@ -926,6 +1125,9 @@ class AsyncFiles:
             expires_in_s: Seconds until the URL expires (default 300).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SignedUrl`.
@@ -935,7 +1137,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_file_url_request(sandbox_id=sandbox_id, path=path, method=method, expires_in_s=expires_in_s)
+        spec = with_extras(
+            _create_file_url_request(sandbox_id=sandbox_id, path=path, method=method, expires_in_s=expires_in_s),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("SignedUrl", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def write(
@@ -947,6 +1154,9 @@ class AsyncFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -969,6 +1179,9 @@ class AsyncFiles:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -978,8 +1191,61 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+
+class FilesWithRawResponse:
+    """`Files` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Files) -> None:
+        self.delete = to_raw_response(resource.delete)
+        self.exists = to_raw_response(resource.exists)
+        self.info = to_raw_response(resource.info)
+        self.list = to_raw_response(resource.list)
+        self.mkdir = to_raw_response(resource.mkdir)
+        self.move = to_raw_response(resource.move)
+        self.read = to_raw_response(resource.read)
+        self.read_text = to_raw_response(resource.read_text)
+        self.url = to_raw_response(resource.url)
+        self.write = to_raw_response(resource.write)
+
+
+class AsyncFilesWithRawResponse:
+    """`AsyncFiles` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncFiles) -> None:
+        self.delete = async_to_raw_response(resource.delete)
+        self.exists = async_to_raw_response(resource.exists)
+        self.info = async_to_raw_response(resource.info)
+        self.list = async_to_raw_response(resource.list)
+        self.mkdir = async_to_raw_response(resource.mkdir)
+        self.move = async_to_raw_response(resource.move)
+        self.read = async_to_raw_response(resource.read)
+        self.read_text = async_to_raw_response(resource.read_text)
+        self.url = async_to_raw_response(resource.url)
+        self.write = async_to_raw_response(resource.write)
+
+
+class FilesWithStreamingResponse:
+    """`Files`'s streaming methods, each a context manager that gives the `StreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: Files) -> None:
+        self.stream = to_streamed_response(resource.stream)
+
+
+class AsyncFilesWithStreamingResponse:
+    """`AsyncFiles`'s streaming methods, each a context manager that gives the `AsyncStreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: AsyncFiles) -> None:
+        self.stream = async_to_streamed_response(resource.stream)
 
 
 class SandboxFiles:
@@ -1004,6 +1270,9 @@ class SandboxFiles:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
@@ -1017,6 +1286,9 @@ class SandboxFiles:
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1026,7 +1298,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def exists(
@@ -1035,6 +1312,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bool:
         """Check that a path exists.
 
@@ -1047,6 +1327,9 @@ class SandboxFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The answer's one field, a `bool`.
@@ -1056,7 +1339,9 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _file_exists_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _file_exists_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("bool", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def info(
@@ -1065,6 +1350,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
@@ -1076,6 +1364,9 @@ class SandboxFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1085,7 +1376,9 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -1095,6 +1388,9 @@ class SandboxFiles:
         depth: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -1110,6 +1406,9 @@ class SandboxFiles:
             depth: How many levels to list (1, the default, lists the directory's own entries).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -1119,7 +1418,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=self._sandbox_id, path=path, depth=depth)
+        spec = with_extras(
+            _list_files_request(sandbox_id=self._sandbox_id, path=path, depth=depth),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("builtins.list[FileInfo]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def mkdir(
@@ -1129,6 +1433,9 @@ class SandboxFiles:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -1139,6 +1446,9 @@ class SandboxFiles:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1148,7 +1458,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def move(
@@ -1159,6 +1474,9 @@ class SandboxFiles:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
@@ -1177,6 +1495,9 @@ class SandboxFiles:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1186,8 +1507,13 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(
-            sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+        spec = with_extras(
+            _move_file_request(
+                sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -1197,6 +1523,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
@@ -1210,6 +1539,9 @@ class SandboxFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -1219,7 +1551,9 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def read_text(
@@ -1228,9 +1562,19 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = self.read(path=path, timeout=timeout, max_retries=max_retries)
+        data = self.read(
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     def download(
@@ -1241,6 +1585,9 @@ class SandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -1251,7 +1598,9 @@ class SandboxFiles:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -1260,6 +1609,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -1267,7 +1619,9 @@ class SandboxFiles:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def url(
@@ -1278,6 +1632,9 @@ class SandboxFiles:
         expires_in_s: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SignedUrl:
         """Sign a URL for a file.
 
@@ -1294,6 +1651,9 @@ class SandboxFiles:
             expires_in_s: Seconds until the URL expires (default 300).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SignedUrl`.
@@ -1303,8 +1663,11 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_file_url_request(
-            sandbox_id=self._sandbox_id, path=path, method=method, expires_in_s=expires_in_s
+        spec = with_extras(
+            _create_file_url_request(sandbox_id=self._sandbox_id, path=path, method=method, expires_in_s=expires_in_s),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("SignedUrl", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -1316,6 +1679,9 @@ class SandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -1337,6 +1703,9 @@ class SandboxFiles:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1346,7 +1715,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -1372,6 +1746,9 @@ class AsyncSandboxFiles:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
@@ -1385,6 +1762,9 @@ class AsyncSandboxFiles:
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1394,7 +1774,12 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def exists(
@@ -1403,6 +1788,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bool:
         """Check that a path exists.
 
@@ -1415,6 +1803,9 @@ class AsyncSandboxFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The answer's one field, a `bool`.
@@ -1424,7 +1815,9 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _file_exists_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _file_exists_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("bool", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def info(
@@ -1433,6 +1826,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
@@ -1444,6 +1840,9 @@ class AsyncSandboxFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1453,7 +1852,9 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def list(
@@ -1463,6 +1864,9 @@ class AsyncSandboxFiles:
         depth: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -1478,6 +1882,9 @@ class AsyncSandboxFiles:
             depth: How many levels to list (1, the default, lists the directory's own entries).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -1487,7 +1894,12 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=self._sandbox_id, path=path, depth=depth)
+        spec = with_extras(
+            _list_files_request(sandbox_id=self._sandbox_id, path=path, depth=depth),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast(
             "builtins.list[FileInfo]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -1499,6 +1911,9 @@ class AsyncSandboxFiles:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -1509,6 +1924,9 @@ class AsyncSandboxFiles:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1518,7 +1936,12 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def move(
@@ -1529,6 +1952,9 @@ class AsyncSandboxFiles:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
@@ -1547,6 +1973,9 @@ class AsyncSandboxFiles:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1556,8 +1985,13 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(
-            sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+        spec = with_extras(
+            _move_file_request(
+                sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -1567,6 +2001,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
@@ -1580,6 +2017,9 @@ class AsyncSandboxFiles:
                 `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -1589,7 +2029,9 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def read_text(
@@ -1598,9 +2040,19 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = await self.read(path=path, timeout=timeout, max_retries=max_retries)
+        data = await self.read(
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     async def download(
@@ -1611,6 +2063,9 @@ class AsyncSandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -1621,7 +2076,9 @@ class AsyncSandboxFiles:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -1630,6 +2087,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -1637,7 +2097,9 @@ class AsyncSandboxFiles:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def url(
@@ -1648,6 +2110,9 @@ class AsyncSandboxFiles:
         expires_in_s: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SignedUrl:
         """Sign a URL for a file.
 
@@ -1664,6 +2129,9 @@ class AsyncSandboxFiles:
             expires_in_s: Seconds until the URL expires (default 300).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SignedUrl`.
@@ -1673,8 +2141,11 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_file_url_request(
-            sandbox_id=self._sandbox_id, path=path, method=method, expires_in_s=expires_in_s
+        spec = with_extras(
+            _create_file_url_request(sandbox_id=self._sandbox_id, path=path, method=method, expires_in_s=expires_in_s),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("SignedUrl", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -1686,6 +2157,9 @@ class AsyncSandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -1707,6 +2181,9 @@ class AsyncSandboxFiles:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1716,5 +2193,10 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))

@@ -6,14 +6,19 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, cast
 
+from ..._response import async_to_raw_response, to_raw_response
 from ..._types import (
     NOT_GIVEN,
+    Body,
+    Headers,
     NotGiven,
+    Query,
     RequestSpec,
     TimeoutTypes,
     check_arg,
     drop_none,
     encode_path_param,
+    with_extras,
 )
 from ..models.preview import Preview
 from ..models.preview_list import PreviewList
@@ -22,7 +27,14 @@ from ..models.preview_visibility import PreviewVisibility
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Previews", "AsyncPreviews", "SandboxPreviews", "AsyncSandboxPreviews"]
+__all__ = [
+    "Previews",
+    "AsyncPreviews",
+    "PreviewsWithRawResponse",
+    "AsyncPreviewsWithRawResponse",
+    "SandboxPreviews",
+    "AsyncSandboxPreviews",
+]
 
 
 def _create_preview_request(
@@ -95,6 +107,9 @@ class Previews:
         wait_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Preview:
         """Publish a port.
 
@@ -112,6 +127,9 @@ class Previews:
                 the port (default 0, no wait).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Preview`.
@@ -121,7 +139,12 @@ class Previews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms)
+        spec = with_extras(
+            _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Preview", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def delete(
@@ -131,6 +154,9 @@ class Previews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Unpublish a port.
 
@@ -141,6 +167,9 @@ class Previews:
             preview_id: The preview's ID (`prv_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -150,7 +179,12 @@ class Previews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_preview_request(sandbox_id=sandbox_id, preview_id=preview_id)
+        spec = with_extras(
+            _delete_preview_request(sandbox_id=sandbox_id, preview_id=preview_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def list(
@@ -159,6 +193,9 @@ class Previews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Preview]:
         """List a sandbox's previews.
 
@@ -168,6 +205,9 @@ class Previews:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Preview`.
@@ -177,7 +217,7 @@ class Previews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_previews_request(sandbox_id=sandbox_id)
+        spec = with_extras(_list_previews_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return cast("builtins.list[Preview]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -201,6 +241,9 @@ class AsyncPreviews:
         wait_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Preview:
         """Publish a port.
 
@@ -218,6 +261,9 @@ class AsyncPreviews:
                 the port (default 0, no wait).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Preview`.
@@ -227,7 +273,12 @@ class AsyncPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms)
+        spec = with_extras(
+            _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Preview", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def delete(
@@ -237,6 +288,9 @@ class AsyncPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Unpublish a port.
 
@@ -247,6 +301,9 @@ class AsyncPreviews:
             preview_id: The preview's ID (`prv_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -256,7 +313,12 @@ class AsyncPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_preview_request(sandbox_id=sandbox_id, preview_id=preview_id)
+        spec = with_extras(
+            _delete_preview_request(sandbox_id=sandbox_id, preview_id=preview_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def list(
@@ -265,6 +327,9 @@ class AsyncPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Preview]:
         """List a sandbox's previews.
 
@@ -274,6 +339,9 @@ class AsyncPreviews:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Preview`.
@@ -283,10 +351,28 @@ class AsyncPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_previews_request(sandbox_id=sandbox_id)
+        spec = with_extras(_list_previews_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return cast(
             "builtins.list[Preview]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+
+class PreviewsWithRawResponse:
+    """`Previews` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Previews) -> None:
+        self.create = to_raw_response(resource.create)
+        self.delete = to_raw_response(resource.delete)
+        self.list = to_raw_response(resource.list)
+
+
+class AsyncPreviewsWithRawResponse:
+    """`AsyncPreviews` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncPreviews) -> None:
+        self.create = async_to_raw_response(resource.create)
+        self.delete = async_to_raw_response(resource.delete)
+        self.list = async_to_raw_response(resource.list)
 
 
 class SandboxPreviews:
@@ -312,6 +398,9 @@ class SandboxPreviews:
         wait_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Preview:
         """Publish a port.
 
@@ -328,6 +417,9 @@ class SandboxPreviews:
                 the port (default 0, no wait).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Preview`.
@@ -337,7 +429,12 @@ class SandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms)
+        spec = with_extras(
+            _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Preview", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def delete(
@@ -346,6 +443,9 @@ class SandboxPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Unpublish a port.
 
@@ -355,6 +455,9 @@ class SandboxPreviews:
             preview_id: The preview's ID (`prv_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -364,7 +467,12 @@ class SandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_preview_request(sandbox_id=self._sandbox_id, preview_id=preview_id)
+        spec = with_extras(
+            _delete_preview_request(sandbox_id=self._sandbox_id, preview_id=preview_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def list(
@@ -372,6 +480,9 @@ class SandboxPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Preview]:
         """List a sandbox's previews.
 
@@ -380,6 +491,9 @@ class SandboxPreviews:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Preview`.
@@ -389,7 +503,7 @@ class SandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_previews_request(sandbox_id=self._sandbox_id)
+        spec = with_extras(_list_previews_request(sandbox_id=self._sandbox_id), extra_headers, extra_query, extra_body)
         return cast("builtins.list[Preview]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -416,6 +530,9 @@ class AsyncSandboxPreviews:
         wait_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Preview:
         """Publish a port.
 
@@ -432,6 +549,9 @@ class AsyncSandboxPreviews:
                 the port (default 0, no wait).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Preview`.
@@ -441,7 +561,12 @@ class AsyncSandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms)
+        spec = with_extras(
+            _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Preview", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def delete(
@@ -450,6 +575,9 @@ class AsyncSandboxPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Unpublish a port.
 
@@ -459,6 +587,9 @@ class AsyncSandboxPreviews:
             preview_id: The preview's ID (`prv_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -468,7 +599,12 @@ class AsyncSandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_preview_request(sandbox_id=self._sandbox_id, preview_id=preview_id)
+        spec = with_extras(
+            _delete_preview_request(sandbox_id=self._sandbox_id, preview_id=preview_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def list(
@@ -476,6 +612,9 @@ class AsyncSandboxPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Preview]:
         """List a sandbox's previews.
 
@@ -484,6 +623,9 @@ class AsyncSandboxPreviews:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Preview`.
@@ -493,7 +635,7 @@ class AsyncSandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_previews_request(sandbox_id=self._sandbox_id)
+        spec = with_extras(_list_previews_request(sandbox_id=self._sandbox_id), extra_headers, extra_query, extra_body)
         return cast(
             "builtins.list[Preview]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )

@@ -8,14 +8,19 @@ from typing import TYPE_CHECKING
 
 from ..._handle import AsyncSandboxHandle, SandboxHandle
 from ..._pagination import AsyncPager, SyncPager
+from ..._response import async_to_raw_response, to_raw_response
 from ..._types import (
     NOT_GIVEN,
+    Body,
+    Headers,
     NotGiven,
+    Query,
     RequestSpec,
     TimeoutTypes,
     check_arg,
     drop_none,
     encode_path_param,
+    with_extras,
 )
 from ..models.sandbox import Sandbox
 from ..models.sandbox_list import SandboxList
@@ -27,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Sandboxes",
     "AsyncSandboxes",
+    "SandboxesWithRawResponse",
+    "AsyncSandboxesWithRawResponse",
 ]
 
 
@@ -175,6 +182,9 @@ class Sandboxes:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Create a sandbox.
 
@@ -207,6 +217,9 @@ class Sandboxes:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -216,18 +229,23 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_sandbox_request(
-            template=template,
-            ttl_ms=ttl_ms,
-            metadata=metadata,
-            env=env,
-            cpu_count=cpu_count,
-            memory_mb=memory_mb,
-            disk_mb=disk_mb,
-            max_processes=max_processes,
-            internet=internet,
-            allow_domains=allow_domains,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _create_sandbox_request(
+                template=template,
+                ttl_ms=ttl_ms,
+                metadata=metadata,
+                env=env,
+                cpu_count=cpu_count,
+                memory_mb=memory_mb,
+                disk_mb=disk_mb,
+                max_processes=max_processes,
+                internet=internet,
+                allow_domains=allow_domains,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -237,6 +255,9 @@ class Sandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Get a sandbox.
 
@@ -246,6 +267,9 @@ class Sandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -255,7 +279,7 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_get_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
@@ -264,6 +288,9 @@ class Sandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Kill a sandbox.
 
@@ -273,6 +300,9 @@ class Sandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -282,7 +312,7 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_kill_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def list(
@@ -294,6 +324,9 @@ class Sandboxes:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[SandboxHandle]:
         """List sandboxes.
 
@@ -306,6 +339,9 @@ class Sandboxes:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `SandboxHandle` across pages.
@@ -315,7 +351,12 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandboxes_request(status=status, metadata=metadata, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_sandboxes_request(status=status, metadata=metadata, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: SandboxHandle(self._client, item), timeout=timeout, max_retries=max_retries
         )
@@ -327,6 +368,9 @@ class Sandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Set a sandbox's time to live.
 
@@ -337,6 +381,9 @@ class Sandboxes:
             ttl_ms: Milliseconds from now until the sandbox expires.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -346,7 +393,9 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms)
+        spec = with_extras(
+            _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms), extra_headers, extra_query, extra_body
+        )
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -377,6 +426,9 @@ class AsyncSandboxes:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Create a sandbox.
 
@@ -409,6 +461,9 @@ class AsyncSandboxes:
                 call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -418,18 +473,23 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_sandbox_request(
-            template=template,
-            ttl_ms=ttl_ms,
-            metadata=metadata,
-            env=env,
-            cpu_count=cpu_count,
-            memory_mb=memory_mb,
-            disk_mb=disk_mb,
-            max_processes=max_processes,
-            internet=internet,
-            allow_domains=allow_domains,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _create_sandbox_request(
+                template=template,
+                ttl_ms=ttl_ms,
+                metadata=metadata,
+                env=env,
+                cpu_count=cpu_count,
+                memory_mb=memory_mb,
+                disk_mb=disk_mb,
+                max_processes=max_processes,
+                internet=internet,
+                allow_domains=allow_domains,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -441,6 +501,9 @@ class AsyncSandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Get a sandbox.
 
@@ -450,6 +513,9 @@ class AsyncSandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -459,7 +525,7 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_get_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -470,6 +536,9 @@ class AsyncSandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Kill a sandbox.
 
@@ -479,6 +548,9 @@ class AsyncSandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -488,7 +560,7 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_kill_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def list(
@@ -500,6 +572,9 @@ class AsyncSandboxes:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[AsyncSandboxHandle]:
         """List sandboxes.
 
@@ -512,6 +587,9 @@ class AsyncSandboxes:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `AsyncSandboxHandle` across pages.
@@ -521,7 +599,12 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandboxes_request(status=status, metadata=metadata, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_sandboxes_request(status=status, metadata=metadata, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client,
             spec,
@@ -537,6 +620,9 @@ class AsyncSandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Set a sandbox's time to live.
 
@@ -547,6 +633,9 @@ class AsyncSandboxes:
             ttl_ms: Milliseconds from now until the sandbox expires.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -556,7 +645,29 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms)
+        spec = with_extras(
+            _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms), extra_headers, extra_query, extra_body
+        )
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+
+class SandboxesWithRawResponse:
+    """`Sandboxes` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Sandboxes) -> None:
+        self.create = to_raw_response(resource.create)
+        self.get = to_raw_response(resource.get)
+        self.kill = to_raw_response(resource.kill)
+        self.set_ttl = to_raw_response(resource.set_ttl)
+
+
+class AsyncSandboxesWithRawResponse:
+    """`AsyncSandboxes` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncSandboxes) -> None:
+        self.create = async_to_raw_response(resource.create)
+        self.get = async_to_raw_response(resource.get)
+        self.kill = async_to_raw_response(resource.kill)
+        self.set_ttl = async_to_raw_response(resource.set_ttl)

@@ -6,12 +6,17 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, cast
 
+from ..._response import async_to_raw_response, to_raw_response
 from ..._types import (
     NOT_GIVEN,
+    Body,
+    Headers,
     NotGiven,
+    Query,
     RequestSpec,
     TimeoutTypes,
     encode_path_param,
+    with_extras,
 )
 from ..models.template import Template
 from ..models.template_list import TemplateList
@@ -22,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Templates",
     "AsyncTemplates",
+    "TemplatesWithRawResponse",
+    "AsyncTemplatesWithRawResponse",
 ]
 
 
@@ -63,6 +70,9 @@ class Templates:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Template:
         """Get a template.
 
@@ -72,6 +82,9 @@ class Templates:
             template_id: The template's ID, e.g. `python`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Template`.
@@ -81,7 +94,7 @@ class Templates:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_template_request(template_id=template_id)
+        spec = with_extras(_get_template_request(template_id=template_id), extra_headers, extra_query, extra_body)
         return cast("Template", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -89,6 +102,9 @@ class Templates:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Template]:
         """List templates.
 
@@ -97,6 +113,9 @@ class Templates:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Template`.
@@ -106,7 +125,7 @@ class Templates:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_templates_request()
+        spec = with_extras(_list_templates_request(), extra_headers, extra_query, extra_body)
         return cast("builtins.list[Template]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -127,6 +146,9 @@ class AsyncTemplates:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Template:
         """Get a template.
 
@@ -136,6 +158,9 @@ class AsyncTemplates:
             template_id: The template's ID, e.g. `python`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Template`.
@@ -145,7 +170,7 @@ class AsyncTemplates:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_template_request(template_id=template_id)
+        spec = with_extras(_get_template_request(template_id=template_id), extra_headers, extra_query, extra_body)
         return cast("Template", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def list(
@@ -153,6 +178,9 @@ class AsyncTemplates:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Template]:
         """List templates.
 
@@ -161,6 +189,9 @@ class AsyncTemplates:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Template`.
@@ -170,7 +201,23 @@ class AsyncTemplates:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_templates_request()
+        spec = with_extras(_list_templates_request(), extra_headers, extra_query, extra_body)
         return cast(
             "builtins.list[Template]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+
+class TemplatesWithRawResponse:
+    """`Templates` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Templates) -> None:
+        self.get = to_raw_response(resource.get)
+        self.list = to_raw_response(resource.list)
+
+
+class AsyncTemplatesWithRawResponse:
+    """`AsyncTemplates` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncTemplates) -> None:
+        self.get = async_to_raw_response(resource.get)
+        self.list = async_to_raw_response(resource.list)
