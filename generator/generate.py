@@ -48,6 +48,7 @@ EXTENSIONS = (
     "x-crownest-text-method",
     "x-crownest-map",
     "x-crownest-secret",
+    "x-crownest-bytes",
     "x-crownest-handle",
     "x-crownest-error-codes",
     "x-crownest-retry-statuses",
@@ -113,7 +114,7 @@ def operations_by_tag(project: Project, raw: dict) -> dict[str, list[Operation]]
     out: dict[str, list[Operation]] = {}
     for tag, collection in sorted(project.openapi.endpoint_collections_by_tag.items()):
         ops = [
-            build_operation(endpoint, raw_ops[snake_case(endpoint.name)], handles, raw["components"]["parameters"])
+            build_operation(endpoint, raw_ops[snake_case(endpoint.name)], handles, raw["components"])
             for endpoint in collection.endpoints
         ]
         out[str(tag)] = sorted(ops, key=lambda op: (op.method_name, not op.on_client))

@@ -156,7 +156,7 @@ class Operation:
             "none": "None.",
             "bytes": "The content, as bytes.",
             "text": "The text.",
-        }.get(self.kind, f"The `{item}`.")
+        }.get(self.kind, "The answer's one field, a `bool`." if item == "bool" else f"The `{item}`.")
 
     def item_type(self, asynchronous: bool) -> str:
         if self.handle:
@@ -228,6 +228,29 @@ def _param(prop: Any, location: str, raw: dict[str, Any], imports: set[str]) -> 
     )
 
 
+def _raw_body_properties(raw_op: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """The properties of the operation's JSON body schema, as written in the spec, by wire name."""
+    schema = raw_op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    if "$ref" in schema:
+        schema = schemas[schema["$ref"].rsplit("/", 1)[1]]
+    return dict(schema.get("properties", {}))
+
+
+def _take_bytes(params: list[Param], raw_props: dict[str, Any]) -> None:
+    """A string field marked `x-crownest-bytes: <field>` takes str or bytes: bytes are sent base64-encoded,
+    with `<field>` (an enum with a `base64` value) set to `base64`."""
+    for p in params:
+        flag = raw_props.get(p.wire_name, {}).get("x-crownest-bytes")
+        if flag is None:
+            continue
+        [encoding] = [q for q in params if q.wire_name == flag]
+        if "base64" not in raw_props[flag].get("enum", []):
+            raise ValueError(f"{p.wire_name}: x-crownest-bytes names {flag!r}, which has no `base64` value")
+        p.annotation, p.check = "str | bytes", "str_or_bytes"
+        p.send = f"text_or_base64({p.python_name})"
+        encoding.send = f'"base64" if isinstance({p.python_name}, bytes) else {encoding.send}'
+
+
 def _raw_params(raw_op: dict[str, Any], components: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The operation's parameters as written in the spec, `$ref`s resolved, by python name."""
     params = [components[p["$ref"].rsplit("/", 1)[1]] if "$ref" in p else p for p in raw_op.get("parameters", [])]
@@ -271,15 +294,17 @@ def _response(
             return "page", f"{model}.from_dict", item, handles.get(item)
         if set(props) == {"data"}:
             return "list", f"lambda body: {model}.from_dict(body).data", item, handles.get(item)
+    if len(props) == 1 and isinstance(only := next(iter(props.values())), BooleanProperty):
+        return "model", f"lambda body: {model}.from_dict(body).{only.python_name}", "bool", None
     return "model", f"{model}.from_dict", model, handles.get(model)
 
 
 def build_operation(
-    endpoint: Endpoint, raw_op: dict[str, Any], handles: dict[str, str], parameters: dict[str, Any]
+    endpoint: Endpoint, raw_op: dict[str, Any], handles: dict[str, str], components: dict[str, Any]
 ) -> Operation:
-    """The SDK method for `endpoint`; `raw_op` is its spec text, `parameters` the spec's shared parameters."""
+    """The SDK method for `endpoint`; `raw_op` is its spec text, `components` the spec's shared components."""
     imports: set[str] = set()
-    raw_params = _raw_params(raw_op, parameters)
+    raw_params = _raw_params(raw_op, components["parameters"])
     params: list[Param] = []
     for prop in endpoint.path_parameters:
         p = _param(prop, "path", raw_params.get(prop.python_name, {}), imports)
@@ -291,10 +316,12 @@ def build_operation(
     content_type = None
     for body in endpoint.bodies:
         if isinstance(body.prop, ModelProperty):
+            raw_props = _raw_body_properties(raw_op, components["schemas"])
             for prop in [*body.prop.required_properties, *body.prop.optional_properties]:
-                p = _param(prop, "json", {}, imports)
+                p = _param(prop, "json", raw_props.get(text(prop.name), {}), imports)
                 p.required = p.required and bool(body.prop.required)
                 params.append(p)
+            _take_bytes(params, raw_props)
         else:
             content_type = text(body.content_type)
             params.append(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import free_port
 from crownest_local import LocalServer
 
 GUIDES = Path(__file__).resolve().parent.parent / "examples" / "guides"
@@ -33,12 +34,23 @@ EXPECTED = {
         r"echo said: got ping\n"
         r"failed: failed 3\n"
     ),
+    "previews.py": (
+        r"visibility: private\n"
+        r"with the token: 200 <h1>hello from the sandbox</h1>\n"
+        r"without it: 403\n"
+        r"change of visibility: 409 preview_exists\n"
+        r"public, no header: 200\n"
+    ),
     "configuration.py": r"running\ntimed out on the client side after 0.5 s\nrequests sent: \d+, first: POST /v1/sandboxes\n",
 }
 
 
 def run(args: list[str], server: LocalServer) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"CROWNEST_BASE_URL": server.base_url, "CROWNEST_API_KEY": server.api_key}
+    env = os.environ | {
+        "CROWNEST_BASE_URL": server.base_url,
+        "CROWNEST_API_KEY": server.api_key,
+        "PORT": str(free_port()),  # previews.py serves on it: CrowNest Local's sandboxes share the host's ports
+    }
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, cwd=GUIDES)
 
 

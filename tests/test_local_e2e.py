@@ -282,6 +282,10 @@ async def files(client: Any, sandbox: Any) -> None:
     assert [e.name for e in await done(client.files.list(sandbox.id, "/home/user/build/out"))] == ["a.txt"]
     assert (await done(sandbox.files.info("build/out/a.txt"))).size_bytes == 6
     assert (await done(client.files.info(sandbox.id, "build"))).type_ == "directory"
+    assert await done(sandbox.files.exists("build/out/a.txt")) is True
+    assert await done(client.files.exists(sandbox.id, "build/nothing/here")) is False
+    deep = await done(sandbox.files.list("build", depth=2))
+    assert [e.path for e in deep] == ["/home/user/build/more", "/home/user/build/out", "/home/user/build/out/a.txt"]
     with pytest.raises(CrowNestApiError) as caught:
         await done(sandbox.files.delete("build"))
     assert caught.value.code == "directory_not_empty"
@@ -293,6 +297,12 @@ async def files(client: Any, sandbox: Any) -> None:
     with pytest.raises(CrowNestApiError) as caught:
         await done(sandbox.files.read("../../etc/passwd"))
     assert (caught.value.status, caught.value.code) == (400, "invalid_path")
+    signed = await done(sandbox.files.url("/tmp/raw.bin", expires_in_s=60))
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(signed.url)).content == bytes(range(256))
+        upload = await done(client.files.url(sandbox.id, "/tmp/put.bin", method="PUT"))
+        put = await http.put(upload.url, content=b"put", headers={"Content-Type": "application/octet-stream"})
+        assert put.status_code == 200 and await done(sandbox.files.read("/tmp/put.bin")) == b"put"
     seen_by_command = await done(sandbox.commands.run("cat /tmp/raw.bin | wc -c"))
     assert seen_by_command.stdout.strip() == "256"
 
@@ -310,6 +320,9 @@ async def artifacts(client: Any, sandbox: Any) -> None:
     assert (await done(client.artifacts.download(folder.id)))[:2] == b"\x1f\x8b"
     assert b"".join(await items(client.artifacts.stream(single.id))) == b"a,b\n1,2\n"
     assert (await done(client.artifacts.get(single.id))).sha256 == single.sha256
+    link = await done(client.artifacts.url(single.id))
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(link.url)).content == b"a,b\n1,2\n"
     assert [a.id for a in await items(sandbox.artifacts.list())] == [folder.id, single.id]
     assert [a.id for a in await items(client.artifacts.list(sandbox_id=sandbox.id, limit=1))] == [folder.id, single.id]
     await done(client.artifacts.delete(folder.id))
@@ -325,6 +338,11 @@ async def previews(client: Any, sandbox: Any) -> None:
     private = await done(sandbox.previews.create(port=port))
     assert private.visibility == "private" and private.token
     assert (await done(client.previews.create(sandbox.id, port=port))).id == private.id  # one preview per port
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(sandbox.previews.create(port=port, visibility="public"))
+    assert (caught.value.status, caught.value.code) == (409, "preview_exists")
+    assert "delete that preview" in str(caught.value)
+    assert (await done(sandbox.previews.create(port=port, wait_ms=10_000))).id == private.id
     public = await done(
         client.previews.create(sandbox.id, port=port + 1 if port < 65535 else port - 1, visibility="public")
     )

@@ -277,7 +277,7 @@ class CommandHandle(_CommandHandleBase):
 
     def send_stdin(
         self,
-        data: str,
+        data: str | bytes,
         *,
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
@@ -286,7 +286,7 @@ class CommandHandle(_CommandHandleBase):
         extra_query: Query | None = None,
         extra_body: Body | None = None,
     ) -> None:
-        """Write `data` to the command's standard input; `eof=True` closes it afterwards."""
+        """Write `data` (text, sent as UTF-8, or bytes) to the command's standard input; `eof=True` closes it afterwards."""
         self._client.commands.send_stdin(
             self.sandbox_id,
             self.id,
@@ -442,7 +442,7 @@ class AsyncCommandHandle(_CommandHandleBase):
 
     async def send_stdin(
         self,
-        data: str,
+        data: str | bytes,
         *,
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
@@ -451,7 +451,7 @@ class AsyncCommandHandle(_CommandHandleBase):
         extra_query: Query | None = None,
         extra_body: Body | None = None,
     ) -> None:
-        """Write `data` to the command's standard input; `eof=True` closes it afterwards."""
+        """Write `data` (text, sent as UTF-8, or bytes) to the command's standard input; `eof=True` closes it afterwards."""
         await self._client.commands.send_stdin(
             self.sandbox_id,
             self.id,

@@ -6,6 +6,7 @@ while leaving the argument out means "use the client's default".
 
 from __future__ import annotations
 
+import base64
 import enum
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, TypeAlias
@@ -144,13 +145,19 @@ _ARG_TYPES: dict[str, tuple[type, ...]] = {
     "key_values": (Mapping,),
     "mapping": (Mapping,),
     "callable": (Callable,),  # type: ignore[dict-item]
+    "str_or_bytes": (str, bytes),
 }
+
+
+def text_or_base64(value: str | bytes) -> str:
+    """A JSON string for a field that takes text or bytes (`x-crownest-bytes`): text as is, bytes base64-encoded."""
+    return value if isinstance(value, str) else base64.b64encode(value).decode("ascii")
 
 
 def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> None:
     """Refuse a wrongly typed argument before any request, naming it.
 
-    `kind` is `str`, `header` (a str sent as a header value), `int`, `bool`, `map` (a mapping of
+    `kind` is `str`, `header` (a str sent as a header value), `int`, `bool`, `str_or_bytes`, `map` (a mapping of
     str to str), `key_values` (a map sent as `key:value` items: keys without `:`), `mapping` (any
     mapping), `strs` (a list or tuple of str) or `callable`; `None` (left out) passes unless the
     argument is required.
@@ -171,6 +178,7 @@ def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> No
             "mapping": "a dict",
             "header": "str",
             "strs": "a list of str",
+            "str_or_bytes": "str or bytes",
         }.get(kind, kind)
         raise TypeError(f"{name} must be {expected}, got {type(value).__name__}: {value!r}")
     if kind == "key_values" and any(not k or ":" in k for k in value):

@@ -39,6 +39,7 @@ from ._files import Files
 from ._guard import LagMonitor
 from ._network import SandboxBackend, SandboxTransport
 from ._service import Call, Config, Handler, Service, json_response
+from ._signed import SignedUrls, guarded
 from ._spec import Operation, Validator, digits, invalid, load_spec, operations
 
 logger = logging.getLogger("crownest_local")
@@ -140,6 +141,7 @@ def create_app(config: Config) -> Starlette:
     spec = load_spec()
     service = Service(config)
     files = Files(service)
+    signed = SignedUrls(files, config.data_dir / "url-secret")
     handlers: dict[str, Handler] = {
         "listTemplates": service.list_templates,
         "getTemplate": service.get_template,
@@ -160,6 +162,9 @@ def create_app(config: Config) -> Starlette:
         "readFile": files.read_file,
         "listFiles": files.list_files,
         "getFileInfo": files.get_file_info,
+        "fileExists": files.file_exists,
+        "createFileUrl": signed.create_file_url,
+        "createArtifactUrl": signed.create_artifact_url,
         "deleteFile": files.delete_file,
         "makeDirectory": files.make_directory,
         "moveFile": files.move_file,
@@ -190,6 +195,16 @@ def create_app(config: Config) -> Starlette:
     any_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     routes.append(Route("/previews/{previewId:segment}", proxy, methods=any_method))
     routes.append(Route("/previews/{previewId:segment}/{rest:path}", proxy, methods=any_method))
+
+    def refused(problem: ApiProblem) -> Response:
+        return error_response(problem, new_request_id())
+
+    routes.append(
+        Route("/signed/files/{sandboxId}", guarded(signed.serve_file, refused), methods=["GET", "HEAD", "PUT"])
+    )
+    routes.append(
+        Route("/signed/artifacts/{artifactId}", guarded(signed.serve_artifact, refused), methods=["GET", "HEAD"])
+    )
 
     lag = LagMonitor()
 

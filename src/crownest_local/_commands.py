@@ -238,12 +238,12 @@ class LiveCommand:
         self._ended_by = self._ended_by or reason
         self.send_signal(sig)
 
-    async def write_stdin(self, data: str, eof: bool) -> None:
+    async def write_stdin(self, data: str | bytes, eof: bool) -> None:
         assert self.process is not None and self.process.stdin is not None
         stdin = self.process.stdin
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             if data:
-                stdin.write(data.encode())
+                stdin.write(data.encode() if isinstance(data, str) else data)
                 await stdin.drain()
             if eof:
                 stdin.close()

@@ -50,6 +50,7 @@ from ._beneath import (
     open_folder,
     remove_tree,
     rename,
+    subfolder,
     tree,
 )
 from ._content import ContentResponse
@@ -114,7 +115,8 @@ class Files:
     def __init__(self, service: Service) -> None:
         self.service = service
 
-    def _folder(self, call: Call) -> SandboxFolder:
+    def running_folder(self, call: Call) -> SandboxFolder:
+        """The folder of the call's sandbox; 404 or 409 unless it exists and runs."""
         sandbox_id = call.path["sandboxId"]
         self.service.running_sandbox(sandbox_id)
         return self.service.folder(sandbox_id)
@@ -128,7 +130,7 @@ class Files:
                 "File content must be sent as application/octet-stream.",
                 {"contentType": content_type},
             )
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         sandbox_id = call.path["sandboxId"]
         with folder.open(path, follow=True, missing_ok=True) as target:
@@ -170,7 +172,7 @@ class Files:
         )
 
     async def read_file(self, call: Call) -> Response:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         with folder.open(path, follow=True) as target:
             if stat.S_ISDIR(readable(path, target).st_mode):
@@ -179,17 +181,29 @@ class Files:
         return ContentResponse(fd, call.request)
 
     async def list_files(self, call: Call) -> Response:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         with folder.open(path, follow=True) as target:
             if target.fd is None:
                 raise file_not_found(path)
             if not target.is_folder:
                 raise conflict("not_a_directory", path, f"{path} is not a directory.")
-            return Response(await in_thread(_listing, target.fd, path), media_type="application/json")
+            depth = call.query.get("depth", 1)
+            return Response(await in_thread(_listing, target.fd, path, depth), media_type="application/json")
+
+    async def file_exists(self, call: Call) -> dict[str, Any]:
+        folder = self.running_folder(call)
+        path = folder.virtual(call.query["path"])
+        try:
+            with folder.open(path, follow=False) as target:
+                return {"exists": target.stat is not None}
+        except ApiProblem as problem:
+            if problem.code in ("file_not_found", "not_a_directory"):
+                return {"exists": False}
+            raise
 
     async def get_file_info(self, call: Call) -> dict[str, Any]:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         with folder.open(path, follow=False) as target:
             if target.stat is None:
@@ -197,7 +211,7 @@ class Files:
             return file_info(path, target.stat)
 
     async def delete_file(self, call: Call) -> None:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         with folder.open(path, follow=False) as target:
             if target.name is None:
@@ -217,7 +231,7 @@ class Files:
                     raise conflict("directory_not_empty", path, f"{path} is not empty; pass recursive.") from None
 
     async def make_directory(self, call: Call) -> Response:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.body["path"])
         with folder.open(path, follow=True, missing_ok=True) as target:
             if target.missing and not call.body.get("parents", True):
@@ -236,7 +250,7 @@ class Files:
         return json_response(file_info(path, made), 201)
 
     async def move_file(self, call: Call) -> dict[str, Any]:
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         source_path = folder.virtual(call.body["source"])
         target_path = folder.virtual(call.body["destination"])
         overwrite = call.body.get("overwrite", False)
@@ -271,7 +285,7 @@ class Files:
 
     async def create_artifact(self, call: Call) -> Response:
         sandbox_id = call.path["sandboxId"]
-        folder = self._folder(call)
+        folder = self.running_folder(call)
         path = folder.virtual(call.body["path"])
         with folder.open(path, follow=True) as source:
             is_dir = stat.S_ISDIR(readable(path, source).st_mode)
@@ -318,7 +332,8 @@ class Files:
             "artifact", limit=call.query.get("limit", 20), cursor=call.query.get("cursor"), sandbox_id=sandbox_id
         )
 
-    def _artifact(self, call: Call) -> dict[str, Any]:
+    def live_artifact(self, call: Call) -> dict[str, Any]:
+        """The call's artifact; 404 if it does not exist or has expired."""
         artifact_id = call.path["artifactId"]
         body = self.service.store.get("artifact", artifact_id)
         if body is None or datetime.datetime.fromisoformat(body["expiresAt"]) <= now():
@@ -326,15 +341,15 @@ class Files:
         return body
 
     async def get_artifact(self, call: Call) -> dict[str, Any]:
-        return self._artifact(call)
+        return self.live_artifact(call)
 
     async def download_artifact(self, call: Call) -> Response:
-        body = self._artifact(call)
+        body = self.live_artifact(call)
         fd = os.open(self.service.artifact_file(body["id"]), os.O_RDONLY | os.O_CLOEXEC)
         return ContentResponse(fd, call.request, etag=f'"{body["sha256"]}"')
 
     async def delete_artifact(self, call: Call) -> None:
-        body = self._artifact(call)
+        body = self.live_artifact(call)
         self.service.forget_artifact(body["id"])
 
 
@@ -441,22 +456,40 @@ def _tar(folder: int, target: Path, base: str) -> None:
                 tar.addfile(info, _Padded(f))  # type: ignore[arg-type]  # read() is all tarfile uses
 
 
-def _listing(folder: int, path: str) -> bytes:
-    """The entries of the folder open (as O_PATH) at `folder`, in name order, as `path`'s listFiles body.
+def _listing(folder: int, path: str, depth: int = 1) -> bytes:
+    """The entries of the folder open (as O_PATH) at `folder`, in name order, as `path`'s listFiles body;
+    with `depth` above 1, each subfolder's entries follow it, `depth - 1` levels down.
 
     Run in a thread (a folder may have a million entries), and encoded a thousand entries at a time:
     one json.dumps of them all would hold the GIL, and with it the event loop, for hundreds of ms.
     """
     listing = open_folder(folder)
+    data: list[dict[str, Any]] = []
     try:
-        data = []
-        for name in sorted(os.listdir(listing)):
-            with contextlib.suppress(FileNotFoundError):
-                data.append(file_info(posixpath.join(path, name), os.stat(name, dir_fd=listing, follow_symlinks=False)))
+        _list_into(data, listing, path, depth)
     finally:
         os.close(listing)
     parts = [json.dumps(data[i : i + 1000], ensure_ascii=False)[1:-1] for i in range(0, len(data), 1000)]
     return ('{"data": [' + ", ".join(parts) + "]}").encode()
+
+
+def _list_into(data: list[dict[str, Any]], listing: int, path: str, depth: int) -> None:
+    """Append the entries of the folder open at `listing` to `data`; subfolders are opened beneath it
+    without following links (`subfolder`), so a folder swapped for a link meanwhile is not entered."""
+    for name in sorted(os.listdir(listing)):
+        try:
+            st = os.stat(name, dir_fd=listing, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        data.append(file_info(posixpath.join(path, name), st))
+        if depth > 1 and stat.S_ISDIR(st.st_mode):
+            inner = subfolder(listing, name)
+            if inner is None:
+                continue
+            try:
+                _list_into(data, inner, posixpath.join(path, name), depth - 1)
+            finally:
+                os.close(inner)
 
 
 def _copy(fd: int, target: Path) -> None:

@@ -65,6 +65,16 @@ def bubblewrap() -> str | None:
     return shutil.which("bwrap")
 
 
+def default_shell() -> str:
+    """The shell commands run with: bash where the system (which every sandbox sees read-only) has it."""
+    return "/bin/bash" if os.access("/bin/bash", os.X_OK) else "/bin/sh"
+
+
+def shell_exists(shell: str) -> bool:
+    """Whether `shell` (an absolute path) is an executable file of the system the sandbox sees."""
+    return os.path.isfile(shell) and os.access(shell, os.X_OK)
+
+
 def python_dir() -> str:
     """A folder with `python` and `python3`: the base interpreter's, not a virtualenv's."""
     return str(Path(os.path.realpath(getattr(sys, "_base_executable", sys.executable))).parent)
@@ -161,7 +171,7 @@ def base_env() -> dict[str, str]:
 
 
 def unisolated_command(
-    folder: SandboxFolder, shell_command: str, cwd: str, marker: str
+    folder: SandboxFolder, shell_command: str, cwd: str, marker: str, shell: str = "/bin/sh"
 ) -> tuple[list[str], str, dict[str, str]]:
     """argv, host working directory and environment of a command run without isolation.
 
@@ -173,7 +183,7 @@ def unisolated_command(
         "HOME": str(folder.folder / ROOTS[HOME]),
         "CROWNEST_COMMAND_ID": marker,
     }
-    return ["/bin/sh", "-c", shell_command], str(folder.resolve(cwd).host), env
+    return [shell, "-c", shell_command], str(folder.resolve(cwd).host), env
 
 
 def sweep(marker: str, sig: int) -> None:
@@ -274,9 +284,17 @@ class Isolation:
         return argv
 
     def command(
-        self, folder: SandboxFolder, shell_command: str, cwd: str, *, helper_pid: int, seccomp_fd: int, internet: bool
+        self,
+        folder: SandboxFolder,
+        shell_command: str,
+        cwd: str,
+        *,
+        helper_pid: int,
+        seccomp_fd: int,
+        internet: bool,
+        shell: str = "/bin/sh",
     ) -> tuple[list[str], dict[str, str]]:
-        """argv and environment for `/bin/sh -c shell_command` in the sandbox whose helper is `helper_pid`."""
+        """argv and environment for `shell -c shell_command` in the sandbox whose helper is `helper_pid`."""
         env = base_env() | {"PATH": f"{TOOLS}:{SYSTEM_PATH}"}
         if internet:
             for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
@@ -289,7 +307,7 @@ class Isolation:
         argv += self.system_binds()
         argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run/user", "--tmpfs", "/var/tmp"]
         argv += ["--bind", str(folder.folder / ROOTS[HOME]), HOME, "--bind", str(folder.folder / ROOTS[TMP]), TMP]
-        argv += ["--seccomp", str(seccomp_fd), "--chdir", cwd, "/bin/sh", "-c", shell_command]
+        argv += ["--seccomp", str(seccomp_fd), "--chdir", cwd, shell, "-c", shell_command]
         return argv, env
 
     def seccomp_pipe(self) -> int:

@@ -8,6 +8,8 @@ or a Starlette `Response`. Files and artifacts are in `_files.py`.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import datetime
 import json
@@ -44,9 +46,19 @@ from ._beneath import remove_path
 from ._commands import LiveCommand, OutputLog
 from ._egress import Egress
 from ._errors import ApiProblem, not_found
-from ._isolation import HOME, Isolation, SandboxFolder, detect_isolation, sweep, unisolated_command
+from ._isolation import (
+    HOME,
+    Isolation,
+    SandboxFolder,
+    default_shell,
+    detect_isolation,
+    shell_exists,
+    sweep,
+    unisolated_command,
+)
 from ._limits import Cgroup, Limiter, Limits, folder_usage
 from ._network import SandboxNetwork
+from ._ports import wait_until_listening
 from ._spec import digits, invalid
 from ._store import Store
 
@@ -453,6 +465,9 @@ class Service:
         folder = self.folder(sandbox_id)
         cwd = folder.cwd(spec.get("cwd", HOME))
         command_id = new_id("cmd")
+        shell = spec.get("shell", default_shell())
+        if not shell_exists(shell):
+            invalid("shell", f"{shell} is not an executable in the sandbox")
         timeout_ms = spec.get("timeoutMs", DEFAULT_COMMAND_TIMEOUT_MS)
         command = Command(
             id=command_id,
@@ -474,7 +489,7 @@ class Service:
         live = LiveCommand(command.to_dict(), OutputLog(self._log_path(command.id)))
         if self.isolation is None:
             live.sweep = lambda sig: sweep(command_id, sig)
-        spawn, host_cwd, argv, env, fds = self._spawn_plan(sandbox_id, folder, spec["command"], cwd, command_id)
+        spawn, host_cwd, argv, env, fds = self._spawn_plan(sandbox_id, folder, spec["command"], cwd, command_id, shell)
         env.update(self.store.extra(sandbox_id).get("env", {}))
         env.update(spec.get("env", {}))
         cgroup = self.cgroups.get(sandbox_id)
@@ -494,11 +509,11 @@ class Service:
         return live
 
     def _spawn_plan(
-        self, sandbox_id: str, folder: SandboxFolder, shell_command: str, cwd: str, command_id: str
+        self, sandbox_id: str, folder: SandboxFolder, shell_command: str, cwd: str, command_id: str, shell: str
     ) -> tuple[dict[str, Any], str, list[str], dict[str, str], list[int]]:
         """How to start a command: spawn options, host cwd, argv, environment, and fds to close after."""
         if self.config.isolation == "none":
-            argv, host_cwd, env = unisolated_command(folder, shell_command, cwd, command_id)
+            argv, host_cwd, env = unisolated_command(folder, shell_command, cwd, command_id, shell)
             return {}, host_cwd, argv, env, []
         network = self.networks.get(sandbox_id)
         if self.isolation is None or network is None:
@@ -512,7 +527,7 @@ class Service:
         fd = self.isolation.seccomp_pipe()
         internet = bool(self.sandbox(sandbox_id).get("internet", True))
         argv, env = self.isolation.command(
-            folder, shell_command, cwd, helper_pid=network.pid, seccomp_fd=fd, internet=internet
+            folder, shell_command, cwd, helper_pid=network.pid, seccomp_fd=fd, internet=internet, shell=shell
         )
         return {"pass_fds": (fd,)}, "/", argv, env, [fd]
 
@@ -613,8 +628,14 @@ class Service:
 
     async def send_stdin(self, call: Call) -> None:
         live = self._live(call)
+        data: str | bytes = call.body["data"]
+        if call.body.get("encoding") == "base64":
+            try:
+                data = base64.b64decode(call.body["data"], validate=True)
+            except binascii.Error:
+                invalid("data", "is not base64, which `encoding` base64 says it is")
         if live.stdin_open:
-            await live.write_stdin(call.body["data"], bool(call.body.get("eof", False)))
+            await live.write_stdin(data, bool(call.body.get("eof", False)))
 
     async def stream_events(self, call: Call) -> Response:
         body = self.command(call)
@@ -661,10 +682,27 @@ class Service:
         server = call.request.scope.get("server")
         if self.config.isolation == "none" and server is not None and port == server[1]:
             invalid("port", "is CrowNest Local's own port")
-        for body in self.store.all("preview", sandbox_id=sandbox_id):
-            if body["port"] == port:
-                return json_response(body, 200)
         visibility = PreviewVisibility(call.body.get("visibility", "private"))
+        wait_ms = call.body.get("waitMs", 0)
+        if wait_ms and not await wait_until_listening(self.ingress, sandbox_id, port, wait_ms):
+            raise ApiProblem(
+                504,
+                "port_not_listening",
+                f"Nothing in sandbox {sandbox_id} accepted connections on port {port} within {wait_ms} ms.",
+                {"port": port, "waitMs": wait_ms},
+            )
+        for body in self.store.all("preview", sandbox_id=sandbox_id):
+            if body["port"] != port:
+                continue
+            if body["visibility"] != visibility.value:
+                raise ApiProblem(
+                    409,
+                    "preview_exists",
+                    f"Port {port} already has a {body['visibility']} preview ({body['id']}); to make it "
+                    f"{visibility.value}, delete that preview and create it again.",
+                    {"previewId": body["id"], "visibility": body["visibility"], "port": port},
+                )
+            return json_response(body, 200)
         preview_id = new_id("prv")
         preview = Preview(
             id=preview_id,

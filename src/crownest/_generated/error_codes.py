@@ -9,6 +9,8 @@ ERROR_CODES: dict[str, int] = {
     "missing_api_key": 401,
     "invalid_api_key": 401,
     "permission_denied": 403,
+    "signed_url_invalid": 403,
+    "signed_url_expired": 403,
     "quota_exceeded": 403,
     "request_timeout": 408,
     "not_found": 404,
@@ -26,6 +28,8 @@ ERROR_CODES: dict[str, int] = {
     "directory_not_empty": 409,
     "not_a_directory": 409,
     "is_a_directory": 409,
+    "preview_exists": 409,
+    "signed_url_used": 409,
     "file_exists": 409,
     "unsupported_file_type": 409,
     "payload_too_large": 413,
@@ -38,6 +42,7 @@ ERROR_CODES: dict[str, int] = {
     "isolation_unavailable": 503,
     "unavailable": 503,
     "too_many_connections": 503,
+    "port_not_listening": 504,
 }
 """Every code the spec lists, with its HTTP status."""
 

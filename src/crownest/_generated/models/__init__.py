@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from .artifact import Artifact
     from .artifact_create import ArtifactCreate
     from .artifact_list import ArtifactList
+    from .artifact_url_create import ArtifactUrlCreate
     from .command import Command
     from .command_create import CommandCreate
     from .command_event import CommandEvent
@@ -16,14 +17,17 @@ if TYPE_CHECKING:
     from .command_list import CommandList
     from .command_status import CommandStatus
     from .command_stdin import CommandStdin
+    from .command_stdin_encoding import CommandStdinEncoding
     from .directory_create import DirectoryCreate
     from .env_vars import EnvVars
     from .error_details import ErrorDetails
     from .error_envelope import ErrorEnvelope
+    from .file_exists import FileExists
     from .file_info import FileInfo
     from .file_list import FileList
     from .file_move import FileMove
     from .file_type import FileType
+    from .file_url_create import FileUrlCreate
     from .limit_enforcement import LimitEnforcement
     from .metadata import Metadata
     from .preview import Preview
@@ -37,14 +41,17 @@ if TYPE_CHECKING:
     from .sandbox_status import SandboxStatus
     from .sandbox_ttl_update import SandboxTtlUpdate
     from .signal import Signal
+    from .signed_url import SignedUrl
     from .template import Template
     from .template_list import TemplateList
+    from .url_method import UrlMethod
 
 _MODULES = {
     "ApiError": ".api_error",
     "Artifact": ".artifact",
     "ArtifactCreate": ".artifact_create",
     "ArtifactList": ".artifact_list",
+    "ArtifactUrlCreate": ".artifact_url_create",
     "Command": ".command",
     "CommandCreate": ".command_create",
     "CommandEvent": ".command_event",
@@ -52,14 +59,17 @@ _MODULES = {
     "CommandList": ".command_list",
     "CommandStatus": ".command_status",
     "CommandStdin": ".command_stdin",
+    "CommandStdinEncoding": ".command_stdin_encoding",
     "DirectoryCreate": ".directory_create",
     "EnvVars": ".env_vars",
     "ErrorDetails": ".error_details",
     "ErrorEnvelope": ".error_envelope",
+    "FileExists": ".file_exists",
     "FileInfo": ".file_info",
     "FileList": ".file_list",
     "FileMove": ".file_move",
     "FileType": ".file_type",
+    "FileUrlCreate": ".file_url_create",
     "LimitEnforcement": ".limit_enforcement",
     "Metadata": ".metadata",
     "Preview": ".preview",
@@ -73,8 +83,10 @@ _MODULES = {
     "SandboxStatus": ".sandbox_status",
     "SandboxTtlUpdate": ".sandbox_ttl_update",
     "Signal": ".signal",
+    "SignedUrl": ".signed_url",
     "Template": ".template",
     "TemplateList": ".template_list",
+    "UrlMethod": ".url_method",
 }
 
 __all__ = (
@@ -82,6 +94,7 @@ __all__ = (
     "Artifact",
     "ArtifactCreate",
     "ArtifactList",
+    "ArtifactUrlCreate",
     "Command",
     "CommandCreate",
     "CommandEvent",
@@ -89,14 +102,17 @@ __all__ = (
     "CommandList",
     "CommandStatus",
     "CommandStdin",
+    "CommandStdinEncoding",
     "DirectoryCreate",
     "EnvVars",
     "ErrorDetails",
     "ErrorEnvelope",
+    "FileExists",
     "FileInfo",
     "FileList",
     "FileMove",
     "FileType",
+    "FileUrlCreate",
     "LimitEnforcement",
     "Metadata",
     "Preview",
@@ -110,8 +126,10 @@ __all__ = (
     "SandboxStatus",
     "SandboxTtlUpdate",
     "Signal",
+    "SignedUrl",
     "Template",
     "TemplateList",
+    "UrlMethod",
 )
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="CommandCreate")
 CommandCreateKey = Literal[
     "command",
+    "shell",
     "cwd",
     "env",
     "timeoutMs",
@@ -30,7 +31,10 @@ class CommandCreate(WireMapping[CommandCreateKey]):
     """A command to run."""
 
     command: str
-    """ The command line, run with `/bin/sh -c` (at most 64 KiB). """
+    """ The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source` work. """
+    shell: str | Unset = UNSET
+    """ The shell that runs `command` with `-c`, an absolute path in the sandbox (default `/bin/bash` where the
+    template has bash, else `/bin/sh`); 400 `invalid_request` if it is not there. """
     cwd: str | Unset = UNSET
     """ Its working directory (default `/home/user`). """
     env: EnvVars | Unset = UNSET
@@ -45,6 +49,7 @@ class CommandCreate(WireMapping[CommandCreateKey]):
 
     _wire_names: ClassVar[dict[str, str]] = {
         "command": "command",
+        "shell": "shell",
         "cwd": "cwd",
         "env": "env",
         "timeoutMs": "timeout_ms",
@@ -54,6 +59,9 @@ class CommandCreate(WireMapping[CommandCreateKey]):
 
         @overload
         def __getitem__(self, key: Literal["command"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["shell"]) -> str: ...
 
         @overload
         def __getitem__(self, key: Literal["cwd"]) -> str: ...
@@ -74,6 +82,8 @@ class CommandCreate(WireMapping[CommandCreateKey]):
     def to_dict(self) -> dict[str, Any]:
         command = self.command
 
+        shell = self.shell
+
         cwd = self.cwd
 
         env: dict[str, Any] | Unset = UNSET
@@ -91,6 +101,8 @@ class CommandCreate(WireMapping[CommandCreateKey]):
                 "command": command,
             }
         )
+        if shell is not UNSET:
+            field_dict["shell"] = shell
         if cwd is not UNSET:
             field_dict["cwd"] = cwd
         if env is not UNSET:
@@ -109,6 +121,8 @@ class CommandCreate(WireMapping[CommandCreateKey]):
         d = dict(src_dict)
         command = check_scalar(d.pop("command"), "str", "command")
 
+        shell = check_scalar(d.pop("shell", UNSET), "str", "shell")
+
         cwd = check_scalar(d.pop("cwd", UNSET), "str", "cwd")
 
         _env = d.pop("env", UNSET)
@@ -124,6 +138,7 @@ class CommandCreate(WireMapping[CommandCreateKey]):
 
         command_create = cls(
             command=command,
+            shell=shell,
             cwd=cwd,
             env=env,
             timeout_ms=timeout_ms,

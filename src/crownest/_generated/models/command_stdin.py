@@ -8,11 +8,13 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..._models import WireMapping, check_scalar, set_field
+from ..models.command_stdin_encoding import CommandStdinEncoding
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="CommandStdin")
 CommandStdinKey = Literal[
     "data",
+    "encoding",
     "eof",
 ]
 """The keys of `CommandStdin` as a mapping: the API's (wire) names of its fields."""
@@ -20,10 +22,13 @@ CommandStdinKey = Literal[
 
 @_attrs_define(frozen=True)
 class CommandStdin(WireMapping[CommandStdinKey]):
-    """Text for a command's standard input."""
+    """Text or bytes for a command's standard input."""
 
     data: str
-    """ The text to write. """
+    """ The text to write (UTF-8), or bytes, base64-encoded, when `encoding` is `base64`. The SDK takes str or
+    bytes, and sends bytes base64-encoded. """
+    encoding: CommandStdinEncoding | Unset = UNSET
+    """ How `data` is written, `text` (the default) or `base64`; the SDK sets `base64` when `data` is bytes. """
     eof: bool | Unset = UNSET
     """ Close standard input after writing. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -31,12 +36,16 @@ class CommandStdin(WireMapping[CommandStdinKey]):
 
     _wire_names: ClassVar[dict[str, str]] = {
         "data": "data",
+        "encoding": "encoding",
         "eof": "eof",
     }
     if TYPE_CHECKING:
 
         @overload
         def __getitem__(self, key: Literal["data"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["encoding"]) -> CommandStdinEncoding: ...
 
         @overload
         def __getitem__(self, key: Literal["eof"]) -> bool: ...
@@ -48,6 +57,10 @@ class CommandStdin(WireMapping[CommandStdinKey]):
     def to_dict(self) -> dict[str, Any]:
         data = self.data
 
+        encoding: str | Unset = UNSET
+        if not isinstance(self.encoding, Unset):
+            encoding = self.encoding.value
+
         eof = self.eof
 
         field_dict: dict[str, Any] = {}
@@ -57,6 +70,8 @@ class CommandStdin(WireMapping[CommandStdinKey]):
                 "data": data,
             }
         )
+        if encoding is not UNSET:
+            field_dict["encoding"] = encoding
         if eof is not UNSET:
             field_dict["eof"] = eof
 
@@ -67,10 +82,18 @@ class CommandStdin(WireMapping[CommandStdinKey]):
         d = dict(src_dict)
         data = check_scalar(d.pop("data"), "str", "data")
 
+        _encoding = d.pop("encoding", UNSET)
+        encoding: CommandStdinEncoding | Unset
+        if isinstance(_encoding, Unset):
+            encoding = UNSET
+        else:
+            encoding = CommandStdinEncoding(_encoding)
+
         eof = check_scalar(d.pop("eof", UNSET), "bool", "eof")
 
         command_stdin = cls(
             data=data,
+            encoding=encoding,
             eof=eof,
         )
 

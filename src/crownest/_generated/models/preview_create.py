@@ -15,6 +15,7 @@ T = TypeVar("T", bound="PreviewCreate")
 PreviewCreateKey = Literal[
     "port",
     "visibility",
+    "waitMs",
 ]
 """The keys of `PreviewCreate` as a mapping: the API's (wire) names of its fields."""
 
@@ -27,12 +28,16 @@ class PreviewCreate(WireMapping[PreviewCreateKey]):
     """ The port a process in the sandbox listens on. """
     visibility: PreviewVisibility | Unset = UNSET
     """ Who may open a preview's URL. New values may appear. """
+    wait_ms: int | Unset = UNSET
+    """ Wait up to this many milliseconds for something in the sandbox to accept connections on the port (default 0,
+    no wait). """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
     _wire_names: ClassVar[dict[str, str]] = {
         "port": "port",
         "visibility": "visibility",
+        "waitMs": "wait_ms",
     }
     if TYPE_CHECKING:
 
@@ -41,6 +46,9 @@ class PreviewCreate(WireMapping[PreviewCreateKey]):
 
         @overload
         def __getitem__(self, key: Literal["visibility"]) -> PreviewVisibility: ...
+
+        @overload
+        def __getitem__(self, key: Literal["waitMs"]) -> int: ...
 
         @overload
         def __getitem__(self, key: PreviewCreateKey) -> Any: ...
@@ -53,6 +61,8 @@ class PreviewCreate(WireMapping[PreviewCreateKey]):
         if not isinstance(self.visibility, Unset):
             visibility = self.visibility.value
 
+        wait_ms = self.wait_ms
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -62,6 +72,8 @@ class PreviewCreate(WireMapping[PreviewCreateKey]):
         )
         if visibility is not UNSET:
             field_dict["visibility"] = visibility
+        if wait_ms is not UNSET:
+            field_dict["waitMs"] = wait_ms
 
         return field_dict
 
@@ -77,9 +89,12 @@ class PreviewCreate(WireMapping[PreviewCreateKey]):
         else:
             visibility = PreviewVisibility(_visibility)
 
+        wait_ms = check_scalar(d.pop("waitMs", UNSET), "int", "waitMs")
+
         preview_create = cls(
             port=port,
             visibility=visibility,
+            wait_ms=wait_ms,
         )
 
         set_field(preview_create, "additional_properties", d)

@@ -25,6 +25,7 @@ from ..._types import (
 from ..._uploads import Progress
 from ..models.artifact import Artifact
 from ..models.artifact_list import ArtifactList
+from ..models.signed_url import SignedUrl
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
@@ -148,6 +149,25 @@ def _list_sandbox_artifacts_request(
             "limit": limit,
             "cursor": cursor,
         },
+    )
+
+
+def _create_artifact_url_request(
+    *,
+    artifact_id: str,
+    expires_in_s: int | None,
+) -> RequestSpec:
+    check_arg("expires_in_s", expires_in_s, "int")
+    return RequestSpec(
+        "POST",
+        f"/v1/artifacts/{encode_path_param('artifact_id', artifact_id)}/url",
+        kind="model",
+        parse=SignedUrl.from_dict,
+        json=drop_none(
+            {
+                "expiresInS": expires_in_s,
+            }
+        ),
     )
 
 
@@ -404,6 +424,48 @@ class Artifacts:
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
 
+    def url(
+        self,
+        artifact_id: str,
+        *,
+        expires_in_s: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SignedUrl:
+        """Sign a URL for an artifact.
+
+        A URL that downloads the artifact without the API key until it expires (and at most
+        until the artifact does); 403 `signed_url_invalid` if it is altered, 403
+        `signed_url_expired` after its expiry. It honours `Range`.
+
+        Args:
+            artifact_id: The artifact's ID (`art_...`).
+            expires_in_s: Seconds until the URL expires (default 300).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SignedUrl`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _create_artifact_url_request(artifact_id=artifact_id, expires_in_s=expires_in_s),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("SignedUrl", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
 
 class AsyncArtifacts:
     """Copies of files taken out of a sandbox that outlive it until they expire."""
@@ -658,6 +720,48 @@ class AsyncArtifacts:
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
 
+    async def url(
+        self,
+        artifact_id: str,
+        *,
+        expires_in_s: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SignedUrl:
+        """Sign a URL for an artifact.
+
+        A URL that downloads the artifact without the API key until it expires (and at most
+        until the artifact does); 403 `signed_url_invalid` if it is altered, 403
+        `signed_url_expired` after its expiry. It honours `Range`.
+
+        Args:
+            artifact_id: The artifact's ID (`art_...`).
+            expires_in_s: Seconds until the URL expires (default 300).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SignedUrl`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _create_artifact_url_request(artifact_id=artifact_id, expires_in_s=expires_in_s),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("SignedUrl", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
 
 class ArtifactsWithRawResponse:
     """`Artifacts` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
@@ -667,6 +771,7 @@ class ArtifactsWithRawResponse:
         self.delete = to_raw_response(resource.delete)
         self.download = to_raw_response(resource.download)
         self.get = to_raw_response(resource.get)
+        self.url = to_raw_response(resource.url)
 
 
 class AsyncArtifactsWithRawResponse:
@@ -677,6 +782,7 @@ class AsyncArtifactsWithRawResponse:
         self.delete = async_to_raw_response(resource.delete)
         self.download = async_to_raw_response(resource.download)
         self.get = async_to_raw_response(resource.get)
+        self.url = async_to_raw_response(resource.url)
 
 
 class ArtifactsWithStreamingResponse:

@@ -21,12 +21,14 @@ from ..._types import (
     check_arg,
     drop_none,
     encode_path_param,
+    text_or_base64,
     with_extras,
 )
 from ..models.command import Command
 from ..models.command_event import CommandEvent
 from ..models.command_list import CommandList
 from ..models.command_status import CommandStatus
+from ..models.command_stdin_encoding import CommandStdinEncoding
 from ..models.signal import Signal
 
 if TYPE_CHECKING:
@@ -123,6 +125,7 @@ def _run_command_request(
     *,
     sandbox_id: str,
     command: str,
+    shell: str | None,
     cwd: str | None,
     env: Mapping[str, str] | None,
     timeout_ms: int | None,
@@ -130,6 +133,7 @@ def _run_command_request(
     idempotency_key: str | None,
 ) -> RequestSpec:
     check_arg("command", command, "str", required=True)
+    check_arg("shell", shell, "str")
     check_arg("cwd", cwd, "str")
     check_arg("env", env, "map")
     check_arg("timeout_ms", timeout_ms, "int")
@@ -147,6 +151,7 @@ def _run_command_request(
         json=drop_none(
             {
                 "command": command,
+                "shell": shell,
                 "cwd": cwd,
                 "env": None if env is None else dict(env),
                 "timeoutMs": timeout_ms,
@@ -161,10 +166,12 @@ def _send_command_stdin_request(
     *,
     sandbox_id: str,
     command_id: str,
-    data: str,
+    data: str | bytes,
+    encoding: CommandStdinEncoding | str | None,
     eof: bool | None,
 ) -> RequestSpec:
-    check_arg("data", data, "str", required=True)
+    check_arg("data", data, "str_or_bytes", required=True)
+    check_arg("encoding", encoding, "str")
     check_arg("eof", eof, "bool")
     return RequestSpec(
         "POST",
@@ -172,7 +179,8 @@ def _send_command_stdin_request(
         kind="none",
         json=drop_none(
             {
-                "data": data,
+                "data": text_or_base64(data),
+                "encoding": "base64" if isinstance(data, bytes) else encoding,
                 "eof": eof,
             }
         ),
@@ -183,6 +191,7 @@ def _start_command_request(
     *,
     sandbox_id: str,
     command: str,
+    shell: str | None,
     cwd: str | None,
     env: Mapping[str, str] | None,
     timeout_ms: int | None,
@@ -190,6 +199,7 @@ def _start_command_request(
     idempotency_key: str | None,
 ) -> RequestSpec:
     check_arg("command", command, "str", required=True)
+    check_arg("shell", shell, "str")
     check_arg("cwd", cwd, "str")
     check_arg("env", env, "map")
     check_arg("timeout_ms", timeout_ms, "int")
@@ -206,6 +216,7 @@ def _start_command_request(
         json=drop_none(
             {
                 "command": command,
+                "shell": shell,
                 "cwd": cwd,
                 "env": None if env is None else dict(env),
                 "timeoutMs": timeout_ms,
@@ -354,7 +365,7 @@ class Commands:
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             command_id: The command's ID (`cmd_...`).
-            signal: A signal to send to a process tree.
+            signal: The signal to send; `SIGTERM` when left out (followed by `SIGKILL` after 2 s).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
             extra_headers: Headers added to this request (they win over the SDK's own).
@@ -429,6 +440,7 @@ class Commands:
         sandbox_id: str,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -445,14 +457,19 @@ class Commands:
     ) -> CommandHandle:
         """Run a command and wait for it.
 
-        Runs a command with `/bin/sh -c` and answers once it has ended, with its final
+        Runs a command with `bash -c` (or the `shell` it names) and answers once it has ended, with its
+        final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
         409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -489,6 +506,7 @@ class Commands:
             _run_command_request(
                 sandbox_id=sandbox_id,
                 command=command,
+                shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
@@ -506,6 +524,7 @@ class Commands:
                 _start_command_request(
                     sandbox_id=sandbox_id,
                     command=command,
+                    shell=shell,
                     cwd=cwd,
                     env=env,
                     timeout_ms=timeout_ms,
@@ -526,8 +545,9 @@ class Commands:
         self,
         sandbox_id: str,
         command_id: str,
-        data: str,
+        data: str | bytes,
         *,
+        encoding: CommandStdinEncoding | str | None = None,
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
@@ -537,13 +557,17 @@ class Commands:
     ) -> None:
         """Write to a command's standard input.
 
-        Writes text to the command's standard input, and closes it if `eof` is true; 409
-        `command_not_running` once it has ended.
+        Writes text or bytes to the command's standard input, and closes it if `eof` is true; 409
+        `command_not_running` once it has ended. 400 `invalid_request` for `encoding` `base64` with data
+        that is not base64.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             command_id: The command's ID (`cmd_...`).
-            data: The text to write.
+            data: The text to write (UTF-8), or bytes, base64-encoded, when `encoding` is `base64`. The SDK
+                takes str or bytes, and sends bytes base64-encoded.
+            encoding: How `data` is written, `text` (the default) or `base64`; the SDK sets `base64` when `data`
+                is bytes.
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
@@ -560,7 +584,9 @@ class Commands:
         """
 
         spec = with_extras(
-            _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof),
+            _send_command_stdin_request(
+                sandbox_id=sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+            ),
             extra_headers,
             extra_query,
             extra_body,
@@ -572,6 +598,7 @@ class Commands:
         sandbox_id: str,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -585,12 +612,16 @@ class Commands:
     ) -> CommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
-        while the sandbox already runs its maximum of commands at once.
+        Starts a command with `bash -c` (or the `shell` it names) and answers at once with it `running`; 409
+        `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -619,6 +650,7 @@ class Commands:
             _start_command_request(
                 sandbox_id=sandbox_id,
                 command=command,
+                shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
@@ -796,7 +828,7 @@ class AsyncCommands:
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             command_id: The command's ID (`cmd_...`).
-            signal: A signal to send to a process tree.
+            signal: The signal to send; `SIGTERM` when left out (followed by `SIGKILL` after 2 s).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
             extra_headers: Headers added to this request (they win over the SDK's own).
@@ -877,6 +909,7 @@ class AsyncCommands:
         sandbox_id: str,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -893,14 +926,19 @@ class AsyncCommands:
     ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
-        Runs a command with `/bin/sh -c` and answers once it has ended, with its final
+        Runs a command with `bash -c` (or the `shell` it names) and answers once it has ended, with its
+        final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
         409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -937,6 +975,7 @@ class AsyncCommands:
             _run_command_request(
                 sandbox_id=sandbox_id,
                 command=command,
+                shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
@@ -956,6 +995,7 @@ class AsyncCommands:
                 _start_command_request(
                     sandbox_id=sandbox_id,
                     command=command,
+                    shell=shell,
                     cwd=cwd,
                     env=env,
                     timeout_ms=timeout_ms,
@@ -978,8 +1018,9 @@ class AsyncCommands:
         self,
         sandbox_id: str,
         command_id: str,
-        data: str,
+        data: str | bytes,
         *,
+        encoding: CommandStdinEncoding | str | None = None,
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
@@ -989,13 +1030,17 @@ class AsyncCommands:
     ) -> None:
         """Write to a command's standard input.
 
-        Writes text to the command's standard input, and closes it if `eof` is true; 409
-        `command_not_running` once it has ended.
+        Writes text or bytes to the command's standard input, and closes it if `eof` is true; 409
+        `command_not_running` once it has ended. 400 `invalid_request` for `encoding` `base64` with data
+        that is not base64.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             command_id: The command's ID (`cmd_...`).
-            data: The text to write.
+            data: The text to write (UTF-8), or bytes, base64-encoded, when `encoding` is `base64`. The SDK
+                takes str or bytes, and sends bytes base64-encoded.
+            encoding: How `data` is written, `text` (the default) or `base64`; the SDK sets `base64` when `data`
+                is bytes.
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
@@ -1012,7 +1057,9 @@ class AsyncCommands:
         """
 
         spec = with_extras(
-            _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof),
+            _send_command_stdin_request(
+                sandbox_id=sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+            ),
             extra_headers,
             extra_query,
             extra_body,
@@ -1024,6 +1071,7 @@ class AsyncCommands:
         sandbox_id: str,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -1037,12 +1085,16 @@ class AsyncCommands:
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
-        while the sandbox already runs its maximum of commands at once.
+        Starts a command with `bash -c` (or the `shell` it names) and answers at once with it `running`; 409
+        `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -1071,6 +1123,7 @@ class AsyncCommands:
             _start_command_request(
                 sandbox_id=sandbox_id,
                 command=command,
+                shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
@@ -1293,7 +1346,7 @@ class SandboxCommands:
 
         Args:
             command_id: The command's ID (`cmd_...`).
-            signal: A signal to send to a process tree.
+            signal: The signal to send; `SIGTERM` when left out (followed by `SIGKILL` after 2 s).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
             extra_headers: Headers added to this request (they win over the SDK's own).
@@ -1365,6 +1418,7 @@ class SandboxCommands:
         self,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -1381,13 +1435,18 @@ class SandboxCommands:
     ) -> CommandHandle:
         """Run a command and wait for it.
 
-        Runs a command with `/bin/sh -c` and answers once it has ended, with its final
+        Runs a command with `bash -c` (or the `shell` it names) and answers once it has ended, with its
+        final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
         409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -1424,6 +1483,7 @@ class SandboxCommands:
             _run_command_request(
                 sandbox_id=self._sandbox_id,
                 command=command,
+                shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
@@ -1441,6 +1501,7 @@ class SandboxCommands:
                 _start_command_request(
                     sandbox_id=self._sandbox_id,
                     command=command,
+                    shell=shell,
                     cwd=cwd,
                     env=env,
                     timeout_ms=timeout_ms,
@@ -1460,8 +1521,9 @@ class SandboxCommands:
     def send_stdin(
         self,
         command_id: str,
-        data: str,
+        data: str | bytes,
         *,
+        encoding: CommandStdinEncoding | str | None = None,
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
@@ -1471,12 +1533,16 @@ class SandboxCommands:
     ) -> None:
         """Write to a command's standard input.
 
-        Writes text to the command's standard input, and closes it if `eof` is true; 409
-        `command_not_running` once it has ended.
+        Writes text or bytes to the command's standard input, and closes it if `eof` is true; 409
+        `command_not_running` once it has ended. 400 `invalid_request` for `encoding` `base64` with data
+        that is not base64.
 
         Args:
             command_id: The command's ID (`cmd_...`).
-            data: The text to write.
+            data: The text to write (UTF-8), or bytes, base64-encoded, when `encoding` is `base64`. The SDK
+                takes str or bytes, and sends bytes base64-encoded.
+            encoding: How `data` is written, `text` (the default) or `base64`; the SDK sets `base64` when `data`
+                is bytes.
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
@@ -1493,7 +1559,9 @@ class SandboxCommands:
         """
 
         spec = with_extras(
-            _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof),
+            _send_command_stdin_request(
+                sandbox_id=self._sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+            ),
             extra_headers,
             extra_query,
             extra_body,
@@ -1504,6 +1572,7 @@ class SandboxCommands:
         self,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -1517,11 +1586,15 @@ class SandboxCommands:
     ) -> CommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
-        while the sandbox already runs its maximum of commands at once.
+        Starts a command with `bash -c` (or the `shell` it names) and answers at once with it `running`; 409
+        `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -1550,6 +1623,7 @@ class SandboxCommands:
             _start_command_request(
                 sandbox_id=self._sandbox_id,
                 command=command,
+                shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
@@ -1728,7 +1802,7 @@ class AsyncSandboxCommands:
 
         Args:
             command_id: The command's ID (`cmd_...`).
-            signal: A signal to send to a process tree.
+            signal: The signal to send; `SIGTERM` when left out (followed by `SIGKILL` after 2 s).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
             extra_headers: Headers added to this request (they win over the SDK's own).
@@ -1806,6 +1880,7 @@ class AsyncSandboxCommands:
         self,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -1822,13 +1897,18 @@ class AsyncSandboxCommands:
     ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
-        Runs a command with `/bin/sh -c` and answers once it has ended, with its final
+        Runs a command with `bash -c` (or the `shell` it names) and answers once it has ended, with its
+        final
         state. A non-zero exit code is not an error: check `exitCode` and `status`. A
         replay with the same `Idempotency-Key` returns the same command, not a new run.
         409 `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -1865,6 +1945,7 @@ class AsyncSandboxCommands:
             _run_command_request(
                 sandbox_id=self._sandbox_id,
                 command=command,
+                shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
@@ -1884,6 +1965,7 @@ class AsyncSandboxCommands:
                 _start_command_request(
                     sandbox_id=self._sandbox_id,
                     command=command,
+                    shell=shell,
                     cwd=cwd,
                     env=env,
                     timeout_ms=timeout_ms,
@@ -1905,8 +1987,9 @@ class AsyncSandboxCommands:
     async def send_stdin(
         self,
         command_id: str,
-        data: str,
+        data: str | bytes,
         *,
+        encoding: CommandStdinEncoding | str | None = None,
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
@@ -1916,12 +1999,16 @@ class AsyncSandboxCommands:
     ) -> None:
         """Write to a command's standard input.
 
-        Writes text to the command's standard input, and closes it if `eof` is true; 409
-        `command_not_running` once it has ended.
+        Writes text or bytes to the command's standard input, and closes it if `eof` is true; 409
+        `command_not_running` once it has ended. 400 `invalid_request` for `encoding` `base64` with data
+        that is not base64.
 
         Args:
             command_id: The command's ID (`cmd_...`).
-            data: The text to write.
+            data: The text to write (UTF-8), or bytes, base64-encoded, when `encoding` is `base64`. The SDK
+                takes str or bytes, and sends bytes base64-encoded.
+            encoding: How `data` is written, `text` (the default) or `base64`; the SDK sets `base64` when `data`
+                is bytes.
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
@@ -1938,7 +2025,9 @@ class AsyncSandboxCommands:
         """
 
         spec = with_extras(
-            _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof),
+            _send_command_stdin_request(
+                sandbox_id=self._sandbox_id, command_id=command_id, data=data, encoding=encoding, eof=eof
+            ),
             extra_headers,
             extra_query,
             extra_body,
@@ -1949,6 +2038,7 @@ class AsyncSandboxCommands:
         self,
         command: str,
         *,
+        shell: str | None = None,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout_ms: int | None = None,
@@ -1962,11 +2052,15 @@ class AsyncSandboxCommands:
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
-        Starts a command with `/bin/sh -c` and answers at once with it `running`; 409 `too_many_commands`
-        while the sandbox already runs its maximum of commands at once.
+        Starts a command with `bash -c` (or the `shell` it names) and answers at once with it `running`; 409
+        `too_many_commands` while the sandbox already runs its maximum of commands at once.
 
         Args:
-            command: The command line, run with `/bin/sh -c` (at most 64 KiB).
+            command: The command line, run with `bash -c` (at most 64 KiB), so `[[ ]]`, arrays and `source`
+                work.
+            shell: The shell that runs `command` with `-c`, an absolute path in the sandbox (default
+                `/bin/bash` where the template has bash, else `/bin/sh`); 400 `invalid_request` if it is
+                not there.
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
@@ -1995,6 +2089,7 @@ class AsyncSandboxCommands:
             _start_command_request(
                 sandbox_id=self._sandbox_id,
                 command=command,
+                shell=shell,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,

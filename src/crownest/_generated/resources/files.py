@@ -23,8 +23,11 @@ from ..._types import (
     with_extras,
 )
 from ..._uploads import FileContent, Progress, file_content
+from ..models.file_exists import FileExists
 from ..models.file_info import FileInfo
 from ..models.file_list import FileList
+from ..models.signed_url import SignedUrl
+from ..models.url_method import UrlMethod
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
@@ -60,6 +63,23 @@ def _delete_file_request(
     )
 
 
+def _file_exists_request(
+    *,
+    sandbox_id: str,
+    path: str,
+) -> RequestSpec:
+    check_arg("path", path, "str", required=True)
+    return RequestSpec(
+        "GET",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/files/exists",
+        kind="model",
+        parse=lambda body: FileExists.from_dict(body).exists,
+        params={
+            "path": path,
+        },
+    )
+
+
 def _get_file_info_request(
     *,
     sandbox_id: str,
@@ -81,8 +101,10 @@ def _list_files_request(
     *,
     sandbox_id: str,
     path: str,
+    depth: int | None,
 ) -> RequestSpec:
     check_arg("path", path, "str", required=True)
+    check_arg("depth", depth, "int")
     return RequestSpec(
         "GET",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/files",
@@ -90,6 +112,7 @@ def _list_files_request(
         parse=lambda body: FileList.from_dict(body).data,
         params={
             "path": path,
+            "depth": depth,
         },
     )
 
@@ -157,6 +180,31 @@ def _read_file_request(
         headers={
             "Accept": "application/octet-stream",
         },
+    )
+
+
+def _create_file_url_request(
+    *,
+    sandbox_id: str,
+    path: str,
+    method: UrlMethod | str | None,
+    expires_in_s: int | None,
+) -> RequestSpec:
+    check_arg("path", path, "str", required=True)
+    check_arg("method", method, "str")
+    check_arg("expires_in_s", expires_in_s, "int")
+    return RequestSpec(
+        "POST",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/files/url",
+        kind="model",
+        parse=SignedUrl.from_dict,
+        json=drop_none(
+            {
+                "path": path,
+                "method": method,
+                "expiresInS": expires_in_s,
+            }
+        ),
     )
 
 
@@ -240,6 +288,46 @@ class Files:
         )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
+    def exists(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> bool:
+        """Check that a path exists.
+
+        Whether something (a file, directory, symlink or other entry) is at the path; a symlink counts,
+        whatever it points to. A path that leaves the sandbox is 400 `invalid_path`, not false.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The answer's one field, a `bool`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _file_exists_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
+        return cast("bool", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     def info(
         self,
         sandbox_id: str,
@@ -284,6 +372,7 @@ class Files:
         sandbox_id: str,
         path: str,
         *,
+        depth: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Headers | None = None,
@@ -293,12 +382,16 @@ class Files:
         """List a directory.
 
         Lists a directory's entries; 409 `not_a_directory` if the path is not a directory.
+        With `depth` above 1 it also lists what its subdirectories hold, down to that many
+        levels: each directory's entries in name order, each subdirectory's entries right after
+        it. Symlinks are listed, never followed.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
                 to the text. Symlinks on the way are followed only where they stay in `/home/user` or
                 `/tmp`; 400 `invalid_path` otherwise.
+            depth: How many levels to list (1, the default, lists the directory's own entries).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
             extra_headers: Headers added to this request (they win over the SDK's own).
@@ -314,7 +407,7 @@ class Files:
         """
 
         spec = with_extras(
-            _list_files_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+            _list_files_request(sandbox_id=sandbox_id, path=path, depth=depth), extra_headers, extra_query, extra_body
         )
         return cast("builtins.list[FileInfo]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -517,6 +610,55 @@ class Files:
         """
         spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
+
+    def url(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        method: UrlMethod | str | None = None,
+        expires_in_s: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SignedUrl:
+        """Sign a URL for a file.
+
+        A URL that reads (`GET`) or writes (`PUT`, the body is the file's content, as
+        `files.write` sends it) one file of the sandbox without the API key, until it expires.
+        The server signs the path, the method and the expiry; a URL with any of them changed is
+        refused (403 `signed_url_invalid`), as is one past its expiry (403 `signed_url_expired`).
+        A `PUT` URL works once (409 `signed_url_used` after a write through it succeeded). The
+        path rules of the file API apply when the URL is used, and the sandbox must still run.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The file's path.
+            method: What a signed URL does to a file.
+            expires_in_s: Seconds until the URL expires (default 300).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SignedUrl`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _create_file_url_request(sandbox_id=sandbox_id, path=path, method=method, expires_in_s=expires_in_s),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("SignedUrl", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def write(
         self,
@@ -629,6 +771,46 @@ class AsyncFiles:
         )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
+    async def exists(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> bool:
+        """Check that a path exists.
+
+        Whether something (a file, directory, symlink or other entry) is at the path; a symlink counts,
+        whatever it points to. A path that leaves the sandbox is 400 `invalid_path`, not false.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The answer's one field, a `bool`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _file_exists_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
+        return cast("bool", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     async def info(
         self,
         sandbox_id: str,
@@ -673,6 +855,7 @@ class AsyncFiles:
         sandbox_id: str,
         path: str,
         *,
+        depth: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Headers | None = None,
@@ -682,12 +865,16 @@ class AsyncFiles:
         """List a directory.
 
         Lists a directory's entries; 409 `not_a_directory` if the path is not a directory.
+        With `depth` above 1 it also lists what its subdirectories hold, down to that many
+        levels: each directory's entries in name order, each subdirectory's entries right after
+        it. Symlinks are listed, never followed.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
                 to the text. Symlinks on the way are followed only where they stay in `/home/user` or
                 `/tmp`; 400 `invalid_path` otherwise.
+            depth: How many levels to list (1, the default, lists the directory's own entries).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
             extra_headers: Headers added to this request (they win over the SDK's own).
@@ -703,7 +890,7 @@ class AsyncFiles:
         """
 
         spec = with_extras(
-            _list_files_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+            _list_files_request(sandbox_id=sandbox_id, path=path, depth=depth), extra_headers, extra_query, extra_body
         )
         return cast(
             "builtins.list[FileInfo]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -909,6 +1096,55 @@ class AsyncFiles:
         spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
+    async def url(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        method: UrlMethod | str | None = None,
+        expires_in_s: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SignedUrl:
+        """Sign a URL for a file.
+
+        A URL that reads (`GET`) or writes (`PUT`, the body is the file's content, as
+        `files.write` sends it) one file of the sandbox without the API key, until it expires.
+        The server signs the path, the method and the expiry; a URL with any of them changed is
+        refused (403 `signed_url_invalid`), as is one past its expiry (403 `signed_url_expired`).
+        A `PUT` URL works once (409 `signed_url_used` after a write through it succeeded). The
+        path rules of the file API apply when the URL is used, and the sandbox must still run.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The file's path.
+            method: What a signed URL does to a file.
+            expires_in_s: Seconds until the URL expires (default 300).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SignedUrl`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _create_file_url_request(sandbox_id=sandbox_id, path=path, method=method, expires_in_s=expires_in_s),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("SignedUrl", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     async def write(
         self,
         sandbox_id: str,
@@ -969,12 +1205,14 @@ class FilesWithRawResponse:
 
     def __init__(self, resource: Files) -> None:
         self.delete = to_raw_response(resource.delete)
+        self.exists = to_raw_response(resource.exists)
         self.info = to_raw_response(resource.info)
         self.list = to_raw_response(resource.list)
         self.mkdir = to_raw_response(resource.mkdir)
         self.move = to_raw_response(resource.move)
         self.read = to_raw_response(resource.read)
         self.read_text = to_raw_response(resource.read_text)
+        self.url = to_raw_response(resource.url)
         self.write = to_raw_response(resource.write)
 
 
@@ -983,12 +1221,14 @@ class AsyncFilesWithRawResponse:
 
     def __init__(self, resource: AsyncFiles) -> None:
         self.delete = async_to_raw_response(resource.delete)
+        self.exists = async_to_raw_response(resource.exists)
         self.info = async_to_raw_response(resource.info)
         self.list = async_to_raw_response(resource.list)
         self.mkdir = async_to_raw_response(resource.mkdir)
         self.move = async_to_raw_response(resource.move)
         self.read = async_to_raw_response(resource.read)
         self.read_text = async_to_raw_response(resource.read_text)
+        self.url = async_to_raw_response(resource.url)
         self.write = async_to_raw_response(resource.write)
 
 
@@ -1066,6 +1306,44 @@ class SandboxFiles:
         )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
+    def exists(
+        self,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> bool:
+        """Check that a path exists.
+
+        Whether something (a file, directory, symlink or other entry) is at the path; a symlink counts,
+        whatever it points to. A path that leaves the sandbox is 400 `invalid_path`, not false.
+
+        Args:
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The answer's one field, a `bool`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _file_exists_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
+        return cast("bool", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     def info(
         self,
         path: str,
@@ -1107,6 +1385,7 @@ class SandboxFiles:
         self,
         path: str,
         *,
+        depth: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Headers | None = None,
@@ -1116,11 +1395,15 @@ class SandboxFiles:
         """List a directory.
 
         Lists a directory's entries; 409 `not_a_directory` if the path is not a directory.
+        With `depth` above 1 it also lists what its subdirectories hold, down to that many
+        levels: each directory's entries in name order, each subdirectory's entries right after
+        it. Symlinks are listed, never followed.
 
         Args:
             path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
                 to the text. Symlinks on the way are followed only where they stay in `/home/user` or
                 `/tmp`; 400 `invalid_path` otherwise.
+            depth: How many levels to list (1, the default, lists the directory's own entries).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
             extra_headers: Headers added to this request (they win over the SDK's own).
@@ -1136,7 +1419,10 @@ class SandboxFiles:
         """
 
         spec = with_extras(
-            _list_files_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+            _list_files_request(sandbox_id=self._sandbox_id, path=path, depth=depth),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("builtins.list[FileInfo]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -1338,6 +1624,53 @@ class SandboxFiles:
         )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
+    def url(
+        self,
+        path: str,
+        *,
+        method: UrlMethod | str | None = None,
+        expires_in_s: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SignedUrl:
+        """Sign a URL for a file.
+
+        A URL that reads (`GET`) or writes (`PUT`, the body is the file's content, as
+        `files.write` sends it) one file of the sandbox without the API key, until it expires.
+        The server signs the path, the method and the expiry; a URL with any of them changed is
+        refused (403 `signed_url_invalid`), as is one past its expiry (403 `signed_url_expired`).
+        A `PUT` URL works once (409 `signed_url_used` after a write through it succeeded). The
+        path rules of the file API apply when the URL is used, and the sandbox must still run.
+
+        Args:
+            path: The file's path.
+            method: What a signed URL does to a file.
+            expires_in_s: Seconds until the URL expires (default 300).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SignedUrl`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _create_file_url_request(sandbox_id=self._sandbox_id, path=path, method=method, expires_in_s=expires_in_s),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("SignedUrl", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     def write(
         self,
         path: str,
@@ -1449,6 +1782,44 @@ class AsyncSandboxFiles:
         )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
+    async def exists(
+        self,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> bool:
+        """Check that a path exists.
+
+        Whether something (a file, directory, symlink or other entry) is at the path; a symlink counts,
+        whatever it points to. A path that leaves the sandbox is 400 `invalid_path`, not false.
+
+        Args:
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The answer's one field, a `bool`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _file_exists_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
+        return cast("bool", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     async def info(
         self,
         path: str,
@@ -1490,6 +1861,7 @@ class AsyncSandboxFiles:
         self,
         path: str,
         *,
+        depth: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Headers | None = None,
@@ -1499,11 +1871,15 @@ class AsyncSandboxFiles:
         """List a directory.
 
         Lists a directory's entries; 409 `not_a_directory` if the path is not a directory.
+        With `depth` above 1 it also lists what its subdirectories hold, down to that many
+        levels: each directory's entries in name order, each subdirectory's entries right after
+        it. Symlinks are listed, never followed.
 
         Args:
             path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
                 to the text. Symlinks on the way are followed only where they stay in `/home/user` or
                 `/tmp`; 400 `invalid_path` otherwise.
+            depth: How many levels to list (1, the default, lists the directory's own entries).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
             extra_headers: Headers added to this request (they win over the SDK's own).
@@ -1519,7 +1895,10 @@ class AsyncSandboxFiles:
         """
 
         spec = with_extras(
-            _list_files_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+            _list_files_request(sandbox_id=self._sandbox_id, path=path, depth=depth),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast(
             "builtins.list[FileInfo]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -1722,6 +2101,53 @@ class AsyncSandboxFiles:
             _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
         )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
+
+    async def url(
+        self,
+        path: str,
+        *,
+        method: UrlMethod | str | None = None,
+        expires_in_s: int | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SignedUrl:
+        """Sign a URL for a file.
+
+        A URL that reads (`GET`) or writes (`PUT`, the body is the file's content, as
+        `files.write` sends it) one file of the sandbox without the API key, until it expires.
+        The server signs the path, the method and the expiry; a URL with any of them changed is
+        refused (403 `signed_url_invalid`), as is one past its expiry (403 `signed_url_expired`).
+        A `PUT` URL works once (409 `signed_url_used` after a write through it succeeded). The
+        path rules of the file API apply when the URL is used, and the sandbox must still run.
+
+        Args:
+            path: The file's path.
+            method: What a signed URL does to a file.
+            expires_in_s: Seconds until the URL expires (default 300).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SignedUrl`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _create_file_url_request(sandbox_id=self._sandbox_id, path=path, method=method, expires_in_s=expires_in_s),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("SignedUrl", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def write(
         self,

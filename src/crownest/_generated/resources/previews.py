@@ -42,18 +42,22 @@ def _create_preview_request(
     sandbox_id: str,
     port: int,
     visibility: PreviewVisibility | str | None,
+    wait_ms: int | None,
 ) -> RequestSpec:
     check_arg("port", port, "int", required=True)
     check_arg("visibility", visibility, "str")
+    check_arg("wait_ms", wait_ms, "int")
     return RequestSpec(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/previews",
         kind="model",
         parse=Preview.from_dict,
+        wait_ms=wait_ms if wait_ms is not None else 0,
         json=drop_none(
             {
                 "port": port,
                 "visibility": visibility,
+                "waitMs": wait_ms,
             }
         ),
     )
@@ -100,6 +104,7 @@ class Previews:
         port: int,
         *,
         visibility: PreviewVisibility | str | None = None,
+        wait_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Headers | None = None,
@@ -108,13 +113,18 @@ class Previews:
     ) -> Preview:
         """Publish a port.
 
-        Publishes a port that a process in the sandbox listens on. Asking again for a port that already has
-        a preview returns that preview with 200.
+        Publishes a port that a process in the sandbox listens on. Asking again for a port
+        that already has a preview returns that preview with 200 if the visibility is the same,
+        and 409 `preview_exists` if it differs (delete the preview, then create it again).
+        With `waitMs`, answers once something in the sandbox accepts connections on the port,
+        or 504 `port_not_listening` when nothing does within that time (no preview is created).
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             port: The port a process in the sandbox listens on.
             visibility: Who may open a preview's URL. New values may appear.
+            wait_ms: Wait up to this many milliseconds for something in the sandbox to accept connections on
+                the port (default 0, no wait).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
             extra_headers: Headers added to this request (they win over the SDK's own).
@@ -130,7 +140,7 @@ class Previews:
         """
 
         spec = with_extras(
-            _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility),
+            _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms),
             extra_headers,
             extra_query,
             extra_body,
@@ -228,6 +238,7 @@ class AsyncPreviews:
         port: int,
         *,
         visibility: PreviewVisibility | str | None = None,
+        wait_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Headers | None = None,
@@ -236,13 +247,18 @@ class AsyncPreviews:
     ) -> Preview:
         """Publish a port.
 
-        Publishes a port that a process in the sandbox listens on. Asking again for a port that already has
-        a preview returns that preview with 200.
+        Publishes a port that a process in the sandbox listens on. Asking again for a port
+        that already has a preview returns that preview with 200 if the visibility is the same,
+        and 409 `preview_exists` if it differs (delete the preview, then create it again).
+        With `waitMs`, answers once something in the sandbox accepts connections on the port,
+        or 504 `port_not_listening` when nothing does within that time (no preview is created).
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             port: The port a process in the sandbox listens on.
             visibility: Who may open a preview's URL. New values may appear.
+            wait_ms: Wait up to this many milliseconds for something in the sandbox to accept connections on
+                the port (default 0, no wait).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
             extra_headers: Headers added to this request (they win over the SDK's own).
@@ -258,7 +274,7 @@ class AsyncPreviews:
         """
 
         spec = with_extras(
-            _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility),
+            _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms),
             extra_headers,
             extra_query,
             extra_body,
@@ -379,6 +395,7 @@ class SandboxPreviews:
         port: int,
         *,
         visibility: PreviewVisibility | str | None = None,
+        wait_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Headers | None = None,
@@ -387,12 +404,17 @@ class SandboxPreviews:
     ) -> Preview:
         """Publish a port.
 
-        Publishes a port that a process in the sandbox listens on. Asking again for a port that already has
-        a preview returns that preview with 200.
+        Publishes a port that a process in the sandbox listens on. Asking again for a port
+        that already has a preview returns that preview with 200 if the visibility is the same,
+        and 409 `preview_exists` if it differs (delete the preview, then create it again).
+        With `waitMs`, answers once something in the sandbox accepts connections on the port,
+        or 504 `port_not_listening` when nothing does within that time (no preview is created).
 
         Args:
             port: The port a process in the sandbox listens on.
             visibility: Who may open a preview's URL. New values may appear.
+            wait_ms: Wait up to this many milliseconds for something in the sandbox to accept connections on
+                the port (default 0, no wait).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
             extra_headers: Headers added to this request (they win over the SDK's own).
@@ -408,7 +430,7 @@ class SandboxPreviews:
         """
 
         spec = with_extras(
-            _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility),
+            _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms),
             extra_headers,
             extra_query,
             extra_body,
@@ -505,6 +527,7 @@ class AsyncSandboxPreviews:
         port: int,
         *,
         visibility: PreviewVisibility | str | None = None,
+        wait_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
         extra_headers: Headers | None = None,
@@ -513,12 +536,17 @@ class AsyncSandboxPreviews:
     ) -> Preview:
         """Publish a port.
 
-        Publishes a port that a process in the sandbox listens on. Asking again for a port that already has
-        a preview returns that preview with 200.
+        Publishes a port that a process in the sandbox listens on. Asking again for a port
+        that already has a preview returns that preview with 200 if the visibility is the same,
+        and 409 `preview_exists` if it differs (delete the preview, then create it again).
+        With `waitMs`, answers once something in the sandbox accepts connections on the port,
+        or 504 `port_not_listening` when nothing does within that time (no preview is created).
 
         Args:
             port: The port a process in the sandbox listens on.
             visibility: Who may open a preview's URL. New values may appear.
+            wait_ms: Wait up to this many milliseconds for something in the sandbox to accept connections on
+                the port (default 0, no wait).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
             extra_headers: Headers added to this request (they win over the SDK's own).
@@ -534,7 +562,7 @@ class AsyncSandboxPreviews:
         """
 
         spec = with_extras(
-            _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility),
+            _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility, wait_ms=wait_ms),
             extra_headers,
             extra_query,
             extra_body,
