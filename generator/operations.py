@@ -15,6 +15,7 @@ from openapi_python_client.parser.openapi import Endpoint
 from openapi_python_client.parser.properties import (
     AnyProperty,
     BooleanProperty,
+    DateTimeProperty,
     EnumProperty,
     FileProperty,
     IntProperty,
@@ -185,6 +186,8 @@ def _annotation(prop: Any, imports: set[str]) -> tuple[str, str | None, str]:
         return "int", "int", "{v}"
     if isinstance(prop, StringProperty):
         return "str", "str", "{v}"
+    if isinstance(prop, DateTimeProperty):  # an aware datetime, or the RFC 3339 text itself
+        return "datetime.datetime | str", "time", "{v}.isoformat() if isinstance({v}, datetime.datetime) else {v}"
     raise ValueError(f"no SDK mapping for a {type(prop).__name__}")
 
 
@@ -320,7 +323,10 @@ def build_operation(
     if "x-crownest-waits-for" in raw_op:
         waits = raw_op["x-crownest-waits-for"]
         [param] = [p for p in params if p.wire_name == waits["field"]]
-        wait_ms = f"{param.python_name} if {param.python_name} is not None else {int(waits['default'])}"
+        given = param.python_name
+        if "zero" in waits:  # 0 stands for the server's cap, which the server may hold the answer for
+            given = f"({param.python_name} or {int(waits['zero'])})"
+        wait_ms = f"{given} if {param.python_name} is not None else {int(waits['default'])}"
     run = raw_op.get("x-crownest-run")
     name = str(snake_case(endpoint.name))
     if "x-crownest-method" not in raw_op:

@@ -6,6 +6,7 @@ Each case says what the user calls and the exact request that must go out
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import json
 import os
@@ -103,6 +104,21 @@ CASES = [
     ),
     Case(
         "sandboxes",
+        "list",
+        (),
+        "GET",
+        "/v1/sandboxes",
+        page(p.sandbox()),
+        kwargs={
+            "template": "python",
+            "created_after": datetime.datetime(2026, 11, 26, 12, tzinfo=datetime.UTC),
+            "order": "asc",
+        },
+        params={"template": "python", "createdAfter": "2026-11-26T12:00:00+00:00", "order": "asc"},
+        check=lambda r: r.id == SBX,
+    ),
+    Case(
+        "sandboxes",
         "get",
         (SBX,),
         "GET",
@@ -133,6 +149,17 @@ CASES = [
         check=lambda r: r.ttl_ms == 5000,
         handle_method="set_ttl",
         handle_check=lambda r, sandbox: r is None and sandbox.ttl_ms == 5000,
+    ),
+    Case(
+        "sandboxes",
+        "metrics",
+        (SBX,),
+        "GET",
+        "/v1/sandboxes/sbx_1/metrics",
+        ok(p.metrics()),
+        check=lambda r: r.process_count == 2 and r.limits.cpu_count == 1,
+        handle_method="metrics",
+        handle_check=lambda r, sandbox: r.cpu_percent == 12.5,
     ),
     Case(
         "commands",

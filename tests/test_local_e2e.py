@@ -159,6 +159,9 @@ async def sandboxes(client: Any) -> Any:
     assert sandbox.ttl_ms == 300_000
     await done(sandbox.refresh())
     assert sandbox.status == "running"
+    metrics = await done(sandbox.metrics())
+    assert metrics.limits == sandbox.limits and metrics.process_count == 0
+    assert (await done(client.sandboxes.metrics(sandbox.id))).disk_bytes >= 0
     other = await done(client.sandboxes.create(template="base"))
     await done(client.sandboxes.kill(other.id))
     await done(client.sandboxes.kill(other.id))  # killing an ended sandbox is also fine

@@ -37,11 +37,11 @@ with LocalServer() as server:
     with server.client(max_retries=0) as client:
         sandbox = client.sandboxes.create(template="base")
         found["sync"] = [
-            callable(client.sandboxes.metrics), callable(sandbox.metrics),
+            callable(client.sandboxes.usage), callable(sandbox.usage),
             callable(client.snapshots.create), callable(client.snapshots.list), callable(sandbox.snapshots.create),
         ]
         answers = []
-        for call in (sandbox.metrics, lambda: client.snapshots.list(), lambda: sandbox.snapshots.create("s")):
+        for call in (sandbox.usage, lambda: client.snapshots.list(), lambda: sandbox.snapshots.create("s")):
             try:
                 call()
             except crownest.CrowNestApiError as error:
@@ -53,7 +53,7 @@ with LocalServer() as server:
         async with server.async_client(max_retries=0) as client:
             sandbox = await client.sandboxes.create(template="base")
             try:
-                await sandbox.metrics()
+                await sandbox.usage()
             except crownest.InternalServerError as error:
                 found["async"] = [error.status, error.code, callable(client.snapshots.list),
                                   callable(sandbox.snapshots.create)]
@@ -108,7 +108,7 @@ def test_the_methods_are_on_both_clients_and_the_handle_and_crownest_local_answe
     found = json.loads(done.stdout.splitlines()[-1])
     assert found["sync"] == [True] * 5
     assert found["answers"] == [
-        [501, "not_implemented", "getSandboxMetrics"],
+        [501, "not_implemented", "getSandboxUsage"],
         [501, "not_implemented", "listSnapshots"],
         [501, "not_implemented", "createSnapshot"],
     ]
@@ -137,8 +137,8 @@ def test_the_tests_name_what_is_left_to_do(scratch: Path) -> None:
         "test_endpoints.py::test_every_public_method_has_a_case",
         "test_local_server.py::test_every_operation_of_the_spec_has_a_handler",
     ], done.stdout[-3000:]
-    assert "'createSnapshot', 'getSandboxMetrics', 'listSnapshots'" in done.stdout
-    assert "('sandboxes', 'metrics')" in done.stdout and "snapshots" in done.stdout
+    assert "'createSnapshot', 'getSandboxUsage', 'listSnapshots'" in done.stdout
+    assert "('sandboxes', 'usage')" in done.stdout and "snapshots" in done.stdout
 
 
 def test_the_docs_build_strictly_and_name_them(scratch: Path) -> None:
@@ -149,15 +149,15 @@ def test_the_docs_build_strictly_and_name_them(scratch: Path) -> None:
         re.findall(r'id="([^"]+)"', "".join(p.read_text() for p in (scratch / "site" / "reference").rglob("*.html")))
     )
     for name in (
-        "SandboxHandle.metrics",
-        "AsyncSandboxHandle.metrics",
-        "Sandboxes.metrics",
+        "SandboxHandle.usage",
+        "AsyncSandboxHandle.usage",
+        "Sandboxes.usage",
         "Snapshots.create",
         "Snapshots.list",
         "AsyncSnapshots.list",
         "SandboxSnapshots.create",
         "AsyncSandboxSnapshots.create",
-        "SandboxMetrics",
+        "SandboxUsage",
         "Snapshot",
         "CrowNest.snapshots",
         "AsyncCrowNest.snapshots",
@@ -175,7 +175,7 @@ def test_the_guides_case_checks_the_new_method_in_every_form(scratch: Path) -> N
         source.replace("\n]\nHANDLE_ONLY = [", "\n" + textwrap.indent(case, "    ") + "\n]\nHANDLE_ONLY = [")
     )
     try:
-        done = run(scratch, "-m", "pytest", "-q", "-p", "no:randomly", str(endpoints), "-k", "metrics")
+        done = run(scratch, "-m", "pytest", "-q", "-p", "no:randomly", str(endpoints), "-k", "usage")
     finally:
         endpoints.write_text(source)  # the other tests see the copy as the guide's step 2 leaves it
     assert done.returncode == 0, done.stdout[-3000:]

@@ -6,6 +6,7 @@ while leaving the argument out means "use the client's default".
 
 from __future__ import annotations
 
+import datetime
 import enum
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, TypeAlias
@@ -107,6 +108,7 @@ _ARG_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
     "int": (int,),
     "bool": (bool,),
+    "time": (datetime.datetime, str),
     "map": (Mapping,),
     "callable": (Callable,),  # type: ignore[dict-item]
 }
@@ -115,7 +117,8 @@ _ARG_TYPES: dict[str, tuple[type, ...]] = {
 def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> None:
     """Refuse a wrongly typed argument before any request, naming it.
 
-    `kind` is `str`, `int`, `bool`, `map` (a mapping of str to str) or `callable`; `None`
+    `kind` is `str`, `int`, `bool`, `time` (a datetime or its RFC 3339 text), `map` (a mapping of
+    str to str) or `callable`; `None`
     (left out) passes unless the argument is required.
     """
     if value is None:
@@ -126,5 +129,5 @@ def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> No
     if ok and kind == "map":
         ok = all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     if not ok:
-        expected = {"map": "a dict of str to str"}.get(kind, kind)
+        expected = {"map": "a dict of str to str", "time": "a datetime or an RFC 3339 str"}.get(kind, kind)
         raise TypeError(f"{name} must be {expected}, got {type(value).__name__}: {value!r}")

@@ -110,6 +110,7 @@ def create_app(config: Config) -> Starlette:
         "createSandbox": service.create_sandbox,
         "listSandboxes": service.list_sandboxes,
         "getSandbox": service.get_sandbox,
+        "getSandboxMetrics": service.sandbox_metrics,
         "killSandbox": service.kill_sandbox,
         "setSandboxTtl": service.set_sandbox_ttl,
         "runCommand": service.run_command,

@@ -183,8 +183,8 @@ class LiveCommand:
         elif not keep_stdin_open:
             await self.write_stdin("", eof=True)
 
-    async def run(self, timeout_s: float) -> None:
-        """Pump the output until the process ends or its time is up."""
+    async def run(self, timeout_s: float | None) -> None:
+        """Pump the output until the process ends or its time (if it has a limit) is up."""
         assert self.process is not None and self.process.stdout and self.process.stderr
         pumps = [
             asyncio.ensure_future(self._pump("stdout", self.process.stdout)),

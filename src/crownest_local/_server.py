@@ -20,7 +20,7 @@ from crownest import AsyncCrowNest, CrowNest
 
 from ._app import create_app
 from ._guard import Guard, raise_open_files_limit
-from ._service import DEFAULT_RETENTION_S, ISOLATION_WARNING, Config
+from ._service import DEFAULT_RETENTION_S, ISOLATION_WARNING, RUN_CAP_MS, Config
 
 START_TIMEOUT_S = 15.0
 # How long an idle connection stays open: longer than clients keep one (httpx: 5 s), as behind a
@@ -60,7 +60,8 @@ class LocalServer:
     `body_timeout` seconds), else 408; at most `max_connections` connections
     are open, `max_connections_per_client` from one address, else 503.
     `cgroups=False` enforces sandboxes' limits with rlimits only, as where the
-    server may not create cgroups.
+    server may not create cgroups. `run_cap` is how long (seconds) `commands.run()`
+    with `timeout_ms=0` may run (10 minutes by default).
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class LocalServer:
         max_connections: int = 1024,
         max_connections_per_client: int = 256,
         cgroups: bool = True,
+        run_cap: float = RUN_CAP_MS / 1000,
     ) -> None:
         self.host = host
         self._port = port
@@ -93,6 +95,7 @@ class LocalServer:
         self.isolation = isolation
         self.retention = retention
         self.cgroups = cgroups
+        self.run_cap = run_cap
         self.guard = Guard(header_timeout, body_timeout, max_connections, max_connections_per_client)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -163,6 +166,7 @@ class LocalServer:
             max_sandboxes=self.max_sandboxes,
             retention_s=self.retention,
             cgroups=self.cgroups,
+            run_cap_ms=int(self.run_cap * 1000),
         )
         if not self.isolation:
             config.bwrap = None

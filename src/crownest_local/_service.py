@@ -34,6 +34,7 @@ from crownest._generated.models import (
     PreviewVisibility,
     Sandbox,
     SandboxLimits,
+    SandboxMetrics,
     SandboxStatus,
     Template,
 )
@@ -42,6 +43,7 @@ from ._commands import LiveCommand, OutputLog
 from ._errors import ApiProblem, not_found
 from ._isolation import HOME, SandboxFolder, bubblewrap, invalid_path
 from ._limits import Cgroup, Limiter, Limits, folder_usage
+from ._metrics import measure
 from ._spec import digits, invalid
 from ._store import Store
 
@@ -54,6 +56,7 @@ REAP_INTERVAL_S = 0.2
 DISK_CHECK_INTERVAL_S = 1.0
 DEFAULT_RETENTION_S = 24 * 3600
 MAX_COMMANDS_PER_SANDBOX = 32
+RUN_CAP_MS = 600_000
 ENDED = ("killed", "expired", "failed")
 ISOLATION_WARNING = (
     "CrowNest Local without bubblewrap (bwrap): commands run as plain processes of the server's user, "
@@ -73,6 +76,7 @@ class Config:
     retention_s: float = DEFAULT_RETENTION_S  # how long an ended sandbox's records stay readable
     max_commands: int = MAX_COMMANDS_PER_SANDBOX  # commands running at once in one sandbox
     cgroups: bool = True  # False: enforce limits with rlimits only (to test the fallback)
+    run_cap_ms: int = RUN_CAP_MS  # what `timeoutMs: 0` means for commands.run (its HTTP request stays open)
 
 
 @dataclass
@@ -261,9 +265,17 @@ class Service:
         """The limits a sandbox was created with."""
         return Limits.from_request(self.sandbox(sandbox_id).get("limits") or {})
 
-    def running_sandbox(self, sandbox_id: str) -> dict[str, Any]:
+    def running_sandbox(self, sandbox_id: str, *, reads: bool = False) -> dict[str, Any]:
+        """A sandbox that has not ended, else 409; paused, 409 `sandbox_paused` unless the action only `reads`."""
         body = self.sandbox(sandbox_id)
-        if body["status"] not in ("running", "starting"):
+        if body["status"] == "paused" and not reads:
+            raise ApiProblem(
+                409,
+                "sandbox_paused",
+                f"Sandbox {sandbox_id} is paused: resume it first.",
+                {"sandboxId": sandbox_id, "status": "paused"},
+            )
+        if body["status"] not in ("running", "starting", "paused"):
             raise ApiProblem(
                 409,
                 "sandbox_not_running",
@@ -334,13 +346,25 @@ class Service:
 
     async def list_sandboxes(self, call: Call) -> dict[str, Any]:
         pairs = [item.split(":", 1) for item in call.query.get("metadata", [])]
+        template = call.query.get("template")
+        created_after = _time_query(call.query.get("createdAfter"), "createdAfter")
+
+        def keep(body: dict[str, Any]) -> bool:
+            return (
+                all(body["metadata"].get(k) == v for k, v in pairs)
+                and (template is None or body["template"] == template)
+                and (created_after is None or parse_time(body["createdAt"]) > created_after)
+                and not self._gone(body)
+            )
+
         self._expire_due()  # so that a list never shows a sandbox past its TTL as running
         page = self.store.page(
             "sandbox",
             limit=call.query.get("limit", 20),
             cursor=call.query.get("cursor"),
             status=call.query.get("status"),
-            keep=lambda body: all(body["metadata"].get(k) == v for k, v in pairs) and not self._gone(body),
+            keep=keep,
+            ascending=call.query.get("order", "desc") == "asc",
         )
         page["data"] = [with_limits(body) for body in page["data"]]
         return page
@@ -353,6 +377,24 @@ class Service:
         if body["status"] in ("running", "starting"):
             self._end_sandbox(body, "killed")
 
+    async def sandbox_metrics(self, call: Call) -> dict[str, Any]:
+        sandbox_id = call.path["sandboxId"]
+        body = self.running_sandbox(sandbox_id, reads=True)
+        sessions = [
+            live.process.pid
+            for live in self.live.values()
+            if live.body["sandboxId"] == sandbox_id and live.process is not None
+        ]
+        used, cpu_percent = await asyncio.to_thread(measure, self.cgroups.get(sandbox_id), sessions)
+        return SandboxMetrics(
+            cpu_percent=cpu_percent,
+            cpu_time_ms=used.cpu_ns // 1_000_000,
+            memory_bytes=used.memory_bytes,
+            disk_bytes=await self.measure_disk(sandbox_id),
+            process_count=used.process_count,
+            limits=SandboxLimits.from_dict(body["limits"]),
+        ).to_dict()
+
     async def set_sandbox_ttl(self, call: Call) -> dict[str, Any]:
         sandbox = Sandbox.from_dict(self.running_sandbox(call.path["sandboxId"]))
         sandbox.ttl_ms = call.body["ttlMs"]
@@ -364,7 +406,7 @@ class Service:
     # Commands
 
     async def run_command(self, call: Call) -> dict[str, Any]:
-        live = await self._start_command(call, keep_stdin_open=False)
+        live = await self._start_command(call, keep_stdin_open=False, cap_ms=self.config.run_cap_ms)
         await live.finished.wait()
         return self.command_body(live.body["id"])
 
@@ -372,7 +414,8 @@ class Service:
         live = await self._start_command(call, keep_stdin_open="stdin" not in call.body)
         return json_response(live.snapshot(), 202)
 
-    async def _start_command(self, call: Call, *, keep_stdin_open: bool) -> LiveCommand:
+    async def _start_command(self, call: Call, *, keep_stdin_open: bool, cap_ms: int | None = None) -> LiveCommand:
+        """Spawn the command; its `timeoutMs` of 0 means `cap_ms`, or no limit but the sandbox's life if None."""
         sandbox_id = call.path["sandboxId"]
         self.running_sandbox(sandbox_id)
         running = sum(1 for live in self.live.values() if live.body["sandboxId"] == sandbox_id)
@@ -415,7 +458,9 @@ class Service:
         if not Path(host_cwd).is_dir():
             raise invalid_path(cwd, "is not a directory in the sandbox")
         cgroup = self.cgroups.get(sandbox_id)
-        join = cgroup.preexec(timeout_ms / 1000) if cgroup is not None else None
+        limit_ms = timeout_ms or cap_ms
+        timeout_s = limit_ms / 1000 if limit_ms else None
+        join = cgroup.preexec(timeout_s) if cgroup is not None else None
         try:
             await live.start(argv, host_cwd, env, spec.get("stdin"), keep_stdin_open, join)
         except OSError as exc:
@@ -425,13 +470,13 @@ class Service:
                 join.close()
         self.store.insert("command", live.body)
         self.live[command.id] = live
-        self.spawn(self._supervise(live, timeout_ms / 1000))
+        self.spawn(self._supervise(live, timeout_s))
         return live
 
     def _log_path(self, command_id: str) -> Path:
         return self.config.data_dir / "commands" / f"{command_id}.log"
 
-    async def _supervise(self, live: LiveCommand, timeout_s: float) -> None:
+    async def _supervise(self, live: LiveCommand, timeout_s: float | None) -> None:
         try:
             await live.run(timeout_s)
         finally:
@@ -619,6 +664,19 @@ def with_limits(body: dict[str, Any]) -> dict[str, Any]:
     if "limits" not in body:
         body["limits"] = Limits().wire(dict.fromkeys(("cpu", "memory", "disk", "processes"), "none"))
     return body
+
+
+def _time_query(value: str | None, name: str) -> datetime.datetime | None:
+    """A date-time query parameter (RFC 3339, with an offset), or 400 `invalid_request`."""
+    if value is None:
+        return None
+    try:
+        parsed = parse_time(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        invalid(name, "is not an RFC 3339 date-time")
+    if parsed.tzinfo is None:
+        invalid(name, "has no UTC offset")
+    return parsed
 
 
 def _empty(folder: Path) -> None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .file_move import FileMove
     from .file_type import FileType
     from .limit_enforcement import LimitEnforcement
+    from .list_order import ListOrder
     from .metadata import Metadata
     from .preview import Preview
     from .preview_create import PreviewCreate
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .sandbox_create import SandboxCreate
     from .sandbox_limits import SandboxLimits
     from .sandbox_list import SandboxList
+    from .sandbox_metrics import SandboxMetrics
     from .sandbox_status import SandboxStatus
     from .sandbox_ttl_update import SandboxTtlUpdate
     from .signal import Signal
@@ -61,6 +63,7 @@ _MODULES = {
     "FileMove": ".file_move",
     "FileType": ".file_type",
     "LimitEnforcement": ".limit_enforcement",
+    "ListOrder": ".list_order",
     "Metadata": ".metadata",
     "Preview": ".preview",
     "PreviewCreate": ".preview_create",
@@ -70,6 +73,7 @@ _MODULES = {
     "SandboxCreate": ".sandbox_create",
     "SandboxLimits": ".sandbox_limits",
     "SandboxList": ".sandbox_list",
+    "SandboxMetrics": ".sandbox_metrics",
     "SandboxStatus": ".sandbox_status",
     "SandboxTtlUpdate": ".sandbox_ttl_update",
     "Signal": ".signal",
@@ -98,6 +102,7 @@ __all__ = (
     "FileMove",
     "FileType",
     "LimitEnforcement",
+    "ListOrder",
     "Metadata",
     "Preview",
     "PreviewCreate",
@@ -107,6 +112,7 @@ __all__ = (
     "SandboxCreate",
     "SandboxLimits",
     "SandboxList",
+    "SandboxMetrics",
     "SandboxStatus",
     "SandboxTtlUpdate",
     "Signal",

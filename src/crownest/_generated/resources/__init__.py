@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..._pagination import AsyncPager, SyncPager
     from ..._streams import AsyncStream, Stream
     from ..models.sandbox import Sandbox
+    from ..models.sandbox_metrics import SandboxMetrics
     from .artifacts import Artifacts, AsyncArtifacts, AsyncSandboxArtifacts, SandboxArtifacts
     from .commands import AsyncCommands, AsyncSandboxCommands, Commands, SandboxCommands
     from .files import AsyncFiles, AsyncSandboxFiles, Files, SandboxFiles
@@ -54,6 +55,7 @@ SANDBOX_RESOURCES = (
 """The sandbox handle's resources (`sandbox.<name>`), with its ID bound."""
 SANDBOX_METHODS = (
     "kill",
+    "metrics",
     "refresh",
     "set_ttl",
 )
@@ -185,6 +187,32 @@ class SandboxScopes:
 
         self._client.sandboxes.kill(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
 
+    def metrics(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SandboxMetrics:
+        """Get a sandbox's metrics.
+
+        What the sandbox uses now, measured for it alone (its cgroup where there is one): CPU over
+        the last 100 ms, memory, disk, processes, and the limits in force. Works while the sandbox
+        runs or is paused; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SandboxMetrics`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        return self._client.sandboxes.metrics(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
+
     def refresh(
         self,
         *,
@@ -298,6 +326,32 @@ class AsyncSandboxScopes:
         """
 
         await self._client.sandboxes.kill(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
+
+    async def metrics(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SandboxMetrics:
+        """Get a sandbox's metrics.
+
+        What the sandbox uses now, measured for it alone (its cgroup where there is one): CPU over
+        the last 100 ms, memory, disk, processes, and the limits in force. Works while the sandbox
+        runs or is paused; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SandboxMetrics`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        return await self._client.sandboxes.metrics(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
 
     async def refresh(
         self,

@@ -118,7 +118,7 @@ def _run_command_request(
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands/run",
         kind="model",
         parse=Command.from_dict,
-        wait_ms=timeout_ms if timeout_ms is not None else 60000,
+        wait_ms=(timeout_ms or 600000) if timeout_ms is not None else 60000,
         headers={
             "Idempotency-Key": idempotency_key,
         },
@@ -388,7 +388,9 @@ class Commands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
@@ -497,7 +499,9 @@ class Commands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
@@ -740,7 +744,9 @@ class AsyncCommands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
@@ -853,7 +859,9 @@ class AsyncCommands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
@@ -1088,7 +1096,9 @@ class SandboxCommands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
@@ -1193,7 +1203,9 @@ class SandboxCommands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
@@ -1430,7 +1442,9 @@ class AsyncSandboxCommands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
@@ -1539,7 +1553,9 @@ class AsyncSandboxCommands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes

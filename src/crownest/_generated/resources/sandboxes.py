@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..._handle import AsyncSandboxHandle, SandboxHandle
 from ..._pagination import AsyncPager, SyncPager
 from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..models.list_order import ListOrder
 from ..models.sandbox import Sandbox
 from ..models.sandbox_list import SandboxList
+from ..models.sandbox_metrics import SandboxMetrics
 from ..models.sandbox_status import SandboxStatus
 
 if TYPE_CHECKING:
@@ -93,11 +96,17 @@ def _kill_sandbox_request(
 def _list_sandboxes_request(
     *,
     status: SandboxStatus | str | None,
+    template: str | None,
+    created_after: datetime.datetime | str | None,
+    order: ListOrder | str | None,
     metadata: Mapping[str, str] | None,
     limit: int | None,
     cursor: str | None,
 ) -> RequestSpec:
     check_arg("status", status, "str")
+    check_arg("template", template, "str")
+    check_arg("created_after", created_after, "time")
+    check_arg("order", order, "str")
     check_arg("metadata", metadata, "map")
     check_arg("limit", limit, "int")
     check_arg("cursor", cursor, "str")
@@ -108,10 +117,29 @@ def _list_sandboxes_request(
         parse=SandboxList.from_dict,
         params={
             "status": status,
+            "template": template,
+            "createdAfter": None
+            if created_after is None
+            else created_after.isoformat()
+            if isinstance(created_after, datetime.datetime)
+            else created_after,
+            "order": order,
             "metadata": None if metadata is None else [f"{k}:{x}" for k, x in metadata.items()],
             "limit": limit,
             "cursor": cursor,
         },
+    )
+
+
+def _get_sandbox_metrics_request(
+    *,
+    sandbox_id: str,
+) -> RequestSpec:
+    return RequestSpec(
+        "GET",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/metrics",
+        kind="model",
+        parse=SandboxMetrics.from_dict,
     )
 
 
@@ -263,6 +291,9 @@ class Sandboxes:
         self,
         *,
         status: SandboxStatus | str | None = None,
+        template: str | None = None,
+        created_after: datetime.datetime | str | None = None,
+        order: ListOrder | str | None = None,
         metadata: Mapping[str, str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
@@ -271,10 +302,15 @@ class Sandboxes:
     ) -> SyncPager[SandboxHandle]:
         """List sandboxes.
 
-        Lists the organization's sandboxes, newest first. Ended sandboxes stay listed for at least an hour.
+        Lists the organization's sandboxes, newest first (`order: asc` for oldest first). Ended
+        sandboxes stay listed for at least an hour. The filters combine: a sandbox is listed when
+        it matches every one given.
 
         Args:
             status: Only sandboxes in this status.
+            template: Only sandboxes created from this template.
+            created_after: Only sandboxes created after this time (exclusive).
+            order: `desc` (the default): newest first; `asc`: oldest first.
             metadata: Only sandboxes whose metadata has every one of these `key:value` pairs.
             limit: The most items on one page.
             cursor: The `nextCursor` of the previous page.
@@ -289,10 +325,47 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandboxes_request(status=status, metadata=metadata, limit=limit, cursor=cursor)
+        spec = _list_sandboxes_request(
+            status=status,
+            template=template,
+            created_after=created_after,
+            order=order,
+            metadata=metadata,
+            limit=limit,
+            cursor=cursor,
+        )
         return SyncPager(
             self._client, spec, lambda item: SandboxHandle(self._client, item), timeout=timeout, max_retries=max_retries
         )
+
+    def metrics(
+        self,
+        sandbox_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SandboxMetrics:
+        """Get a sandbox's metrics.
+
+        What the sandbox uses now, measured for it alone (its cgroup where there is one): CPU over
+        the last 100 ms, memory, disk, processes, and the limits in force. Works while the sandbox
+        runs or is paused; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SandboxMetrics`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _get_sandbox_metrics_request(sandbox_id=sandbox_id)
+        return cast("SandboxMetrics", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def set_ttl(
         self,
@@ -457,6 +530,9 @@ class AsyncSandboxes:
         self,
         *,
         status: SandboxStatus | str | None = None,
+        template: str | None = None,
+        created_after: datetime.datetime | str | None = None,
+        order: ListOrder | str | None = None,
         metadata: Mapping[str, str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
@@ -465,10 +541,15 @@ class AsyncSandboxes:
     ) -> AsyncPager[AsyncSandboxHandle]:
         """List sandboxes.
 
-        Lists the organization's sandboxes, newest first. Ended sandboxes stay listed for at least an hour.
+        Lists the organization's sandboxes, newest first (`order: asc` for oldest first). Ended
+        sandboxes stay listed for at least an hour. The filters combine: a sandbox is listed when
+        it matches every one given.
 
         Args:
             status: Only sandboxes in this status.
+            template: Only sandboxes created from this template.
+            created_after: Only sandboxes created after this time (exclusive).
+            order: `desc` (the default): newest first; `asc`: oldest first.
             metadata: Only sandboxes whose metadata has every one of these `key:value` pairs.
             limit: The most items on one page.
             cursor: The `nextCursor` of the previous page.
@@ -483,7 +564,15 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandboxes_request(status=status, metadata=metadata, limit=limit, cursor=cursor)
+        spec = _list_sandboxes_request(
+            status=status,
+            template=template,
+            created_after=created_after,
+            order=order,
+            metadata=metadata,
+            limit=limit,
+            cursor=cursor,
+        )
         return AsyncPager(
             self._client,
             spec,
@@ -491,6 +580,35 @@ class AsyncSandboxes:
             timeout=timeout,
             max_retries=max_retries,
         )
+
+    async def metrics(
+        self,
+        sandbox_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SandboxMetrics:
+        """Get a sandbox's metrics.
+
+        What the sandbox uses now, measured for it alone (its cgroup where there is one): CPU over
+        the last 100 ms, memory, disk, processes, and the limits in force. Works while the sandbox
+        runs or is paused; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SandboxMetrics`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _get_sandbox_metrics_request(sandbox_id=sandbox_id)
+        return cast("SandboxMetrics", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def set_ttl(
         self,
