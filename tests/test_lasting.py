@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -124,3 +124,141 @@ async def test_metrics_rise_under_a_cpu_hog_and_fall_once_it_is_killed(client: A
         assert after.process_count == 0 and after.cpu_percent < later.cpu_percent  # only exit's accounting left
     finally:
         await done(sandbox.kill())
+
+
+COUNTER = """
+import os, time
+i = 0
+while True:
+    i += 1
+    with open("count.tmp", "w") as f:
+        f.write(f"{os.getpid()} {i}")
+    os.replace("count.tmp", "count")
+    time.sleep(0.005)
+"""
+
+
+async def count(sandbox: Any, *, paused: bool = False) -> tuple[int, int]:
+    """(pid, count) the counter last wrote, once it has written: read by a command, or the file API if paused.
+
+    (The file API reads a file that is replaced as it is read at its own risk; a paused counter replaces nothing.)
+    """
+    for _ in range(600):
+        if paused:
+            text = await done(sandbox.files.read_text("count"))
+        else:
+            text = (await done(sandbox.commands.run("cat count 2>/dev/null", timeout_ms=30_000))).stdout
+        if text:
+            pid, value = text.split()
+            return int(pid), int(value)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the counter never wrote")
+
+
+async def counted_past(sandbox: Any, value: int) -> tuple[int, int]:
+    for _ in range(600):
+        now = await count(sandbox)
+        if now[1] > value:
+            return now
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the counter did not pass {value}")
+
+
+async def test_a_paused_sandbox_freezes_where_it_is_and_resumes_from_there(client: Any) -> None:
+    sandbox = await done(client.sandboxes.create(template="python", ttl_ms=120_000))
+    try:
+        await done(sandbox.files.write("counter.py", COUNTER))
+        counter = await done(sandbox.commands.start("python3 counter.py", timeout_ms=0))
+        pid, _ = await counted_past(sandbox, 0)
+        expires = sandbox.expires_at
+        await done(sandbox.pause())
+        assert sandbox.status == "paused" and sandbox.paused_at is not None
+        assert sandbox.expires_at - sandbox.paused_at == datetime.timedelta(hours=24)  # the pause retention
+        at_pause = await count(sandbox, paused=True)  # reads work while paused
+        await asyncio.sleep(0.3)
+        assert await count(sandbox, paused=True) == at_pause  # frozen: not one more step
+        metrics = await done(sandbox.metrics())
+        assert metrics.process_count >= 1 and metrics.cpu_percent == 0
+        assert (await done(client.sandboxes.get(sandbox.id))).status == "paused"
+        assert sandbox.id in {s.id for s in await items(client.sandboxes.list(status="paused"))}
+        assert (await done(sandbox.commands.get(counter.id))).status == "running"
+        actions: list[Callable[[], Any]] = [
+            lambda: sandbox.commands.run("true"),
+            lambda: sandbox.files.write("x.txt", "x"),
+            lambda: sandbox.set_ttl(60_000),
+            lambda: sandbox.previews.create(port=8000),
+            lambda: client.commands.kill(sandbox.id, counter.id),
+        ]
+        for action in actions:
+            with pytest.raises(CrowNestApiError) as caught:
+                await done(action())
+            assert (caught.value.status, caught.value.code) == (409, "sandbox_paused")
+        await done(sandbox.pause())  # pausing a paused sandbox is fine
+        assert sandbox.status == "paused"
+
+        await done(sandbox.resume())
+        assert sandbox.status == "running" and sandbox.paused_at is None
+        assert sandbox.expires_at > expires  # the TTL clock stood still while paused
+        after = await counted_past(sandbox, at_pause[1])
+        assert after[0] == pid == at_pause[0]  # the same process went on counting from where it was
+        assert (await done(sandbox.commands.get(counter.id))).status == "running"
+        await done(sandbox.resume())  # resuming a running sandbox is fine
+        assert sandbox.status == "running"
+        await done(sandbox.pause())
+    finally:
+        await done(sandbox.kill())  # a paused sandbox can be killed
+    assert (await done(client.sandboxes.get(sandbox.id))).status == "killed"
+    assert (await done(client.commands.wait(sandbox.id, counter.id, timeout_ms=30_000))).status == "killed"
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(client.sandboxes.resume(sandbox.id))
+    assert (caught.value.status, caught.value.code) == (409, "sandbox_not_running")
+
+
+async def test_on_timeout_pause_pauses_at_the_ttl_and_resume_gives_the_ttl_again(client: Any) -> None:
+    sandbox = await done(client.sandboxes.create(template="python", ttl_ms=1000, on_timeout="pause"))
+    try:
+        assert sandbox.on_timeout == "pause"
+        await done(sandbox.files.write("counter.py", COUNTER))
+        await done(sandbox.commands.start("python3 counter.py", timeout_ms=0))
+        pid, _ = await counted_past(sandbox, 0)
+        for _ in range(600):
+            await done(sandbox.refresh())
+            if sandbox.status != "running":
+                break
+            await asyncio.sleep(0.05)
+        assert sandbox.status == "paused"
+        at_pause = await count(sandbox, paused=True)
+        await done(client.sandboxes.resume(sandbox.id))
+        await done(sandbox.refresh())
+        assert sandbox.status == "running" and sandbox.expires_at > sandbox.created_at
+        assert (await counted_past(sandbox, at_pause[1]))[0] == pid
+    finally:
+        await done(client.sandboxes.kill(sandbox.id))
+
+
+def test_a_paused_sandbox_ends_after_the_pause_retention_and_commands_time_out_only_while_running() -> None:
+    with LocalServer(pause_retention=1) as server, server.client(max_retries=0) as client:
+        sandbox = client.sandboxes.create(template="base")
+        sleeper = sandbox.commands.start("sleep 30", timeout_ms=1500)
+        sandbox.pause()
+        assert isinstance(sandbox.paused_at, datetime.datetime)
+        assert sandbox.expires_at - sandbox.paused_at == datetime.timedelta(seconds=1)
+        assert sleeper.wait(timeout_ms=30_000).status == "killed"  # ended with its sandbox, not timed out
+        expired = client.sandboxes.get(sandbox.id)
+        assert (expired.status, expired.paused_at) == ("expired", None)
+
+
+async def test_without_cgroups_pause_stops_and_continues_each_process(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="crownest_local")
+    with LocalServer(cgroups=False) as server, server.client(max_retries=0) as client:
+        assert "sandboxes paused by: SIGSTOP/SIGCONT" in caplog.text
+        with client.sandboxes.create(template="python") as sandbox:
+            sandbox.files.write("counter.py", COUNTER)
+            sandbox.commands.start("python3 counter.py", timeout_ms=0)
+            pid, _ = await counted_past(sandbox, 0)
+            sandbox.pause()
+            at_pause = await count(sandbox, paused=True)
+            await asyncio.sleep(0.3)
+            assert await count(sandbox, paused=True) == at_pause
+            sandbox.resume()
+            assert (await counted_past(sandbox, at_pause[1]))[0] == pid

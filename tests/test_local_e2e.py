@@ -162,6 +162,12 @@ async def sandboxes(client: Any) -> Any:
     metrics = await done(sandbox.metrics())
     assert metrics.limits == sandbox.limits and metrics.process_count == 0
     assert (await done(client.sandboxes.metrics(sandbox.id))).disk_bytes >= 0
+    await done(sandbox.pause())
+    assert sandbox.status == "paused"
+    assert (await done(client.sandboxes.resume(sandbox.id))).status == "running"
+    assert (await done(client.sandboxes.pause(sandbox.id))).status == "paused"
+    await done(sandbox.resume())
+    assert sandbox.status == "running"
     other = await done(client.sandboxes.create(template="base"))
     await done(client.sandboxes.kill(other.id))
     await done(client.sandboxes.kill(other.id))  # killing an ended sandbox is also fine

@@ -111,6 +111,8 @@ def create_app(config: Config) -> Starlette:
         "listSandboxes": service.list_sandboxes,
         "getSandbox": service.get_sandbox,
         "getSandboxMetrics": service.sandbox_metrics,
+        "pauseSandbox": service.pause_sandbox,
+        "resumeSandbox": service.resume_sandbox,
         "killSandbox": service.kill_sandbox,
         "setSandboxTtl": service.set_sandbox_ttl,
         "runCommand": service.run_command,

@@ -69,7 +69,7 @@ class Files:
 
     def _resolve(self, call: Call, path: str, *, follow: bool = True) -> tuple[SandboxFolder, SandboxPath]:
         sandbox_id = call.path["sandboxId"]
-        self.service.running_sandbox(sandbox_id)
+        self.service.running_sandbox(sandbox_id, reads=call.request.method == "GET")
         folder = self.service.folder(sandbox_id)
         return folder, folder.resolve(path, follow=follow)
 

@@ -61,7 +61,8 @@ class LocalServer:
     are open, `max_connections_per_client` from one address, else 503.
     `cgroups=False` enforces sandboxes' limits with rlimits only, as where the
     server may not create cgroups. `run_cap` is how long (seconds) `commands.run()`
-    with `timeout_ms=0` may run (10 minutes by default).
+    with `timeout_ms=0` may run (10 minutes by default); `pause_retention` how long
+    (seconds) a paused sandbox is kept before it ends (24 hours by default).
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class LocalServer:
         max_connections_per_client: int = 256,
         cgroups: bool = True,
         run_cap: float = RUN_CAP_MS / 1000,
+        pause_retention: float = DEFAULT_RETENTION_S,
     ) -> None:
         self.host = host
         self._port = port
@@ -96,6 +98,7 @@ class LocalServer:
         self.retention = retention
         self.cgroups = cgroups
         self.run_cap = run_cap
+        self.pause_retention = pause_retention
         self.guard = Guard(header_timeout, body_timeout, max_connections, max_connections_per_client)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -167,6 +170,7 @@ class LocalServer:
             retention_s=self.retention,
             cgroups=self.cgroups,
             run_cap_ms=int(self.run_cap * 1000),
+            pause_retention_s=self.pause_retention,
         )
         if not self.isolation:
             config.bwrap = None

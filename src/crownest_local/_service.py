@@ -35,10 +35,12 @@ from crownest._generated.models import (
     Sandbox,
     SandboxLimits,
     SandboxMetrics,
+    SandboxOnTimeout,
     SandboxStatus,
     Template,
 )
 
+from . import _pause as pause
 from ._commands import LiveCommand, OutputLog
 from ._errors import ApiProblem, not_found
 from ._isolation import HOME, SandboxFolder, bubblewrap, invalid_path
@@ -58,6 +60,7 @@ DEFAULT_RETENTION_S = 24 * 3600
 MAX_COMMANDS_PER_SANDBOX = 32
 RUN_CAP_MS = 600_000
 ENDED = ("killed", "expired", "failed")
+ALIVE = ("starting", "running", "paused")
 ISOLATION_WARNING = (
     "CrowNest Local without bubblewrap (bwrap): commands run as plain processes of the server's user, "
     "with NO isolation between sandboxes or from this machine. File operations stay confined to each "
@@ -76,6 +79,7 @@ class Config:
     retention_s: float = DEFAULT_RETENTION_S  # how long an ended sandbox's records stay readable
     max_commands: int = MAX_COMMANDS_PER_SANDBOX  # commands running at once in one sandbox
     cgroups: bool = True  # False: enforce limits with rlimits only (to test the fallback)
+    pause_retention_s: float = DEFAULT_RETENTION_S  # how long a paused sandbox is kept before it ends
     run_cap_ms: int = RUN_CAP_MS  # what `timeoutMs: 0` means for commands.run (its HTTP request stays open)
 
 
@@ -119,6 +123,7 @@ class Service:
         self.cgroups: dict[str, Cgroup] = {}
         self.disk_used: dict[str, int] = {}  # bytes, by sandbox, as last measured
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._pausing: set[str] = set()  # sandboxes being frozen now
         self._reaper: asyncio.Task[None] | None = None
         self._disk_watch: asyncio.Task[None] | None = None
         self.templates = {
@@ -134,8 +139,9 @@ class Service:
         """Mark what was alive when the server last stopped as ended; start the TTL reaper."""
         if self.config.bwrap is None:
             logger.warning(ISOLATION_WARNING)
+        logger.info("sandboxes paused by: %s", pause.server_mechanism(self.limiter))
         self.store.release_running_keys()
-        for body in self.store.all("sandbox", status="running") + self.store.all("sandbox", status="starting"):
+        for body in [b for status in ALIVE for b in self.store.all("sandbox", status=status)]:
             self._end_sandbox(body, "killed")
         for body in self.store.all("command", status="running"):
             self._finish_command_body(body, "killed", None)
@@ -147,7 +153,7 @@ class Service:
         for task in (self._reaper, self._disk_watch):
             if task is not None:
                 task.cancel()
-        for body in self.store.all("sandbox", status="running"):
+        for body in [b for status in ALIVE for b in self.store.all("sandbox", status=status)]:
             self._end_sandbox(body, "killed")
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -202,6 +208,11 @@ class Service:
     def _expire_due(self) -> None:
         """End the sandboxes and delete the artifacts whose `expiresAt` has passed."""
         for body in self.store.due("sandbox", status="running"):
+            if body.get("onTimeout") == "pause":
+                self.spawn(self._pause(body))
+            else:
+                self._end_sandbox(body, "expired")
+        for body in self.store.due("sandbox", status="paused"):
             self._end_sandbox(body, "expired")
         for body in self.store.due("artifact"):
             self.forget_artifact(body["id"])
@@ -237,7 +248,9 @@ class Service:
         body = self.store.get("sandbox", sandbox_id)
         if body is None or self._past_retention(body):
             raise not_found("sandbox", "sandboxId", sandbox_id)
-        if body["status"] == "running" and parse_time(body["expiresAt"]) <= now():
+        if body["status"] in ("running", "paused") and parse_time(body["expiresAt"]) <= now():
+            if body["status"] == "running" and body.get("onTimeout") == "pause":
+                return with_limits(body)  # the reaper pauses it within REAP_INTERVAL_S
             body = self._end_sandbox(body, "expired")
         return with_limits(body)
 
@@ -292,12 +305,15 @@ class Service:
         sandbox = Sandbox.from_dict(with_limits(body))
         sandbox.status = SandboxStatus(status)
         sandbox.ended_at = now()
+        sandbox.paused_at = None
         updated = sandbox.to_dict()
         self.store.update(updated)
         self.disk_used.pop(body["id"], None)
         cgroup = self.cgroups.pop(body["id"], None)
         if cgroup is not None:
             cgroup.kill_all()
+            if body["status"] == "paused":
+                pause.thaw(cgroup, [])  # a frozen process dies of SIGKILL only once thawed
             self.spawn(asyncio.to_thread(cgroup.remove))
         folder = self.folder(body["id"]).folder
         trash = self.config.data_dir / "trash" / f"{body['id']}-{secrets.token_hex(4)}"
@@ -338,6 +354,8 @@ class Service:
             expires_at=created + datetime.timedelta(milliseconds=ttl_ms),
             ended_at=None,
             limits=SandboxLimits.from_dict(limits.wire(cgroup.enforced_by)),
+            on_timeout=SandboxOnTimeout(body.get("onTimeout", "kill")),
+            paused_at=None,
         )
         self.folder(sandbox.id).create()
         wire = sandbox.to_dict()
@@ -374,18 +392,65 @@ class Service:
 
     async def kill_sandbox(self, call: Call) -> None:
         body = self.sandbox(call.path["sandboxId"])
-        if body["status"] in ("running", "starting"):
+        if body["status"] in ALIVE:
             self._end_sandbox(body, "killed")
+
+    async def pause_sandbox(self, call: Call) -> dict[str, Any]:
+        body = self.running_sandbox(call.path["sandboxId"], reads=True)
+        return body if body["status"] == "paused" else await self._pause(body)
+
+    async def resume_sandbox(self, call: Call) -> dict[str, Any]:
+        body = self.running_sandbox(call.path["sandboxId"], reads=True)
+        if body["status"] != "paused":
+            return body
+        sandbox_id = body["id"]
+        await asyncio.to_thread(pause.thaw, self.cgroups.get(sandbox_id), self._sessions(sandbox_id))
+        for live in self._lives(sandbox_id):
+            live.release()
+        sandbox = Sandbox.from_dict(body)
+        sandbox.status = SandboxStatus.RUNNING
+        sandbox.paused_at = None
+        sandbox.expires_at = now() + datetime.timedelta(milliseconds=self.store.extra(sandbox_id)["ttlLeftMs"])
+        wire = sandbox.to_dict()
+        self.store.update(wire)
+        return wire
+
+    async def _pause(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Freeze a running sandbox, keep the TTL it had left, and keep it for the pause retention."""
+        sandbox_id = body["id"]
+        if sandbox_id in self._pausing:
+            return body
+        self._pausing.add(sandbox_id)
+        try:
+            for live in self._lives(sandbox_id):
+                live.hold()
+            await asyncio.to_thread(pause.freeze, self.cgroups.get(sandbox_id), self._sessions(sandbox_id))
+        finally:
+            self._pausing.discard(sandbox_id)
+        body = self.store.get("sandbox", sandbox_id) or body
+        if body["status"] != "running":  # killed while it froze
+            return with_limits(body)
+        paused = now()
+        left = max(0, int((parse_time(body["expiresAt"]) - paused).total_seconds() * 1000))
+        sandbox = Sandbox.from_dict(body)
+        sandbox.status = SandboxStatus.PAUSED
+        sandbox.paused_at = paused
+        sandbox.expires_at = paused + datetime.timedelta(seconds=self.config.pause_retention_s)
+        wire = sandbox.to_dict()
+        self.store.update(wire, extra={**self.store.extra(sandbox_id), "ttlLeftMs": left or sandbox.ttl_ms})
+        return wire
+
+    def _lives(self, sandbox_id: str) -> list[LiveCommand]:
+        return [live for live in self.live.values() if live.body["sandboxId"] == sandbox_id]
+
+    def _sessions(self, sandbox_id: str) -> list[int]:
+        """The session IDs of the sandbox's commands (each is its command's first process)."""
+        return [live.process.pid for live in self._lives(sandbox_id) if live.process is not None]
 
     async def sandbox_metrics(self, call: Call) -> dict[str, Any]:
         sandbox_id = call.path["sandboxId"]
         body = self.running_sandbox(sandbox_id, reads=True)
-        sessions = [
-            live.process.pid
-            for live in self.live.values()
-            if live.body["sandboxId"] == sandbox_id and live.process is not None
-        ]
-        used, cpu_percent = await asyncio.to_thread(measure, self.cgroups.get(sandbox_id), sessions)
+        used, cpu_percent = await asyncio.to_thread(measure, self.cgroups.get(sandbox_id), self._sessions(sandbox_id))
         return SandboxMetrics(
             cpu_percent=cpu_percent,
             cpu_time_ms=used.cpu_ns // 1_000_000,

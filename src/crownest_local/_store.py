@@ -79,11 +79,14 @@ class Store:
             ),
         )
 
-    def update(self, body: dict[str, Any]) -> None:
+    def update(self, body: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+        """Replace an object's wire form (and, if given, what the server keeps beside it)."""
         self._db.execute(
             "UPDATE objects SET status = ?, expires_at = ?, body = ? WHERE id = ?",
             (body.get("status"), _timestamp(body), json.dumps(body), body["id"]),
         )
+        if extra is not None:
+            self._db.execute("UPDATE objects SET extra = ? WHERE id = ?", (json.dumps(extra), body["id"]))
 
     def count(self, kind: str, status: str) -> int:
         row = self._db.execute("SELECT COUNT(*) FROM objects WHERE kind = ? AND status = ?", (kind, status)).fetchone()

@@ -18,6 +18,7 @@ ERROR_CODES: dict[str, int] = {
     "artifact_not_found": 404,
     "preview_not_found": 404,
     "method_not_allowed": 405,
+    "sandbox_paused": 409,
     "sandbox_not_running": 409,
     "too_many_commands": 409,
     "command_not_running": 409,

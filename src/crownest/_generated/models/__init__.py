@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .sandbox_limits import SandboxLimits
     from .sandbox_list import SandboxList
     from .sandbox_metrics import SandboxMetrics
+    from .sandbox_on_timeout import SandboxOnTimeout
     from .sandbox_status import SandboxStatus
     from .sandbox_ttl_update import SandboxTtlUpdate
     from .signal import Signal
@@ -74,6 +75,7 @@ _MODULES = {
     "SandboxLimits": ".sandbox_limits",
     "SandboxList": ".sandbox_list",
     "SandboxMetrics": ".sandbox_metrics",
+    "SandboxOnTimeout": ".sandbox_on_timeout",
     "SandboxStatus": ".sandbox_status",
     "SandboxTtlUpdate": ".sandbox_ttl_update",
     "Signal": ".signal",
@@ -113,6 +115,7 @@ __all__ = (
     "SandboxLimits",
     "SandboxList",
     "SandboxMetrics",
+    "SandboxOnTimeout",
     "SandboxStatus",
     "SandboxTtlUpdate",
     "Signal",

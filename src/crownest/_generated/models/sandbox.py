@@ -9,7 +9,9 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..._models import WireMapping
+from ..models.sandbox_on_timeout import SandboxOnTimeout
 from ..models.sandbox_status import SandboxStatus
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.metadata import Metadata
@@ -43,11 +45,17 @@ class Sandbox(WireMapping):
     created_at: datetime.datetime
     """ When it was created. """
     expires_at: datetime.datetime
-    """ When the server kills it unless its TTL is extended. """
+    """ When the server ends it unless its TTL is extended (or pauses it, with `onTimeout:
+    pause`); while it is paused, when its pause retention ends.
+     """
     ended_at: datetime.datetime | None
     """ When it ended; null while alive. Its records stay readable for the retention period after this time. """
     limits: SandboxLimits
     """ The resource limits in force for a sandbox's processes and files, and what enforces each. """
+    on_timeout: SandboxOnTimeout | Unset = UNSET
+    """ What happens to a sandbox when its `expiresAt` passes. """
+    paused_at: datetime.datetime | Unset | None = UNSET
+    """ When it was paused; null unless it is paused. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
@@ -61,6 +69,8 @@ class Sandbox(WireMapping):
         "expiresAt": "expires_at",
         "endedAt": "ended_at",
         "limits": "limits",
+        "onTimeout": "on_timeout",
+        "pausedAt": "paused_at",
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +96,18 @@ class Sandbox(WireMapping):
 
         limits = self.limits.to_dict()
 
+        on_timeout: str | Unset = UNSET
+        if not isinstance(self.on_timeout, Unset):
+            on_timeout = self.on_timeout.value
+
+        paused_at: str | Unset | None
+        if isinstance(self.paused_at, Unset):
+            paused_at = UNSET
+        elif isinstance(self.paused_at, datetime.datetime):
+            paused_at = self.paused_at.isoformat()
+        else:
+            paused_at = self.paused_at
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -101,6 +123,10 @@ class Sandbox(WireMapping):
                 "limits": limits,
             }
         )
+        if on_timeout is not UNSET:
+            field_dict["onTimeout"] = on_timeout
+        if paused_at is not UNSET:
+            field_dict["pausedAt"] = paused_at
 
         return field_dict
 
@@ -141,6 +167,30 @@ class Sandbox(WireMapping):
 
         limits = SandboxLimits.from_dict(d.pop("limits"))
 
+        _on_timeout = d.pop("onTimeout", UNSET)
+        on_timeout: SandboxOnTimeout | Unset
+        if isinstance(_on_timeout, Unset):
+            on_timeout = UNSET
+        else:
+            on_timeout = SandboxOnTimeout(_on_timeout)
+
+        def _parse_paused_at(data: object) -> datetime.datetime | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                paused_at_type_0 = datetime.datetime.fromisoformat(data)
+
+                return paused_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        paused_at = _parse_paused_at(d.pop("pausedAt", UNSET))
+
         sandbox = cls(
             id=id,
             template=template,
@@ -151,6 +201,8 @@ class Sandbox(WireMapping):
             expires_at=expires_at,
             ended_at=ended_at,
             limits=limits,
+            on_timeout=on_timeout,
+            paused_at=paused_at,
         )
 
         sandbox.additional_properties = d

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..._models import WireMapping
+from ..models.sandbox_on_timeout import SandboxOnTimeout
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class SandboxCreate(WireMapping):
     """ Space its files may take, in MiB (CrowNest Local's default 1024). """
     max_processes: int | Unset = UNSET
     """ Processes and threads it may run at once (CrowNest Local's default 256). """
+    on_timeout: SandboxOnTimeout | Unset = UNSET
+    """ What happens to a sandbox when its `expiresAt` passes. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
@@ -50,6 +53,7 @@ class SandboxCreate(WireMapping):
         "memoryMb": "memory_mb",
         "diskMb": "disk_mb",
         "maxProcesses": "max_processes",
+        "onTimeout": "on_timeout",
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +77,10 @@ class SandboxCreate(WireMapping):
 
         max_processes = self.max_processes
 
+        on_timeout: str | Unset = UNSET
+        if not isinstance(self.on_timeout, Unset):
+            on_timeout = self.on_timeout.value
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -94,6 +102,8 @@ class SandboxCreate(WireMapping):
             field_dict["diskMb"] = disk_mb
         if max_processes is not UNSET:
             field_dict["maxProcesses"] = max_processes
+        if on_timeout is not UNSET:
+            field_dict["onTimeout"] = on_timeout
 
         return field_dict
 
@@ -129,6 +139,13 @@ class SandboxCreate(WireMapping):
 
         max_processes = d.pop("maxProcesses", UNSET)
 
+        _on_timeout = d.pop("onTimeout", UNSET)
+        on_timeout: SandboxOnTimeout | Unset
+        if isinstance(_on_timeout, Unset):
+            on_timeout = UNSET
+        else:
+            on_timeout = SandboxOnTimeout(_on_timeout)
+
         sandbox_create = cls(
             template=template,
             ttl_ms=ttl_ms,
@@ -138,6 +155,7 @@ class SandboxCreate(WireMapping):
             memory_mb=memory_mb,
             disk_mb=disk_mb,
             max_processes=max_processes,
+            on_timeout=on_timeout,
         )
 
         sandbox_create.additional_properties = d

@@ -56,7 +56,9 @@ SANDBOX_RESOURCES = (
 SANDBOX_METHODS = (
     "kill",
     "metrics",
+    "pause",
     "refresh",
+    "resume",
     "set_ttl",
 )
 """The sandbox handle's own methods (`sandbox.<name>()`), from the `sandboxes` tag."""
@@ -213,6 +215,35 @@ class SandboxScopes:
 
         return self._client.sandboxes.metrics(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
 
+    def pause(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Pause a sandbox.
+
+        Freezes every process of the sandbox where it is and stops its TTL clock; its files stay.
+        A paused sandbox is kept for the service's pause retention (24 h in CrowNest Local; its
+        `expiresAt` says until when) and then ends `expired`. While paused, only `resume`,
+        `kill` and reads (the sandbox, its metrics, its commands, reading and listing files)
+        work; every other action answers 409 `sandbox_paused`. Pausing a paused sandbox
+        returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(self._client.sandboxes.pause(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
+
     def refresh(
         self,
         *,
@@ -236,6 +267,32 @@ class SandboxScopes:
         """
 
         self._update(self._client.sandboxes.get(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
+
+    def resume(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Resume a paused sandbox.
+
+        Thaws every process where it stopped (a loop continues from where it was) and restarts
+        the TTL clock with the time that was left (`expiresAt` moves by the time spent paused).
+        Resuming a running sandbox returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(self._client.sandboxes.resume(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
 
     def set_ttl(
         self,
@@ -353,6 +410,35 @@ class AsyncSandboxScopes:
 
         return await self._client.sandboxes.metrics(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
 
+    async def pause(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Pause a sandbox.
+
+        Freezes every process of the sandbox where it is and stops its TTL clock; its files stay.
+        A paused sandbox is kept for the service's pause retention (24 h in CrowNest Local; its
+        `expiresAt` says until when) and then ends `expired`. While paused, only `resume`,
+        `kill` and reads (the sandbox, its metrics, its commands, reading and listing files)
+        work; every other action answers 409 `sandbox_paused`. Pausing a paused sandbox
+        returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(await self._client.sandboxes.pause(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
+
     async def refresh(
         self,
         *,
@@ -376,6 +462,32 @@ class AsyncSandboxScopes:
         """
 
         self._update(await self._client.sandboxes.get(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
+
+    async def resume(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> None:
+        """Resume a paused sandbox.
+
+        Thaws every process where it stopped (a loop continues from where it was) and restarts
+        the TTL clock with the time that was left (`expiresAt` moves by the time spent paused).
+        Resuming a running sandbox returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(await self._client.sandboxes.resume(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
 
     async def set_ttl(
         self,

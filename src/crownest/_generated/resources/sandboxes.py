@@ -14,6 +14,7 @@ from ..models.list_order import ListOrder
 from ..models.sandbox import Sandbox
 from ..models.sandbox_list import SandboxList
 from ..models.sandbox_metrics import SandboxMetrics
+from ..models.sandbox_on_timeout import SandboxOnTimeout
 from ..models.sandbox_status import SandboxStatus
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def _create_sandbox_request(
     memory_mb: int | None,
     disk_mb: int | None,
     max_processes: int | None,
+    on_timeout: SandboxOnTimeout | str | None,
     idempotency_key: str | None,
 ) -> RequestSpec:
     check_arg("template", template, "str", required=True)
@@ -45,6 +47,7 @@ def _create_sandbox_request(
     check_arg("memory_mb", memory_mb, "int")
     check_arg("disk_mb", disk_mb, "int")
     check_arg("max_processes", max_processes, "int")
+    check_arg("on_timeout", on_timeout, "str")
     check_arg("idempotency_key", idempotency_key, "str")
     return RequestSpec(
         "POST",
@@ -64,6 +67,7 @@ def _create_sandbox_request(
                 "memoryMb": memory_mb,
                 "diskMb": disk_mb,
                 "maxProcesses": max_processes,
+                "onTimeout": on_timeout,
             }
         ),
         idempotent=True,
@@ -143,6 +147,30 @@ def _get_sandbox_metrics_request(
     )
 
 
+def _pause_sandbox_request(
+    *,
+    sandbox_id: str,
+) -> RequestSpec:
+    return RequestSpec(
+        "POST",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/pause",
+        kind="model",
+        parse=Sandbox.from_dict,
+    )
+
+
+def _resume_sandbox_request(
+    *,
+    sandbox_id: str,
+) -> RequestSpec:
+    return RequestSpec(
+        "POST",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/resume",
+        kind="model",
+        parse=Sandbox.from_dict,
+    )
+
+
 def _set_sandbox_ttl_request(
     *,
     sandbox_id: str,
@@ -184,6 +212,7 @@ class Sandboxes:
         memory_mb: int | None = None,
         disk_mb: int | None = None,
         max_processes: int | None = None,
+        on_timeout: SandboxOnTimeout | str | None = None,
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
@@ -206,6 +235,7 @@ class Sandboxes:
             memory_mb: Memory its processes may use together, in MiB (CrowNest Local's default 512).
             disk_mb: Space its files may take, in MiB (CrowNest Local's default 1024).
             max_processes: Processes and threads it may run at once (CrowNest Local's default 256).
+            on_timeout: What happens to a sandbox when its `expiresAt` passes.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
                 one for every call unless you pass your own.
@@ -229,6 +259,7 @@ class Sandboxes:
             memory_mb=memory_mb,
             disk_mb=disk_mb,
             max_processes=max_processes,
+            on_timeout=on_timeout,
             idempotency_key=idempotency_key,
         )
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
@@ -367,6 +398,67 @@ class Sandboxes:
         spec = _get_sandbox_metrics_request(sandbox_id=sandbox_id)
         return cast("SandboxMetrics", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
+    def pause(
+        self,
+        sandbox_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SandboxHandle:
+        """Pause a sandbox.
+
+        Freezes every process of the sandbox where it is and stops its TTL clock; its files stay.
+        A paused sandbox is kept for the service's pause retention (24 h in CrowNest Local; its
+        `expiresAt` says until when) and then ends `expired`. While paused, only `resume`,
+        `kill` and reads (the sandbox, its metrics, its commands, reading and listing files)
+        work; every other action answers 409 `sandbox_paused`. Pausing a paused sandbox
+        returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _pause_sandbox_request(sandbox_id=sandbox_id)
+        return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def resume(
+        self,
+        sandbox_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SandboxHandle:
+        """Resume a paused sandbox.
+
+        Thaws every process where it stopped (a loop continues from where it was) and restarts
+        the TTL clock with the time that was left (`expiresAt` moves by the time spent paused).
+        Resuming a running sandbox returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _resume_sandbox_request(sandbox_id=sandbox_id)
+        return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
     def set_ttl(
         self,
         sandbox_id: str,
@@ -419,6 +511,7 @@ class AsyncSandboxes:
         memory_mb: int | None = None,
         disk_mb: int | None = None,
         max_processes: int | None = None,
+        on_timeout: SandboxOnTimeout | str | None = None,
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
@@ -441,6 +534,7 @@ class AsyncSandboxes:
             memory_mb: Memory its processes may use together, in MiB (CrowNest Local's default 512).
             disk_mb: Space its files may take, in MiB (CrowNest Local's default 1024).
             max_processes: Processes and threads it may run at once (CrowNest Local's default 256).
+            on_timeout: What happens to a sandbox when its `expiresAt` passes.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
                 one for every call unless you pass your own.
@@ -464,6 +558,7 @@ class AsyncSandboxes:
             memory_mb=memory_mb,
             disk_mb=disk_mb,
             max_processes=max_processes,
+            on_timeout=on_timeout,
             idempotency_key=idempotency_key,
         )
         return AsyncSandboxHandle(
@@ -609,6 +704,71 @@ class AsyncSandboxes:
 
         spec = _get_sandbox_metrics_request(sandbox_id=sandbox_id)
         return cast("SandboxMetrics", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def pause(
+        self,
+        sandbox_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncSandboxHandle:
+        """Pause a sandbox.
+
+        Freezes every process of the sandbox where it is and stops its TTL clock; its files stay.
+        A paused sandbox is kept for the service's pause retention (24 h in CrowNest Local; its
+        `expiresAt` says until when) and then ends `expired`. While paused, only `resume`,
+        `kill` and reads (the sandbox, its metrics, its commands, reading and listing files)
+        work; every other action answers 409 `sandbox_paused`. Pausing a paused sandbox
+        returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `AsyncSandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _pause_sandbox_request(sandbox_id=sandbox_id)
+        return AsyncSandboxHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
+
+    async def resume(
+        self,
+        sandbox_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncSandboxHandle:
+        """Resume a paused sandbox.
+
+        Thaws every process where it stopped (a loop continues from where it was) and restarts
+        the TTL clock with the time that was left (`expiresAt` moves by the time spent paused).
+        Resuming a running sandbox returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `AsyncSandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _resume_sandbox_request(sandbox_id=sandbox_id)
+        return AsyncSandboxHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
 
     async def set_ttl(
         self,
