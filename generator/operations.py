@@ -30,7 +30,8 @@ SANDBOX_ID = "sandbox_id"
 # The sandbox handle's own tag: its operations on one sandbox (`{sandboxId}` in the path) are
 # methods of the handle itself (`sandbox.kill()`), not of a scoped resource (`sandbox.files`).
 HANDLE_TAG = "sandboxes"
-# The model the sandbox handle is; a handle method that answers with it updates the handle in place.
+# The model the sandbox handle is; a handle method that answers with it (200) updates the handle in place,
+# one that answers 201 with it (a new sandbox, as `fork`) returns a new handle.
 HANDLE_MODEL = "Sandbox"
 # `x-crownest-scope` values: `sandbox` puts an operation on the sandbox handle only.
 SCOPES = ("sandbox",)
@@ -97,11 +98,12 @@ class Operation:
     stream_method: str | None = None  # name of a twin that gives a bytes result as a stream of chunks
     run_start: str | None = None  # builder of the operation that starts the same command (x-crownest-run)
     run_stdin: str | None = None  # its parameter whose value, given, closes the command's stdin
+    creates: bool = False  # answers 201: a new object, never the one the handle is
 
     @property
     def updates_handle(self) -> bool:
         """Whether the handle's method puts the answer into the handle's fields (and returns None)."""
-        return self.on_handle and self.kind == "model" and self.result == HANDLE_MODEL
+        return self.on_handle and self.kind == "model" and self.result == HANDLE_MODEL and not self.creates
 
     @property
     def builder(self) -> str:
@@ -186,6 +188,8 @@ def _annotation(prop: Any, imports: set[str]) -> tuple[str, str | None, str]:
         return "int", "int", "{v}"
     if isinstance(prop, StringProperty):
         return "str", "str", "{v}"
+    if isinstance(prop, ListProperty) and isinstance(prop.inner_property, StringProperty):
+        return "Sequence[str]", "strs", "list({v})"
     if isinstance(prop, DateTimeProperty):  # an aware datetime, or the RFC 3339 text itself
         return "datetime.datetime | str", "time", "{v}.isoformat() if isinstance({v}, datetime.datetime) else {v}"
     raise ValueError(f"no SDK mapping for a {type(prop).__name__}")
@@ -370,4 +374,5 @@ def build_operation(
         stream_method=raw_op.get("x-crownest-stream-method"),
         run_start=f"_{snake_case(run['start'])}_request" if run else None,
         run_stdin=snake_case(run["stdin"]) if run else None,
+        creates=min(code for code in raw_op["responses"] if code.startswith("2")) == "201",
     )

@@ -41,6 +41,18 @@ def metrics(**overrides: Any) -> dict[str, Any]:
     }
 
 
+def snapshot(**overrides: Any) -> dict[str, Any]:
+    return {
+        "id": "snp_1",
+        "name": "s",
+        "sandboxId": "sbx_1",
+        "template": "python",
+        "sizeBytes": 4096,
+        "createdAt": T0,
+        **overrides,
+    }
+
+
 def command(**overrides: Any) -> dict[str, Any]:
     return {
         "id": "cmd_1",

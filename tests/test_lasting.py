@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import inspect
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -262,3 +263,148 @@ async def test_without_cgroups_pause_stops_and_continues_each_process(caplog: py
             assert await count(sandbox, paused=True) == at_pause
             sandbox.resume()
             assert (await counted_past(sandbox, at_pause[1]))[0] == pid
+
+
+async def test_a_snapshot_restores_exact_files_into_new_sandboxes_and_outlives_its_sandbox(client: Any) -> None:
+    original = await done(client.sandboxes.create(template="python", metadata={"role": "original"}))
+    try:
+        make = (
+            "import os, hashlib\n"
+            "os.makedirs('data/deep', exist_ok=True)\n"
+            "open('data/deep/blob.bin', 'wb').write(os.urandom(3 << 20))\n"
+            "open('/tmp/scratch.txt', 'w').write('in tmp')\n"
+            "os.symlink('deep/blob.bin', 'data/link')\n"
+            "os.chmod('data/deep/blob.bin', 0o640)\n"
+        )
+        await done(original.files.write("make.py", make))
+        assert (await done(original.commands.run("python3 make.py"))).status == "succeeded"
+        digest = "sha256sum data/deep/blob.bin /tmp/scratch.txt; stat -c %a data/deep/blob.bin; readlink data/link"
+        before = (await done(original.commands.run(digest))).stdout
+        snapshot = await done(original.snapshot(name="with blob"))
+        assert (snapshot.name, snapshot.sandbox_id, snapshot.template) == ("with blob", original.id, "python")
+        assert snapshot.id.startswith("snp_") and snapshot.size_bytes >= 3 << 20
+        assert (await done(client.snapshots.get(snapshot.id))).to_dict() == snapshot.to_dict()
+        assert snapshot.id in {s.id for s in await items(client.snapshots.list(sandbox_id=original.id))}
+        # The original changes after the snapshot; the copy does not.
+        await done(original.commands.run("echo changed > data/deep/blob.bin; rm /tmp/scratch.txt"))
+        copy = await done(client.sandboxes.create(snapshot=snapshot.id))
+        try:
+            assert (copy.template, copy.snapshot_id) == ("python", snapshot.id)
+            assert (await done(copy.commands.run(digest))).stdout == before
+            await done(copy.files.write("only-in-copy.txt", "x"))
+        finally:
+            await done(copy.kill())
+        await done(original.kill())
+        forked_later = await done(client.sandboxes.create(template="python", snapshot=snapshot.id))
+        try:  # the snapshot outlives both sandboxes and is what it was
+            assert (await done(forked_later.commands.run(digest))).stdout == before
+            listing = await done(forked_later.files.list("."))
+            assert "only-in-copy.txt" not in {entry.name for entry in listing}
+        finally:
+            await done(forked_later.kill())
+        with pytest.raises(CrowNestApiError) as caught:
+            await done(client.sandboxes.create(template="base", snapshot=snapshot.id))
+        assert (caught.value.status, caught.value.code) == (400, "invalid_request")
+        await done(client.snapshots.delete(snapshot.id))
+        gone: list[Callable[[], Any]] = [
+            lambda: client.snapshots.get(snapshot.id),
+            lambda: client.sandboxes.create(snapshot=snapshot.id),
+        ]
+        for call in gone:
+            with pytest.raises(CrowNestApiError) as caught:
+                await done(call())
+            assert (caught.value.status, caught.value.code) == (404, "snapshot_not_found")
+        with pytest.raises(CrowNestApiError) as caught:
+            await done(client.sandboxes.create())
+        assert (caught.value.status, caught.value.code) == (400, "invalid_request")
+    finally:
+        await done(original.kill())
+
+
+async def test_fork_copies_the_files_and_settings_and_the_original_goes_on(client: Any) -> None:
+    original = await done(client.sandboxes.create(template="python", memory_mb=256, env={"WHO": "twin"}))
+    try:
+        await done(original.files.write("state.txt", "before fork"))
+        await done(original.files.write("counter.py", COUNTER))
+        await done(original.commands.start("python3 counter.py", timeout_ms=0))
+        await counted_past(original, 0)
+        fork = await done(original.fork())
+        try:
+            assert fork.id != original.id and fork.status == "running" and original.status == "running"
+            assert fork.limits.memory_mb == 256 and fork.snapshot_id is not None
+            assert (await done(fork.commands.run("cat state.txt; echo; echo $WHO"))).stdout == "before fork\ntwin\n"
+            await done(fork.files.write("state.txt", "fork's"))
+            assert await done(original.files.read_text("state.txt")) == "before fork"
+            assert (await done(original.metrics())).process_count >= 1  # the original's counter still runs
+            assert (await done(fork.metrics())).process_count == 0  # files only: no process is copied
+        finally:
+            await done(fork.kill())
+    finally:
+        await done(original.kill())
+
+
+async def wait_built(client: Any, name: str) -> Any:
+    for _ in range(1200):
+        template = await done(client.templates.get(name))
+        if template.status != "building":
+            return template
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"template {name} is still building")
+
+
+async def test_a_built_template_has_what_its_build_installed_without_network(client: Any, server: LocalServer) -> None:
+    name = f"greeter-{secrets.token_hex(3)}"
+    # A module written by the build into the user site (on python's path), which the template keeps.
+    template = await done(
+        client.templates.create(
+            name,
+            base="python",
+            files={"src/greeter.py": "def hello():\n    return 'hello from the template'\n"},
+            commands=[
+                "echo building $STAGE",
+                "mkdir -p $(python3 -m site --user-site) && cp src/greeter.py $(python3 -m site --user-site)/",
+                "echo done > /tmp/built.txt",
+            ],
+            env={"STAGE": "one"},
+        )
+    )
+    assert (template.id, template.status, template.base) == (name, "building", "python")
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(client.templates.create(name))
+    assert (caught.value.status, caught.value.code) == (409, "template_exists")
+    built = await wait_built(client, name)
+    assert built.status == "ready"
+    assert isinstance(built.build_sandbox_id, str) and isinstance(built.build_command_id, str)
+    events = await items(client.commands.events(built.build_sandbox_id, built.build_command_id))
+    assert "building one" in "".join(e.data for e in events if e.event == "output")
+    assert name in {t.id for t in await done(client.templates.list())}
+    sandbox = await done(client.sandboxes.create(template=name))
+    try:
+        assert sandbox.template == name
+        check = "python3 -c 'import greeter; print(greeter.hello())'; cat /tmp/built.txt"
+        result = await done(sandbox.commands.run(check))
+        assert result.stdout == "hello from the template\ndone\n", result.stderr
+    finally:
+        await done(sandbox.kill())
+
+    failing = f"broken-{secrets.token_hex(3)}"
+    await done(client.templates.create(failing, commands=["echo first", "exit 7", "echo never"]))
+    broken = await wait_built(client, failing)
+    assert broken.status == "failed"
+    assert isinstance(broken.build_sandbox_id, str) and isinstance(broken.build_command_id, str)
+    build = await done(client.commands.get(broken.build_sandbox_id, broken.build_command_id))
+    assert (build.exit_code, build.stdout) == (7, "first\n")
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(client.sandboxes.create(template=failing))
+    assert (caught.value.status, caught.value.code) == (409, "template_not_ready")
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(client.templates.delete("python"))
+    assert caught.value.status == 403
+    for gone in (name, failing):
+        await done(client.templates.delete(gone))
+        with pytest.raises(CrowNestApiError) as caught:
+            await done(client.templates.get(gone))
+        assert caught.value.code == "template_not_found"
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(client.templates.create("Bad Name"))
+    assert caught.value.status == 400

@@ -38,10 +38,10 @@ with LocalServer() as server:
         sandbox = client.sandboxes.create(template="base")
         found["sync"] = [
             callable(client.sandboxes.usage), callable(sandbox.usage),
-            callable(client.snapshots.create), callable(client.snapshots.list), callable(sandbox.snapshots.create),
+            callable(client.volumes.create), callable(client.volumes.list), callable(sandbox.volumes.create),
         ]
         answers = []
-        for call in (sandbox.usage, lambda: client.snapshots.list(), lambda: sandbox.snapshots.create("s")):
+        for call in (sandbox.usage, lambda: client.volumes.list(), lambda: sandbox.volumes.create("s")):
             try:
                 call()
             except crownest.CrowNestApiError as error:
@@ -55,8 +55,8 @@ with LocalServer() as server:
             try:
                 await sandbox.usage()
             except crownest.InternalServerError as error:
-                found["async"] = [error.status, error.code, callable(client.snapshots.list),
-                                  callable(sandbox.snapshots.create)]
+                found["async"] = [error.status, error.code, callable(client.volumes.list),
+                                  callable(sandbox.volumes.create)]
             await sandbox.kill()
 
     asyncio.run(in_async())
@@ -109,8 +109,8 @@ def test_the_methods_are_on_both_clients_and_the_handle_and_crownest_local_answe
     assert found["sync"] == [True] * 5
     assert found["answers"] == [
         [501, "not_implemented", "getSandboxUsage"],
-        [501, "not_implemented", "listSnapshots"],
-        [501, "not_implemented", "createSnapshot"],
+        [501, "not_implemented", "listVolumes"],
+        [501, "not_implemented", "createVolume"],
     ]
     assert found["async"] == [501, "not_implemented", True, True]
 
@@ -137,8 +137,8 @@ def test_the_tests_name_what_is_left_to_do(scratch: Path) -> None:
         "test_endpoints.py::test_every_public_method_has_a_case",
         "test_local_server.py::test_every_operation_of_the_spec_has_a_handler",
     ], done.stdout[-3000:]
-    assert "'createSnapshot', 'getSandboxUsage', 'listSnapshots'" in done.stdout
-    assert "('sandboxes', 'usage')" in done.stdout and "snapshots" in done.stdout
+    assert "'createVolume', 'getSandboxUsage', 'listVolumes'" in done.stdout
+    assert "('sandboxes', 'usage')" in done.stdout and "volumes" in done.stdout
 
 
 def test_the_docs_build_strictly_and_name_them(scratch: Path) -> None:
@@ -152,16 +152,16 @@ def test_the_docs_build_strictly_and_name_them(scratch: Path) -> None:
         "SandboxHandle.usage",
         "AsyncSandboxHandle.usage",
         "Sandboxes.usage",
-        "Snapshots.create",
-        "Snapshots.list",
-        "AsyncSnapshots.list",
-        "SandboxSnapshots.create",
-        "AsyncSandboxSnapshots.create",
+        "Volumes.create",
+        "Volumes.list",
+        "AsyncVolumes.list",
+        "SandboxVolumes.create",
+        "AsyncSandboxVolumes.create",
         "SandboxUsage",
-        "Snapshot",
-        "CrowNest.snapshots",
-        "AsyncCrowNest.snapshots",
-        "SandboxHandle.snapshots",
+        "Volume",
+        "CrowNest.volumes",
+        "AsyncCrowNest.volumes",
+        "SandboxHandle.volumes",
     ):
         assert any(i.endswith("." + name) for i in ids), name
 

@@ -109,6 +109,7 @@ _ARG_TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
     "bool": (bool,),
     "time": (datetime.datetime, str),
+    "strs": (list, tuple),
     "map": (Mapping,),
     "callable": (Callable,),  # type: ignore[dict-item]
 }
@@ -118,7 +119,7 @@ def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> No
     """Refuse a wrongly typed argument before any request, naming it.
 
     `kind` is `str`, `int`, `bool`, `time` (a datetime or its RFC 3339 text), `map` (a mapping of
-    str to str) or `callable`; `None`
+    str to str), `strs` (a list or tuple of str) or `callable`; `None`
     (left out) passes unless the argument is required.
     """
     if value is None:
@@ -128,6 +129,12 @@ def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> No
     ok = isinstance(value, _ARG_TYPES[kind]) and not (kind == "int" and isinstance(value, bool))
     if ok and kind == "map":
         ok = all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    if ok and kind == "strs":
+        ok = all(isinstance(item, str) for item in value)
     if not ok:
-        expected = {"map": "a dict of str to str", "time": "a datetime or an RFC 3339 str"}.get(kind, kind)
+        expected = {
+            "map": "a dict of str to str",
+            "time": "a datetime or an RFC 3339 str",
+            "strs": "a list of str",
+        }.get(kind, kind)
         raise TypeError(f"{name} must be {expected}, got {type(value).__name__}: {value!r}")

@@ -230,14 +230,6 @@ class Service:
             logger.warning(ISOLATION_WARNING)
         return {"data": [Template(id=k, description=v).to_dict() for k, v in self.templates.items()]}
 
-    async def get_template(self, call: Call) -> dict[str, Any]:
-        template_id = call.path["templateId"]
-        if template_id not in self.templates:
-            raise ApiProblem(
-                404, "template_not_found", f"Template {template_id} does not exist.", {"templateId": template_id}
-            )
-        return Template(id=template_id, description=self.templates[template_id]).to_dict()
-
     # Sandboxes
 
     def folder(self, sandbox_id: str) -> SandboxFolder:
@@ -322,9 +314,13 @@ class Service:
             self.spawn(asyncio.to_thread(shutil.rmtree, trash, True))
         return updated
 
-    async def create_sandbox(self, call: Call) -> dict[str, Any]:
-        body = call.body
-        if body["template"] not in self.templates:
+    async def new_sandbox(
+        self, body: dict[str, Any], populate: Callable[[Path], Awaitable[None]] | None = None
+    ) -> dict[str, Any]:
+        """Create a sandbox as a `SandboxCreate` body asks; `populate` fills its folder before it is `running`."""
+        if "template" not in body:
+            invalid("template", "is required unless a snapshot is given")
+        if body["template"] not in self.templates and self.store.get("template", body["template"]) is None:
             raise ApiProblem(
                 400,
                 "template_not_found",
@@ -356,7 +352,16 @@ class Service:
             limits=SandboxLimits.from_dict(limits.wire(cgroup.enforced_by)),
             on_timeout=SandboxOnTimeout(body.get("onTimeout", "kill")),
             paused_at=None,
+            snapshot_id=None,
         )
+        if populate is not None:
+            sandbox.snapshot_id = body.get("snapshot")
+            try:
+                await populate(self.folder(sandbox.id).folder)
+            except BaseException:
+                self.cgroups.pop(sandbox_id, None)
+                self.spawn(asyncio.to_thread(cgroup.remove))
+                raise
         self.folder(sandbox.id).create()
         wire = sandbox.to_dict()
         self.store.insert("sandbox", wire, extra={"env": EnvVars.from_dict(body.get("env", {})).to_dict()})

@@ -40,8 +40,14 @@ if TYPE_CHECKING:
     from .sandbox_status import SandboxStatus
     from .sandbox_ttl_update import SandboxTtlUpdate
     from .signal import Signal
+    from .snapshot import Snapshot
+    from .snapshot_create import SnapshotCreate
+    from .snapshot_list import SnapshotList
     from .template import Template
+    from .template_create import TemplateCreate
+    from .template_create_files import TemplateCreateFiles
     from .template_list import TemplateList
+    from .template_status import TemplateStatus
 
 _MODULES = {
     "ApiError": ".api_error",
@@ -79,8 +85,14 @@ _MODULES = {
     "SandboxStatus": ".sandbox_status",
     "SandboxTtlUpdate": ".sandbox_ttl_update",
     "Signal": ".signal",
+    "Snapshot": ".snapshot",
+    "SnapshotCreate": ".snapshot_create",
+    "SnapshotList": ".snapshot_list",
     "Template": ".template",
+    "TemplateCreate": ".template_create",
+    "TemplateCreateFiles": ".template_create_files",
     "TemplateList": ".template_list",
+    "TemplateStatus": ".template_status",
 }
 
 __all__ = (
@@ -119,8 +131,14 @@ __all__ = (
     "SandboxStatus",
     "SandboxTtlUpdate",
     "Signal",
+    "Snapshot",
+    "SnapshotCreate",
+    "SnapshotList",
     "Template",
+    "TemplateCreate",
+    "TemplateCreateFiles",
     "TemplateList",
+    "TemplateStatus",
 )
 
 

@@ -56,6 +56,8 @@ class Sandbox(WireMapping):
     """ What happens to a sandbox when its `expiresAt` passes. """
     paused_at: datetime.datetime | Unset | None = UNSET
     """ When it was paused; null unless it is paused. """
+    snapshot_id: str | Unset | None = UNSET
+    """ The snapshot it was started from; null if none. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
@@ -71,6 +73,7 @@ class Sandbox(WireMapping):
         "limits": "limits",
         "onTimeout": "on_timeout",
         "pausedAt": "paused_at",
+        "snapshotId": "snapshot_id",
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,6 +111,12 @@ class Sandbox(WireMapping):
         else:
             paused_at = self.paused_at
 
+        snapshot_id: str | Unset | None
+        if isinstance(self.snapshot_id, Unset):
+            snapshot_id = UNSET
+        else:
+            snapshot_id = self.snapshot_id
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -127,6 +136,8 @@ class Sandbox(WireMapping):
             field_dict["onTimeout"] = on_timeout
         if paused_at is not UNSET:
             field_dict["pausedAt"] = paused_at
+        if snapshot_id is not UNSET:
+            field_dict["snapshotId"] = snapshot_id
 
         return field_dict
 
@@ -191,6 +202,15 @@ class Sandbox(WireMapping):
 
         paused_at = _parse_paused_at(d.pop("pausedAt", UNSET))
 
+        def _parse_snapshot_id(data: object) -> str | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        snapshot_id = _parse_snapshot_id(d.pop("snapshotId", UNSET))
+
         sandbox = cls(
             id=id,
             template=template,
@@ -203,6 +223,7 @@ class Sandbox(WireMapping):
             limits=limits,
             on_timeout=on_timeout,
             paused_at=paused_at,
+            snapshot_id=snapshot_id,
         )
 
         sandbox.additional_properties = d

@@ -23,8 +23,8 @@ T = TypeVar("T", bound="SandboxCreate")
 class SandboxCreate(WireMapping):
     """What to create a sandbox from. Environment variables are never returned."""
 
-    template: str
-    """ The template's ID, e.g. `python`. """
+    template: str | Unset = UNSET
+    """ The template's ID, e.g. `python`; required unless `snapshot` is given (a different one is then a 400). """
     ttl_ms: int | Unset = UNSET
     """ Time to live in milliseconds (default 300000, i.e. 5 minutes). """
     metadata: Metadata | Unset = UNSET
@@ -41,6 +41,8 @@ class SandboxCreate(WireMapping):
     """ Processes and threads it may run at once (CrowNest Local's default 256). """
     on_timeout: SandboxOnTimeout | Unset = UNSET
     """ What happens to a sandbox when its `expiresAt` passes. """
+    snapshot: str | Unset = UNSET
+    """ A snapshot's ID (`snp_...`) to start with its files; the template is then the snapshot's. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
@@ -54,6 +56,7 @@ class SandboxCreate(WireMapping):
         "diskMb": "disk_mb",
         "maxProcesses": "max_processes",
         "onTimeout": "on_timeout",
+        "snapshot": "snapshot",
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,13 +84,13 @@ class SandboxCreate(WireMapping):
         if not isinstance(self.on_timeout, Unset):
             on_timeout = self.on_timeout.value
 
+        snapshot = self.snapshot
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
-        field_dict.update(
-            {
-                "template": template,
-            }
-        )
+        field_dict.update({})
+        if template is not UNSET:
+            field_dict["template"] = template
         if ttl_ms is not UNSET:
             field_dict["ttlMs"] = ttl_ms
         if metadata is not UNSET:
@@ -104,6 +107,8 @@ class SandboxCreate(WireMapping):
             field_dict["maxProcesses"] = max_processes
         if on_timeout is not UNSET:
             field_dict["onTimeout"] = on_timeout
+        if snapshot is not UNSET:
+            field_dict["snapshot"] = snapshot
 
         return field_dict
 
@@ -113,7 +118,7 @@ class SandboxCreate(WireMapping):
         from ..models.metadata import Metadata
 
         d = dict(src_dict)
-        template = d.pop("template")
+        template = d.pop("template", UNSET)
 
         ttl_ms = d.pop("ttlMs", UNSET)
 
@@ -146,6 +151,8 @@ class SandboxCreate(WireMapping):
         else:
             on_timeout = SandboxOnTimeout(_on_timeout)
 
+        snapshot = d.pop("snapshot", UNSET)
+
         sandbox_create = cls(
             template=template,
             ttl_ms=ttl_ms,
@@ -156,6 +163,7 @@ class SandboxCreate(WireMapping):
             disk_mb=disk_mb,
             max_processes=max_processes,
             on_timeout=on_timeout,
+            snapshot=snapshot,
         )
 
         sandbox_create.additional_properties = d

@@ -16,15 +16,18 @@ from ..._types import NOT_GIVEN, NotGiven, TimeoutTypes
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
+    from ..._handle import AsyncSandboxHandle, SandboxHandle
     from ..._pagination import AsyncPager, SyncPager
     from ..._streams import AsyncStream, Stream
     from ..models.sandbox import Sandbox
     from ..models.sandbox_metrics import SandboxMetrics
+    from ..models.snapshot import Snapshot
     from .artifacts import Artifacts, AsyncArtifacts, AsyncSandboxArtifacts, SandboxArtifacts
     from .commands import AsyncCommands, AsyncSandboxCommands, Commands, SandboxCommands
     from .files import AsyncFiles, AsyncSandboxFiles, Files, SandboxFiles
     from .previews import AsyncPreviews, AsyncSandboxPreviews, Previews, SandboxPreviews
     from .sandboxes import AsyncSandboxes, Sandboxes
+    from .snapshots import AsyncSnapshots, Snapshots
     from .templates import AsyncTemplates, Templates
 
 # The generated surface by name, for the documentation and the tests.
@@ -34,6 +37,7 @@ RESOURCES = (
     "files",
     "previews",
     "sandboxes",
+    "snapshots",
     "templates",
 )
 """Every resource module (`resources/<name>.py`), one per tag."""
@@ -43,6 +47,7 @@ CLIENT_RESOURCES = (
     "files",
     "previews",
     "sandboxes",
+    "snapshots",
     "templates",
 )
 """The client's resources (`client.<name>`), one per tag."""
@@ -54,12 +59,14 @@ SANDBOX_RESOURCES = (
 )
 """The sandbox handle's resources (`sandbox.<name>`), with its ID bound."""
 SANDBOX_METHODS = (
+    "fork",
     "kill",
     "metrics",
     "pause",
     "refresh",
     "resume",
     "set_ttl",
+    "snapshot",
 )
 """The sandbox handle's own methods (`sandbox.<name>()`), from the `sandboxes` tag."""
 
@@ -101,6 +108,13 @@ class ClientResources:
         from .sandboxes import Sandboxes
 
         return Sandboxes(cast("CrowNest", self))
+
+    @cached_property
+    def snapshots(self) -> Snapshots:
+        """Saved copies of a sandbox's files that outlive it; start a sandbox from one with `sandboxes.create(snapshot=...)`."""
+        from .snapshots import Snapshots
+
+        return Snapshots(cast("CrowNest", self))
 
     @cached_property
     def templates(self) -> Templates:
@@ -149,6 +163,13 @@ class AsyncClientResources:
         return AsyncSandboxes(cast("AsyncCrowNest", self))
 
     @cached_property
+    def snapshots(self) -> AsyncSnapshots:
+        """Saved copies of a sandbox's files that outlive it; start a sandbox from one with `sandboxes.create(snapshot=...)`."""
+        from .snapshots import AsyncSnapshots
+
+        return AsyncSnapshots(cast("AsyncCrowNest", self))
+
+    @cached_property
     def templates(self) -> AsyncTemplates:
         """Templates that sandboxes are created from (`python`, `node`, ...)."""
         from .templates import AsyncTemplates
@@ -164,6 +185,38 @@ class SandboxScopes:
     _client: CrowNest
     id: str
     _update: Callable[[Sandbox], None]
+
+    def fork(
+        self,
+        *,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SandboxHandle:
+        """Fork a sandbox.
+
+        Takes a snapshot of the sandbox and starts a new sandbox from it, in one call: the new
+        sandbox has the same template, limits, environment, TTL and `onTimeout`, and a copy of the
+        files; the snapshot stays listed until deleted.
+
+        Args:
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. The SDK makes
+                one for every call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        return self._client.sandboxes.fork(
+            sandbox_id=self.id, idempotency_key=idempotency_key, timeout=timeout, max_retries=max_retries
+        )
 
     def kill(
         self,
@@ -322,6 +375,41 @@ class SandboxScopes:
             self._client.sandboxes.set_ttl(sandbox_id=self.id, ttl_ms=ttl_ms, timeout=timeout, max_retries=max_retries)
         )
 
+    def snapshot(
+        self,
+        *,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> Snapshot:
+        """Take a snapshot of a sandbox.
+
+        Saves a copy of the sandbox's files (its writable folders, `/home/user` and `/tmp`), taken
+        with its processes frozen for the copy so that the files are consistent. The snapshot
+        outlives the sandbox until deleted; `sandboxes.create(snapshot=...)` starts a sandbox with
+        its files. Works on a running or paused sandbox; processes and memory are not kept.
+
+        Args:
+            name: Your name for it (default none).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. The SDK makes
+                one for every call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `Snapshot`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        return self._client.sandboxes.snapshot(
+            sandbox_id=self.id, name=name, idempotency_key=idempotency_key, timeout=timeout, max_retries=max_retries
+        )
+
     @property
     def artifacts(self) -> SandboxArtifacts:
         """Copies of files taken out of a sandbox that outlive it until they expire. Bound to this sandbox."""
@@ -359,6 +447,38 @@ class AsyncSandboxScopes:
     _client: AsyncCrowNest
     id: str
     _update: Callable[[Sandbox], None]
+
+    async def fork(
+        self,
+        *,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncSandboxHandle:
+        """Fork a sandbox.
+
+        Takes a snapshot of the sandbox and starts a new sandbox from it, in one call: the new
+        sandbox has the same template, limits, environment, TTL and `onTimeout`, and a copy of the
+        files; the snapshot stays listed until deleted.
+
+        Args:
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. The SDK makes
+                one for every call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `AsyncSandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        return await self._client.sandboxes.fork(
+            sandbox_id=self.id, idempotency_key=idempotency_key, timeout=timeout, max_retries=max_retries
+        )
 
     async def kill(
         self,
@@ -517,6 +637,41 @@ class AsyncSandboxScopes:
             await self._client.sandboxes.set_ttl(
                 sandbox_id=self.id, ttl_ms=ttl_ms, timeout=timeout, max_retries=max_retries
             )
+        )
+
+    async def snapshot(
+        self,
+        *,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> Snapshot:
+        """Take a snapshot of a sandbox.
+
+        Saves a copy of the sandbox's files (its writable folders, `/home/user` and `/tmp`), taken
+        with its processes frozen for the copy so that the files are consistent. The snapshot
+        outlives the sandbox until deleted; `sandboxes.create(snapshot=...)` starts a sandbox with
+        its files. Works on a running or paused sandbox; processes and memory are not kept.
+
+        Args:
+            name: Your name for it (default none).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. The SDK makes
+                one for every call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `Snapshot`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        return await self._client.sandboxes.snapshot(
+            sandbox_id=self.id, name=name, idempotency_key=idempotency_key, timeout=timeout, max_retries=max_retries
         )
 
     @property

@@ -16,6 +16,7 @@ from ..models.sandbox_list import SandboxList
 from ..models.sandbox_metrics import SandboxMetrics
 from ..models.sandbox_on_timeout import SandboxOnTimeout
 from ..models.sandbox_status import SandboxStatus
+from ..models.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
@@ -28,7 +29,7 @@ __all__ = [
 
 def _create_sandbox_request(
     *,
-    template: str,
+    template: str | None,
     ttl_ms: int | None,
     metadata: Mapping[str, str] | None,
     env: Mapping[str, str] | None,
@@ -37,9 +38,10 @@ def _create_sandbox_request(
     disk_mb: int | None,
     max_processes: int | None,
     on_timeout: SandboxOnTimeout | str | None,
+    snapshot: str | None,
     idempotency_key: str | None,
 ) -> RequestSpec:
-    check_arg("template", template, "str", required=True)
+    check_arg("template", template, "str")
     check_arg("ttl_ms", ttl_ms, "int")
     check_arg("metadata", metadata, "map")
     check_arg("env", env, "map")
@@ -48,6 +50,7 @@ def _create_sandbox_request(
     check_arg("disk_mb", disk_mb, "int")
     check_arg("max_processes", max_processes, "int")
     check_arg("on_timeout", on_timeout, "str")
+    check_arg("snapshot", snapshot, "str")
     check_arg("idempotency_key", idempotency_key, "str")
     return RequestSpec(
         "POST",
@@ -68,8 +71,27 @@ def _create_sandbox_request(
                 "diskMb": disk_mb,
                 "maxProcesses": max_processes,
                 "onTimeout": on_timeout,
+                "snapshot": snapshot,
             }
         ),
+        idempotent=True,
+    )
+
+
+def _fork_sandbox_request(
+    *,
+    sandbox_id: str,
+    idempotency_key: str | None,
+) -> RequestSpec:
+    check_arg("idempotency_key", idempotency_key, "str")
+    return RequestSpec(
+        "POST",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/fork",
+        kind="model",
+        parse=Sandbox.from_dict,
+        headers={
+            "Idempotency-Key": idempotency_key,
+        },
         idempotent=True,
     )
 
@@ -190,6 +212,31 @@ def _set_sandbox_ttl_request(
     )
 
 
+def _snapshot_sandbox_request(
+    *,
+    sandbox_id: str,
+    name: str | None,
+    idempotency_key: str | None,
+) -> RequestSpec:
+    check_arg("name", name, "str")
+    check_arg("idempotency_key", idempotency_key, "str")
+    return RequestSpec(
+        "POST",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/snapshots",
+        kind="model",
+        parse=Snapshot.from_dict,
+        headers={
+            "Idempotency-Key": idempotency_key,
+        },
+        json=drop_none(
+            {
+                "name": name,
+            }
+        ),
+        idempotent=True,
+    )
+
+
 class Sandboxes:
     """Sandboxes, their lifecycle, time to live and resource limits."""
 
@@ -203,8 +250,8 @@ class Sandboxes:
 
     def create(
         self,
-        template: str,
         *,
+        template: str | None = None,
         ttl_ms: int | None = None,
         metadata: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
@@ -213,6 +260,7 @@ class Sandboxes:
         disk_mb: int | None = None,
         max_processes: int | None = None,
         on_timeout: SandboxOnTimeout | str | None = None,
+        snapshot: str | None = None,
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
@@ -226,7 +274,8 @@ class Sandboxes:
         the limits in force and what enforces each.
 
         Args:
-            template: The template's ID, e.g. `python`.
+            template: The template's ID, e.g. `python`; required unless `snapshot` is given (a different one is
+                then a 400).
             ttl_ms: Time to live in milliseconds (default 300000, i.e. 5 minutes).
             metadata: Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤
                 512).
@@ -236,6 +285,7 @@ class Sandboxes:
             disk_mb: Space its files may take, in MiB (CrowNest Local's default 1024).
             max_processes: Processes and threads it may run at once (CrowNest Local's default 256).
             on_timeout: What happens to a sandbox when its `expiresAt` passes.
+            snapshot: A snapshot's ID (`snp_...`) to start with its files; the template is then the snapshot's.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
                 one for every call unless you pass your own.
@@ -260,8 +310,42 @@ class Sandboxes:
             disk_mb=disk_mb,
             max_processes=max_processes,
             on_timeout=on_timeout,
+            snapshot=snapshot,
             idempotency_key=idempotency_key,
         )
+        return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def fork(
+        self,
+        sandbox_id: str,
+        *,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> SandboxHandle:
+        """Fork a sandbox.
+
+        Takes a snapshot of the sandbox and starts a new sandbox from it, in one call: the new
+        sandbox has the same template, limits, environment, TTL and `onTimeout`, and a copy of the
+        files; the snapshot stays listed until deleted.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. The SDK makes
+                one for every call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `SandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _fork_sandbox_request(sandbox_id=sandbox_id, idempotency_key=idempotency_key)
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def get(
@@ -488,6 +572,42 @@ class Sandboxes:
         spec = _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms)
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
+    def snapshot(
+        self,
+        sandbox_id: str,
+        *,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> Snapshot:
+        """Take a snapshot of a sandbox.
+
+        Saves a copy of the sandbox's files (its writable folders, `/home/user` and `/tmp`), taken
+        with its processes frozen for the copy so that the files are consistent. The snapshot
+        outlives the sandbox until deleted; `sandboxes.create(snapshot=...)` starts a sandbox with
+        its files. Works on a running or paused sandbox; processes and memory are not kept.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            name: Your name for it (default none).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. The SDK makes
+                one for every call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `Snapshot`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _snapshot_sandbox_request(sandbox_id=sandbox_id, name=name, idempotency_key=idempotency_key)
+        return cast("Snapshot", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
 
 class AsyncSandboxes:
     """Sandboxes, their lifecycle, time to live and resource limits."""
@@ -502,8 +622,8 @@ class AsyncSandboxes:
 
     async def create(
         self,
-        template: str,
         *,
+        template: str | None = None,
         ttl_ms: int | None = None,
         metadata: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
@@ -512,6 +632,7 @@ class AsyncSandboxes:
         disk_mb: int | None = None,
         max_processes: int | None = None,
         on_timeout: SandboxOnTimeout | str | None = None,
+        snapshot: str | None = None,
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
@@ -525,7 +646,8 @@ class AsyncSandboxes:
         the limits in force and what enforces each.
 
         Args:
-            template: The template's ID, e.g. `python`.
+            template: The template's ID, e.g. `python`; required unless `snapshot` is given (a different one is
+                then a 400).
             ttl_ms: Time to live in milliseconds (default 300000, i.e. 5 minutes).
             metadata: Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤
                 512).
@@ -535,6 +657,7 @@ class AsyncSandboxes:
             disk_mb: Space its files may take, in MiB (CrowNest Local's default 1024).
             max_processes: Processes and threads it may run at once (CrowNest Local's default 256).
             on_timeout: What happens to a sandbox when its `expiresAt` passes.
+            snapshot: A snapshot's ID (`snp_...`) to start with its files; the template is then the snapshot's.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. The SDK makes
                 one for every call unless you pass your own.
@@ -559,8 +682,44 @@ class AsyncSandboxes:
             disk_mb=disk_mb,
             max_processes=max_processes,
             on_timeout=on_timeout,
+            snapshot=snapshot,
             idempotency_key=idempotency_key,
         )
+        return AsyncSandboxHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
+
+    async def fork(
+        self,
+        sandbox_id: str,
+        *,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> AsyncSandboxHandle:
+        """Fork a sandbox.
+
+        Takes a snapshot of the sandbox and starts a new sandbox from it, in one call: the new
+        sandbox has the same template, limits, environment, TTL and `onTimeout`, and a copy of the
+        files; the snapshot stays listed until deleted.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. The SDK makes
+                one for every call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `AsyncSandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _fork_sandbox_request(sandbox_id=sandbox_id, idempotency_key=idempotency_key)
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -800,3 +959,39 @@ class AsyncSandboxes:
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+    async def snapshot(
+        self,
+        sandbox_id: str,
+        *,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> Snapshot:
+        """Take a snapshot of a sandbox.
+
+        Saves a copy of the sandbox's files (its writable folders, `/home/user` and `/tmp`), taken
+        with its processes frozen for the copy so that the files are consistent. The snapshot
+        outlives the sandbox until deleted; `sandboxes.create(snapshot=...)` starts a sandbox with
+        its files. Works on a running or paused sandbox; processes and memory are not kept.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            name: Your name for it (default none).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. The SDK makes
+                one for every call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+
+        Returns:
+            The `Snapshot`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = _snapshot_sandbox_request(sandbox_id=sandbox_id, name=name, idempotency_key=idempotency_key)
+        return cast("Snapshot", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
