@@ -215,24 +215,30 @@ async def test_a_paused_sandbox_freezes_where_it_is_and_resumes_from_there(clien
     assert (caught.value.status, caught.value.code) == (409, "sandbox_not_running")
 
 
+async def paused_by_its_ttl(sandbox: Any) -> None:
+    """Wait (reading the sandbox only: a command in flight would wait out the pause) until it is paused."""
+    for _ in range(1200):
+        await done(sandbox.refresh())
+        if sandbox.status != "running":
+            break
+        await asyncio.sleep(0.05)
+    assert sandbox.status == "paused"
+
+
 async def test_on_timeout_pause_pauses_at_the_ttl_and_resume_gives_the_ttl_again(client: Any) -> None:
-    sandbox = await done(client.sandboxes.create(template="python", ttl_ms=1000, on_timeout="pause"))
+    sandbox = await done(client.sandboxes.create(template="python", ttl_ms=120_000, on_timeout="pause"))
     try:
         assert sandbox.on_timeout == "pause"
         await done(sandbox.files.write("counter.py", COUNTER))
         await done(sandbox.commands.start("python3 counter.py", timeout_ms=0))
         pid, _ = await counted_past(sandbox, 0)
-        for _ in range(600):
-            await done(sandbox.refresh())
-            if sandbox.status != "running":
-                break
-            await asyncio.sleep(0.05)
-        assert sandbox.status == "paused"
+        await done(sandbox.set_ttl(1000))
+        await paused_by_its_ttl(sandbox)
         at_pause = await count(sandbox, paused=True)
-        await done(client.sandboxes.resume(sandbox.id))
-        await done(sandbox.refresh())
-        assert sandbox.status == "running" and sandbox.expires_at > sandbox.created_at
-        assert (await counted_past(sandbox, at_pause[1]))[0] == pid
+        await done(client.sandboxes.resume(sandbox.id))  # its TTL (1 s) again, then paused again
+        await paused_by_its_ttl(sandbox)
+        again = await count(sandbox, paused=True)
+        assert again[0] == pid and again[1] > at_pause[1]
     finally:
         await done(client.sandboxes.kill(sandbox.id))
 
