@@ -110,7 +110,10 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
         markdown = spec_markers(markdown, spec)
     markdown = markdown.replace("<!-- crownest:models -->", models())
     clients = ["crownest.CrowNest", "crownest.AsyncCrowNest"]
-    markdown = markdown.replace("<!-- crownest:clients -->", entries(clients, ("close", *CLIENT_RESOURCES)))
+    markdown = markdown.replace(
+        "<!-- crownest:clients -->",
+        entries(clients, ("close", "with_raw_response", "with_streaming_response", *CLIENT_RESOURCES)),
+    )
     handles = ["crownest.SandboxHandle", "crownest.AsyncSandboxHandle"]
     markdown = markdown.replace(
         "<!-- crownest:sandbox-handles -->", entries(handles, (*SANDBOX_METHODS, *SANDBOX_RESOURCES))

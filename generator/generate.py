@@ -166,6 +166,7 @@ def render(spec: Path, output: Path) -> None:
             tags=list(by_tag),
             client_tags=[tag for tag, ops in by_tag.items() if any(op.on_client for op in ops)],
             scoped_tags=[tag for tag, ops in by_tag.items() if any(op.on_scoped for op in ops)],
+            streaming_tags=[tag for tag, ops in by_tag.items() if any(op.on_client and op.streams for op in ops)],
             handle_tag=HANDLE_TAG,
             handle_model=HANDLE_MODEL,
             handle_ops=handle_ops,

@@ -22,8 +22,9 @@ def canonical(name: str) -> str:
 
 
 def main() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = [r for extra in project["optional-dependencies"].values() for r in extra]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    groups = [*pyproject["project"]["optional-dependencies"].values(), *pyproject["dependency-groups"].values()]
+    requirements = [r for group in groups for r in group if isinstance(r, str)]  # not {include-group = ...}
     pinned = {canonical(r.split("==")[0]) for r in requirements if "==" in r}
     print("# Written by `make lock` (generator/lock.py) from .venv/; `make install` installs with it.")
     for line in sorted(sys.stdin.read().splitlines(), key=str.lower):

@@ -101,6 +101,11 @@ class Operation:
     creates: bool = False  # answers 201: a new object, never the one the handle is
 
     @property
+    def streams(self) -> bool:
+        """Whether a method gives the answer as a stream (`events`, or a `stream_method` twin)."""
+        return self.kind == "events" or self.stream_method is not None
+
+    @property
     def updates_handle(self) -> bool:
         """Whether the handle's method puts the answer into the handle's fields (and returns None)."""
         return self.on_handle and self.kind == "model" and self.result == HANDLE_MODEL and not self.creates
@@ -208,7 +213,7 @@ _PROGRESS = Param(
 )
 
 # A query parameter marked `x-crownest-map` takes a dict and sends repeated `key:value` items.
-_KEY_VALUE_MAP = ("Mapping[str, str]", "map", '[f"{{k}}:{{x}}" for k, x in {v}.items()]')
+_KEY_VALUE_MAP = ("Mapping[str, str]", "key_values", '[f"{{k}}:{{x}}" for k, x in {v}.items()]')
 
 
 def _param(prop: Any, location: str, raw: dict[str, Any], imports: set[str]) -> Param:
@@ -313,7 +318,9 @@ def build_operation(
     idempotent = False
     for prop in endpoint.header_parameters:
         idempotent = idempotent or text(prop.name) == "Idempotency-Key"
-        params.append(_param(prop, "header", raw_params.get(prop.python_name, {}), imports))
+        p = _param(prop, "header", raw_params.get(prop.python_name, {}), imports)
+        p.check = "header" if p.check == "str" else p.check  # a header value is printable ASCII only
+        params.append(p)
     path = text(endpoint.path)
     for p in params:
         if p.location == "path":

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 import respx
 
 from crownest import AsyncCrowNest, CrowNest
+
+if TYPE_CHECKING:
+    from crownest_local import LocalServer
 
 BASE_URL = "https://api.test"
 API_KEY = "cn_test_k3y_that_must_never_leak"
@@ -24,7 +29,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def api() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+    # using="httpx" mocks at httpx's client, so both clients' transports are covered: respx's default
+    # patches httpcore, which AsyncCrowNest's own transport does not use.
+    with respx.mock(base_url=BASE_URL, assert_all_called=False, using="httpx") as router:
         yield router
 
 
@@ -57,6 +64,20 @@ class Breaks(httpx.SyncByteStream, httpx.AsyncByteStream):
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module", params=["bubblewrap", "fallback"])
+def each_isolation(request: pytest.FixtureRequest) -> Iterator[LocalServer]:
+    """The session's CrowNest Local, where bubblewrap runs commands; then one in fallback mode (without it)."""
+    if request.param == "bubblewrap":
+        if shutil.which("bwrap") is None:
+            pytest.skip("bubblewrap is not installed here (make test installs it): cannot test the isolated mode")
+        yield request.getfixturevalue("crownest_local")
+    else:
+        from crownest_local import LocalServer
+
+        with pytest.warns(UserWarning, match="bubblewrap"), LocalServer(isolation=False) as fallback:
+            yield fallback
 
 
 def free_port() -> int:

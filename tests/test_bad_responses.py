@@ -3,8 +3,10 @@
 Hypothesis builds the answers from each operation's valid response: the
 valid body, the body extended with unknown fields and unknown enum values,
 and broken forms (fields dropped or retyped, arbitrary JSON, truncated JSON,
-HTML, empty), under any status code. Nothing may escape as `KeyError`,
-`ValueError`, `TypeError` or `JSONDecodeError`.
+HTML, empty, nested too deeply), under any status code. Nothing may escape as
+`KeyError`, `ValueError`, `TypeError`, `JSONDecodeError` or `RecursionError`.
+And a valid body with one scalar field of another JSON type (`"exitCode": "zero"`,
+`"stdoutTruncated": 0`) is a ResponseValidationError, never a result.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import API_KEY, BASE_URL
-from crownest import AsyncCrowNest, AsyncPager, AsyncStream, CrowNest, CrowNestError, SyncPager
+from crownest import AsyncCrowNest, AsyncPager, AsyncStream, CrowNest, CrowNestError, ResponseValidationError, SyncPager
 from test_endpoints import CASES, Case
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
@@ -87,12 +89,68 @@ def answers(case: Case) -> st.SearchStrategy[httpx.Response]:
         st.just(b"<html><body><h1>502 Bad Gateway</h1></body></html>"),
         st.just(b""),
         st.binary(max_size=40),
+        st.sampled_from([b"[" * 100000, b'{"error": {"code": "x", "details": ' + b"[" * 100000]),
     )
     return st.builds(
         lambda status, content: httpx.Response(status, content=content, headers={"Content-Type": "application/json"}),
         statuses.filter(lambda s: s not in (101, 103)),
         as_json | raw,
     )
+
+
+def other_type(value: Any) -> st.SearchStrategy[Any]:
+    """JSON values of a type other than `value`'s (a bool is not an int; an int is a float)."""
+    scalars: dict[type, st.SearchStrategy[Any]] = {
+        bool: st.booleans(),
+        int: st.integers(),
+        float: st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer()),
+        str: st.text(max_size=8),
+    }
+    kind = type(value)
+    allowed = [s for t, s in scalars.items() if t is not kind and not (kind is float and t is int)]
+    return st.one_of(*allowed, st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=4), st.integers()))
+
+
+def scalar_paths(body: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Where `body` holds a str, int, float or bool (not None: nullable fields take None)."""
+    if isinstance(body, dict):
+        for key, value in body.items():
+            yield from scalar_paths(value, (*path, key))
+    elif isinstance(body, list):
+        for index, value in enumerate(body):
+            yield from scalar_paths(value, (*path, index))
+    elif body is not None:
+        yield path
+
+
+def replaced(body: Any, path: tuple[Any, ...], value: Any) -> Any:
+    if not path:
+        return value
+    copy = dict(body) if isinstance(body, dict) else list(body)
+    copy[path[0]] = replaced(body[path[0]], path[1:], value)
+    return copy
+
+
+RETYPE_CASES = [
+    c for c in CASES if c.response.status_code < 300 and list(scalar_paths(valid_body(c))) and c.method != "events"
+]
+
+
+@pytest.mark.parametrize("case", RETYPE_CASES, ids=lambda c: c.id)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_scalar_of_another_type_is_a_validation_error(
+    case: Case, data: st.DataObject, gateway: Gateway, sync_client: CrowNest
+) -> None:
+    body = valid_body(case)
+    path = data.draw(st.sampled_from(list(scalar_paths(body))))
+    at = body
+    for key in path:
+        at = at[key]
+    wrong = replaced(body, path, data.draw(other_type(at)))
+    gateway.answer = httpx.Response(case.response.status_code, json=wrong)
+    with pytest.raises(ResponseValidationError):
+        consume(getattr(getattr(sync_client, case.resource), case.method)(*case.args, **case.kwargs))
 
 
 def consume(result: Any) -> Any:
@@ -118,7 +176,7 @@ class Gateway:
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
-    with respx.mock(base_url=BASE_URL) as router:
+    with respx.mock(base_url=BASE_URL, using="httpx") as router:
         yield Gateway(router)
 
 

@@ -20,6 +20,7 @@ import crownest
 import crownest.models
 from crownest._generated.resources import CLIENT_RESOURCES, RESOURCES
 from crownest._retries import is_retryable_status
+from crownest_local import LocalServer
 
 ROOT = Path(__file__).resolve().parent.parent
 # openapi.yaml as JSON, written by `make generate` (and checked to match by `make check-generated`).
@@ -48,7 +49,7 @@ def anchors(site: Path, page: str) -> set[str]:
 
 
 def reference_anchors(site: Path) -> set[str]:
-    pages = ["clients", "resources", "handles", "models", "exceptions"]
+    pages = ["clients", "resources", "handles", "models", "exceptions", "local"]
     return set().union(*(anchors(site, f"reference/{page}") for page in pages))
 
 
@@ -77,7 +78,12 @@ def public_names() -> list[str]:
         added = {n for n in dir(handle) if not n.startswith("_")} - {n for n in dir(model) if not n.startswith("_")}
         names += [f"{handle.__name__}.{m}" for m in sorted(added)]
     for client in (crownest.CrowNest, crownest.AsyncCrowNest):
-        names += [f"{client.__name__}.{m}" for m in ("close", *CLIENT_RESOURCES)]
+        names += [
+            f"{client.__name__}.{m}"
+            for m in ("close", "with_options", "with_raw_response", "with_streaming_response", *CLIENT_RESOURCES)
+        ]
+    names += [f"{page.__name__}.{m}" for page in (crownest.Page, crownest.AsyncPage) for m in own_public_methods(page)]
+    names += ["LocalServer"] + [f"LocalServer.{m}" for m in own_public_methods(LocalServer)]
     return names
 
 
@@ -161,3 +167,14 @@ def test_the_contributor_guide_is_linked_from_the_readme_and_the_docs(site: Path
     assert "(CONTRIBUTING.md)" in (ROOT / "README.md").read_text()
     assert 'href="contributing/"' in (site / "index.html").read_text()
     assert "Add an operation, end to end" in (site / "contributing" / "index.html").read_text()
+
+
+def test_the_reference_shows_the_default_timeout_and_retries_as_numbers() -> None:
+    """The signatures write 660.0 and 2 out (the reference would show a constant's name): they stay
+    the constants the SDK uses."""
+    from crownest._base_client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+
+    for function in (crownest.CrowNest, crownest.AsyncCrowNest, LocalServer.client, LocalServer.async_client):
+        parameters = inspect.signature(function).parameters
+        assert parameters["timeout"].default == DEFAULT_TIMEOUT, function
+        assert parameters["max_retries"].default == DEFAULT_MAX_RETRIES, function

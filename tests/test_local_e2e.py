@@ -21,7 +21,13 @@ import pytest
 
 from conftest import free_port
 from crownest import AsyncCrowNest, CommandFailedError, CrowNest, CrowNestApiError
-from crownest._generated.resources import AsyncClientResources, AsyncSandboxScopes, ClientResources, SandboxScopes
+from crownest._generated.resources import (
+    RESOURCES,
+    AsyncClientResources,
+    AsyncSandboxScopes,
+    ClientResources,
+    SandboxScopes,
+)
 from crownest._handle import AsyncCommandHandle, AsyncSandboxHandle, CommandHandle, SandboxHandle
 from crownest_local import LocalServer
 
@@ -47,7 +53,7 @@ def expected_calls(resources: type, scopes: type, sandbox: type, command: type) 
     names: set[str] = set()
     for prefix, holder in (("client", resources), ("sandbox", scopes)):
         for tag, prop in vars(holder).items():
-            if isinstance(prop, property | functools.cached_property):
+            if isinstance(prop, property | functools.cached_property) and tag in RESOURCES:
                 getter: Any = prop.fget if isinstance(prop, property) else prop.func
                 module = importlib.import_module(f"crownest._generated.resources.{tag}")
                 cls = getattr(module, inspect.signature(getter).return_annotation)

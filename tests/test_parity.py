@@ -34,7 +34,7 @@ PAIRS = [
     ],
 ]
 # Methods that do no I/O, the same plain methods on both.
-NO_IO = {"check_returncode"}
+NO_IO = {"check_returncode", "with_options"}
 # Iteration differs by nature (`__iter__` / `__aiter__`); everything else must match.
 ITERATION = {"__iter__", "__aiter__", "__enter__", "__aenter__", "__exit__", "__aexit__"}
 

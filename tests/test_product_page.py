@@ -47,7 +47,7 @@ def test_error_handling_example(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_sandbox_handle_example(capsys: pytest.CaptureFixture[str]) -> None:
     first, second = run("sandbox_handle.py", capsys).splitlines()
-    assert re.fullmatch(r"sbx_[0-9a-f]{16} running 20\d\d-.* \['createdAt', .*'expiresAt'.*\]", first)
+    assert re.fullmatch(r"sbx_[0-9a-f]{16} running 20\d\d-.* \[.*'createdAt', .*'expiresAt'.*\]", first)
     assert second == "hi"
 
 

@@ -14,6 +14,7 @@ import respx
 import payloads as p
 from conftest import API_KEY, BASE_URL
 from crownest import AsyncCrowNest, CrowNest, CrowNestApiError, CrowNestConnectionError, CrowNestTimeoutError
+from crownest._transports import AsyncTransport
 from crownest_local import LocalServer
 
 
@@ -60,19 +61,41 @@ async def test_one_async_client_serves_500_concurrent_tasks(crownest_local: Loca
         await sandbox.kill()
 
 
+async def test_async_connections_use_tcp_keepalive(crownest_local: LocalServer) -> None:
+    async with crownest_local.async_client() as client:
+        await client.templates.list()
+        [connection] = client._http._transport.connections  # type: ignore[attr-defined]
+        sock: socket.socket = connection._transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+
+
 async def test_a_burst_of_concurrent_calls_leaves_its_connections_open_for_the_next(
     crownest_local: LocalServer,
 ) -> None:
-    """More than 20 connections stay open between bursts (httpx's default keeps 20, and httpcore
-    then closes idle ones as the next burst starts), so a second burst reconnects nothing."""
+    """Every connection of a burst stays open after it (httpx's default pool keeps 20), so a second
+    burst reconnects nothing. The first burst's calls are held open by the server until all of them
+    are on the wire, so it needs exactly `burst` connections whatever the machine's speed; the second
+    burst then finds that many idle ones, and opens none."""
+    burst = 30
     async with crownest_local.async_client(max_retries=0) as client:
+        transport: AsyncTransport = client._http._transport  # type: ignore[assignment]
+        assert transport._max_idle == 100
         sandbox = await client.sandboxes.create(template="base")
-        pool = client._http._transport._pool  # type: ignore[attr-defined]
-        await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(100)))
-        opened = set(map(id, pool.connections))
-        assert len(opened) > 20
-        await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(100)))
-        assert set(map(id, pool.connections)) == opened
+        gate = await sandbox.commands.start("read line")  # ends when it reads a line
+        held = asyncio.gather(*(sandbox.commands.wait(gate.id, timeout_ms=120_000) for _ in range(burst)))
+        # Every wait gets its own connection: the server holds each answer until the gate opens.
+        while len(transport.connections) < burst and not held.done():
+            await asyncio.sleep(0.01)
+        opened = set(map(id, transport.connections))
+        assert len(opened) == burst
+        async with crownest_local.async_client(max_retries=0) as other:
+            await other.commands.send_stdin(sandbox.id, gate.id, "go\n", eof=True)
+        assert {c.status for c in await held} == {"succeeded"}
+        assert set(map(id, transport.connections)) == opened  # all idle now, none closed
+        await asyncio.gather(*(client.sandboxes.get(sandbox.id) for _ in range(burst)))
+        assert set(map(id, transport.connections)) == opened  # reused, none opened
         await sandbox.kill()
 
 

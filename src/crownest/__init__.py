@@ -26,9 +26,14 @@ from ._exceptions import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    ReadOnlyError,
+    ResponseTooLargeError,
     ResponseValidationError,
+    WireKeyError,
 )
-from ._pagination import AsyncPager, Page, SyncPager
+from ._http_clients import DefaultAsyncHttpxClient, DefaultHttpxClient
+from ._pagination import AsyncPage, AsyncPager, Page, SyncPager
+from ._response import AsyncStreamedResponse, RawResponse, StreamedResponse
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
@@ -40,9 +45,11 @@ __all__ = [
     "NOT_GIVEN",
     "AsyncCrowNest",
     "AsyncCommandHandle",
+    "AsyncPage",
     "AsyncPager",
     "AsyncSandboxHandle",
     "AsyncStream",
+    "AsyncStreamedResponse",
     "AuthenticationError",
     "BodyNotReplayableError",
     "BadRequestError",
@@ -54,6 +61,8 @@ __all__ = [
     "CrowNestConnectionError",
     "CrowNestError",
     "CrowNestTimeoutError",
+    "DefaultAsyncHttpxClient",
+    "DefaultHttpxClient",
     "InternalServerError",
     "NotFoundError",
     "NotGiven",
@@ -61,10 +70,15 @@ __all__ = [
     "Page",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
+    "RawResponse",
+    "ReadOnlyError",
     "ResponseValidationError",
     "SandboxHandle",
     "Stream",
+    "StreamedResponse",
     "SyncPager",
+    "WireKeyError",
     "__version__",
 ]
 

@@ -8,17 +8,19 @@ and is shared by both.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
 import socket
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from functools import cached_property
 from typing import Any
 
 import httpx
 
+from ._bodies import aread_body, read_body
+from ._deadlines import DeadlinePassed, Job, attempt_budget, run_with_deadline
 from ._downloads import Download
 from ._exceptions import (
     BodyNotReplayableError,
@@ -29,12 +31,14 @@ from ._exceptions import (
     ResponseValidationError,
     api_error_from_response,
     body_excerpt,
+    loads,
     parsed,
 )
 from ._logs import configure_from_env, logger
+from ._response import capture_response
 from ._retries import is_retryable_status, retry_delay
 from ._streams import AsyncStream, EventResume, RangeResume, Resume, Stream
-from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes
+from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, is_header_value
 from ._uploads import Progress, Upload
 from ._version import __version__
 
@@ -88,6 +92,19 @@ def _reason(error: CrowNestError) -> str:
     return type(error).__name__
 
 
+def _check_header(name: object, value: object) -> None:
+    """Refuse a default header that cannot be sent as it is (its value, maybe a secret, is not shown)."""
+    if not (isinstance(name, str) and name.isascii() and name.isprintable() and name) or any(
+        c in name for c in ' :"(),/;<=>?@[\\]{}'
+    ):
+        raise CrowNestError(f"default_headers: {name!r} is not a valid header name")
+    if not isinstance(value, str) or not (value == "" or is_header_value(value)):
+        raise CrowNestError(
+            f"default_headers[{name!r}] must be a str of printable ASCII without line breaks or spaces at "
+            "either end; the value given is not shown here"
+        )
+
+
 def _check_max_retries(max_retries: int) -> int:
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError(f"max_retries must be a non-negative int, got {max_retries!r}")
@@ -96,6 +113,8 @@ def _check_max_retries(max_retries: int) -> int:
 
 class BaseClient:
     """Configuration and the I/O-free half of sending a request."""
+
+    _owns_http: bool  # whether close() closes the connection pool (set by the sync and async halves)
 
     def __init__(
         self,
@@ -119,6 +138,13 @@ class BaseClient:
                 f"base_url {base_url!r} is plain http and not loopback: the API key would travel unencrypted",
                 stacklevel=4,  # BaseClient -> SyncAPIClient -> CrowNest -> the caller
             )
+        if not (is_header_value(api_key) and " " not in api_key):
+            raise CrowNestError(
+                "The API key must be printable ASCII without spaces or line breaks (a key read from a file "
+                "often ends with a newline: strip it); the key given is not shown here"
+            )
+        for name, value in (default_headers or {}).items():
+            _check_header(name, value)
         configure_from_env()
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
@@ -136,6 +162,34 @@ class BaseClient:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _copy_with(
+        self,
+        timeout: TimeoutTypes | NotGiven,
+        max_retries: int | NotGiven,
+        default_headers: Mapping[str, str] | None,
+    ) -> Any:
+        """A copy of this client with other defaults, sending through the same connection pool
+        (closing the copy leaves the pool open; the original owns it)."""
+        check_arg("default_headers", default_headers, "map")
+        copy = object.__new__(type(self))
+        # Cached resources (`client.sandboxes`) are bound to the client that made them: not copied.
+        cached = {
+            name
+            for klass in type(self).__mro__
+            for name, value in vars(klass).items()
+            if isinstance(value, cached_property)
+        }
+        copy.__dict__.update({k: v for k, v in vars(self).items() if k not in cached})
+        copy._owns_http = False
+        if not isinstance(timeout, NotGiven):
+            copy.timeout = make_timeout(timeout)
+        if not isinstance(max_retries, NotGiven):
+            copy.max_retries = _check_max_retries(max_retries)
+        if default_headers:
+            copy._headers = {**self._headers, **default_headers, "Authorization": self._headers["Authorization"]}
+            copy._request_headers = {**self._request_headers, **default_headers}
+        return copy
 
     def _build_request(
         self, http: httpx.Client | httpx.AsyncClient, spec: RequestSpec, timeout: TimeoutTypes | NotGiven
@@ -195,9 +249,9 @@ class BaseClient:
         """Seconds to wait before retrying after `error` (logged); raises `error` if it is not retried."""
         delay = None
         if retries_taken < retries:
-            if not isinstance(error, CrowNestApiError):
+            if isinstance(error, CrowNestConnectionError):
                 delay = retry_delay(retries_taken, None)
-            elif is_retryable_status(error.status, error.code):
+            elif isinstance(error, CrowNestApiError) and is_retryable_status(error.status, error.code):
                 delay = retry_delay(retries_taken, error.response.headers)
         if delay is None:
             raise error
@@ -225,12 +279,26 @@ class BaseClient:
             attempt,
         )
 
-    @staticmethod
-    def _network_error(exc: httpx.TransportError, request: httpx.Request) -> CrowNestConnectionError:
+    def _network_error(self, exc: httpx.TransportError, request: httpx.Request) -> CrowNestError:
+        """The error for a failed exchange. httpx's message may quote what was sent (a header
+        value, the API key), so only its class name goes into ours, plus the message of errors
+        that come from the network (refused, reset, DNS), with any header value of ours cut out."""
         where = f"{request.method} {request.url.copy_with(query=None)}"
         if isinstance(exc, httpx.TimeoutException):
             return CrowNestTimeoutError(f"{where} timed out ({type(exc).__name__})")
-        return CrowNestConnectionError(f"{where} failed: {type(exc).__name__}: {exc}")
+        if isinstance(exc, httpx.LocalProtocolError | httpx.UnsupportedProtocol):
+            return CrowNestError(f"{where} could not be sent: the request is not valid HTTP ({type(exc).__name__})")
+        message = str(exc)
+        for secret in (self._api_key, *self._headers.values(), *request.headers.values()):
+            if len(secret) >= 4:
+                message = message.replace(secret, "[hidden]")
+        return CrowNestConnectionError(f"{where} failed: {type(exc).__name__}: {message}")
+
+    @staticmethod
+    def _deadline_error(request: httpx.Request, budget: float, what: str) -> CrowNestTimeoutError:
+        return CrowNestTimeoutError(
+            f"{request.method} {request.url.copy_with(query=None)} timed out: {what} took more than {budget:g} s"
+        )
 
     @staticmethod
     def _parse(spec: RequestSpec, response: httpx.Response) -> Any:
@@ -242,14 +310,18 @@ class BaseClient:
         if spec.kind == "text":
             return response.content.decode("utf-8", errors="replace")
         try:
-            body = json.loads(response.content)
+            body = loads(response.content)
         except ValueError:
             raise ResponseValidationError(
                 f"HTTP {response.status_code}: expected JSON, got {body_excerpt(response)!r}", response=response
             ) from None
         assert spec.parse is not None
         what = f"HTTP {response.status_code}: the body"
-        return parsed(spec.parse, body, what=what, excerpt=lambda: body_excerpt(response), response=response)
+        result = parsed(spec.parse, body, what=what, excerpt=lambda: body_excerpt(response), response=response)
+        from ._models import stamp_request_id  # loaded with the models already; not at `import crownest`
+
+        stamp_request_id(result, response.headers.get("x-request-id"))
+        return result
 
     @staticmethod
     def _parse_event(spec: RequestSpec, event: dict[str, Any], resume: EventResume) -> Any:
@@ -266,12 +338,11 @@ class SyncAPIClient(BaseClient):
         self._owns_http = http_client is None
         if http_client is None:
             self._request_headers = {}
-        self._http = http_client or httpx.Client(
-            headers=self._headers,
-            timeout=self.timeout,
-            follow_redirects=False,
-            transport=httpx.HTTPTransport(socket_options=keepalive_options(), limits=DEFAULT_LIMITS),
-        )
+        if http_client is None:
+            from ._http_clients import DefaultHttpxClient  # here: that module imports this one
+
+            http_client = DefaultHttpxClient(headers=self._headers, timeout=self.timeout)
+        self._http = http_client
 
     def request(
         self,
@@ -287,18 +358,57 @@ class SyncAPIClient(BaseClient):
         while True:
             error: CrowNestError
             try:
-                response = self._http.send(request)
+                response = self._exchange(request, deadline=spec.content is None)
             except httpx.TransportError as exc:
                 error = self._network_error(exc, request)
+            except CrowNestTimeoutError as exc:
+                error = exc
             else:
                 self._log_response(request, response, retries_taken + 1)
                 if response.is_success:
+                    capture_response(response)
                     return self._parse(spec, response)
                 error = api_error_from_response(response)
             delay = self._retry_delay(request, error, retries_taken, retries)
             request = self._request_for_retry(self._http, spec, request, error)
             time.sleep(delay)
             retries_taken += 1
+
+    def _exchange(self, request: httpx.Request, *, deadline: bool) -> httpx.Response:
+        """One attempt, its body read (within the size limit) and the connection released; with
+        `deadline`, the whole exchange ends within the attempt budget (see `_deadlines`)."""
+        budget = attempt_budget(request) if deadline else None
+        if budget is None:
+            return self._send_and_read(request, None)
+        try:
+            return run_with_deadline(lambda job: self._send_and_read(request, job), httpx.Response.close, budget)
+        except DeadlinePassed:
+            raise self._deadline_error(request, budget, "the exchange") from None
+
+    def _send_and_read(self, request: httpx.Request, job: Job[httpx.Response] | None) -> httpx.Response:
+        response = self._http.send(request, stream=True)
+        try:
+            read_body(response, None if job is None else lambda: job.abandoned)
+        finally:
+            response.close()
+        return response
+
+    def _open(self, request: httpx.Request, headers: httpx.Headers) -> httpx.Response:
+        """Send a request for a streamed answer; its headers arrive within the attempt budget."""
+        request = self._http.build_request(
+            request.method,
+            request.url,
+            headers=headers,
+            content=request.content or None,  # an `extra_body`, if any
+            extensions=request.extensions,
+        )
+        budget = attempt_budget(request)
+        if budget is None:
+            return self._http.send(request, stream=True)
+        try:
+            return run_with_deadline(lambda job: self._http.send(request, stream=True), httpx.Response.close, budget)
+        except DeadlinePassed:
+            raise self._deadline_error(request, budget, "the answer's headers") from None
 
     def stream(
         self,
@@ -324,19 +434,21 @@ class SyncAPIClient(BaseClient):
             error: CrowNestError
             position = resume.position()
             try:
-                with self._http.stream(
-                    request.method, request.url, headers=resume.headers(request), extensions=request.extensions
-                ) as response:
+                response = self._open(request, resume.headers(request))
+                try:
                     self._log_response(request, response, retries_taken + 1)
                     if not response.is_success:
-                        response.read()
+                        read_body(response)
                         raise api_error_from_response(response)
                     resume.begin(response)
+                    capture_response(response)
                     yield from response.iter_bytes()
+                finally:
+                    response.close()
                 return
             except httpx.TransportError as exc:
                 error = self._network_error(exc, request)
-            except CrowNestApiError as exc:
+            except (CrowNestApiError, CrowNestTimeoutError) as exc:
                 error = exc
             if resume.position() != position:
                 retries_taken = 0
@@ -401,12 +513,11 @@ class AsyncAPIClient(BaseClient):
         self._owns_http = http_client is None
         if http_client is None:
             self._request_headers = {}
-        self._http = http_client or httpx.AsyncClient(
-            headers=self._headers,
-            timeout=self.timeout,
-            follow_redirects=False,
-            transport=httpx.AsyncHTTPTransport(socket_options=keepalive_options(), limits=DEFAULT_LIMITS),
-        )
+        if http_client is None:
+            from ._http_clients import DefaultAsyncHttpxClient  # here: that module imports this one
+
+            http_client = DefaultAsyncHttpxClient(headers=self._headers, timeout=self.timeout)
+        self._http = http_client
         self._loop: object = None  # the event loop whose connections the pool holds
 
     async def request(
@@ -426,18 +537,62 @@ class AsyncAPIClient(BaseClient):
         while True:
             error: CrowNestError
             try:
-                response = await self._http.send(request)
+                response = await self._exchange(request, deadline=spec.content is None)
             except httpx.TransportError as exc:
                 error = self._network_error(exc, request)
+            except CrowNestTimeoutError as exc:
+                error = exc
             else:
                 self._log_response(request, response, retries_taken + 1)
                 if response.is_success:
+                    capture_response(response)
                     return self._parse(spec, response)
                 error = api_error_from_response(response)
             delay = self._retry_delay(request, error, retries_taken, retries)
             request = self._request_for_retry(self._http, spec, request, error)
             await asyncio.sleep(delay)
             retries_taken += 1
+
+    async def _exchange(self, request: httpx.Request, *, deadline: bool) -> httpx.Response:
+        """One attempt, its body read (within the size limit) and the connection released; with
+        `deadline`, the whole exchange ends within the attempt budget (see `_deadlines`)."""
+        import asyncio
+
+        budget = attempt_budget(request) if deadline else None
+        bound = asyncio.timeout(budget)
+        try:
+            async with bound:
+                response = await self._http.send(request, stream=True)
+                try:
+                    await aread_body(response)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            if budget is None or not bound.expired():
+                raise
+            raise self._deadline_error(request, budget, "the exchange") from None
+        return response
+
+    async def _open(self, request: httpx.Request, headers: httpx.Headers) -> httpx.Response:
+        """Send a request for a streamed answer; its headers arrive within the attempt budget."""
+        import asyncio
+
+        request = self._http.build_request(
+            request.method,
+            request.url,
+            headers=headers,
+            content=request.content or None,  # an `extra_body`, if any
+            extensions=request.extensions,
+        )
+        budget = attempt_budget(request)
+        bound = asyncio.timeout(budget)
+        try:
+            async with bound:
+                return await self._http.send(request, stream=True)
+        except TimeoutError:
+            if budget is None or not bound.expired():
+                raise
+            raise self._deadline_error(request, budget, "the answer's headers") from None
 
     def stream(
         self,
@@ -460,20 +615,22 @@ class AsyncAPIClient(BaseClient):
             error: CrowNestError
             position = resume.position()
             try:
-                async with self._http.stream(
-                    request.method, request.url, headers=resume.headers(request), extensions=request.extensions
-                ) as response:
+                response = await self._open(request, resume.headers(request))
+                try:
                     self._log_response(request, response, retries_taken + 1)
                     if not response.is_success:
-                        await response.aread()
+                        await aread_body(response)
                         raise api_error_from_response(response)
                     resume.begin(response)
+                    capture_response(response)
                     async for chunk in response.aiter_bytes():
                         yield chunk
+                finally:
+                    await response.aclose()
                 return
             except httpx.TransportError as exc:
                 error = self._network_error(exc, request)
-            except CrowNestApiError as exc:
+            except (CrowNestApiError, CrowNestTimeoutError) as exc:
                 error = exc
             if resume.position() != position:
                 retries_taken = 0

@@ -7,13 +7,14 @@ from the spec, one per tag, and each is imported on first use so that
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import TracebackType
 
 import httpx
 
-from ._base_client import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, AsyncAPIClient, SyncAPIClient
+from ._base_client import AsyncAPIClient, SyncAPIClient
 from ._generated.resources import AsyncClientResources, ClientResources
-from ._types import TimeoutTypes
+from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 
 __all__ = ["AsyncCrowNest", "CrowNest"]
 
@@ -38,8 +39,8 @@ class CrowNest(SyncAPIClient, ClientResources):
         self,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: TimeoutTypes = 660.0,  # DEFAULT_TIMEOUT, written out for the reference
+        max_retries: int = 2,  # DEFAULT_MAX_RETRIES
         http_client: httpx.Client | None = None,
         default_headers: dict[str, str] | None = None,
     ) -> None:
@@ -51,6 +52,22 @@ class CrowNest(SyncAPIClient, ClientResources):
             http_client=http_client,
             default_headers=default_headers,
         )
+
+    def with_options(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> CrowNest:
+        """A copy of this client with other defaults, sharing its connection pool.
+
+        `client.with_options(timeout=5).sandboxes.get(id)` changes one call; keep the copy to
+        change many. Headers add to this client's. Closing the copy leaves the pool open: the
+        original client owns it.
+        """
+        copy: CrowNest = self._copy_with(timeout, max_retries, default_headers)
+        return copy
 
     def __enter__(self) -> CrowNest:
         return self
@@ -81,8 +98,8 @@ class AsyncCrowNest(AsyncAPIClient, AsyncClientResources):
         self,
         api_key: str | None = None,
         base_url: str | None = None,
-        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
+        timeout: TimeoutTypes = 660.0,  # DEFAULT_TIMEOUT, written out for the reference
+        max_retries: int = 2,  # DEFAULT_MAX_RETRIES
         http_client: httpx.AsyncClient | None = None,
         default_headers: dict[str, str] | None = None,
     ) -> None:
@@ -94,6 +111,22 @@ class AsyncCrowNest(AsyncAPIClient, AsyncClientResources):
             http_client=http_client,
             default_headers=default_headers,
         )
+
+    def with_options(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> AsyncCrowNest:
+        """A copy of this client with other defaults, sharing its connection pool.
+
+        `client.with_options(timeout=5).sandboxes.get(id)` changes one call; keep the copy to
+        change many. Headers add to this client's. Closing the copy leaves the pool open: the
+        original client owns it.
+        """
+        copy: AsyncCrowNest = self._copy_with(timeout, max_retries, default_headers)
+        return copy
 
     async def __aenter__(self) -> AsyncCrowNest:
         return self

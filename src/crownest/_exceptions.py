@@ -12,6 +12,7 @@
     ├── CrowNestConnectionError       no answer: refused, reset, DNS, ...
     │   └── CrowNestTimeoutError      no answer in time
     ├── ResponseValidationError       a 2xx answer that is not what the API promises
+    ├── ResponseTooLargeError         an answer read whole that is over the size limit (64 MiB)
     ├── BodyNotReplayableError        a retry needed a one-shot upload stream again
     └── CommandFailedError            `check=True` and the command did not succeed
 
@@ -21,8 +22,11 @@ A command that exits non-zero is not an error: `commands.run` returns it
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -46,6 +50,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ResponseValidationError",
 ]
 
@@ -59,7 +64,9 @@ class CrowNestError(Exception):
 class CrowNestApiError(CrowNestError):
     """The API answered with a non-2xx status.
 
-    `str(e)` is the server's message. `code` is the stable snake_case error
+    `str(e)` is the server's message, naming the Python argument where the server
+    named a wire field (`ttl_ms must be at least 1000.`, where the API says
+    `ttlMs`); `message` is the server's own. `code` is the stable snake_case error
     code (an open set: codes this SDK does not know arrive unchanged); an
     answer that is not the API's error envelope (an HTML 502 from a proxy, an
     empty 504) gets the generic code `http_<status>`.
@@ -75,7 +82,7 @@ class CrowNestApiError(CrowNestError):
         request_id: str | None,
         response: httpx.Response,
     ) -> None:
-        super().__init__(message)
+        super().__init__(_name_the_argument(message, details.get("field")))
         self.message = message
         self.status = status
         self.code = code
@@ -85,6 +92,21 @@ class CrowNestApiError(CrowNestError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, code={self.code!r}, message={self.message!r}, request_id={self.request_id!r})"
+
+
+def _name_the_argument(message: str, field: object) -> str:
+    """`message` with the wire field it starts with (`details.field`) named as the Python argument
+    that carries it (`ttlMs` -> `ttl_ms`; `metadata.job` stays), the wire name kept after it."""
+    if not isinstance(field, str) or not message.startswith(field + " "):
+        return message
+    match = re.match(r"[A-Za-z0-9]+", field)
+    if match is None:
+        return message
+    wire = match.group()
+    python = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", wire).lower()
+    if python == wire:
+        return message
+    return f"{python}{field[len(wire) :]}{message[len(field) :]} (the API calls it {wire})"
 
 
 class BadRequestError(CrowNestApiError):
@@ -136,14 +158,34 @@ class ResponseValidationError(CrowNestError):
         self.response = response
 
 
+class ResponseTooLargeError(CrowNestError):
+    """An answer larger than the SDK reads into memory (64 MiB decoded; see `_bodies`), or an
+    event of a stream larger than that. Not retried. Large files come with `download()` or `stream()`.
+    """
+
+    def __init__(self, message: str, *, response: httpx.Response | None) -> None:
+        super().__init__(message)
+        self.status = None if response is None else response.status_code
+        self.response = response
+
+
+def loads(text: bytes | str) -> Any:
+    """`json.loads(text)`; ValueError also for JSON nested too deeply to decode (not RecursionError)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def parsed(
     parse: Callable[[Any], T], body: Any, *, what: str, excerpt: Callable[[], str], response: httpx.Response | None
 ) -> T:
-    """`parse(body)`, or ResponseValidationError (naming `what` and quoting `excerpt()`) where
-    parsing a body that does not match the API raised KeyError, ValueError, TypeError or AttributeError."""
+    """`parse(body)`, or ResponseValidationError (naming `what` and quoting `excerpt()`) where parsing
+    a body that does not match the API raised KeyError, ValueError, TypeError, AttributeError or
+    RecursionError (a value nested too deeply)."""
     try:
         return parse(body)
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise ResponseValidationError(
             f"{what} does not match the API ({type(exc).__name__}: {exc}): {excerpt()!r}", response=response
         ) from None
@@ -171,6 +213,17 @@ class CommandFailedError(CrowNestError):
         self.result = result
 
 
+class WireKeyError(KeyError):
+    """A key the model does not have; the message names the key meant, when there is one."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ReadOnlyError(AttributeError):
+    """An assignment to a field of a result: results are frozen."""
+
+
 _ERRORS_BY_STATUS: dict[int, type[CrowNestApiError]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -187,9 +240,27 @@ def _error_class(status: int) -> type[CrowNestApiError]:
     return _ERRORS_BY_STATUS.get(status, CrowNestApiError)
 
 
+@functools.cache
+def _secret_field() -> re.Pattern[str]:
+    """A JSON member whose name the spec marks `x-crownest-secret` (a preview's `token`), value included
+    (the value may be cut off by the excerpt's end)."""
+    spec = json.loads((Path(__file__).parent / "_generated" / "openapi.json").read_text(encoding="utf-8"))
+    names = sorted(
+        {
+            name
+            for schema in spec["components"]["schemas"].values()
+            for name, prop in schema.get("properties", {}).items()
+            if prop.get("x-crownest-secret")
+        }
+    )
+    alternatives = "|".join(map(re.escape, names))
+    return re.compile(rf'"({alternatives})"\s*:\s*"(?:[^"\\]|\\.)*"?')
+
+
 def body_excerpt(response: httpx.Response) -> str:
-    """The start of a (read) response body as text, for messages."""
+    """The start of a (read) response body as text, for messages; secret fields' values are hidden."""
     text = response.content[: _EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    text = _secret_field().sub(lambda m: f'"{m.group(1)}": "[hidden]"', text)
     return text[:_EXCERPT_CHARS] + ("…" if len(text) > _EXCERPT_CHARS else "")
 
 
@@ -199,7 +270,7 @@ def api_error_from_response(response: httpx.Response) -> CrowNestApiError:
     request_id = response.headers.get("x-request-id")
     envelope: Any = None
     try:
-        envelope = json.loads(response.content)
+        envelope = loads(response.content)
     except ValueError:
         pass
     error = envelope.get("error") if isinstance(envelope, dict) else None

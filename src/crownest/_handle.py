@@ -17,20 +17,22 @@ with `Last-Event-ID`, so that nothing is lost or repeated.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
-from ._exceptions import CommandFailedError, CrowNestError, parsed
+from ._exceptions import CommandFailedError, CrowNestError, loads, parsed
 from ._generated.models.command import Command
 from ._generated.models.command_event import CommandEvent
 from ._generated.models.sandbox import Sandbox
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
+from ._models import set_field
 from ._streams import AsyncStream, Stream
-from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
+
+WAIT_ROUND_MS = 60_000  # how long `commands.wait` waits when not told (the spec's default)
 
 if TYPE_CHECKING:
     from ._client import AsyncCrowNest, CrowNest
@@ -48,8 +50,9 @@ def _copy_fields(target: Any, source: Any) -> None:
     if model not in _FIELD_NAMES:
         _FIELD_NAMES[model] = tuple(f.name for f in attrs.fields(model) if f.name != "additional_properties")
     for name in _FIELD_NAMES[model]:
-        setattr(target, name, getattr(source, name))
-    target.additional_properties = dict(source.additional_properties)
+        set_field(target, name, getattr(source, name))
+    set_field(target, "additional_properties", dict(source.additional_properties))
+    set_field(target, "_request_id", source._request_id)
 
 
 class SandboxHandle(Sandbox, SandboxScopes):
@@ -59,7 +62,7 @@ class SandboxHandle(Sandbox, SandboxScopes):
 
     def __init__(self, client: CrowNest, sandbox: Sandbox) -> None:
         _copy_fields(self, sandbox)
-        self._client = client
+        set_field(self, "_client", client)
 
     def _update(self, sandbox: Sandbox) -> None:
         _copy_fields(self, sandbox)
@@ -80,7 +83,7 @@ class AsyncSandboxHandle(Sandbox, AsyncSandboxScopes):
 
     def __init__(self, client: AsyncCrowNest, sandbox: Sandbox) -> None:
         _copy_fields(self, sandbox)
-        self._client = client
+        set_field(self, "_client", client)
 
     def _update(self, sandbox: Sandbox) -> None:
         _copy_fields(self, sandbox)
@@ -140,6 +143,19 @@ class _CommandOutput:
         self.progressed = False
 
 
+def _next_wait_round(command: Command, rounds: int) -> int:
+    """Count one more wait that ended with the command still running. Each wait lasts its default
+    (WAIT_ROUND_MS) unless the command ends, and a command ends by its own `timeout_ms`: a server
+    that answers `running` more often than that would keep `wait()` asking forever."""
+    rounds += 1
+    if rounds > command.timeout_ms // WAIT_ROUND_MS + 1:
+        raise CrowNestError(
+            f"Command {command.id} was still running after {rounds} waits, more than its timeout "
+            f"({command.timeout_ms} ms) allows; stopping instead of waiting forever"
+        )
+    return rounds
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
@@ -149,7 +165,7 @@ def _text(value: Any) -> str:
 def _parse_data(event: CommandEvent, parse: Callable[[Any], T]) -> T:
     """The event's JSON data, parsed."""
     return parsed(
-        lambda data: parse(json.loads(data)),
+        lambda data: parse(loads(data)),
         event.data,
         what=f"A {event.event!r} event",
         excerpt=lambda: event.data[:200],
@@ -176,29 +192,112 @@ class CommandHandle(_CommandHandleBase):
 
     def __init__(self, client: CrowNest, command: Command) -> None:
         _copy_fields(self, command)
-        self._client = client
+        set_field(self, "_client", client)
 
-    def refresh(self) -> None:
-        """Fetch the command again and update this handle's fields in place."""
-        _copy_fields(self, self._client.commands.get(self.sandbox_id, self.id))
+    def refresh(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Fetch the command again and update this handle's fields in place (per-call options as
+        for every method: `timeout`, `max_retries`, `extra_headers`, `extra_query`, `extra_body`)."""
+        _copy_fields(
+            self,
+            self._client.commands.get(
+                self.sandbox_id,
+                self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            ),
+        )
 
-    def wait(self, timeout_ms: int | None = None) -> CommandHandle:
+    def wait(
+        self,
+        timeout_ms: int | None = None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> CommandHandle:
         """Wait for the command to end and update this handle's fields; returns the handle.
 
         With `timeout_ms`, wait at most that long (the command may still be `running`).
         """
+        rounds = 0
         while True:
-            _copy_fields(self, self._client.commands.wait(self.sandbox_id, self.id, timeout_ms=timeout_ms))
+            answer = self._client.commands.wait(
+                self.sandbox_id,
+                self.id,
+                timeout_ms=timeout_ms,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+            _copy_fields(self, answer)
             if timeout_ms is not None or self.status != "running":
                 return self
+            rounds = _next_wait_round(self, rounds)
 
-    def kill(self, signal: str | None = None) -> None:
-        """Send `signal` (default `SIGKILL`) to the command's process group; updates this handle."""
-        _copy_fields(self, self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
+    def kill(
+        self,
+        signal: str | None = None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Send `signal` to the command's process tree and wait until it ends; updates this handle.
 
-    def send_stdin(self, data: str, *, eof: bool | None = None) -> None:
+        The default is `SIGTERM`, followed by `SIGKILL` if the tree still runs 2 s later (as the API says).
+        """
+        answer = self._client.commands.kill(
+            self.sandbox_id,
+            self.id,
+            signal=signal,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+        _copy_fields(self, answer)
+
+    def send_stdin(
+        self,
+        data: str,
+        *,
+        eof: bool | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
         """Write `data` to the command's standard input; `eof=True` closes it afterwards."""
-        self._client.commands.send_stdin(self.sandbox_id, self.id, data, eof=eof)
+        self._client.commands.send_stdin(
+            self.sandbox_id,
+            self.id,
+            data,
+            eof=eof,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     def output(
         self,
@@ -258,29 +357,112 @@ class AsyncCommandHandle(_CommandHandleBase):
 
     def __init__(self, client: AsyncCrowNest, command: Command) -> None:
         _copy_fields(self, command)
-        self._client = client
+        set_field(self, "_client", client)
 
-    async def refresh(self) -> None:
-        """Fetch the command again and update this handle's fields in place."""
-        _copy_fields(self, await self._client.commands.get(self.sandbox_id, self.id))
+    async def refresh(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Fetch the command again and update this handle's fields in place (per-call options as
+        for every method: `timeout`, `max_retries`, `extra_headers`, `extra_query`, `extra_body`)."""
+        _copy_fields(
+            self,
+            await self._client.commands.get(
+                self.sandbox_id,
+                self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            ),
+        )
 
-    async def wait(self, timeout_ms: int | None = None) -> AsyncCommandHandle:
+    async def wait(
+        self,
+        timeout_ms: int | None = None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> AsyncCommandHandle:
         """Wait for the command to end and update this handle's fields; returns the handle.
 
         With `timeout_ms`, wait at most that long (the command may still be `running`).
         """
+        rounds = 0
         while True:
-            _copy_fields(self, await self._client.commands.wait(self.sandbox_id, self.id, timeout_ms=timeout_ms))
+            answer = await self._client.commands.wait(
+                self.sandbox_id,
+                self.id,
+                timeout_ms=timeout_ms,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+            _copy_fields(self, answer)
             if timeout_ms is not None or self.status != "running":
                 return self
+            rounds = _next_wait_round(self, rounds)
 
-    async def kill(self, signal: str | None = None) -> None:
-        """Send `signal` (default `SIGKILL`) to the command's process group; updates this handle."""
-        _copy_fields(self, await self._client.commands.kill(self.sandbox_id, self.id, signal=signal))
+    async def kill(
+        self,
+        signal: str | None = None,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Send `signal` to the command's process tree and wait until it ends; updates this handle.
 
-    async def send_stdin(self, data: str, *, eof: bool | None = None) -> None:
+        The default is `SIGTERM`, followed by `SIGKILL` if the tree still runs 2 s later (as the API says).
+        """
+        answer = await self._client.commands.kill(
+            self.sandbox_id,
+            self.id,
+            signal=signal,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+        _copy_fields(self, answer)
+
+    async def send_stdin(
+        self,
+        data: str,
+        *,
+        eof: bool | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
         """Write `data` to the command's standard input; `eof=True` closes it afterwards."""
-        await self._client.commands.send_stdin(self.sandbox_id, self.id, data, eof=eof)
+        await self._client.commands.send_stdin(
+            self.sandbox_id,
+            self.id,
+            data,
+            eof=eof,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     def output(
         self,

@@ -2,8 +2,9 @@
 
 `client.sandboxes.list()` returns a pager. Iterating it (`for` / `async for`)
 fetches one page at a time as the items run out; `first_page()` fetches just
-one page and gives its `data` and `next_cursor`; `pages()` iterates page by
-page. Listing the same pager twice sends the requests again.
+one page and gives its `data` and `next_cursor`, and the page's
+`has_next_page()` and `get_next_page()` go on from there; `pages()` iterates
+page by page. Listing the same pager twice sends the requests again.
 """
 
 from __future__ import annotations
@@ -20,25 +21,93 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class Page(Generic[T]):
-    """One page of a list: its items and the cursor of the next page (None on the last)."""
+class _BasePage(Generic[T]):
+    __slots__ = ("data", "next_cursor", "_request_id", "_fetch_next")
 
-    __slots__ = ("data", "next_cursor")
-
-    def __init__(self, data: list[T], next_cursor: str | None) -> None:
+    def __init__(
+        self, data: list[T], next_cursor: str | None, request_id: str | None, fetch_next: Callable[[Any], Any]
+    ) -> None:
         self.data = data
+        """The page's items."""
         self.next_cursor = next_cursor
+        """The cursor of the next page; None on the last."""
+        self._request_id = request_id
+        """The `X-Request-Id` of the answer this page came from."""
+        self._fetch_next = fetch_next
+
+    def has_next_page(self) -> bool:
+        """Whether a page follows this one."""
+        return self.next_cursor is not None
+
+    def _check_has_next(self) -> None:
+        if self.next_cursor is None:
+            raise CrowNestError("This is the last page: check has_next_page() before get_next_page().")
 
     def __repr__(self) -> str:
-        return f"Page(items={len(self.data)}, next_cursor={self.next_cursor!r})"
+        return f"{type(self).__name__}(data=<{len(self.data)} items>, next_cursor={self.next_cursor!r})"
 
 
-def _page(model: Any, item: Callable[[Any], T]) -> Page[T]:
+class Page(_BasePage[T]):
+    """One page of a list: its items (`data`) and the cursor of the next page (None on the last)."""
+
+    __slots__ = ()
+
+    def get_next_page(self) -> Page[T]:
+        """Fetch the page after this one (`CrowNestError` on the last page)."""
+        self._check_has_next()
+        page: Page[T] = self._fetch_next(self)
+        return page
+
+
+class AsyncPage(_BasePage[T]):
+    """One page of a list, from an `AsyncPager`: as `Page`, with `await page.get_next_page()`."""
+
+    __slots__ = ()
+
+    async def get_next_page(self) -> AsyncPage[T]:
+        """Fetch the page after this one (`CrowNestError` on the last page)."""
+        self._check_has_next()
+        page: AsyncPage[T] = await self._fetch_next(self)
+        return page
+
+
+P = TypeVar("P", bound=_BasePage[Any])
+
+
+def _page(kind: type[P], model: Any, item: Callable[[Any], Any], fetch_next: Callable[[Any], Any]) -> P:
     cursor = model.next_cursor
-    return Page([item(x) for x in model.data], cursor if isinstance(cursor, str) and cursor else None)
+    cursor = cursor if isinstance(cursor, str) and cursor else None
+    return kind([item(x) for x in model.data], cursor, model._request_id, fetch_next)
 
 
-def _next(cursor: str | None, page: Page[T]) -> str:
+MAX_EMPTY_PAGES = 100  # empty pages in a row, each pointing to another, before the listing gives up
+
+
+class _Walk:
+    """Where a listing is: the cursors already followed, and how many empty pages came in a row.
+    A server whose cursors go round in a circle, or lead from empty page to empty page without
+    end, would keep a `for` loop over a list going forever."""
+
+    __slots__ = ("seen", "empty")
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.empty = 0
+
+    def next(self, page: _BasePage[Any]) -> str:
+        """The cursor of the page after `page`, or CrowNestError for a listing that would not end."""
+        cursor = page.next_cursor
+        assert cursor is not None
+        if cursor in self.seen:
+            raise CrowNestError(f"The API gave the cursor {cursor[:60]!r} again; stopping instead of listing forever.")
+        self.empty = 0 if page.data else self.empty + 1
+        if self.empty > MAX_EMPTY_PAGES:
+            raise CrowNestError(f"The API sent {self.empty} empty pages in a row; stopping instead of listing forever.")
+        self.seen.add(cursor)
+        return cursor
+
+
+def _next(cursor: str | None, page: _BasePage[T]) -> str:
     """The cursor of the page after `page`; a server that repeats a cursor would have us list forever."""
     assert page.next_cursor is not None
     if page.next_cursor == cursor:
@@ -81,12 +150,13 @@ class SyncPager(_Pager[T]):
     def pages(self) -> Iterator[Page[T]]:
         """Each page in turn, fetched as you go."""
         cursor: str | None = None
+        walk = _Walk()
         while True:
             page = self._fetch(cursor)
             yield page
             if page.next_cursor is None:
                 return
-            cursor = _next(cursor, page)
+            cursor = walk.next(page)
 
     def __iter__(self) -> Iterator[T]:
         for page in self.pages():
@@ -94,7 +164,7 @@ class SyncPager(_Pager[T]):
 
     def _fetch(self, cursor: str | None) -> Page[T]:
         model = self._client.request(self._spec_after(cursor), timeout=self._timeout, max_retries=self._max_retries)
-        return _page(model, self._item)
+        return _page(Page, model, self._item, lambda page: self._fetch(_next(cursor, page)))
 
 
 class AsyncPager(_Pager[T]):
@@ -106,27 +176,28 @@ class AsyncPager(_Pager[T]):
         super().__init__(spec, item, **options)
         self._client = client
 
-    async def first_page(self) -> Page[T]:
+    async def first_page(self) -> AsyncPage[T]:
         """Fetch only the first page (it starts after the `cursor` you passed, if any)."""
         return await self._fetch(None)
 
-    async def pages(self) -> AsyncIterator[Page[T]]:
+    async def pages(self) -> AsyncIterator[AsyncPage[T]]:
         """Each page in turn, fetched as you go."""
         cursor: str | None = None
+        walk = _Walk()
         while True:
             page = await self._fetch(cursor)
             yield page
             if page.next_cursor is None:
                 return
-            cursor = _next(cursor, page)
+            cursor = walk.next(page)
 
     async def __aiter__(self) -> AsyncIterator[T]:
         async for page in self.pages():
             for item in page.data:
                 yield item
 
-    async def _fetch(self, cursor: str | None) -> Page[T]:
+    async def _fetch(self, cursor: str | None) -> AsyncPage[T]:
         model = await self._client.request(
             self._spec_after(cursor), timeout=self._timeout, max_retries=self._max_retries
         )
-        return _page(model, self._item)
+        return _page(AsyncPage, model, self._item, lambda page: self._fetch(_next(cursor, page)))

@@ -23,7 +23,8 @@ from typing import Generic, Protocol, TypeVar
 
 import httpx
 
-from ._exceptions import CrowNestConnectionError
+from ._bodies import MAX_BODY_BYTES
+from ._exceptions import CrowNestConnectionError, ResponseTooLargeError
 
 T = TypeVar("T")
 
@@ -118,9 +119,11 @@ class EventResume:
     def __init__(self, last_event_id: str | None) -> None:
         self.last_event_id = last_event_id
         self.response: httpx.Response | None = None  # the answer now being read
-        self._buffer = b""
+        self._buffer = bytearray()  # the incomplete line, which has no line ending
         self._after_cr = False
         self._fields: dict[str, str] = {}
+        self._data: list[str] = []  # the event's data lines, joined when it is dispatched
+        self._size = 0  # bytes of the event so far
 
     def headers(self, request: httpx.Request) -> httpx.Headers:
         headers = httpx.Headers(request.headers)
@@ -130,36 +133,57 @@ class EventResume:
 
     def begin(self, response: httpx.Response) -> None:
         self.response = response
-        self._buffer = b""  # a partly received event comes again whole after Last-Event-ID
+        self._buffer = bytearray()  # a partly received event comes again whole after Last-Event-ID
         self._after_cr = False
         self._fields = {}
+        self._data = []
+        self._size = 0
 
     def position(self) -> object:
         return self.last_event_id  # a partly received event is no progress
 
     def feed(self, chunk: bytes) -> list[dict[str, str | int]]:
-        """The events that `chunk` completes."""
-        buffer = self._buffer + chunk
+        """The events that `chunk` completes; ResponseTooLargeError for an event over `MAX_BODY_BYTES`.
+
+        Linear in the bytes fed: only `chunk` is searched for line endings (the kept
+        incomplete line has none), and a long line is kept in one growing buffer.
+        """
+        buffer = self._buffer
+        scan = len(buffer)
+        buffer += chunk
         start = 1 if self._after_cr and buffer.startswith(b"\n") else 0  # the LF of a CRLF split by a chunk
+        scan = max(scan, start)
         events = []
         while True:
-            end, ending = _line_end(buffer, start)
+            end, ending = _line_end(buffer, scan)
             if not ending:
                 break
+            self._size += end - start
+            self._check_size()
             event = self._line(buffer[start:end].decode("utf-8", errors="replace"))
             if event is not None:
                 events.append(event)
-            start = end + ending
+            start = scan = end + ending
         self._after_cr = start == len(buffer) and buffer.endswith(b"\r")
-        self._buffer = buffer[start:]
+        del buffer[:start]
+        self._check_size(len(buffer))
         return events
+
+    def _check_size(self, pending: int = 0) -> None:
+        if self._size + pending > MAX_BODY_BYTES:
+            raise ResponseTooLargeError(
+                f"An event of the stream is larger than the {MAX_BODY_BYTES >> 20} MiB the SDK reads into memory",
+                response=self.response,
+            )
 
     def _line(self, line: str) -> dict[str, str | int] | None:
         if not line:
             fields, self._fields = self._fields, {}
-            if "data" not in fields:
+            data, self._data = self._data, []
+            self._size = 0
+            if not data:
                 return None
-            event: dict[str, str | int] = {"event": fields.get("event") or "message", "data": fields["data"]}
+            event: dict[str, str | int] = {"event": fields.get("event") or "message", "data": "\n".join(data)}
             if "id" in fields:
                 self.last_event_id = event["id"] = fields["id"]
             retry = fields.get("retry", "")
@@ -171,14 +195,14 @@ class EventResume:
         name, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if name == "data":
-            self._fields["data"] = f"{self._fields['data']}\n{value}" if "data" in self._fields else value
+            self._data.append(value)
         elif name in ("event", "retry") or (name == "id" and "\0" not in value):
             self._fields[name] = value
         return None
 
 
-def _line_end(buffer: bytes, start: int) -> tuple[int, int]:
-    """(where the line from `start` ends, the length of its ending), or (0, 0) while it is incomplete."""
+def _line_end(buffer: bytearray, start: int) -> tuple[int, int]:
+    """(where the first line ending at or after `start` is, its length), or (0, 0) if there is none yet."""
     lf = buffer.find(b"\n", start)
     cr = buffer.find(b"\r", start, lf if lf != -1 else len(buffer))
     if cr == -1:

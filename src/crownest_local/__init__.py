@@ -6,10 +6,24 @@
 or from a shell: `crownest-local serve`. Needs the `local` extra
 (`pip install "crownest[local]"`). Where bubblewrap is installed, commands
 run isolated in it; where it is not, the server says so loudly.
+
+`LocalServer` is imported on first use: the pytest plugin and the command line
+load this package in environments without the extra, and must not fail there.
 """
 
 from __future__ import annotations
 
-from ._server import LocalServer
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._server import LocalServer
 
 __all__ = ["LocalServer"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LocalServer":
+        from ._extra import load_local_server
+
+        return load_local_server()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,6 +10,7 @@ any failure into the error envelope. Previews are proxied under
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -20,11 +21,14 @@ import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -33,6 +37,7 @@ from starlette.types import Receive, Scope, Send
 from ._errors import ApiProblem, from_os_error, not_found
 from ._files import Files
 from ._guard import LagMonitor
+from ._network import SandboxBackend, SandboxTransport
 from ._service import Call, Config, Handler, Service, json_response
 from ._snapshots import Snapshots
 from ._spec import Operation, Validator, digits, invalid, load_spec, operations
@@ -44,6 +49,8 @@ MAX_JSON_BYTES = 1 << 20
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 PREVIEW_TOKEN_HEADER = "x-crownest-preview-token"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
+# What a preview never passes to the sandbox: the caller's credentials for CrowNest itself.
+NOT_FORWARDED = HOP_BY_HOP | {"authorization", "cookie", "proxy-authorization", PREVIEW_TOKEN_HEADER}
 FAULTS = ("unavailable", "rate_limited", "drop_before", "drop_after")
 MAX_FAULT_STREAK = 3
 
@@ -93,6 +100,35 @@ class _QuietDrops(logging.Filter):
 
 
 QUIET_DROPS = _QuietDrops()
+
+
+class Segment(Convertor[str]):
+    """One path segment of the raw (still percent-encoded) path, decoded: an ID holding `%2F`
+    stays one parameter instead of splitting the path into another route."""
+
+    regex = "[^/]+"
+
+    def convert(self, value: str) -> str:
+        return unquote(value)
+
+    def to_string(self, value: str) -> str:
+        return quote(value, safe="")
+
+
+register_url_convertor("segment", Segment())
+
+
+class RouteOnRawPath:
+    """Routes match the path as sent (`raw_path`), not its decoded form, in which `a%2Fb` is two segments."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path")
+        if scope["type"] == "http" and raw:
+            scope = {**scope, "path": raw.decode("latin-1")}
+        await self.app(scope, receive, send)
 
 
 def error_response(problem: ApiProblem, request_id: str) -> Response:
@@ -161,12 +197,13 @@ def create_app(config: Config) -> Starlette:
     for op in ops:
         by_path.setdefault(op.path, {})[op.method] = op
     routes = [
-        Route(path, dispatcher.endpoint(methods, handlers), methods=list(methods)) for path, methods in by_path.items()
+        Route(path.replace("}", ":segment}"), dispatcher.endpoint(methods, handlers), methods=list(methods))
+        for path, methods in by_path.items()
     ]
     proxy = PreviewProxy(service)
     any_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    routes.append(Route("/previews/{previewId}", proxy, methods=any_method))
-    routes.append(Route("/previews/{previewId}/{rest:path}", proxy, methods=any_method))
+    routes.append(Route("/previews/{previewId:segment}", proxy, methods=any_method))
+    routes.append(Route("/previews/{previewId:segment}/{rest:path}", proxy, methods=any_method))
 
     lag = LagMonitor()
 
@@ -174,7 +211,8 @@ def create_app(config: Config) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.startup()
         lag.start()
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=None)) as http:
+        transport = SandboxTransport(SandboxBackend(service.ingress))
+        async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(30.0, read=None)) as http:
             proxy.http = http
             yield
         lag.stop()
@@ -193,10 +231,16 @@ def create_app(config: Config) -> Starlette:
         return response
 
     logging.getLogger("uvicorn.error").addFilter(QUIET_DROPS)  # the same object: added once however many apps
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: no_route})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: no_route},
+        middleware=[Middleware(RouteOnRawPath)],
+    )
     app.state.stats = dispatcher.stats
     app.state.not_implemented = tuple(missing)
     app.state.lag = lag
+    app.state.service = service
     return app
 
 
@@ -213,6 +257,7 @@ class Dispatcher:
         # Requests by operation ID and injected faults by kind, for tests of retry behaviour.
         self.stats: Counter[str] = Counter()
         self._streaks: dict[str, int] = {}  # faults in a row by Idempotency-Key
+        self._in_flight: dict[str, asyncio.Event] = {}  # set when the request holding that key has answered
         self.key_scope = hashlib.sha256(config.api_key.encode()).hexdigest()[:16]
 
     def endpoint(self, methods: dict[str, Operation], handlers: dict[str, Handler]) -> Callable[[Request], Any]:
@@ -363,10 +408,11 @@ class Dispatcher:
         fingerprint = hashlib.sha256(
             f"{op.method} {call.request.url.path}\n{json.dumps(call.body, sort_keys=True)}".encode()
         ).hexdigest()
-        replay = self.service.store.claim_key(self.key_scope, key, fingerprint)
+        replay = await self._claim(key, fingerprint)
         if replay is not None:
             status, body = replay
             return Response(body, status, media_type="application/json", headers={"Idempotent-Replayed": "true"})
+        self._in_flight[key] = finished = asyncio.Event()
         try:
             response = to_response(await handler(call), op)
         except ApiProblem as problem:
@@ -374,8 +420,25 @@ class Dispatcher:
         except BaseException:
             self.service.store.release_key(self.key_scope, key)
             raise
-        self.service.store.finish_key(self.key_scope, key, response.status_code, bytes(response.body))
+        else:
+            self.service.store.finish_key(self.key_scope, key, response.status_code, bytes(response.body))
+        finally:
+            del self._in_flight[key]
+            finished.set()
         return response
+
+    async def _claim(self, key: str, fingerprint: str) -> tuple[int, bytes] | None:
+        """`claim_key`, except that a retry of a request still being served here waits for it
+        and then replays its answer (or, if it was forgotten, runs itself): a client whose
+        blocking `run` timed out gets the command's result instead of 409 `idempotency_key_in_use`."""
+        while True:
+            try:
+                return self.service.store.claim_key(self.key_scope, key, fingerprint)
+            except ApiProblem as problem:
+                running = self._in_flight.get(key)
+                if problem.code != "idempotency_key_in_use" or running is None:
+                    raise
+                await running.wait()
 
 
 def to_response(result: Any, op: Operation) -> Response:
@@ -401,7 +464,11 @@ def query_value(values: list[str], schema: Mapping[str, Any]) -> Any:
 
 
 class PreviewProxy:
-    """Forwards `/previews/<id>/<path>` to the preview's port; private previews need their token."""
+    """Forwards `/previews/<id>/<path>` to the preview's port; private previews need their token.
+
+    The port is the one in the preview's own sandbox (see `_network.py`); the
+    caller's `Authorization`, `Cookie` and hop-by-hop headers stay here.
+    """
 
     def __init__(self, service: Service) -> None:
         self.service = service
@@ -428,10 +495,13 @@ class PreviewProxy:
                     403, "permission_denied", "This preview is private: send its token.", {"previewId": preview_id}
                 )
         assert self.http is not None
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP | {PREVIEW_TOKEN_HEADER}]
+        listed = {name.strip().lower() for name in request.headers.get("connection", "").split(",")}
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED | listed]
+        headers.append(("host", f"localhost:{preview['port']}"))
+        rest = f"{request.path_params.get('rest', '')}?{request.url.query}".rstrip("?")
         upstream = self.http.build_request(
             request.method,
-            f"http://127.0.0.1:{preview['port']}/{request.path_params.get('rest', '')}?{request.url.query}".rstrip("?"),
+            f"http://{preview['sandboxId']}:{preview['port']}/{rest}",
             headers=headers,
             content=request.stream(),
         )

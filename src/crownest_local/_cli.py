@@ -8,6 +8,8 @@ import signal
 import threading
 from pathlib import Path
 
+from ._extra import MissingExtraError, load_local_server
+
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "crownest-local"
 
 
@@ -45,11 +47,18 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SECONDS",
         help="how long an ended sandbox's records stay readable (default: %(default)s, 24 h)",
     )
+    serve.add_argument(
+        "--unsafe-no-isolation",
+        action="store_true",
+        help="run commands as plain processes of this user, with no isolation (only for code you trust)",
+    )
     args = parser.parse_args(argv)
 
-    from ._server import LocalServer  # after argument errors, which need no server
-
-    server = LocalServer(
+    try:  # after argument errors and --help, which need no server
+        server_class = load_local_server()
+    except MissingExtraError as error:
+        parser.exit(1, f"{parser.prog}: {error}\n")
+    server = server_class(
         host=args.host,
         port=args.port,
         data_dir=args.data_dir,
@@ -58,9 +67,10 @@ def main(argv: list[str] | None = None) -> None:
         cut_streams=args.cut_streams,
         max_sandboxes=args.max_sandboxes,
         retention=args.retention,
+        isolation="none" if args.unsafe_no_isolation else "bubblewrap",
     )
     server.start()
-    print(f"CrowNest Local on {server.base_url} (data in {args.data_dir})", flush=True)
+    print(f"CrowNest Local on {server.base_url} (data in {server.data_dir})", flush=True)
     print(f"export CROWNEST_BASE_URL={server.base_url}", flush=True)
     print(f"export CROWNEST_API_KEY={server.api_key}", flush=True)
     stop = threading.Event()

@@ -11,7 +11,9 @@ dropped, and the Command says `outputTruncated`.
 
 A command's process tree ends with it: when the shell exits, whatever it
 left running in its process group is killed, so that no output pipe stays
-open and no process outlives its command unseen.
+open and no process outlives its command unseen. Under bubblewrap the
+command's PID namespace ends with it; without isolation, `sweep` also finds
+what left the process group (`setsid`).
 """
 
 from __future__ import annotations
@@ -160,6 +162,7 @@ class LiveCommand:
         self._deadline: float | None = None  # monotonic time its time limit ends; None: no limit
         self._held_at: float | None = None  # while its sandbox is paused: since when (its clock is stopped)
         self.started = time.monotonic()
+        self.sweep: Callable[[signal.Signals], None] | None = None  # signals what left the process group
 
     async def start(
         self,
@@ -169,6 +172,7 @@ class LiveCommand:
         stdin: str | None,
         keep_stdin_open: bool,
         preexec: Callable[[], None] | None = None,
+        **spawn: Any,
     ) -> None:
         """Spawn the process; `preexec` runs in the child before exec (it puts the child in its sandbox's limits)."""
         self.process = await asyncio.create_subprocess_exec(
@@ -180,6 +184,7 @@ class LiveCommand:
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
             preexec_fn=preexec,
+            **spawn,
         )
         if stdin:
             await self.write_stdin(stdin, eof=not keep_stdin_open)
@@ -248,6 +253,8 @@ class LiveCommand:
             return  # SIGKILL goes out even after the shell exited: it clears what the shell left running
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
+        if self.sweep is not None:
+            self.sweep(sig)
 
     def kill(self, sig: signal.Signals, reason: str) -> None:
         self._ended_by = self._ended_by or reason

@@ -1,8 +1,14 @@
 """Files in a sandbox, and artifacts copied out of it.
 
-Every path goes through `SandboxFolder.resolve`, which keeps it inside the
-sandbox's `/home/user` and `/tmp` (400 `invalid_path` otherwise). Uploads
-and downloads stream in chunks; nothing holds a whole file in memory.
+Every path is walked by `SandboxFolder.open` (see `_beneath`): one component at
+a time from the sandbox's own folder, never through a link that leads out, and
+each operation then works relative to the folders it opened, so a command that
+swaps a folder for a link meanwhile changes nothing for it. Everything is
+checked before the first change, so a failed operation changes nothing: writes
+land under a temporary name in the target's folder and are renamed over it,
+moves that replace go through a temporary name and `RENAME_EXCHANGE`, and
+folders created on the way are removed again. Uploads and downloads stream in
+chunks; deleting a tree and archiving one run in a thread.
 """
 
 from __future__ import annotations
@@ -10,68 +16,108 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import errno
 import hashlib
 import json
+import logging
 import mimetypes
 import os
+import posixpath
+import secrets
 import shutil
 import stat
 import tarfile
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from starlette.responses import FileResponse, Response
+from starlette.requests import Request
+from starlette.responses import Response
 
 from crownest._generated.models import Artifact, FileInfo, FileType
 
+from ._beneath import (
+    FOLDER,
+    RENAME_EXCHANGE,
+    RENAME_NOREPLACE,
+    Location,
+    Owner,
+    conflict,
+    file_not_found,
+    give,
+    invalid_path,
+    open_file,
+    open_folder,
+    remove_tree,
+    rename,
+    tree,
+)
+from ._content import ContentResponse
 from ._errors import ApiProblem, not_found
-from ._isolation import SandboxFolder, SandboxPath
+from ._isolation import SandboxFolder
 from ._limits import MIB
 from ._service import Call, Service, json_response, new_id, now
 from ._spec import digits
 
+logger = logging.getLogger("crownest_local")
+
 MAX_FILE_BYTES = 1 << 30
 DEFAULT_ARTIFACT_TTL_MS = 7 * 24 * 3600 * 1000
 COPY_CHUNK = 1 << 20
+KINDS = {stat.S_IFREG: FileType.FILE, stat.S_IFDIR: FileType.DIRECTORY, stat.S_IFLNK: FileType.SYMLINK}
 
 
-def file_info(path: str, host: Path) -> dict[str, Any]:
-    st = host.lstat()
-    kind = (
-        FileType.SYMLINK
-        if stat.S_ISLNK(st.st_mode)
-        else FileType.DIRECTORY
-        if stat.S_ISDIR(st.st_mode)
-        else FileType.FILE
-    )
+def file_info(path: str, st: os.stat_result) -> dict[str, Any]:
     return FileInfo(
         path=path,
-        name=path.rsplit("/", 1)[-1],
-        type_=kind,
+        name=posixpath.basename(path) or path,
+        type_=KINDS.get(stat.S_IFMT(st.st_mode), FileType.OTHER),
         size_bytes=st.st_size,
         mode=stat.S_IMODE(st.st_mode),
         modified_at=datetime.datetime.fromtimestamp(st.st_mtime, datetime.UTC),
     ).to_dict()
 
 
-def file_not_found(path: str) -> ApiProblem:
-    return ApiProblem(404, "file_not_found", f"No file at {path}.", {"path": path})
+def is_a_directory(path: str) -> ApiProblem:
+    return conflict("is_a_directory", path, f"{path} is a directory.")
 
 
-def conflict(code: str, path: str, message: str) -> ApiProblem:
-    return ApiProblem(409, code, message, {"path": path})
+def a_root(path: str) -> ApiProblem:
+    return invalid_path(path, "is a root of the sandbox")
+
+
+def readable(path: str, location: Location) -> os.stat_result:
+    """The stat of what `location` holds, if the file API may read it: 404, 409 otherwise."""
+    if location.stat is None:
+        raise file_not_found(path)
+    if stat.S_ISDIR(location.stat.st_mode) or stat.S_ISREG(location.stat.st_mode):
+        return location.stat
+    raise conflict(
+        "unsupported_file_type", path, f"{path} is a FIFO, socket or device node, which the file API does not read."
+    )
+
+
+async def in_thread(work: Callable[..., Any], fd: int, *args: Any) -> Any:
+    """`work(fd, *args)` in a thread, on its own copy of `fd`: the request may end before the thread does."""
+    own = os.dup(fd)
+
+    def run() -> Any:
+        try:
+            return work(own, *args)
+        finally:
+            os.close(own)
+
+    return await asyncio.to_thread(run)
 
 
 class Files:
     def __init__(self, service: Service) -> None:
         self.service = service
 
-    def _resolve(self, call: Call, path: str, *, follow: bool = True) -> tuple[SandboxFolder, SandboxPath]:
+    def _folder(self, call: Call) -> SandboxFolder:
         sandbox_id = call.path["sandboxId"]
         self.service.running_sandbox(sandbox_id, reads=call.request.method == "GET")
-        folder = self.service.folder(sandbox_id)
-        return folder, folder.resolve(path, follow=follow)
+        return self.service.folder(sandbox_id)
 
     async def write_file(self, call: Call) -> dict[str, Any]:
         content_type = call.request.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
@@ -82,33 +128,24 @@ class Files:
                 "File content must be sent as application/octet-stream.",
                 {"contentType": content_type},
             )
-        _, target = self._resolve(call, call.query["path"])
-        if target.host.is_dir():
-            raise conflict("is_a_directory", target.virtual, f"{target.virtual} is a directory.")
-        room = await self._disk_room(call.path["sandboxId"], call.request.headers.get("content-length"))
-        for parent in reversed(target.host.parents):
-            if parent.exists() and not parent.is_dir():
-                raise conflict("not_a_directory", target.virtual, f"A parent of {target.virtual} is not a directory.")
-        target.host.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=target.host.parent, prefix=".upload-")
-        try:
-            written = 0
-            with os.fdopen(fd, "wb") as f:
-                async for chunk in call.request.stream():
-                    written += len(chunk)
-                    if written > MAX_FILE_BYTES:
-                        raise too_large()
-                    if written > room:
-                        raise self._over_quota(call.path["sandboxId"])
-                    f.write(chunk)
-            os.chmod(temp, 0o644)
-            os.replace(temp, target.host)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+        folder = self._folder(call)
+        path = folder.virtual(call.query["path"])
+        sandbox_id = call.path["sandboxId"]
+        with folder.open(path, follow=True, missing_ok=True) as target:
+            if target.name is None or target.is_folder:
+                raise is_a_directory(path)
+            room = await self._disk_room(sandbox_id, call.request.headers.get("content-length"))
+            target.make_parents(folder.owner)
+            try:
+                written = await _upload(
+                    call.request, target.parent, target.name, folder.owner, room, self._over_quota(sandbox_id)
+                )
+            except BaseException:
+                target.undo()
+                raise
         used = self.service.disk_used
-        used[call.path["sandboxId"]] = used.get(call.path["sandboxId"], 0) + written  # until the next measurement
-        return file_info(target.virtual, target.host)
+        used[sandbox_id] = used.get(sandbox_id, 0) + written.st_size  # until the next measurement
+        return file_info(path, written)
 
     async def _disk_room(self, sandbox_id: str, content_length: str | None) -> int:
         """The bytes a write may add to the sandbox; 413 at once if its `Content-Length` says more."""
@@ -133,101 +170,131 @@ class Files:
         )
 
     async def read_file(self, call: Call) -> Response:
-        _, target = self._resolve(call, call.query["path"])
-        if not target.host.exists():
-            raise file_not_found(target.virtual)
-        if target.host.is_dir():
-            raise conflict("is_a_directory", target.virtual, f"{target.virtual} is a directory.")
-        return FileResponse(target.host, media_type="application/octet-stream", content_disposition_type="attachment")
+        folder = self._folder(call)
+        path = folder.virtual(call.query["path"])
+        with folder.open(path, follow=True) as target:
+            if stat.S_ISDIR(readable(path, target).st_mode):
+                raise is_a_directory(path)
+            fd = open_file(target)
+        return ContentResponse(fd, call.request)
 
     async def list_files(self, call: Call) -> Response:
-        folder, target = self._resolve(call, call.query["path"])
-        if not target.host.exists():
-            raise file_not_found(target.virtual)
-        if not target.host.is_dir():
-            raise conflict("not_a_directory", target.virtual, f"{target.virtual} is not a directory.")
-        return Response(await asyncio.to_thread(_listing, folder, target.host), media_type="application/json")
+        folder = self._folder(call)
+        path = folder.virtual(call.query["path"])
+        with folder.open(path, follow=True) as target:
+            if target.fd is None:
+                raise file_not_found(path)
+            if not target.is_folder:
+                raise conflict("not_a_directory", path, f"{path} is not a directory.")
+            return Response(await in_thread(_listing, target.fd, path), media_type="application/json")
 
     async def get_file_info(self, call: Call) -> dict[str, Any]:
-        _, target = self._resolve(call, call.query["path"], follow=False)
-        if not target.host.exists() and not target.host.is_symlink():
-            raise file_not_found(target.virtual)
-        return file_info(target.virtual, target.host)
+        folder = self._folder(call)
+        path = folder.virtual(call.query["path"])
+        with folder.open(path, follow=False) as target:
+            if target.stat is None:
+                raise file_not_found(path)
+            return file_info(path, target.stat)
 
     async def delete_file(self, call: Call) -> None:
-        _, target = self._resolve(call, call.query["path"], follow=False)
-        if target.host == target.root:
-            raise ApiProblem(
-                400, "invalid_path", f"{target.virtual} is a root of the sandbox.", {"path": target.virtual}
-            )
-        if target.host.is_symlink() or target.host.is_file():
-            target.host.unlink()
-        elif target.host.is_dir():
-            if any(target.host.iterdir()) and not call.query.get("recursive", False):
-                raise conflict("directory_not_empty", target.virtual, f"{target.virtual} is not empty; pass recursive.")
-            await asyncio.to_thread(shutil.rmtree, target.host)
-        else:
-            raise file_not_found(target.virtual)
+        folder = self._folder(call)
+        path = folder.virtual(call.query["path"])
+        with folder.open(path, follow=False) as target:
+            if target.name is None:
+                raise a_root(path)
+            if target.stat is None:
+                raise file_not_found(path)
+            if not target.is_folder:
+                os.unlink(target.name, dir_fd=target.parent)
+            elif call.query.get("recursive", False):
+                await in_thread(remove_tree, target.parent, target.name)
+            else:
+                try:
+                    os.rmdir(target.name, dir_fd=target.parent)
+                except OSError as exc:
+                    if exc.errno != errno.ENOTEMPTY:
+                        raise
+                    raise conflict("directory_not_empty", path, f"{path} is not empty; pass recursive.") from None
 
     async def make_directory(self, call: Call) -> Response:
-        _, target = self._resolve(call, call.body["path"])
-        if target.host.exists() and not target.host.is_dir():
-            raise conflict("file_exists", target.virtual, f"{target.virtual} exists and is not a directory.")
-        parents = call.body.get("parents", True)
-        if not parents and not target.host.parent.is_dir():
-            raise file_not_found(str(Path(target.virtual).parent))
-        try:
-            target.host.mkdir(parents=parents, exist_ok=True)
-        except (FileExistsError, NotADirectoryError) as exc:
-            raise conflict(
-                "not_a_directory", target.virtual, f"A parent of {target.virtual} is not a directory."
-            ) from exc
-        return json_response(file_info(target.virtual, target.host), 201)
+        folder = self._folder(call)
+        path = folder.virtual(call.body["path"])
+        with folder.open(path, follow=True, missing_ok=True) as target:
+            if target.missing and not call.body.get("parents", True):
+                raise file_not_found(posixpath.dirname(path))
+            if target.stat is not None:
+                if not target.is_folder:
+                    raise conflict("file_exists", path, f"{path} exists and is not a directory.")
+                return json_response(file_info(path, target.stat), 201)
+            assert target.name is not None
+            target.make_parents(folder.owner)
+            try:
+                made = _make_folder(target.parent, target.name, folder.owner)
+            except BaseException:
+                target.undo()
+                raise
+        return json_response(file_info(path, made), 201)
 
     async def move_file(self, call: Call) -> dict[str, Any]:
-        _, source = self._resolve(call, call.body["source"], follow=False)
-        _, destination = self._resolve(call, call.body["destination"], follow=False)
-        if not source.host.exists() and not source.host.is_symlink():
-            raise file_not_found(source.virtual)
-        if source.host == source.root or destination.host == destination.root:
-            raise ApiProblem(
-                400, "invalid_path", "A root of the sandbox cannot be moved or replaced.", {"path": source.virtual}
-            )
-        if destination.host.exists() or destination.host.is_symlink():
-            if not call.body.get("overwrite", False):
-                raise conflict("file_exists", destination.virtual, f"{destination.virtual} exists; pass overwrite.")
-            if destination.host.is_dir() and not destination.host.is_symlink():
-                await asyncio.to_thread(shutil.rmtree, destination.host)
-        if destination.host == source.host or source.host in destination.host.parents:
-            raise ApiProblem(
-                400, "invalid_path", "A directory cannot be moved into itself.", {"path": destination.virtual}
-            )
-        destination.host.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(source.host, destination.host)
-        return file_info(destination.virtual, destination.host)
+        folder = self._folder(call)
+        source_path = folder.virtual(call.body["source"])
+        target_path = folder.virtual(call.body["destination"])
+        overwrite = call.body.get("overwrite", False)
+        with folder.open(source_path, follow=False) as source:
+            if source.name is None:
+                raise a_root(source_path)
+            if source.stat is None:
+                raise file_not_found(source_path)
+            with folder.open(target_path, follow=False, missing_ok=True) as target:
+                if target.name is None:
+                    raise a_root(target_path)
+                if target.stat is not None and target.same_entry(source):
+                    if not overwrite:
+                        raise conflict("file_exists", target_path, f"{target_path} exists; pass overwrite.")
+                    return file_info(target_path, source.stat)
+                if source.is_folder and (source.stat.st_dev, source.stat.st_ino) in target.trail:
+                    raise invalid_path(target_path, "is inside the directory being moved")
+                if target.stat is not None and not overwrite:
+                    raise conflict("file_exists", target_path, f"{target_path} exists; pass overwrite.")
+                target.make_parents(folder.owner)
+                try:
+                    replaced = _move(source, target)
+                except BaseException:
+                    target.undo()
+                    raise
+                if replaced is not None:
+                    await _remove_replaced(target.parent, replaced)
+            assert source.fd is not None
+            return file_info(target_path, os.fstat(source.fd))
 
     # Artifacts
 
     async def create_artifact(self, call: Call) -> Response:
         sandbox_id = call.path["sandboxId"]
-        _, source = self._resolve(call, call.body["path"])
-        if not source.host.exists():
-            raise file_not_found(source.virtual)
+        folder = self._folder(call)
+        path = folder.virtual(call.body["path"])
+        with folder.open(path, follow=True) as source:
+            is_dir = stat.S_ISDIR(readable(path, source).st_mode)
+            assert source.fd is not None
+            content = open_folder(source.fd) if is_dir else open_file(source)
         artifact_id = new_id("art")
         stored = self.service.artifact_file(artifact_id)
-        is_dir = source.host.is_dir()
-        base = source.virtual.rsplit("/", 1)[-1] or "artifact"
+        base = posixpath.basename(path) or "artifact"
         name = call.body.get("name") or (f"{base}.tar.gz" if is_dir else base)
-        if is_dir:
-            await asyncio.to_thread(_tar, source.host, stored, base)
-        else:
-            await asyncio.to_thread(shutil.copyfile, source.host, stored)
+        try:
+            await (in_thread(_tar, content, stored, base) if is_dir else in_thread(_copy, content, stored))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                stored.unlink()
+            raise
+        finally:
+            os.close(content)
         digest = await asyncio.to_thread(_sha256, stored)
         created = now()
         artifact = Artifact(
             id=artifact_id,
             sandbox_id=sandbox_id,
-            path=source.virtual,
+            path=path,
             name=name,
             size_bytes=stored.stat().st_size,
             sha256=digest,
@@ -263,11 +330,8 @@ class Files:
 
     async def download_artifact(self, call: Call) -> Response:
         body = self._artifact(call)
-        return FileResponse(
-            self.service.artifact_file(body["id"]),
-            media_type="application/octet-stream",
-            headers={"ETag": f'"{body["sha256"]}"'},
-        )
+        fd = os.open(self.service.artifact_file(body["id"]), os.O_RDONLY | os.O_CLOEXEC)
+        return ContentResponse(fd, call.request, etag=f'"{body["sha256"]}"')
 
     async def delete_artifact(self, call: Call) -> None:
         body = self._artifact(call)
@@ -278,19 +342,126 @@ def too_large() -> ApiProblem:
     return ApiProblem(413, "payload_too_large", "A file may be at most 1 GiB.", {"limitBytes": MAX_FILE_BYTES})
 
 
-def _listing(folder: SandboxFolder, directory: Path) -> bytes:
-    """A directory's entries as the listFiles body (run in a thread: a folder may have a million entries)."""
-    entries = sorted(directory.iterdir(), key=lambda p: p.name)
-    data = [file_info(folder.virtual_path(entry), entry) for entry in entries]
-    # Encoded a thousand entries at a time: one json.dumps of them all would hold the GIL, and with it
-    # the event loop, for hundreds of milliseconds.
+async def _upload(
+    request: Request, parent: int, name: str, owner: Owner | None, room: int, over_quota: ApiProblem
+) -> os.stat_result:
+    """Stream the body into a new file in `parent`, then rename it over `name`; its stat.
+
+    `room` is what the sandbox's disk limit leaves; `over_quota` is raised past it.
+    """
+    temp = f".upload-{secrets.token_hex(8)}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            give(fd, owner)
+            written = 0
+            async for chunk in request.stream():
+                written += len(chunk)
+                if written > MAX_FILE_BYTES:
+                    raise too_large()
+                if written > room:
+                    raise over_quota
+                f.write(chunk)
+            f.flush()
+            os.fchmod(fd, 0o644)
+            st = os.fstat(fd)
+        os.rename(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=parent)
+        raise
+    return st
+
+
+def _make_folder(parent: int, name: str, owner: Owner | None) -> os.stat_result:
+    os.mkdir(name, 0o755, dir_fd=parent)
+    made = os.open(name, FOLDER, dir_fd=parent)
+    try:
+        give(made, owner)
+        return os.fstat(made)
+    finally:
+        os.close(made)
+
+
+def _move(source: Location, target: Location) -> str | None:
+    """Move `source` to `target`; the temporary name in `target.parent` that now holds what it replaced.
+
+    With nothing at the target, one rename that never replaces. Otherwise the
+    source first leaves for a temporary name beside the target (which takes it
+    out of the target when the target is its ancestor), then swaps places with
+    the target in one step; if that fails, it goes back.
+    """
+    assert source.name is not None and target.name is not None
+    if target.stat is None:
+        rename(source.parent, source.name, target.parent, target.name, RENAME_NOREPLACE)
+        return None
+    temp = f".move-{secrets.token_hex(8)}"
+    rename(source.parent, source.name, target.parent, temp, RENAME_NOREPLACE)
+    try:
+        rename(target.parent, temp, target.parent, target.name, RENAME_EXCHANGE)
+    except BaseException:
+        try:
+            rename(target.parent, temp, source.parent, source.name, RENAME_NOREPLACE)
+        except OSError as exc:
+            logger.error("a failed move could not put its source back; it is at %s: %s", temp, exc)
+        raise
+    return temp
+
+
+async def _remove_replaced(parent: int, name: str) -> None:
+    """Delete what a move replaced; the move has happened, so a failure here is logged, not answered."""
+    try:
+        await in_thread(remove_tree, parent, name)
+    except OSError as exc:
+        logger.warning("could not delete what a move replaced (%s): %s", name, exc)
+
+
+class _Padded:
+    """A file read for a tar member (tarfile only calls `read`): zeros after its end if it shrank, as GNU tar does."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+
+    def read(self, size: int) -> bytes:
+        data = self.f.read(size)
+        return data + bytes(size - len(data))
+
+
+def _tar(folder: int, target: Path, base: str) -> None:
+    with tarfile.open(target, "w:gz") as tar:
+        for name, fd, st, link in tree(folder, base):
+            info = tarfile.TarInfo(name)
+            info.mode, info.mtime, info.uid, info.gid = stat.S_IMODE(st.st_mode), st.st_mtime, st.st_uid, st.st_gid
+            if fd is None:
+                info.type, info.linkname = (tarfile.SYMTYPE, link) if link else (tarfile.DIRTYPE, "")
+                tar.addfile(info)
+                continue
+            with os.fdopen(fd, "rb") as f:
+                info.size = st.st_size
+                tar.addfile(info, _Padded(f))  # type: ignore[arg-type]  # read() is all tarfile uses
+
+
+def _listing(folder: int, path: str) -> bytes:
+    """The entries of the folder open (as O_PATH) at `folder`, in name order, as `path`'s listFiles body.
+
+    Run in a thread (a folder may have a million entries), and encoded a thousand entries at a time:
+    one json.dumps of them all would hold the GIL, and with it the event loop, for hundreds of ms.
+    """
+    listing = open_folder(folder)
+    try:
+        data = []
+        for name in sorted(os.listdir(listing)):
+            with contextlib.suppress(FileNotFoundError):
+                data.append(file_info(posixpath.join(path, name), os.stat(name, dir_fd=listing, follow_symlinks=False)))
+    finally:
+        os.close(listing)
     parts = [json.dumps(data[i : i + 1000], ensure_ascii=False)[1:-1] for i in range(0, len(data), 1000)]
     return ('{"data": [' + ", ".join(parts) + "]}").encode()
 
 
-def _tar(source: Path, target: Path, base: str) -> None:
-    with tarfile.open(target, "w:gz") as tar:
-        tar.add(source, arcname=base)
+def _copy(fd: int, target: Path) -> None:
+    with os.fdopen(os.dup(fd), "rb") as source, target.open("wb") as copy:
+        shutil.copyfileobj(source, copy, COPY_CHUNK)
 
 
 def _sha256(path: Path) -> str:

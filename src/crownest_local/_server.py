@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import shutil
 import socket
 import tempfile
 import threading
@@ -14,11 +13,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 import uvicorn
 
 from crownest import AsyncCrowNest, CrowNest
+from crownest._types import TimeoutTypes
 
 from ._app import create_app
+from ._beneath import remove_path
 from ._guard import Guard, raise_open_files_limit
 from ._service import DEFAULT_RETENTION_S, ISOLATION_WARNING, RUN_CAP_MS, Config
 
@@ -54,6 +56,14 @@ class LocalServer:
     `cut_streams`, if not 0, makes every streamed answer (file content, command
     output events) lose its connection after that many bytes of its body.
 
+    `host` and `port` are where it listens (port 0: a free one; see `base_url`);
+    `api_key` is the one key it accepts (default: a new `cn_test_local_...`);
+    `max_sandboxes` is how many sandboxes may run at once (one more: 403
+    `quota_exceeded`). `isolation` is `"bubblewrap"` (the default; where
+    bubblewrap cannot run, commands are refused with 503 `isolation_unavailable`)
+    or `"none"`, which runs commands as plain processes of this user and warns at
+    every start (`True` and `False` mean the same two).
+
     `retention` is how long (seconds) an ended sandbox's records stay readable
     before they answer 404. A request's headers must arrive within
     `header_timeout` seconds and its body keep arriving (1 KiB per
@@ -75,7 +85,7 @@ class LocalServer:
         faults: float = 0.0,
         cut_streams: int = 0,
         max_sandboxes: int = 64,
-        isolation: bool = True,
+        isolation: str | bool = "bubblewrap",
         retention: float = DEFAULT_RETENTION_S,
         header_timeout: float = 10.0,
         body_timeout: float = 30.0,
@@ -85,16 +95,20 @@ class LocalServer:
         run_cap: float = RUN_CAP_MS / 1000,
         pause_retention: float = DEFAULT_RETENTION_S,
     ) -> None:
+        modes = {True: "bubblewrap", False: "none", "bubblewrap": "bubblewrap", "none": "none"}
+        if not isinstance(isolation, str | bool) or isolation not in modes:
+            raise ValueError(f'isolation must be "bubblewrap" or "none", got {isolation!r}')
         self.host = host
         self._port = port
         self._own_data_dir = data_dir is None
-        self.data_dir = Path(data_dir) if data_dir is not None else None
+        # Resolved once: sandboxes bind folders under it, from wherever bubblewrap runs.
+        self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
         self.api_key = api_key or new_api_key()
         self._config: Config | None = None
         self.faults = faults
         self.cut_streams = cut_streams
         self.max_sandboxes = max_sandboxes
-        self.isolation = isolation
+        self.isolation = modes[isolation]
         self.retention = retention
         self.cgroups = cgroups
         self.run_cap = run_cap
@@ -112,6 +126,7 @@ class LocalServer:
 
     @property
     def base_url(self) -> str:
+        """`http://<host>:<port>` of the running server (RuntimeError if it is not running)."""
         if self._socket is None:
             raise RuntimeError("LocalServer is not running: call start() or use `with LocalServer() as server:`")
         return f"http://{self.host}:{self._socket.getsockname()[1]}"
@@ -152,11 +167,19 @@ class LocalServer:
         request held up every other."""
         return float(self._app.state.lag.take()) if self._app is not None else 0.0
 
+    def sandbox_folder(self, sandbox_id: str) -> Path:
+        """Where a running sandbox's files are on this machine: `home/` is its `/home/user`, `tmp/` its `/tmp`."""
+        if self._app is None:
+            raise RuntimeError("LocalServer is not running")
+        return Path(self._app.state.service.folder(sandbox_id).folder)
+
     @property
     def running(self) -> bool:
+        """Whether the server is serving."""
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> LocalServer:
+        """Start serving in a background thread; returns once it accepts connections."""
         if self._thread is not None:
             raise RuntimeError("LocalServer is already running")
         if self.data_dir is None:
@@ -171,10 +194,9 @@ class LocalServer:
             cgroups=self.cgroups,
             run_cap_ms=int(self.run_cap * 1000),
             pause_retention_s=self.pause_retention,
+            isolation=self.isolation,
         )
-        if not self.isolation:
-            config.bwrap = None
-        if config.bwrap is None:
+        if self.isolation == "none":
             warnings.warn(ISOLATION_WARNING, UserWarning, stacklevel=2)
         self._config = config
         self.guard.fit_open_files(raise_open_files_limit())
@@ -212,16 +234,44 @@ class LocalServer:
             self._socket.close()
         self._server = self._thread = self._socket = None
         if self._own_data_dir and self.data_dir is not None:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+            remove_path(self.data_dir)
             self.data_dir = None
 
-    def client(self, **options: Any) -> CrowNest:
-        """A `CrowNest` client for this server (keyword arguments as for `CrowNest`)."""
-        return CrowNest(api_key=self.api_key, base_url=self.base_url, **options)
+    def client(
+        self,
+        *,
+        timeout: TimeoutTypes = 660.0,  # DEFAULT_TIMEOUT, written out for the reference
+        max_retries: int = 2,  # DEFAULT_MAX_RETRIES
+        http_client: httpx.Client | None = None,
+        default_headers: dict[str, str] | None = None,
+    ) -> CrowNest:
+        """A `CrowNest` client for this server (the arguments as for `CrowNest`)."""
+        return CrowNest(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+            default_headers=default_headers,
+        )
 
-    def async_client(self, **options: Any) -> AsyncCrowNest:
-        """An `AsyncCrowNest` client for this server."""
-        return AsyncCrowNest(api_key=self.api_key, base_url=self.base_url, **options)
+    def async_client(
+        self,
+        *,
+        timeout: TimeoutTypes = 660.0,  # DEFAULT_TIMEOUT, written out for the reference
+        max_retries: int = 2,  # DEFAULT_MAX_RETRIES
+        http_client: httpx.AsyncClient | None = None,
+        default_headers: dict[str, str] | None = None,
+    ) -> AsyncCrowNest:
+        """An `AsyncCrowNest` client for this server (the arguments as for `AsyncCrowNest`)."""
+        return AsyncCrowNest(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=http_client,
+            default_headers=default_headers,
+        )
 
     def __enter__(self) -> LocalServer:
         return self.start()

@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,13 +40,17 @@ from crownest._generated.models import (
     SandboxStatus,
     Template,
 )
+from crownest._models import set_field
 
 from . import _pause as pause
+from ._beneath import remove_path
 from ._commands import LiveCommand, OutputLog
+from ._egress import Egress
 from ._errors import ApiProblem, not_found
-from ._isolation import HOME, SandboxFolder, bubblewrap, invalid_path
+from ._isolation import HOME, Isolation, SandboxFolder, detect_isolation, sweep, unisolated_command
 from ._limits import Cgroup, Limiter, Limits, folder_usage
 from ._metrics import measure
+from ._network import SandboxNetwork
 from ._spec import digits, invalid
 from ._store import Store
 
@@ -62,9 +67,10 @@ RUN_CAP_MS = 600_000
 ENDED = ("killed", "expired", "failed")
 ALIVE = ("starting", "running", "paused")
 ISOLATION_WARNING = (
-    "CrowNest Local without bubblewrap (bwrap): commands run as plain processes of the server's user, "
-    "with NO isolation between sandboxes or from this machine. File operations stay confined to each "
-    "sandbox's folder. Install the Debian package 'bubblewrap' to isolate commands."
+    "CrowNest Local with --unsafe-no-isolation: commands run as plain processes of the server's user, "
+    "with NO isolation between sandboxes or from this machine (its files, its network, its other "
+    "processes). File operations stay confined to each sandbox's folder. Run only code you trust, or "
+    "install bubblewrap and drop the option."
 )
 
 
@@ -75,7 +81,8 @@ class Config:
     faults: float = 0.0
     cut_streams: int = 0  # a fault: streamed answers lose their connection after this many body bytes
     max_sandboxes: int = 64
-    bwrap: str | None = field(default_factory=bubblewrap)
+    isolation: str = "bubblewrap"  # or "none": the operator's explicit choice (--unsafe-no-isolation)
+    egress: Egress = field(default_factory=Egress)
     retention_s: float = DEFAULT_RETENTION_S  # how long an ended sandbox's records stay readable
     max_commands: int = MAX_COMMANDS_PER_SANDBOX  # commands running at once in one sandbox
     cgroups: bool = True  # False: enforce limits with rlimits only (to test the fallback)
@@ -115,8 +122,13 @@ class Service:
     def __init__(self, config: Config) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        for sub in ("sandboxes", "commands", "artifacts", "trash"):
+        for sub in ("commands", "artifacts"):
             (config.data_dir / sub).mkdir(exist_ok=True)
+        found = detect_isolation() if config.isolation != "none" else None
+        self.isolation: Isolation | None = found if isinstance(found, Isolation) else None
+        self.isolation_problem = found if isinstance(found, str) else None
+        self.networks: dict[str, SandboxNetwork] = {}
+        self._sandboxes_dir: Path | None = None
         self.store = Store(config.data_dir / "state.sqlite3")
         self.live: dict[str, LiveCommand] = {}
         self.limiter = Limiter.start(config.cgroups)
@@ -137,15 +149,18 @@ class Service:
 
     async def startup(self) -> None:
         """Mark what was alive when the server last stopped as ended; start the TTL reaper."""
-        if self.config.bwrap is None:
+        if self.config.isolation == "none":
             logger.warning(ISOLATION_WARNING)
+        elif self.isolation_problem is not None:
+            logger.error(
+                "CrowNest Local refuses to run commands (503 isolation_unavailable): %s", self.isolation_problem
+            )
         logger.info("sandboxes paused by: %s", pause.server_mechanism(self.limiter))
         self.store.release_running_keys()
         for body in [b for status in ALIVE for b in self.store.all("sandbox", status=status)]:
             self._end_sandbox(body, "killed")
         for body in self.store.all("command", status="running"):
             self._finish_command_body(body, "killed", None)
-        self.spawn(asyncio.to_thread(_empty, self.config.data_dir / "trash"))
         self._reaper = asyncio.ensure_future(self._reap())
         self._disk_watch = asyncio.ensure_future(self._watch_disk())
 
@@ -160,6 +175,23 @@ class Service:
                 await asyncio.wait_for(task, 5)
         await asyncio.to_thread(self.limiter.close)
         self.store.close()
+        if self._sandboxes_dir is not None:
+            remove_path(self._sandboxes_dir)
+
+    @property
+    def sandboxes_dir(self) -> Path:
+        """Where running sandboxes' folders are, made at first use.
+
+        A folder of this server's own (searchable, not listable) under /var/tmp,
+        not in the data folder: root's sandboxes are other users, whom bubblewrap
+        must let through every folder above theirs, and the sockets in them need
+        short paths (AF_UNIX allows 107 bytes). A restart ends every sandbox anyway.
+        """
+        if self._sandboxes_dir is None:
+            runtime = "/var/tmp" if os.access("/var/tmp", os.W_OK | os.X_OK) else None
+            self._sandboxes_dir = Path(tempfile.mkdtemp(prefix="crownest-local-", dir=runtime))
+            self._sandboxes_dir.chmod(0o711)
+        return self._sandboxes_dir
 
     async def _reap(self) -> None:
         purge_every = max(REAP_INTERVAL_S, min(60.0, self.config.retention_s / 4))
@@ -226,14 +258,21 @@ class Service:
     # Templates
 
     async def list_templates(self, call: Call) -> dict[str, Any]:
-        if self.config.bwrap is None:
+        if self.config.isolation == "none":
             logger.warning(ISOLATION_WARNING)
         return {"data": [Template(id=k, description=v).to_dict() for k, v in self.templates.items()]}
 
     # Sandboxes
 
     def folder(self, sandbox_id: str) -> SandboxFolder:
-        return SandboxFolder(self.config.data_dir / "sandboxes" / sandbox_id)
+        owner = self.isolation.owner(sandbox_id) if self.isolation is not None else None
+        return SandboxFolder(self.sandboxes_dir / sandbox_id, owner)
+
+    def ingress(self, sandbox_id: str) -> Path | None:
+        """The socket that reaches into a sandbox's network (None without isolation: the host's loopback)."""
+        if self.config.isolation == "none":
+            return None
+        return self.folder(sandbox_id).net / "ingress.sock"
 
     def sandbox(self, sandbox_id: str) -> dict[str, Any]:
         """A sandbox's record, running or ended within the retention period; 404 otherwise."""
@@ -294,10 +333,14 @@ class Service:
         for live in list(self.live.values()):
             if live.body["sandboxId"] == body["id"]:
                 live.kill(signal.SIGKILL, "killed")
+        network = self.networks.pop(body["id"], None)
+        if network is not None:
+            network.stop()
+            self.spawn(network.wait_closed())
         sandbox = Sandbox.from_dict(with_limits(body))
-        sandbox.status = SandboxStatus(status)
-        sandbox.ended_at = now()
-        sandbox.paused_at = None
+        set_field(sandbox, "status", SandboxStatus(status))
+        set_field(sandbox, "ended_at", now())
+        set_field(sandbox, "paused_at", None)
         updated = sandbox.to_dict()
         self.store.update(updated)
         self.disk_used.pop(body["id"], None)
@@ -308,10 +351,10 @@ class Service:
                 pause.thaw(cgroup, [])  # a frozen process dies of SIGKILL only once thawed
             self.spawn(asyncio.to_thread(cgroup.remove))
         folder = self.folder(body["id"]).folder
-        trash = self.config.data_dir / "trash" / f"{body['id']}-{secrets.token_hex(4)}"
+        trash = folder.with_name(f".trash-{body['id']}-{secrets.token_hex(4)}")
         with contextlib.suppress(FileNotFoundError):
             os.rename(folder, trash)  # at once, so that the sandbox's files are gone for every later call
-            self.spawn(asyncio.to_thread(shutil.rmtree, trash, True))
+            self.spawn(asyncio.to_thread(remove_path, trash))
         return updated
 
     async def new_sandbox(
@@ -337,7 +380,7 @@ class Service:
         created = now()
         ttl_ms = body.get("ttlMs", DEFAULT_TTL_MS)
         limits = Limits.from_request(body)
-        sandbox_id = new_id("sbx")
+        sandbox_id = self._new_sandbox_id()
         cgroup = self.limiter.create(sandbox_id, limits)
         self.cgroups[sandbox_id] = cgroup
         sandbox = Sandbox(
@@ -352,20 +395,40 @@ class Service:
             limits=SandboxLimits.from_dict(limits.wire(cgroup.enforced_by)),
             on_timeout=SandboxOnTimeout(body.get("onTimeout", "kill")),
             paused_at=None,
-            snapshot_id=None,
+            snapshot_id=body.get("snapshot") if populate is not None else None,
+            internet=body.get("internet", True),
+            allow_domains=body.get("allowDomains"),
         )
-        if populate is not None:
-            sandbox.snapshot_id = body.get("snapshot")
-            try:
-                await populate(self.folder(sandbox.id).folder)
-            except BaseException:
-                self.cgroups.pop(sandbox_id, None)
-                self.spawn(asyncio.to_thread(cgroup.remove))
-                raise
-        self.folder(sandbox.id).create()
+        folder = self.folder(sandbox.id)
+        try:
+            if populate is not None:
+                await populate(folder.folder)
+            folder.create()
+            await asyncio.to_thread(folder.adopt_tree)
+            if self.isolation is not None:
+                self.networks[sandbox.id] = await SandboxNetwork.start(
+                    self.isolation,
+                    folder,
+                    self.config.egress,
+                    internet=bool(sandbox.internet),
+                    allow_domains=body.get("allowDomains"),
+                )
+        except BaseException:
+            self.cgroups.pop(sandbox_id, None)
+            self.spawn(asyncio.to_thread(cgroup.remove))
+            await asyncio.to_thread(folder.remove)
+            raise
         wire = sandbox.to_dict()
         self.store.insert("sandbox", wire, extra={"env": EnvVars.from_dict(body.get("env", {})).to_dict()})
         return wire
+
+    def _new_sandbox_id(self) -> str:
+        """A new sandbox ID; under root, one whose user (a hash of the ID) no running sandbox has."""
+        taken = {self.folder(sandbox_id).owner for sandbox_id in self.networks} - {None}
+        while True:
+            candidate = new_id("sbx")
+            if self.folder(candidate).owner not in taken:
+                return candidate
 
     async def list_sandboxes(self, call: Call) -> dict[str, Any]:
         pairs = [item.split(":", 1) for item in call.query.get("metadata", [])]
@@ -413,9 +476,11 @@ class Service:
         for live in self._lives(sandbox_id):
             live.release()
         sandbox = Sandbox.from_dict(body)
-        sandbox.status = SandboxStatus.RUNNING
-        sandbox.paused_at = None
-        sandbox.expires_at = now() + datetime.timedelta(milliseconds=self.store.extra(sandbox_id)["ttlLeftMs"])
+        set_field(sandbox, "status", SandboxStatus.RUNNING)
+        set_field(sandbox, "paused_at", None)
+        set_field(
+            sandbox, "expires_at", now() + datetime.timedelta(milliseconds=self.store.extra(sandbox_id)["ttlLeftMs"])
+        )
         wire = sandbox.to_dict()
         self.store.update(wire)
         return wire
@@ -438,9 +503,9 @@ class Service:
         paused = now()
         left = max(0, int((parse_time(body["expiresAt"]) - paused).total_seconds() * 1000))
         sandbox = Sandbox.from_dict(body)
-        sandbox.status = SandboxStatus.PAUSED
-        sandbox.paused_at = paused
-        sandbox.expires_at = paused + datetime.timedelta(seconds=self.config.pause_retention_s)
+        set_field(sandbox, "status", SandboxStatus.PAUSED)
+        set_field(sandbox, "paused_at", paused)
+        set_field(sandbox, "expires_at", paused + datetime.timedelta(seconds=self.config.pause_retention_s))
         wire = sandbox.to_dict()
         self.store.update(wire, extra={**self.store.extra(sandbox_id), "ttlLeftMs": left or sandbox.ttl_ms})
         return wire
@@ -467,8 +532,8 @@ class Service:
 
     async def set_sandbox_ttl(self, call: Call) -> dict[str, Any]:
         sandbox = Sandbox.from_dict(self.running_sandbox(call.path["sandboxId"]))
-        sandbox.ttl_ms = call.body["ttlMs"]
-        sandbox.expires_at = now() + datetime.timedelta(milliseconds=sandbox.ttl_ms)
+        set_field(sandbox, "ttl_ms", call.body["ttlMs"])
+        set_field(sandbox, "expires_at", now() + datetime.timedelta(milliseconds=sandbox.ttl_ms))
         wire = sandbox.to_dict()
         self.store.update(wire)
         return wire
@@ -497,18 +562,12 @@ class Service:
                 {"sandboxId": sandbox_id, "limit": self.config.max_commands},
             )
         spec = call.body
-        cwd = spec.get("cwd", HOME)
         folder = self.folder(sandbox_id)
-        if self.config.bwrap is None or not cwd.startswith("/"):
-            cwd = folder.resolve(cwd).virtual
-        argv, host_cwd, env = folder.command(
-            spec["command"], cwd, bwrap=self.config.bwrap, data_dir=self.config.data_dir
-        )
-        env.update(self.store.extra(sandbox_id).get("env", {}))
-        env.update(spec.get("env", {}))
+        cwd = folder.cwd(spec.get("cwd", HOME))
+        command_id = new_id("cmd")
         timeout_ms = spec.get("timeoutMs", DEFAULT_COMMAND_TIMEOUT_MS)
         command = Command(
-            id=new_id("cmd"),
+            id=command_id,
             sandbox_id=sandbox_id,
             command=spec["command"],
             cwd=cwd,
@@ -525,23 +584,51 @@ class Service:
             duration_ms=None,
         )
         live = LiveCommand(command.to_dict(), OutputLog(self._log_path(command.id)))
-        if not Path(host_cwd).is_dir():
-            raise invalid_path(cwd, "is not a directory in the sandbox")
+        if self.isolation is None:
+            live.sweep = lambda sig: sweep(command_id, sig)
+        spawn, host_cwd, argv, env, fds = self._spawn_plan(sandbox_id, folder, spec["command"], cwd, command_id)
+        env.update(self.store.extra(sandbox_id).get("env", {}))
+        env.update(spec.get("env", {}))
         cgroup = self.cgroups.get(sandbox_id)
         limit_ms = timeout_ms or cap_ms
         timeout_s = limit_ms / 1000 if limit_ms else None
         join = cgroup.preexec(timeout_s) if cgroup is not None else None
         try:
-            await live.start(argv, host_cwd, env, spec.get("stdin"), keep_stdin_open, join)
+            await live.start(argv, host_cwd, env, spec.get("stdin"), keep_stdin_open, join, **spawn)
         except OSError as exc:
             raise ApiProblem(500, "internal_error", f"The command could not start: {exc.strerror}.") from exc
         finally:
+            for fd in fds:
+                os.close(fd)
             if join is not None:
                 join.close()
         self.store.insert("command", live.body)
         self.live[command.id] = live
         self.spawn(self._supervise(live, timeout_s))
         return live
+
+    def _spawn_plan(
+        self, sandbox_id: str, folder: SandboxFolder, shell_command: str, cwd: str, command_id: str
+    ) -> tuple[dict[str, Any], str, list[str], dict[str, str], list[int]]:
+        """How to start a command: spawn options, host cwd, argv, environment, and fds to close after."""
+        if self.config.isolation == "none":
+            argv, host_cwd, env = unisolated_command(folder, shell_command, cwd, command_id)
+            return {}, host_cwd, argv, env, []
+        network = self.networks.get(sandbox_id)
+        if self.isolation is None or network is None:
+            raise ApiProblem(
+                503,
+                "isolation_unavailable",
+                f"CrowNest Local cannot isolate commands on this machine: {self.isolation_problem}. "
+                "Install bubblewrap, or start the server with --unsafe-no-isolation to run them unisolated.",
+                {"reason": self.isolation_problem or "the sandbox has no network helper"},
+            )
+        fd = self.isolation.seccomp_pipe()
+        internet = bool(self.sandbox(sandbox_id).get("internet", True))
+        argv, env = self.isolation.command(
+            folder, shell_command, cwd, helper_pid=network.pid, seccomp_fd=fd, internet=internet
+        )
+        return {"pass_fds": (fd,)}, "/", argv, env, [fd]
 
     def _log_path(self, command_id: str) -> Path:
         return self.config.data_dir / "commands" / f"{command_id}.log"
@@ -565,11 +652,11 @@ class Service:
         self, body: dict[str, Any], status: str, exit_code: int | None, started: float | None = None
     ) -> None:
         command = Command.from_dict(body)
-        command.status = CommandStatus(status)
-        command.exit_code = exit_code
-        command.finished_at = now()
+        set_field(command, "status", CommandStatus(status))
+        set_field(command, "exit_code", exit_code)
+        set_field(command, "finished_at", now())
         elapsed = time.monotonic() - started if started is not None else 0.0
-        command.duration_ms = int(elapsed * 1000)
+        set_field(command, "duration_ms", int(elapsed * 1000))
         self.store.update(command.to_dict())
 
     def command_body(self, command_id: str) -> dict[str, Any]:
@@ -668,6 +755,8 @@ class Service:
                 final = json.dumps(self.command_body(command_id), ensure_ascii=False)
                 yield f"id: {offset}\nevent: exit\ndata: {final}\n\n".encode()
                 return
+            if live.log.size > offset or live.finished.is_set():
+                continue  # it changed while the last event was written: its notice has passed
             await live.changed(timeout_s=10)
             if live.log.size == offset and not live.finished.is_set():
                 if await request.is_disconnected():
@@ -683,6 +772,9 @@ class Service:
         sandbox_id = call.path["sandboxId"]
         self.running_sandbox(sandbox_id)
         port = call.body["port"]
+        server = call.request.scope.get("server")
+        if self.config.isolation == "none" and server is not None and port == server[1]:
+            invalid("port", "is CrowNest Local's own port")
         for body in self.store.all("preview", sandbox_id=sandbox_id):
             if body["port"] == port:
                 return json_response(body, 200)
@@ -697,7 +789,7 @@ class Service:
             created_at=now(),
         )
         if visibility == PreviewVisibility.PRIVATE:
-            preview.token = secrets.token_urlsafe(24)
+            set_field(preview, "token", secrets.token_urlsafe(24))
         wire = preview.to_dict()
         self.store.insert("preview", wire)
         return json_response(wire, 201)
@@ -747,12 +839,6 @@ def _time_query(value: str | None, name: str) -> datetime.datetime | None:
     if parsed.tzinfo is None:
         invalid(name, "has no UTC offset")
     return parsed
-
-
-def _empty(folder: Path) -> None:
-    """Remove what is in `folder` (what sandboxes left in the trash when the server last stopped)."""
-    for entry in folder.iterdir():
-        shutil.rmtree(entry, ignore_errors=True)
 
 
 def _unlink(paths: list[Path]) -> None:

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from crownest._generated.models import Snapshot
 
 from . import _pause as pause
+from ._beneath import remove_path
 from ._errors import ApiProblem, not_found
 from ._limits import folder_usage
 from ._service import Call, Service, json_response, now
@@ -39,7 +40,7 @@ def copy_tree(source: Path, target: Path) -> None:
     try:
         shutil.copytree(source, target, symlinks=True, ignore=_special, copy_function=shutil.copy2)
     except (OSError, shutil.Error) as exc:
-        shutil.rmtree(target, ignore_errors=True)
+        remove_path(target)
         raise ApiProblem(500, "internal_error", "The sandbox's files could not be copied.") from exc
 
 
@@ -58,7 +59,7 @@ def _special(folder: str, names: list[str]) -> set[str]:
 
 async def fill(source: Path, sandbox_folder: Path) -> None:
     """Fill a new sandbox's folder with a copy of `source` (a snapshot's or a built template's files)."""
-    shutil.rmtree(sandbox_folder, ignore_errors=True)
+    await asyncio.to_thread(remove_path, sandbox_folder)
     await asyncio.to_thread(copy_tree, source, sandbox_folder)
 
 
@@ -164,7 +165,7 @@ class Snapshots:
     async def delete_snapshot(self, call: Call) -> None:
         body = self.get_body(call.path["snapshotId"])
         self.service.store.delete(body["id"])
-        trash = self.service.config.data_dir / "trash" / f"{body['id']}-{secrets.token_hex(4)}"
+        trash = self.folder / f".trash-{body['id']}-{secrets.token_hex(4)}"
         with contextlib.suppress(FileNotFoundError):
             os.rename(self.path(body["id"]), trash)
-            self.service.spawn(asyncio.to_thread(shutil.rmtree, trash, True))
+            self.service.spawn(asyncio.to_thread(remove_path, trash))

@@ -16,7 +16,6 @@ import contextlib
 import os
 import secrets
 import shlex
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from starlette.responses import Response
 
 from crownest._generated.models import Template, TemplateStatus
 
+from ._beneath import remove_path
 from ._commands import LiveCommand
 from ._errors import ApiProblem
 from ._service import Call, Service, json_response, now
@@ -139,10 +139,10 @@ class Templates:
             )
         body = await self.get_template(call)
         self.service.store.delete(body["id"])
-        trash = self.service.config.data_dir / "trash" / f"template-{name}-{secrets.token_hex(4)}"
+        trash = self.folder / f".trash-{name}-{secrets.token_hex(4)}"
         with contextlib.suppress(FileNotFoundError):
             os.rename(self.path(name), trash)
-            self.service.spawn(asyncio.to_thread(shutil.rmtree, trash, True))
+            self.service.spawn(asyncio.to_thread(remove_path, trash))
 
     async def create_sandbox(self, call: Call) -> Response:
         """`createSandbox`: a built template's sandbox starts with a copy of what its build wrote."""

@@ -1,7 +1,12 @@
 """A pytest fixture for your own tests: `crownest_local`, a running CrowNest Local.
 
-Installed with `crownest[local]`; pytest finds it through the `pytest11`
-entry point. One server serves the whole session; each test gets it as is:
+pytest loads this module through the `pytest11` entry point in every run of
+every environment where `crownest` is installed, with or without the `local`
+extra, so it imports nothing but pytest: the server (Starlette, uvicorn) is
+imported when a test first asks for the fixture. Without the extra, such a
+test fails with the install command; every other test is unaffected.
+
+One server serves the whole session; each test gets it as is:
 
     def test_my_code(crownest_local):
         client = crownest_local.client()
@@ -21,7 +26,11 @@ if TYPE_CHECKING:
 @pytest.fixture(scope="session")
 def crownest_local() -> Iterator[LocalServer]:
     """CrowNest Local on a free loopback port, with a temporary data folder, for the test session."""
-    from ._server import LocalServer  # only when a test asks for it
+    from ._extra import MissingExtraError, load_local_server
 
-    with LocalServer() as server:
+    try:
+        server_class = load_local_server()
+    except MissingExtraError as error:
+        pytest.fail(str(error), pytrace=False)
+    with server_class() as server:
         yield server

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -15,10 +15,17 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T", bound="ApiError")
+ApiErrorKey = Literal[
+    "code",
+    "message",
+    "details",
+    "requestId",
+]
+"""The keys of `ApiError` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class ApiError(WireMapping):
+@_attrs_define(frozen=True)
+class ApiError(WireMapping[ApiErrorKey]):
     """What went wrong."""
 
     code: str
@@ -40,6 +47,23 @@ class ApiError(WireMapping):
         "details": "details",
         "requestId": "request_id",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["code"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["message"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["details"]) -> ErrorDetails: ...
+
+        @overload
+        def __getitem__(self, key: Literal["requestId"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: ApiErrorKey) -> Any: ...
+        def __getitem__(self, key: ApiErrorKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         code = self.code
@@ -69,13 +93,13 @@ class ApiError(WireMapping):
         from ..models.error_details import ErrorDetails
 
         d = dict(src_dict)
-        code = d.pop("code")
+        code = check_scalar(d.pop("code"), "str", "code")
 
-        message = d.pop("message")
+        message = check_scalar(d.pop("message"), "str", "message")
 
         details = ErrorDetails.from_dict(d.pop("details"))
 
-        request_id = d.pop("requestId", UNSET)
+        request_id = check_scalar(d.pop("requestId", UNSET), "str", "requestId")
 
         api_error = cls(
             code=code,
@@ -84,5 +108,5 @@ class ApiError(WireMapping):
             request_id=request_id,
         )
 
-        api_error.additional_properties = d
+        set_field(api_error, "additional_properties", d)
         return api_error

@@ -3,18 +3,30 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 
 T = TypeVar("T", bound="Artifact")
+ArtifactKey = Literal[
+    "id",
+    "sandboxId",
+    "path",
+    "name",
+    "sizeBytes",
+    "sha256",
+    "contentType",
+    "createdAt",
+    "expiresAt",
+]
+"""The keys of `Artifact` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class Artifact(WireMapping):
+@_attrs_define(frozen=True)
+class Artifact(WireMapping[ArtifactKey]):
     """A copy of a file (or of a directory, as a `.tar.gz`) taken out of a sandbox."""
 
     id: str
@@ -49,6 +61,38 @@ class Artifact(WireMapping):
         "createdAt": "created_at",
         "expiresAt": "expires_at",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["id"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["sandboxId"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["path"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["name"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["sizeBytes"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["sha256"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["contentType"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["createdAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: Literal["expiresAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: ArtifactKey) -> Any: ...
+        def __getitem__(self, key: ArtifactKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -90,19 +134,19 @@ class Artifact(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        id = d.pop("id")
+        id = check_scalar(d.pop("id"), "str", "id")
 
-        sandbox_id = d.pop("sandboxId")
+        sandbox_id = check_scalar(d.pop("sandboxId"), "str", "sandboxId")
 
-        path = d.pop("path")
+        path = check_scalar(d.pop("path"), "str", "path")
 
-        name = d.pop("name")
+        name = check_scalar(d.pop("name"), "str", "name")
 
-        size_bytes = d.pop("sizeBytes")
+        size_bytes = check_scalar(d.pop("sizeBytes"), "int", "sizeBytes")
 
-        sha256 = d.pop("sha256")
+        sha256 = check_scalar(d.pop("sha256"), "str", "sha256")
 
-        content_type = d.pop("contentType")
+        content_type = check_scalar(d.pop("contentType"), "str", "contentType")
 
         created_at = datetime.datetime.fromisoformat(d.pop("createdAt"))
 
@@ -120,5 +164,5 @@ class Artifact(WireMapping):
             expires_at=expires_at,
         )
 
-        artifact.additional_properties = d
+        set_field(artifact, "additional_properties", d)
         return artifact

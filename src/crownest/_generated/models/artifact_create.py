@@ -2,19 +2,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="ArtifactCreate")
+ArtifactCreateKey = Literal[
+    "path",
+    "name",
+    "ttlMs",
+]
+"""The keys of `ArtifactCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class ArtifactCreate(WireMapping):
+@_attrs_define(frozen=True)
+class ArtifactCreate(WireMapping[ArtifactCreateKey]):
     """What to take out of the sandbox."""
 
     path: str
@@ -31,6 +37,20 @@ class ArtifactCreate(WireMapping):
         "name": "name",
         "ttlMs": "ttl_ms",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["path"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["name"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["ttlMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: ArtifactCreateKey) -> Any: ...
+        def __getitem__(self, key: ArtifactCreateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         path = self.path
@@ -56,11 +76,11 @@ class ArtifactCreate(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        path = d.pop("path")
+        path = check_scalar(d.pop("path"), "str", "path")
 
-        name = d.pop("name", UNSET)
+        name = check_scalar(d.pop("name", UNSET), "str", "name")
 
-        ttl_ms = d.pop("ttlMs", UNSET)
+        ttl_ms = check_scalar(d.pop("ttlMs", UNSET), "int", "ttlMs")
 
         artifact_create = cls(
             path=path,
@@ -68,5 +88,5 @@ class ArtifactCreate(WireMapping):
             ttl_ms=ttl_ms,
         )
 
-        artifact_create.additional_properties = d
+        set_field(artifact_create, "additional_properties", d)
         return artifact_create

@@ -2,22 +2,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, is_scalar, set_field
 
 if TYPE_CHECKING:
     from ..models.artifact import Artifact
 
 
 T = TypeVar("T", bound="ArtifactList")
+ArtifactListKey = Literal[
+    "data",
+    "nextCursor",
+]
+"""The keys of `ArtifactList` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class ArtifactList(WireMapping):
+@_attrs_define(frozen=True)
+class ArtifactList(WireMapping[ArtifactListKey]):
     """One page of artifacts."""
 
     data: list[Artifact]
@@ -31,6 +36,17 @@ class ArtifactList(WireMapping):
         "data": "data",
         "nextCursor": "next_cursor",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["data"]) -> list[Artifact]: ...
+
+        @overload
+        def __getitem__(self, key: Literal["nextCursor"]) -> str | None: ...
+
+        @overload
+        def __getitem__(self, key: ArtifactListKey) -> Any: ...
+        def __getitem__(self, key: ArtifactListKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         data = []
@@ -67,6 +83,8 @@ class ArtifactList(WireMapping):
         def _parse_next_cursor(data: object) -> str | None:
             if data is None:
                 return data
+            if not is_scalar(data, ("str",)):
+                raise TypeError(f"expected str, got {type(data).__name__}")
             return cast(None | str, data)
 
         next_cursor = _parse_next_cursor(d.pop("nextCursor"))
@@ -76,5 +94,5 @@ class ArtifactList(WireMapping):
             next_cursor=next_cursor,
         )
 
-        artifact_list.additional_properties = d
+        set_field(artifact_list, "additional_properties", d)
         return artifact_list

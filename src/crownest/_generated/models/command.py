@@ -3,19 +3,37 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, is_scalar, set_field
 from ..models.command_status import CommandStatus
 
 T = TypeVar("T", bound="Command")
+CommandKey = Literal[
+    "id",
+    "sandboxId",
+    "command",
+    "cwd",
+    "status",
+    "exitCode",
+    "stdout",
+    "stderr",
+    "stdoutTruncated",
+    "stderrTruncated",
+    "outputTruncated",
+    "timeoutMs",
+    "startedAt",
+    "finishedAt",
+    "durationMs",
+]
+"""The keys of `Command` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class Command(WireMapping):
+@_attrs_define(frozen=True)
+class Command(WireMapping[CommandKey]):
     """One `/bin/sh -c` invocation in a sandbox."""
 
     id: str
@@ -71,6 +89,56 @@ class Command(WireMapping):
         "finishedAt": "finished_at",
         "durationMs": "duration_ms",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["id"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["sandboxId"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["command"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["cwd"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["status"]) -> CommandStatus: ...
+
+        @overload
+        def __getitem__(self, key: Literal["exitCode"]) -> int | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["stdout"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["stderr"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["stdoutTruncated"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: Literal["stderrTruncated"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: Literal["outputTruncated"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: Literal["timeoutMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["startedAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: Literal["finishedAt"]) -> datetime.datetime | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["durationMs"]) -> int | None: ...
+
+        @overload
+        def __getitem__(self, key: CommandKey) -> Any: ...
+        def __getitem__(self, key: CommandKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -136,34 +204,36 @@ class Command(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        id = d.pop("id")
+        id = check_scalar(d.pop("id"), "str", "id")
 
-        sandbox_id = d.pop("sandboxId")
+        sandbox_id = check_scalar(d.pop("sandboxId"), "str", "sandboxId")
 
-        command = d.pop("command")
+        command = check_scalar(d.pop("command"), "str", "command")
 
-        cwd = d.pop("cwd")
+        cwd = check_scalar(d.pop("cwd"), "str", "cwd")
 
         status = CommandStatus(d.pop("status"))
 
         def _parse_exit_code(data: object) -> int | None:
             if data is None:
                 return data
+            if not is_scalar(data, ("int",)):
+                raise TypeError(f"expected int, got {type(data).__name__}")
             return cast(int | None, data)
 
         exit_code = _parse_exit_code(d.pop("exitCode"))
 
-        stdout = d.pop("stdout")
+        stdout = check_scalar(d.pop("stdout"), "str", "stdout")
 
-        stderr = d.pop("stderr")
+        stderr = check_scalar(d.pop("stderr"), "str", "stderr")
 
-        stdout_truncated = d.pop("stdoutTruncated")
+        stdout_truncated = check_scalar(d.pop("stdoutTruncated"), "bool", "stdoutTruncated")
 
-        stderr_truncated = d.pop("stderrTruncated")
+        stderr_truncated = check_scalar(d.pop("stderrTruncated"), "bool", "stderrTruncated")
 
-        output_truncated = d.pop("outputTruncated")
+        output_truncated = check_scalar(d.pop("outputTruncated"), "bool", "outputTruncated")
 
-        timeout_ms = d.pop("timeoutMs")
+        timeout_ms = check_scalar(d.pop("timeoutMs"), "int", "timeoutMs")
 
         started_at = datetime.datetime.fromisoformat(d.pop("startedAt"))
 
@@ -178,13 +248,15 @@ class Command(WireMapping):
                 return finished_at_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(datetime.datetime | None, data)
+            raise TypeError(f"expected datetime.datetime | None, got {type(data).__name__}")
 
         finished_at = _parse_finished_at(d.pop("finishedAt"))
 
         def _parse_duration_ms(data: object) -> int | None:
             if data is None:
                 return data
+            if not is_scalar(data, ("int",)):
+                raise TypeError(f"expected int, got {type(data).__name__}")
             return cast(int | None, data)
 
         duration_ms = _parse_duration_ms(d.pop("durationMs"))
@@ -207,5 +279,5 @@ class Command(WireMapping):
             duration_ms=duration_ms,
         )
 
-        command.additional_properties = d
+        set_field(command, "additional_properties", d)
         return command

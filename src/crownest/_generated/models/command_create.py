@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -15,10 +15,18 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T", bound="CommandCreate")
+CommandCreateKey = Literal[
+    "command",
+    "cwd",
+    "env",
+    "timeoutMs",
+    "stdin",
+]
+"""The keys of `CommandCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class CommandCreate(WireMapping):
+@_attrs_define(frozen=True)
+class CommandCreate(WireMapping[CommandCreateKey]):
     """A command to run."""
 
     command: str
@@ -45,6 +53,26 @@ class CommandCreate(WireMapping):
         "timeoutMs": "timeout_ms",
         "stdin": "stdin",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["command"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["cwd"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["env"]) -> EnvVars: ...
+
+        @overload
+        def __getitem__(self, key: Literal["timeoutMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["stdin"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: CommandCreateKey) -> Any: ...
+        def __getitem__(self, key: CommandCreateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         command = self.command
@@ -82,9 +110,9 @@ class CommandCreate(WireMapping):
         from ..models.env_vars import EnvVars
 
         d = dict(src_dict)
-        command = d.pop("command")
+        command = check_scalar(d.pop("command"), "str", "command")
 
-        cwd = d.pop("cwd", UNSET)
+        cwd = check_scalar(d.pop("cwd", UNSET), "str", "cwd")
 
         _env = d.pop("env", UNSET)
         env: EnvVars | Unset
@@ -93,9 +121,9 @@ class CommandCreate(WireMapping):
         else:
             env = EnvVars.from_dict(_env)
 
-        timeout_ms = d.pop("timeoutMs", UNSET)
+        timeout_ms = check_scalar(d.pop("timeoutMs", UNSET), "int", "timeoutMs")
 
-        stdin = d.pop("stdin", UNSET)
+        stdin = check_scalar(d.pop("stdin", UNSET), "str", "stdin")
 
         command_create = cls(
             command=command,
@@ -105,5 +133,5 @@ class CommandCreate(WireMapping):
             stdin=stdin,
         )
 
-        command_create.additional_properties = d
+        set_field(command_create, "additional_properties", d)
         return command_create

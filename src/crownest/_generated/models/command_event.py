@@ -2,19 +2,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="CommandEvent")
+CommandEventKey = Literal[
+    "event",
+    "data",
+    "id",
+    "retry",
+]
+"""The keys of `CommandEvent` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class CommandEvent(WireMapping):
+@_attrs_define(frozen=True)
+class CommandEvent(WireMapping[CommandEventKey]):
     """One Server-Sent Event of a command's output stream (the schema describes each event).
     An `output` event's data is JSON `{"stream": "stdout"|"stderr", "data": "..."}`; the
     last event is `exit`, whose data is the final Command as JSON.
@@ -38,6 +45,23 @@ class CommandEvent(WireMapping):
         "id": "id",
         "retry": "retry",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["event"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["data"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["id"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["retry"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: CommandEventKey) -> Any: ...
+        def __getitem__(self, key: CommandEventKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         event = self.event
@@ -66,13 +90,13 @@ class CommandEvent(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        event = d.pop("event")
+        event = check_scalar(d.pop("event"), "str", "event")
 
-        data = d.pop("data")
+        data = check_scalar(d.pop("data"), "str", "data")
 
-        id = d.pop("id", UNSET)
+        id = check_scalar(d.pop("id", UNSET), "str", "id")
 
-        retry = d.pop("retry", UNSET)
+        retry = check_scalar(d.pop("retry", UNSET), "int", "retry")
 
         command_event = cls(
             event=event,
@@ -81,5 +105,5 @@ class CommandEvent(WireMapping):
             retry=retry,
         )
 
-        command_event.additional_properties = d
+        set_field(command_event, "additional_properties", d)
         return command_event

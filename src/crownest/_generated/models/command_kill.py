@@ -2,20 +2,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, set_field
 from ..models.signal import Signal
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="CommandKill")
+CommandKillKey = Literal["signal",]
+"""The keys of `CommandKill` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class CommandKill(WireMapping):
+@_attrs_define(frozen=True)
+class CommandKill(WireMapping[CommandKillKey]):
     """How to kill a command."""
 
     signal: Signal | Unset = UNSET
@@ -26,6 +28,9 @@ class CommandKill(WireMapping):
     _wire_names: ClassVar[dict[str, str]] = {
         "signal": "signal",
     }
+    if TYPE_CHECKING:
+
+        def __getitem__(self, key: CommandKillKey) -> Signal: ...
 
     def to_dict(self) -> dict[str, Any]:
         signal: str | Unset = UNSET
@@ -54,5 +59,5 @@ class CommandKill(WireMapping):
             signal=signal,
         )
 
-        command_kill.additional_properties = d
+        set_field(command_kill, "additional_properties", d)
         return command_kill

@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="CommandStdin")
+CommandStdinKey = Literal[
+    "data",
+    "eof",
+]
+"""The keys of `CommandStdin` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class CommandStdin(WireMapping):
+@_attrs_define(frozen=True)
+class CommandStdin(WireMapping[CommandStdinKey]):
     """Text for a command's standard input."""
 
     data: str
@@ -28,6 +33,17 @@ class CommandStdin(WireMapping):
         "data": "data",
         "eof": "eof",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["data"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["eof"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: CommandStdinKey) -> Any: ...
+        def __getitem__(self, key: CommandStdinKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         data = self.data
@@ -49,14 +65,14 @@ class CommandStdin(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        data = d.pop("data")
+        data = check_scalar(d.pop("data"), "str", "data")
 
-        eof = d.pop("eof", UNSET)
+        eof = check_scalar(d.pop("eof", UNSET), "bool", "eof")
 
         command_stdin = cls(
             data=data,
             eof=eof,
         )
 
-        command_stdin.additional_properties = d
+        set_field(command_stdin, "additional_properties", d)
         return command_stdin

@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="DirectoryCreate")
+DirectoryCreateKey = Literal[
+    "path",
+    "parents",
+]
+"""The keys of `DirectoryCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class DirectoryCreate(WireMapping):
+@_attrs_define(frozen=True)
+class DirectoryCreate(WireMapping[DirectoryCreateKey]):
     """A directory to make."""
 
     path: str
@@ -28,6 +33,17 @@ class DirectoryCreate(WireMapping):
         "path": "path",
         "parents": "parents",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["path"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["parents"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: DirectoryCreateKey) -> Any: ...
+        def __getitem__(self, key: DirectoryCreateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         path = self.path
@@ -49,14 +65,14 @@ class DirectoryCreate(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        path = d.pop("path")
+        path = check_scalar(d.pop("path"), "str", "path")
 
-        parents = d.pop("parents", UNSET)
+        parents = check_scalar(d.pop("parents", UNSET), "bool", "parents")
 
         directory_create = cls(
             path=path,
             parents=parents,
         )
 
-        directory_create.additional_properties = d
+        set_field(directory_create, "additional_properties", d)
         return directory_create

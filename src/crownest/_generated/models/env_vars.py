@@ -2,36 +2,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
-from attrs import define as _attrs_define
-from attrs import field as _attrs_field
-
-from ..._models import WireMapping
-
-T = TypeVar("T", bound="EnvVars")
+from ..._models import WireMap, check_scalar
 
 
-@_attrs_define
-class EnvVars(WireMapping):
-    """Environment variables, string to string. A name is not empty and has no `=`."""
+class EnvVars(WireMap[str]):
+    """Environment variables, string to string. A name is not empty and has no `=`.
 
-    additional_properties: dict[str, str] = _attrs_field(init=False, factory=dict)
-    """Fields the server sent that this SDK does not know, by wire name."""
+    A `dict` of str to str.
+    """
 
-    _wire_names: ClassVar[dict[str, str]] = {}
-
-    def to_dict(self) -> dict[str, Any]:
-
-        field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
-
-        return field_dict
+    __slots__ = ()
 
     @classmethod
-    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        env_vars = cls()
-
-        env_vars.additional_properties = d
-        return env_vars
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> EnvVars:
+        """The map the API sent; TypeError for a value that is not str."""
+        return cls({k: check_scalar(v, "str", k) for k, v in src_dict.items()})

@@ -2,36 +2,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
-from attrs import define as _attrs_define
-from attrs import field as _attrs_field
-
-from ..._models import WireMapping
-
-T = TypeVar("T", bound="ErrorDetails")
+from ..._models import WireMap
 
 
-@_attrs_define
-class ErrorDetails(WireMapping):
-    """More about the error, by code (e.g. `field` and `reason` for `invalid_request`); possibly empty."""
+class ErrorDetails(WireMap[Any]):
+    """More about the error, by code (e.g. `field` and `reason` for `invalid_request`); possibly empty.
 
-    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
-    """Fields the server sent that this SDK does not know, by wire name."""
+    A `dict` of Any to Any.
+    """
 
-    _wire_names: ClassVar[dict[str, str]] = {}
-
-    def to_dict(self) -> dict[str, Any]:
-
-        field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
-
-        return field_dict
+    __slots__ = ()
 
     @classmethod
-    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        error_details = cls()
-
-        error_details.additional_properties = d
-        return error_details
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> ErrorDetails:
+        """The map the API sent."""
+        return cls(src_dict)

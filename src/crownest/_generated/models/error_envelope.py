@@ -2,22 +2,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, set_field
 
 if TYPE_CHECKING:
     from ..models.api_error import ApiError
 
 
 T = TypeVar("T", bound="ErrorEnvelope")
+ErrorEnvelopeKey = Literal["error",]
+"""The keys of `ErrorEnvelope` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class ErrorEnvelope(WireMapping):
+@_attrs_define(frozen=True)
+class ErrorEnvelope(WireMapping[ErrorEnvelopeKey]):
     """The body of every non-2xx response."""
 
     error: ApiError
@@ -28,6 +30,9 @@ class ErrorEnvelope(WireMapping):
     _wire_names: ClassVar[dict[str, str]] = {
         "error": "error",
     }
+    if TYPE_CHECKING:
+
+        def __getitem__(self, key: ErrorEnvelopeKey) -> ApiError: ...
 
     def to_dict(self) -> dict[str, Any]:
         error = self.error.to_dict()
@@ -53,5 +58,5 @@ class ErrorEnvelope(WireMapping):
             error=error,
         )
 
-        error_envelope.additional_properties = d
+        set_field(error_envelope, "additional_properties", d)
         return error_envelope

@@ -3,27 +3,37 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..models.file_type import FileType
 
 T = TypeVar("T", bound="FileInfo")
+FileInfoKey = Literal[
+    "path",
+    "name",
+    "type",
+    "sizeBytes",
+    "mode",
+    "modifiedAt",
+]
+"""The keys of `FileInfo` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class FileInfo(WireMapping):
-    """A file, directory or symlink in a sandbox."""
+@_attrs_define(frozen=True)
+class FileInfo(WireMapping[FileInfoKey]):
+    """A file, directory, symlink or other entry in a sandbox."""
 
     path: str
     """ Its absolute path. """
     name: str
     """ Its last path component. """
     type_: FileType
-    """ What a path is. New values may appear. """
+    """ What a path is: `other` is a FIFO, socket or device node, which the file API lists and describes but does
+    not read or copy. New values may appear. """
     size_bytes: int
     """ Its size in bytes. """
     mode: int
@@ -41,6 +51,29 @@ class FileInfo(WireMapping):
         "mode": "mode",
         "modifiedAt": "modified_at",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["path"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["name"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["type"]) -> FileType: ...
+
+        @overload
+        def __getitem__(self, key: Literal["sizeBytes"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["mode"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["modifiedAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: FileInfoKey) -> Any: ...
+        def __getitem__(self, key: FileInfoKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         path = self.path
@@ -73,15 +106,15 @@ class FileInfo(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        path = d.pop("path")
+        path = check_scalar(d.pop("path"), "str", "path")
 
-        name = d.pop("name")
+        name = check_scalar(d.pop("name"), "str", "name")
 
         type_ = FileType(d.pop("type"))
 
-        size_bytes = d.pop("sizeBytes")
+        size_bytes = check_scalar(d.pop("sizeBytes"), "int", "sizeBytes")
 
-        mode = d.pop("mode")
+        mode = check_scalar(d.pop("mode"), "int", "mode")
 
         modified_at = datetime.datetime.fromisoformat(d.pop("modifiedAt"))
 
@@ -94,5 +127,5 @@ class FileInfo(WireMapping):
             modified_at=modified_at,
         )
 
-        file_info.additional_properties = d
+        set_field(file_info, "additional_properties", d)
         return file_info

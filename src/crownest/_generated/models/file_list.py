@@ -2,22 +2,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, set_field
 
 if TYPE_CHECKING:
     from ..models.file_info import FileInfo
 
 
 T = TypeVar("T", bound="FileList")
+FileListKey = Literal["data",]
+"""The keys of `FileList` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class FileList(WireMapping):
+@_attrs_define(frozen=True)
+class FileList(WireMapping[FileListKey]):
     """A directory's entries."""
 
     data: list[FileInfo]
@@ -28,6 +30,9 @@ class FileList(WireMapping):
     _wire_names: ClassVar[dict[str, str]] = {
         "data": "data",
     }
+    if TYPE_CHECKING:
+
+        def __getitem__(self, key: FileListKey) -> list[FileInfo]: ...
 
     def to_dict(self) -> dict[str, Any]:
         data = []
@@ -61,5 +66,5 @@ class FileList(WireMapping):
             data=data,
         )
 
-        file_list.additional_properties = d
+        set_field(file_list, "additional_properties", d)
         return file_list

@@ -2,19 +2,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="FileMove")
+FileMoveKey = Literal[
+    "source",
+    "destination",
+    "overwrite",
+]
+"""The keys of `FileMove` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class FileMove(WireMapping):
+@_attrs_define(frozen=True)
+class FileMove(WireMapping[FileMoveKey]):
     """A move or rename."""
 
     source: str
@@ -31,6 +37,20 @@ class FileMove(WireMapping):
         "destination": "destination",
         "overwrite": "overwrite",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["source"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["destination"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["overwrite"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: FileMoveKey) -> Any: ...
+        def __getitem__(self, key: FileMoveKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         source = self.source
@@ -55,11 +75,11 @@ class FileMove(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        source = d.pop("source")
+        source = check_scalar(d.pop("source"), "str", "source")
 
-        destination = d.pop("destination")
+        destination = check_scalar(d.pop("destination"), "str", "destination")
 
-        overwrite = d.pop("overwrite", UNSET)
+        overwrite = check_scalar(d.pop("overwrite", UNSET), "bool", "overwrite")
 
         file_move = cls(
             source=source,
@@ -67,5 +87,5 @@ class FileMove(WireMapping):
             overwrite=overwrite,
         )
 
-        file_move.additional_properties = d
+        set_field(file_move, "additional_properties", d)
         return file_move

@@ -5,14 +5,16 @@ from enum import StrEnum
 
 
 class FileType(StrEnum):
-    """What a path is. New values may appear."""
+    """What a path is: `other` is a FIFO, socket or device node, which the file API lists and describes but does not read or copy. New values may appear."""
 
     DIRECTORY = "directory"
-    """`directory`"""
+    """A directory."""
     FILE = "file"
-    """`file`"""
+    """A regular file."""
+    OTHER = "other"
+    """A FIFO, socket or device node, listed and described but never read or copied (409 `unsupported_file_type`)."""
     SYMLINK = "symlink"
-    """`symlink`"""
+    """A symbolic link (`info` describes the link itself)."""
 
     @property
     def is_known(self) -> bool:

@@ -2,18 +2,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 
 T = TypeVar("T", bound="LimitEnforcement")
+LimitEnforcementKey = Literal[
+    "cpu",
+    "memory",
+    "disk",
+    "processes",
+]
+"""The keys of `LimitEnforcement` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class LimitEnforcement(WireMapping):
+@_attrs_define(frozen=True)
+class LimitEnforcement(WireMapping[LimitEnforcementKey]):
     """What enforces each limit. Known values (the set is open): `cgroup-v2` and `cgroup-v1`
     (the kernel counts the sandbox's processes together), `rlimit` (a per-process limit
     set at each command's start, weaker: each process gets the whole allowance, and
@@ -40,6 +47,23 @@ class LimitEnforcement(WireMapping):
         "disk": "disk",
         "processes": "processes",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["cpu"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["memory"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["disk"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["processes"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: LimitEnforcementKey) -> Any: ...
+        def __getitem__(self, key: LimitEnforcementKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         cpu = self.cpu
@@ -66,13 +90,13 @@ class LimitEnforcement(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        cpu = d.pop("cpu")
+        cpu = check_scalar(d.pop("cpu"), "str", "cpu")
 
-        memory = d.pop("memory")
+        memory = check_scalar(d.pop("memory"), "str", "memory")
 
-        disk = d.pop("disk")
+        disk = check_scalar(d.pop("disk"), "str", "disk")
 
-        processes = d.pop("processes")
+        processes = check_scalar(d.pop("processes"), "str", "processes")
 
         limit_enforcement = cls(
             cpu=cpu,
@@ -81,5 +105,5 @@ class LimitEnforcement(WireMapping):
             processes=processes,
         )
 
-        limit_enforcement.additional_properties = d
+        set_field(limit_enforcement, "additional_properties", d)
         return limit_enforcement

@@ -2,36 +2,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 
-from attrs import define as _attrs_define
-from attrs import field as _attrs_field
-
-from ..._models import WireMapping
-
-T = TypeVar("T", bound="Metadata")
+from ..._models import WireMap, check_scalar
 
 
-@_attrs_define
-class Metadata(WireMapping):
-    """Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤ 512)."""
+class Metadata(WireMap[str]):
+    """Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤ 512).
 
-    additional_properties: dict[str, str] = _attrs_field(init=False, factory=dict)
-    """Fields the server sent that this SDK does not know, by wire name."""
+    A `dict` of str to str.
+    """
 
-    _wire_names: ClassVar[dict[str, str]] = {}
-
-    def to_dict(self) -> dict[str, Any]:
-
-        field_dict: dict[str, Any] = {}
-        field_dict.update(self.additional_properties)
-
-        return field_dict
+    __slots__ = ()
 
     @classmethod
-    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
-        d = dict(src_dict)
-        metadata = cls()
-
-        metadata.additional_properties = d
-        return metadata
+    def from_dict(cls, src_dict: Mapping[str, Any]) -> Metadata:
+        """The map the API sent; TypeError for a value that is not str."""
+        return cls({k: check_scalar(v, "str", k) for k, v in src_dict.items()})

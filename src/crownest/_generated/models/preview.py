@@ -3,20 +3,30 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..models.preview_visibility import PreviewVisibility
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="Preview")
+PreviewKey = Literal[
+    "id",
+    "sandboxId",
+    "port",
+    "url",
+    "visibility",
+    "createdAt",
+    "token",
+]
+"""The keys of `Preview` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class Preview(WireMapping):
+@_attrs_define(frozen=True)
+class Preview(WireMapping[PreviewKey]):
     """A published port."""
 
     id: str
@@ -45,6 +55,32 @@ class Preview(WireMapping):
         "createdAt": "created_at",
         "token": "token",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["id"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["sandboxId"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["port"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["url"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["visibility"]) -> PreviewVisibility: ...
+
+        @overload
+        def __getitem__(self, key: Literal["createdAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: Literal["token"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: PreviewKey) -> Any: ...
+        def __getitem__(self, key: PreviewKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -81,19 +117,19 @@ class Preview(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        id = d.pop("id")
+        id = check_scalar(d.pop("id"), "str", "id")
 
-        sandbox_id = d.pop("sandboxId")
+        sandbox_id = check_scalar(d.pop("sandboxId"), "str", "sandboxId")
 
-        port = d.pop("port")
+        port = check_scalar(d.pop("port"), "int", "port")
 
-        url = d.pop("url")
+        url = check_scalar(d.pop("url"), "str", "url")
 
         visibility = PreviewVisibility(d.pop("visibility"))
 
         created_at = datetime.datetime.fromisoformat(d.pop("createdAt"))
 
-        token = d.pop("token", UNSET)
+        token = check_scalar(d.pop("token", UNSET), "str", "token")
 
         preview = cls(
             id=id,
@@ -105,5 +141,5 @@ class Preview(WireMapping):
             token=token,
         )
 
-        preview.additional_properties = d
+        set_field(preview, "additional_properties", d)
         return preview

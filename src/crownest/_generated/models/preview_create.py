@@ -2,20 +2,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..models.preview_visibility import PreviewVisibility
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="PreviewCreate")
+PreviewCreateKey = Literal[
+    "port",
+    "visibility",
+]
+"""The keys of `PreviewCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class PreviewCreate(WireMapping):
+@_attrs_define(frozen=True)
+class PreviewCreate(WireMapping[PreviewCreateKey]):
     """A port to publish."""
 
     port: int
@@ -29,6 +34,17 @@ class PreviewCreate(WireMapping):
         "port": "port",
         "visibility": "visibility",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["port"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["visibility"]) -> PreviewVisibility: ...
+
+        @overload
+        def __getitem__(self, key: PreviewCreateKey) -> Any: ...
+        def __getitem__(self, key: PreviewCreateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         port = self.port
@@ -52,7 +68,7 @@ class PreviewCreate(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        port = d.pop("port")
+        port = check_scalar(d.pop("port"), "int", "port")
 
         _visibility = d.pop("visibility", UNSET)
         visibility: PreviewVisibility | Unset
@@ -66,5 +82,5 @@ class PreviewCreate(WireMapping):
             visibility=visibility,
         )
 
-        preview_create.additional_properties = d
+        set_field(preview_create, "additional_properties", d)
         return preview_create

@@ -2,22 +2,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, set_field
 
 if TYPE_CHECKING:
     from ..models.preview import Preview
 
 
 T = TypeVar("T", bound="PreviewList")
+PreviewListKey = Literal["data",]
+"""The keys of `PreviewList` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class PreviewList(WireMapping):
+@_attrs_define(frozen=True)
+class PreviewList(WireMapping[PreviewListKey]):
     """A sandbox's previews."""
 
     data: list[Preview]
@@ -28,6 +30,9 @@ class PreviewList(WireMapping):
     _wire_names: ClassVar[dict[str, str]] = {
         "data": "data",
     }
+    if TYPE_CHECKING:
+
+        def __getitem__(self, key: PreviewListKey) -> list[Preview]: ...
 
     def to_dict(self) -> dict[str, Any]:
         data = []
@@ -61,5 +66,5 @@ class PreviewList(WireMapping):
             data=data,
         )
 
-        preview_list.additional_properties = d
+        set_field(preview_list, "additional_properties", d)
         return preview_list

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, is_scalar, set_field
 from ..models.sandbox_on_timeout import SandboxOnTimeout
 from ..models.sandbox_status import SandboxStatus
 from ..types import UNSET, Unset
@@ -19,10 +19,27 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T", bound="Sandbox")
+SandboxKey = Literal[
+    "id",
+    "template",
+    "status",
+    "metadata",
+    "ttlMs",
+    "createdAt",
+    "expiresAt",
+    "endedAt",
+    "limits",
+    "onTimeout",
+    "pausedAt",
+    "snapshotId",
+    "internet",
+    "allowDomains",
+]
+"""The keys of `Sandbox` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class Sandbox(WireMapping):
+@_attrs_define(frozen=True)
+class Sandbox(WireMapping[SandboxKey]):
     """A sandbox. It ends when it is killed or its TTL runs out; from then on every action on
     it (running a command, the file API, previews, `setTtl`) answers 409
     `sandbox_not_running`, while its records stay readable for the service's retention
@@ -58,6 +75,10 @@ class Sandbox(WireMapping):
     """ When it was paused; null unless it is paused. """
     snapshot_id: str | Unset | None = UNSET
     """ The snapshot it was started from; null if none. """
+    internet: bool | Unset = UNSET
+    """ Whether its commands may reach the internet (through the sandbox's egress proxy). """
+    allow_domains: list[str] | Unset | None = UNSET
+    """ The host names its commands may reach; null for any public host. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
@@ -74,7 +95,56 @@ class Sandbox(WireMapping):
         "onTimeout": "on_timeout",
         "pausedAt": "paused_at",
         "snapshotId": "snapshot_id",
+        "internet": "internet",
+        "allowDomains": "allow_domains",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["id"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["template"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["status"]) -> SandboxStatus: ...
+
+        @overload
+        def __getitem__(self, key: Literal["metadata"]) -> Metadata: ...
+
+        @overload
+        def __getitem__(self, key: Literal["ttlMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["createdAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: Literal["expiresAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: Literal["endedAt"]) -> datetime.datetime | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["limits"]) -> SandboxLimits: ...
+
+        @overload
+        def __getitem__(self, key: Literal["onTimeout"]) -> SandboxOnTimeout: ...
+
+        @overload
+        def __getitem__(self, key: Literal["pausedAt"]) -> datetime.datetime | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["snapshotId"]) -> str | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["internet"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: Literal["allowDomains"]) -> list[str] | None: ...
+
+        @overload
+        def __getitem__(self, key: SandboxKey) -> Any: ...
+        def __getitem__(self, key: SandboxKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -117,6 +187,17 @@ class Sandbox(WireMapping):
         else:
             snapshot_id = self.snapshot_id
 
+        internet = self.internet
+
+        allow_domains: list[str] | Unset | None
+        if isinstance(self.allow_domains, Unset):
+            allow_domains = UNSET
+        elif isinstance(self.allow_domains, list):
+            allow_domains = self.allow_domains
+
+        else:
+            allow_domains = self.allow_domains
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -138,6 +219,10 @@ class Sandbox(WireMapping):
             field_dict["pausedAt"] = paused_at
         if snapshot_id is not UNSET:
             field_dict["snapshotId"] = snapshot_id
+        if internet is not UNSET:
+            field_dict["internet"] = internet
+        if allow_domains is not UNSET:
+            field_dict["allowDomains"] = allow_domains
 
         return field_dict
 
@@ -147,15 +232,15 @@ class Sandbox(WireMapping):
         from ..models.sandbox_limits import SandboxLimits
 
         d = dict(src_dict)
-        id = d.pop("id")
+        id = check_scalar(d.pop("id"), "str", "id")
 
-        template = d.pop("template")
+        template = check_scalar(d.pop("template"), "str", "template")
 
         status = SandboxStatus(d.pop("status"))
 
         metadata = Metadata.from_dict(d.pop("metadata"))
 
-        ttl_ms = d.pop("ttlMs")
+        ttl_ms = check_scalar(d.pop("ttlMs"), "int", "ttlMs")
 
         created_at = datetime.datetime.fromisoformat(d.pop("createdAt"))
 
@@ -172,7 +257,7 @@ class Sandbox(WireMapping):
                 return ended_at_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(datetime.datetime | None, data)
+            raise TypeError(f"expected datetime.datetime | None, got {type(data).__name__}")
 
         ended_at = _parse_ended_at(d.pop("endedAt"))
 
@@ -198,7 +283,7 @@ class Sandbox(WireMapping):
                 return paused_at_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(datetime.datetime | None | Unset, data)
+            raise TypeError(f"expected datetime.datetime | None | Unset, got {type(data).__name__}")
 
         paused_at = _parse_paused_at(d.pop("pausedAt", UNSET))
 
@@ -207,9 +292,30 @@ class Sandbox(WireMapping):
                 return data
             if isinstance(data, Unset):
                 return data
+            if not is_scalar(data, ("str",)):
+                raise TypeError(f"expected str, got {type(data).__name__}")
             return cast(None | str | Unset, data)
 
         snapshot_id = _parse_snapshot_id(d.pop("snapshotId", UNSET))
+
+        internet = check_scalar(d.pop("internet", UNSET), "bool", "internet")
+
+        def _parse_allow_domains(data: object) -> list[str] | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                allow_domains_type_0 = cast(list[str], data)
+
+                return allow_domains_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            raise TypeError(f"expected list[str] | None | Unset, got {type(data).__name__}")
+
+        allow_domains = _parse_allow_domains(d.pop("allowDomains", UNSET))
 
         sandbox = cls(
             id=id,
@@ -224,7 +330,9 @@ class Sandbox(WireMapping):
             on_timeout=on_timeout,
             paused_at=paused_at,
             snapshot_id=snapshot_id,
+            internet=internet,
+            allow_domains=allow_domains,
         )
 
-        sandbox.additional_properties = d
+        set_field(sandbox, "additional_properties", d)
         return sandbox

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..models.sandbox_on_timeout import SandboxOnTimeout
 from ..types import UNSET, Unset
 
@@ -17,10 +17,25 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T", bound="SandboxCreate")
+SandboxCreateKey = Literal[
+    "template",
+    "ttlMs",
+    "metadata",
+    "env",
+    "cpuCount",
+    "memoryMb",
+    "diskMb",
+    "maxProcesses",
+    "onTimeout",
+    "snapshot",
+    "internet",
+    "allowDomains",
+]
+"""The keys of `SandboxCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class SandboxCreate(WireMapping):
+@_attrs_define(frozen=True)
+class SandboxCreate(WireMapping[SandboxCreateKey]):
     """What to create a sandbox from. Environment variables are never returned."""
 
     template: str | Unset = UNSET
@@ -43,6 +58,13 @@ class SandboxCreate(WireMapping):
     """ What happens to a sandbox when its `expiresAt` passes. """
     snapshot: str | Unset = UNSET
     """ A snapshot's ID (`snp_...`) to start with its files; the template is then the snapshot's. """
+    internet: bool | Unset = True
+    """ Whether commands may reach the internet (default true). Either way a sandbox has its own network: it never
+    reaches this machine's or another sandbox's ports, and with internet its traffic goes through an HTTP proxy
+    (`HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are set) that connects only to public addresses. """
+    allow_domains: list[str] | Unset = UNSET
+    """ With internet, the only host names commands may reach: `example.com` matches that name, `*.example.com` its
+    subdomains. Leave out to allow any public host. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
     """Fields the server sent that this SDK does not know, by wire name."""
 
@@ -57,7 +79,50 @@ class SandboxCreate(WireMapping):
         "maxProcesses": "max_processes",
         "onTimeout": "on_timeout",
         "snapshot": "snapshot",
+        "internet": "internet",
+        "allowDomains": "allow_domains",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["template"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["ttlMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["metadata"]) -> Metadata: ...
+
+        @overload
+        def __getitem__(self, key: Literal["env"]) -> EnvVars: ...
+
+        @overload
+        def __getitem__(self, key: Literal["cpuCount"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["memoryMb"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["diskMb"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["maxProcesses"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["onTimeout"]) -> SandboxOnTimeout: ...
+
+        @overload
+        def __getitem__(self, key: Literal["snapshot"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["internet"]) -> bool: ...
+
+        @overload
+        def __getitem__(self, key: Literal["allowDomains"]) -> list[str]: ...
+
+        @overload
+        def __getitem__(self, key: SandboxCreateKey) -> Any: ...
+        def __getitem__(self, key: SandboxCreateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         template = self.template
@@ -86,6 +151,12 @@ class SandboxCreate(WireMapping):
 
         snapshot = self.snapshot
 
+        internet = self.internet
+
+        allow_domains: list[str] | Unset = UNSET
+        if not isinstance(self.allow_domains, Unset):
+            allow_domains = self.allow_domains
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update({})
@@ -109,6 +180,10 @@ class SandboxCreate(WireMapping):
             field_dict["onTimeout"] = on_timeout
         if snapshot is not UNSET:
             field_dict["snapshot"] = snapshot
+        if internet is not UNSET:
+            field_dict["internet"] = internet
+        if allow_domains is not UNSET:
+            field_dict["allowDomains"] = allow_domains
 
         return field_dict
 
@@ -118,9 +193,9 @@ class SandboxCreate(WireMapping):
         from ..models.metadata import Metadata
 
         d = dict(src_dict)
-        template = d.pop("template", UNSET)
+        template = check_scalar(d.pop("template", UNSET), "str", "template")
 
-        ttl_ms = d.pop("ttlMs", UNSET)
+        ttl_ms = check_scalar(d.pop("ttlMs", UNSET), "int", "ttlMs")
 
         _metadata = d.pop("metadata", UNSET)
         metadata: Metadata | Unset
@@ -136,13 +211,13 @@ class SandboxCreate(WireMapping):
         else:
             env = EnvVars.from_dict(_env)
 
-        cpu_count = d.pop("cpuCount", UNSET)
+        cpu_count = check_scalar(d.pop("cpuCount", UNSET), "int", "cpuCount")
 
-        memory_mb = d.pop("memoryMb", UNSET)
+        memory_mb = check_scalar(d.pop("memoryMb", UNSET), "int", "memoryMb")
 
-        disk_mb = d.pop("diskMb", UNSET)
+        disk_mb = check_scalar(d.pop("diskMb", UNSET), "int", "diskMb")
 
-        max_processes = d.pop("maxProcesses", UNSET)
+        max_processes = check_scalar(d.pop("maxProcesses", UNSET), "int", "maxProcesses")
 
         _on_timeout = d.pop("onTimeout", UNSET)
         on_timeout: SandboxOnTimeout | Unset
@@ -151,7 +226,11 @@ class SandboxCreate(WireMapping):
         else:
             on_timeout = SandboxOnTimeout(_on_timeout)
 
-        snapshot = d.pop("snapshot", UNSET)
+        snapshot = check_scalar(d.pop("snapshot", UNSET), "str", "snapshot")
+
+        internet = check_scalar(d.pop("internet", UNSET), "bool", "internet")
+
+        allow_domains = cast(list[str], d.pop("allowDomains", UNSET))
 
         sandbox_create = cls(
             template=template,
@@ -164,7 +243,9 @@ class SandboxCreate(WireMapping):
             max_processes=max_processes,
             on_timeout=on_timeout,
             snapshot=snapshot,
+            internet=internet,
+            allow_domains=allow_domains,
         )
 
-        sandbox_create.additional_properties = d
+        set_field(sandbox_create, "additional_properties", d)
         return sandbox_create

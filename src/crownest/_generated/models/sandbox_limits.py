@@ -2,22 +2,30 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 
 if TYPE_CHECKING:
     from ..models.limit_enforcement import LimitEnforcement
 
 
 T = TypeVar("T", bound="SandboxLimits")
+SandboxLimitsKey = Literal[
+    "cpuCount",
+    "memoryMb",
+    "diskMb",
+    "maxProcesses",
+    "enforcedBy",
+]
+"""The keys of `SandboxLimits` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class SandboxLimits(WireMapping):
+@_attrs_define(frozen=True)
+class SandboxLimits(WireMapping[SandboxLimitsKey]):
     """The resource limits in force for a sandbox's processes and files, and what enforces each."""
 
     cpu_count: int
@@ -46,6 +54,26 @@ class SandboxLimits(WireMapping):
         "maxProcesses": "max_processes",
         "enforcedBy": "enforced_by",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["cpuCount"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["memoryMb"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["diskMb"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["maxProcesses"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["enforcedBy"]) -> LimitEnforcement: ...
+
+        @overload
+        def __getitem__(self, key: SandboxLimitsKey) -> Any: ...
+        def __getitem__(self, key: SandboxLimitsKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         cpu_count = self.cpu_count
@@ -77,13 +105,13 @@ class SandboxLimits(WireMapping):
         from ..models.limit_enforcement import LimitEnforcement
 
         d = dict(src_dict)
-        cpu_count = d.pop("cpuCount")
+        cpu_count = check_scalar(d.pop("cpuCount"), "int", "cpuCount")
 
-        memory_mb = d.pop("memoryMb")
+        memory_mb = check_scalar(d.pop("memoryMb"), "int", "memoryMb")
 
-        disk_mb = d.pop("diskMb")
+        disk_mb = check_scalar(d.pop("diskMb"), "int", "diskMb")
 
-        max_processes = d.pop("maxProcesses")
+        max_processes = check_scalar(d.pop("maxProcesses"), "int", "maxProcesses")
 
         enforced_by = LimitEnforcement.from_dict(d.pop("enforcedBy"))
 
@@ -95,5 +123,5 @@ class SandboxLimits(WireMapping):
             enforced_by=enforced_by,
         )
 
-        sandbox_limits.additional_properties = d
+        set_field(sandbox_limits, "additional_properties", d)
         return sandbox_limits

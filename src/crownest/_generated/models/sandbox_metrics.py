@@ -2,22 +2,31 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 
 if TYPE_CHECKING:
     from ..models.sandbox_limits import SandboxLimits
 
 
 T = TypeVar("T", bound="SandboxMetrics")
+SandboxMetricsKey = Literal[
+    "cpuPercent",
+    "cpuTimeMs",
+    "memoryBytes",
+    "diskBytes",
+    "processCount",
+    "limits",
+]
+"""The keys of `SandboxMetrics` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class SandboxMetrics(WireMapping):
+@_attrs_define(frozen=True)
+class SandboxMetrics(WireMapping[SandboxMetricsKey]):
     """What a sandbox uses, measured when asked, for its processes together."""
 
     cpu_percent: float
@@ -45,6 +54,29 @@ class SandboxMetrics(WireMapping):
         "processCount": "process_count",
         "limits": "limits",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["cpuPercent"]) -> float: ...
+
+        @overload
+        def __getitem__(self, key: Literal["cpuTimeMs"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["memoryBytes"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["diskBytes"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["processCount"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["limits"]) -> SandboxLimits: ...
+
+        @overload
+        def __getitem__(self, key: SandboxMetricsKey) -> Any: ...
+        def __getitem__(self, key: SandboxMetricsKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         cpu_percent = self.cpu_percent
@@ -79,15 +111,15 @@ class SandboxMetrics(WireMapping):
         from ..models.sandbox_limits import SandboxLimits
 
         d = dict(src_dict)
-        cpu_percent = d.pop("cpuPercent")
+        cpu_percent = check_scalar(d.pop("cpuPercent"), "float", "cpuPercent")
 
-        cpu_time_ms = d.pop("cpuTimeMs")
+        cpu_time_ms = check_scalar(d.pop("cpuTimeMs"), "int", "cpuTimeMs")
 
-        memory_bytes = d.pop("memoryBytes")
+        memory_bytes = check_scalar(d.pop("memoryBytes"), "int", "memoryBytes")
 
-        disk_bytes = d.pop("diskBytes")
+        disk_bytes = check_scalar(d.pop("diskBytes"), "int", "diskBytes")
 
-        process_count = d.pop("processCount")
+        process_count = check_scalar(d.pop("processCount"), "int", "processCount")
 
         limits = SandboxLimits.from_dict(d.pop("limits"))
 
@@ -100,5 +132,5 @@ class SandboxMetrics(WireMapping):
             limits=limits,
         )
 
-        sandbox_metrics.additional_properties = d
+        set_field(sandbox_metrics, "additional_properties", d)
         return sandbox_metrics

@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 
 T = TypeVar("T", bound="SandboxTtlUpdate")
+SandboxTtlUpdateKey = Literal["ttlMs",]
+"""The keys of `SandboxTtlUpdate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class SandboxTtlUpdate(WireMapping):
+@_attrs_define(frozen=True)
+class SandboxTtlUpdate(WireMapping[SandboxTtlUpdateKey]):
     """A new time to live."""
 
     ttl_ms: int
@@ -24,6 +26,9 @@ class SandboxTtlUpdate(WireMapping):
     _wire_names: ClassVar[dict[str, str]] = {
         "ttlMs": "ttl_ms",
     }
+    if TYPE_CHECKING:
+
+        def __getitem__(self, key: SandboxTtlUpdateKey) -> int: ...
 
     def to_dict(self) -> dict[str, Any]:
         ttl_ms = self.ttl_ms
@@ -41,11 +46,11 @@ class SandboxTtlUpdate(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        ttl_ms = d.pop("ttlMs")
+        ttl_ms = check_scalar(d.pop("ttlMs"), "int", "ttlMs")
 
         sandbox_ttl_update = cls(
             ttl_ms=ttl_ms,
         )
 
-        sandbox_ttl_update.additional_properties = d
+        set_field(sandbox_ttl_update, "additional_properties", d)
         return sandbox_ttl_update

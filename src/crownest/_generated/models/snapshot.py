@@ -3,18 +3,27 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, is_scalar, set_field
 
 T = TypeVar("T", bound="Snapshot")
+SnapshotKey = Literal[
+    "id",
+    "name",
+    "sandboxId",
+    "template",
+    "sizeBytes",
+    "createdAt",
+]
+"""The keys of `Snapshot` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class Snapshot(WireMapping):
+@_attrs_define(frozen=True)
+class Snapshot(WireMapping[SnapshotKey]):
     """A saved copy of a sandbox's files (`/home/user` and `/tmp`)."""
 
     id: str
@@ -40,6 +49,29 @@ class Snapshot(WireMapping):
         "sizeBytes": "size_bytes",
         "createdAt": "created_at",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["id"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["name"]) -> str | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["sandboxId"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["template"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["sizeBytes"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["createdAt"]) -> datetime.datetime: ...
+
+        @overload
+        def __getitem__(self, key: SnapshotKey) -> Any: ...
+        def __getitem__(self, key: SnapshotKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -73,20 +105,22 @@ class Snapshot(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        id = d.pop("id")
+        id = check_scalar(d.pop("id"), "str", "id")
 
         def _parse_name(data: object) -> str | None:
             if data is None:
                 return data
+            if not is_scalar(data, ("str",)):
+                raise TypeError(f"expected str, got {type(data).__name__}")
             return cast(None | str, data)
 
         name = _parse_name(d.pop("name"))
 
-        sandbox_id = d.pop("sandboxId")
+        sandbox_id = check_scalar(d.pop("sandboxId"), "str", "sandboxId")
 
-        template = d.pop("template")
+        template = check_scalar(d.pop("template"), "str", "template")
 
-        size_bytes = d.pop("sizeBytes")
+        size_bytes = check_scalar(d.pop("sizeBytes"), "int", "sizeBytes")
 
         created_at = datetime.datetime.fromisoformat(d.pop("createdAt"))
 
@@ -99,5 +133,5 @@ class Snapshot(WireMapping):
             created_at=created_at,
         )
 
-        snapshot.additional_properties = d
+        set_field(snapshot, "additional_properties", d)
         return snapshot

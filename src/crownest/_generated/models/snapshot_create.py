@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="SnapshotCreate")
+SnapshotCreateKey = Literal["name",]
+"""The keys of `SnapshotCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class SnapshotCreate(WireMapping):
+@_attrs_define(frozen=True)
+class SnapshotCreate(WireMapping[SnapshotCreateKey]):
     """A snapshot to take."""
 
     name: str | Unset = UNSET
@@ -25,6 +27,9 @@ class SnapshotCreate(WireMapping):
     _wire_names: ClassVar[dict[str, str]] = {
         "name": "name",
     }
+    if TYPE_CHECKING:
+
+        def __getitem__(self, key: SnapshotCreateKey) -> str: ...
 
     def to_dict(self) -> dict[str, Any]:
         name = self.name
@@ -40,11 +45,11 @@ class SnapshotCreate(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        name = d.pop("name", UNSET)
+        name = check_scalar(d.pop("name", UNSET), "str", "name")
 
         snapshot_create = cls(
             name=name,
         )
 
-        snapshot_create.additional_properties = d
+        set_field(snapshot_create, "additional_properties", d)
         return snapshot_create

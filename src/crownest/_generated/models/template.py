@@ -3,20 +3,30 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, is_scalar, set_field
 from ..models.template_status import TemplateStatus
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="Template")
+TemplateKey = Literal[
+    "id",
+    "description",
+    "status",
+    "base",
+    "buildSandboxId",
+    "buildCommandId",
+    "createdAt",
+]
+"""The keys of `Template` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class Template(WireMapping):
+@_attrs_define(frozen=True)
+class Template(WireMapping[TemplateKey]):
     """A template that sandboxes are created from."""
 
     id: str
@@ -45,6 +55,32 @@ class Template(WireMapping):
         "buildCommandId": "build_command_id",
         "createdAt": "created_at",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["id"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["description"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["status"]) -> TemplateStatus: ...
+
+        @overload
+        def __getitem__(self, key: Literal["base"]) -> str | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["buildSandboxId"]) -> str | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["buildCommandId"]) -> str | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["createdAt"]) -> datetime.datetime | None: ...
+
+        @overload
+        def __getitem__(self, key: TemplateKey) -> Any: ...
+        def __getitem__(self, key: TemplateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -105,9 +141,9 @@ class Template(WireMapping):
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        id = d.pop("id")
+        id = check_scalar(d.pop("id"), "str", "id")
 
-        description = d.pop("description")
+        description = check_scalar(d.pop("description"), "str", "description")
 
         _status = d.pop("status", UNSET)
         status: TemplateStatus | Unset
@@ -121,6 +157,8 @@ class Template(WireMapping):
                 return data
             if isinstance(data, Unset):
                 return data
+            if not is_scalar(data, ("str",)):
+                raise TypeError(f"expected str, got {type(data).__name__}")
             return cast(None | str | Unset, data)
 
         base = _parse_base(d.pop("base", UNSET))
@@ -130,6 +168,8 @@ class Template(WireMapping):
                 return data
             if isinstance(data, Unset):
                 return data
+            if not is_scalar(data, ("str",)):
+                raise TypeError(f"expected str, got {type(data).__name__}")
             return cast(None | str | Unset, data)
 
         build_sandbox_id = _parse_build_sandbox_id(d.pop("buildSandboxId", UNSET))
@@ -139,6 +179,8 @@ class Template(WireMapping):
                 return data
             if isinstance(data, Unset):
                 return data
+            if not is_scalar(data, ("str",)):
+                raise TypeError(f"expected str, got {type(data).__name__}")
             return cast(None | str | Unset, data)
 
         build_command_id = _parse_build_command_id(d.pop("buildCommandId", UNSET))
@@ -156,7 +198,7 @@ class Template(WireMapping):
                 return created_at_type_0
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(datetime.datetime | None | Unset, data)
+            raise TypeError(f"expected datetime.datetime | None | Unset, got {type(data).__name__}")
 
         created_at = _parse_created_at(d.pop("createdAt", UNSET))
 
@@ -170,5 +212,5 @@ class Template(WireMapping):
             created_at=created_at,
         )
 
-        template.additional_properties = d
+        set_field(template, "additional_properties", d)
         return template

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast, overload
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, check_scalar, set_field
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -16,10 +16,18 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T", bound="TemplateCreate")
+TemplateCreateKey = Literal[
+    "name",
+    "base",
+    "commands",
+    "files",
+    "env",
+]
+"""The keys of `TemplateCreate` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class TemplateCreate(WireMapping):
+@_attrs_define(frozen=True)
+class TemplateCreate(WireMapping[TemplateCreateKey]):
     """A template to build."""
 
     name: str
@@ -44,6 +52,26 @@ class TemplateCreate(WireMapping):
         "files": "files",
         "env": "env",
     }
+    if TYPE_CHECKING:
+
+        @overload
+        def __getitem__(self, key: Literal["name"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["base"]) -> str: ...
+
+        @overload
+        def __getitem__(self, key: Literal["commands"]) -> list[str]: ...
+
+        @overload
+        def __getitem__(self, key: Literal["files"]) -> TemplateCreateFiles: ...
+
+        @overload
+        def __getitem__(self, key: Literal["env"]) -> EnvVars: ...
+
+        @overload
+        def __getitem__(self, key: TemplateCreateKey) -> Any: ...
+        def __getitem__(self, key: TemplateCreateKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         name = self.name
@@ -86,9 +114,9 @@ class TemplateCreate(WireMapping):
         from ..models.template_create_files import TemplateCreateFiles
 
         d = dict(src_dict)
-        name = d.pop("name")
+        name = check_scalar(d.pop("name"), "str", "name")
 
-        base = d.pop("base", UNSET)
+        base = check_scalar(d.pop("base", UNSET), "str", "base")
 
         commands = cast(list[str], d.pop("commands", UNSET))
 
@@ -114,5 +142,5 @@ class TemplateCreate(WireMapping):
             env=env,
         )
 
-        template_create.additional_properties = d
+        set_field(template_create, "additional_properties", d)
         return template_create

@@ -2,22 +2,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping
+from ..._models import WireMapping, set_field
 
 if TYPE_CHECKING:
     from ..models.template import Template
 
 
 T = TypeVar("T", bound="TemplateList")
+TemplateListKey = Literal["data",]
+"""The keys of `TemplateList` as a mapping: the API's (wire) names of its fields."""
 
 
-@_attrs_define
-class TemplateList(WireMapping):
+@_attrs_define(frozen=True)
+class TemplateList(WireMapping[TemplateListKey]):
     """All templates."""
 
     data: list[Template]
@@ -28,6 +30,9 @@ class TemplateList(WireMapping):
     _wire_names: ClassVar[dict[str, str]] = {
         "data": "data",
     }
+    if TYPE_CHECKING:
+
+        def __getitem__(self, key: TemplateListKey) -> list[Template]: ...
 
     def to_dict(self) -> dict[str, Any]:
         data = []
@@ -61,5 +66,5 @@ class TemplateList(WireMapping):
             data=data,
         )
 
-        template_list.additional_properties = d
+        set_field(template_list, "additional_properties", d)
         return template_list

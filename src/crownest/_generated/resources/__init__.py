@@ -12,7 +12,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, cast
 
-from ..._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from ..._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
@@ -22,13 +22,47 @@ if TYPE_CHECKING:
     from ..models.sandbox import Sandbox
     from ..models.sandbox_metrics import SandboxMetrics
     from ..models.snapshot import Snapshot
-    from .artifacts import Artifacts, AsyncArtifacts, AsyncSandboxArtifacts, SandboxArtifacts
-    from .commands import AsyncCommands, AsyncSandboxCommands, Commands, SandboxCommands
-    from .files import AsyncFiles, AsyncSandboxFiles, Files, SandboxFiles
-    from .previews import AsyncPreviews, AsyncSandboxPreviews, Previews, SandboxPreviews
-    from .sandboxes import AsyncSandboxes, Sandboxes
-    from .snapshots import AsyncSnapshots, Snapshots
-    from .templates import AsyncTemplates, Templates
+    from .artifacts import (
+        Artifacts,
+        ArtifactsWithRawResponse,
+        ArtifactsWithStreamingResponse,
+        AsyncArtifacts,
+        AsyncArtifactsWithRawResponse,
+        AsyncArtifactsWithStreamingResponse,
+        AsyncSandboxArtifacts,
+        SandboxArtifacts,
+    )
+    from .commands import (
+        AsyncCommands,
+        AsyncCommandsWithRawResponse,
+        AsyncCommandsWithStreamingResponse,
+        AsyncSandboxCommands,
+        Commands,
+        CommandsWithRawResponse,
+        CommandsWithStreamingResponse,
+        SandboxCommands,
+    )
+    from .files import (
+        AsyncFiles,
+        AsyncFilesWithRawResponse,
+        AsyncFilesWithStreamingResponse,
+        AsyncSandboxFiles,
+        Files,
+        FilesWithRawResponse,
+        FilesWithStreamingResponse,
+        SandboxFiles,
+    )
+    from .previews import (
+        AsyncPreviews,
+        AsyncPreviewsWithRawResponse,
+        AsyncSandboxPreviews,
+        Previews,
+        PreviewsWithRawResponse,
+        SandboxPreviews,
+    )
+    from .sandboxes import AsyncSandboxes, AsyncSandboxesWithRawResponse, Sandboxes, SandboxesWithRawResponse
+    from .snapshots import AsyncSnapshots, AsyncSnapshotsWithRawResponse, Snapshots, SnapshotsWithRawResponse
+    from .templates import AsyncTemplates, AsyncTemplatesWithRawResponse, Templates, TemplatesWithRawResponse
 
 # The generated surface by name, for the documentation and the tests.
 RESOURCES = (
@@ -123,6 +157,102 @@ class ClientResources:
 
         return Templates(cast("CrowNest", self))
 
+    @cached_property
+    def with_raw_response(self) -> ClientWithRawResponse:
+        """Every method of every resource, giving a `RawResponse` (status, headers, request ID,
+        `parse()`) instead of the result: `client.with_raw_response.sandboxes.get(id)`."""
+        return ClientWithRawResponse(cast("CrowNest", self))
+
+    @cached_property
+    def with_streaming_response(self) -> ClientWithStreamingResponse:
+        """Every method that streams, as a context manager that gives the `StreamedResponse` (status,
+        headers, request ID, then the items): `with client.with_streaming_response.files.stream(...) as r:`."""
+        return ClientWithStreamingResponse(cast("CrowNest", self))
+
+
+class ClientWithRawResponse:
+    """`CrowNest.with_raw_response`: each resource, its methods giving raw responses."""
+
+    def __init__(self, client: CrowNest) -> None:
+        self._client = client
+
+    @cached_property
+    def artifacts(self) -> ArtifactsWithRawResponse:
+        """`artifacts`, each method giving a `RawResponse`."""
+        from .artifacts import ArtifactsWithRawResponse
+
+        return ArtifactsWithRawResponse(self._client.artifacts)
+
+    @cached_property
+    def commands(self) -> CommandsWithRawResponse:
+        """`commands`, each method giving a `RawResponse`."""
+        from .commands import CommandsWithRawResponse
+
+        return CommandsWithRawResponse(self._client.commands)
+
+    @cached_property
+    def files(self) -> FilesWithRawResponse:
+        """`files`, each method giving a `RawResponse`."""
+        from .files import FilesWithRawResponse
+
+        return FilesWithRawResponse(self._client.files)
+
+    @cached_property
+    def previews(self) -> PreviewsWithRawResponse:
+        """`previews`, each method giving a `RawResponse`."""
+        from .previews import PreviewsWithRawResponse
+
+        return PreviewsWithRawResponse(self._client.previews)
+
+    @cached_property
+    def sandboxes(self) -> SandboxesWithRawResponse:
+        """`sandboxes`, each method giving a `RawResponse`."""
+        from .sandboxes import SandboxesWithRawResponse
+
+        return SandboxesWithRawResponse(self._client.sandboxes)
+
+    @cached_property
+    def snapshots(self) -> SnapshotsWithRawResponse:
+        """`snapshots`, each method giving a `RawResponse`."""
+        from .snapshots import SnapshotsWithRawResponse
+
+        return SnapshotsWithRawResponse(self._client.snapshots)
+
+    @cached_property
+    def templates(self) -> TemplatesWithRawResponse:
+        """`templates`, each method giving a `RawResponse`."""
+        from .templates import TemplatesWithRawResponse
+
+        return TemplatesWithRawResponse(self._client.templates)
+
+
+class ClientWithStreamingResponse:
+    """`CrowNest.with_streaming_response`: each resource that streams, its streaming methods."""
+
+    def __init__(self, client: CrowNest) -> None:
+        self._client = client
+
+    @cached_property
+    def artifacts(self) -> ArtifactsWithStreamingResponse:
+        """`artifacts`'s streaming methods, each giving the `StreamedResponse`."""
+        from .artifacts import ArtifactsWithStreamingResponse
+
+        return ArtifactsWithStreamingResponse(self._client.artifacts)
+
+    @cached_property
+    def commands(self) -> CommandsWithStreamingResponse:
+        """`commands`'s streaming methods, each giving the `StreamedResponse`."""
+        from .commands import CommandsWithStreamingResponse
+
+        return CommandsWithStreamingResponse(self._client.commands)
+
+    @cached_property
+    def files(self) -> FilesWithStreamingResponse:
+        """`files`'s streaming methods, each giving the `StreamedResponse`."""
+        from .files import FilesWithStreamingResponse
+
+        return FilesWithStreamingResponse(self._client.files)
+
 
 class AsyncClientResources:
     """The resources of `AsyncCrowNest`, each created on first use."""
@@ -176,6 +306,102 @@ class AsyncClientResources:
 
         return AsyncTemplates(cast("AsyncCrowNest", self))
 
+    @cached_property
+    def with_raw_response(self) -> AsyncClientWithRawResponse:
+        """Every method of every resource, giving a `RawResponse` (status, headers, request ID,
+        `parse()`) instead of the result: `client.with_raw_response.sandboxes.get(id)`."""
+        return AsyncClientWithRawResponse(cast("AsyncCrowNest", self))
+
+    @cached_property
+    def with_streaming_response(self) -> AsyncClientWithStreamingResponse:
+        """Every method that streams, as a context manager that gives the `AsyncStreamedResponse` (status,
+        headers, request ID, then the items): `with client.with_streaming_response.files.stream(...) as r:`."""
+        return AsyncClientWithStreamingResponse(cast("AsyncCrowNest", self))
+
+
+class AsyncClientWithRawResponse:
+    """`AsyncCrowNest.with_raw_response`: each resource, its methods giving raw responses."""
+
+    def __init__(self, client: AsyncCrowNest) -> None:
+        self._client = client
+
+    @cached_property
+    def artifacts(self) -> AsyncArtifactsWithRawResponse:
+        """`artifacts`, each method giving a `RawResponse`."""
+        from .artifacts import AsyncArtifactsWithRawResponse
+
+        return AsyncArtifactsWithRawResponse(self._client.artifacts)
+
+    @cached_property
+    def commands(self) -> AsyncCommandsWithRawResponse:
+        """`commands`, each method giving a `RawResponse`."""
+        from .commands import AsyncCommandsWithRawResponse
+
+        return AsyncCommandsWithRawResponse(self._client.commands)
+
+    @cached_property
+    def files(self) -> AsyncFilesWithRawResponse:
+        """`files`, each method giving a `RawResponse`."""
+        from .files import AsyncFilesWithRawResponse
+
+        return AsyncFilesWithRawResponse(self._client.files)
+
+    @cached_property
+    def previews(self) -> AsyncPreviewsWithRawResponse:
+        """`previews`, each method giving a `RawResponse`."""
+        from .previews import AsyncPreviewsWithRawResponse
+
+        return AsyncPreviewsWithRawResponse(self._client.previews)
+
+    @cached_property
+    def sandboxes(self) -> AsyncSandboxesWithRawResponse:
+        """`sandboxes`, each method giving a `RawResponse`."""
+        from .sandboxes import AsyncSandboxesWithRawResponse
+
+        return AsyncSandboxesWithRawResponse(self._client.sandboxes)
+
+    @cached_property
+    def snapshots(self) -> AsyncSnapshotsWithRawResponse:
+        """`snapshots`, each method giving a `RawResponse`."""
+        from .snapshots import AsyncSnapshotsWithRawResponse
+
+        return AsyncSnapshotsWithRawResponse(self._client.snapshots)
+
+    @cached_property
+    def templates(self) -> AsyncTemplatesWithRawResponse:
+        """`templates`, each method giving a `RawResponse`."""
+        from .templates import AsyncTemplatesWithRawResponse
+
+        return AsyncTemplatesWithRawResponse(self._client.templates)
+
+
+class AsyncClientWithStreamingResponse:
+    """`AsyncCrowNest.with_streaming_response`: each resource that streams, its streaming methods."""
+
+    def __init__(self, client: AsyncCrowNest) -> None:
+        self._client = client
+
+    @cached_property
+    def artifacts(self) -> AsyncArtifactsWithStreamingResponse:
+        """`artifacts`'s streaming methods, each giving the `AsyncStreamedResponse`."""
+        from .artifacts import AsyncArtifactsWithStreamingResponse
+
+        return AsyncArtifactsWithStreamingResponse(self._client.artifacts)
+
+    @cached_property
+    def commands(self) -> AsyncCommandsWithStreamingResponse:
+        """`commands`'s streaming methods, each giving the `AsyncStreamedResponse`."""
+        from .commands import AsyncCommandsWithStreamingResponse
+
+        return AsyncCommandsWithStreamingResponse(self._client.commands)
+
+    @cached_property
+    def files(self) -> AsyncFilesWithStreamingResponse:
+        """`files`'s streaming methods, each giving the `AsyncStreamedResponse`."""
+        from .files import AsyncFilesWithStreamingResponse
+
+        return AsyncFilesWithStreamingResponse(self._client.files)
+
 
 class SandboxScopes:
     """The generated part of `SandboxHandle`: the sandbox's own operations and its
@@ -192,6 +418,9 @@ class SandboxScopes:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Fork a sandbox.
 
@@ -201,10 +430,15 @@ class SandboxScopes:
 
         Args:
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -215,7 +449,13 @@ class SandboxScopes:
         """
 
         return self._client.sandboxes.fork(
-            sandbox_id=self.id, idempotency_key=idempotency_key, timeout=timeout, max_retries=max_retries
+            sandbox_id=self.id,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
         )
 
     def kill(
@@ -223,6 +463,9 @@ class SandboxScopes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Kill a sandbox.
 
@@ -231,6 +474,9 @@ class SandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -240,13 +486,23 @@ class SandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        self._client.sandboxes.kill(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
+        self._client.sandboxes.kill(
+            sandbox_id=self.id,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     def metrics(
         self,
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxMetrics:
         """Get a sandbox's metrics.
 
@@ -257,6 +513,9 @@ class SandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxMetrics`.
@@ -266,13 +525,23 @@ class SandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        return self._client.sandboxes.metrics(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
+        return self._client.sandboxes.metrics(
+            sandbox_id=self.id,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     def pause(
         self,
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Pause a sandbox.
 
@@ -286,82 +555,9 @@ class SandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
-
-        Returns:
-            None: the answer updates this handle's fields in place.
-
-        Raises:
-            CrowNestApiError: The API answered with an error (a subclass per status).
-            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
-        """
-
-        self._update(self._client.sandboxes.pause(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
-
-    def refresh(
-        self,
-        *,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> None:
-        """Get a sandbox.
-
-        Returns one sandbox; 404 `sandbox_not_found` if there is none by that ID.
-
-        Args:
-            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
-            max_retries: Retries for this call instead of the client's.
-
-        Returns:
-            None: the answer updates this handle's fields in place.
-
-        Raises:
-            CrowNestApiError: The API answered with an error (a subclass per status).
-            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
-        """
-
-        self._update(self._client.sandboxes.get(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
-
-    def resume(
-        self,
-        *,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> None:
-        """Resume a paused sandbox.
-
-        Thaws every process where it stopped (a loop continues from where it was) and restarts
-        the TTL clock with the time that was left (`expiresAt` moves by the time spent paused).
-        Resuming a running sandbox returns it as it is; 409 `sandbox_not_running` once it has ended.
-
-        Args:
-            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
-            max_retries: Retries for this call instead of the client's.
-
-        Returns:
-            None: the answer updates this handle's fields in place.
-
-        Raises:
-            CrowNestApiError: The API answered with an error (a subclass per status).
-            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
-        """
-
-        self._update(self._client.sandboxes.resume(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
-
-    def set_ttl(
-        self,
-        ttl_ms: int,
-        *,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> None:
-        """Set a sandbox's time to live.
-
-        Sets `expiresAt` to now plus `ttlMs`; 409 `sandbox_not_running` once the sandbox has ended.
-
-        Args:
-            ttl_ms: Milliseconds from now until the sandbox expires.
-            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
-            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None: the answer updates this handle's fields in place.
@@ -372,7 +568,136 @@ class SandboxScopes:
         """
 
         self._update(
-            self._client.sandboxes.set_ttl(sandbox_id=self.id, ttl_ms=ttl_ms, timeout=timeout, max_retries=max_retries)
+            self._client.sandboxes.pause(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
+
+    def refresh(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Get a sandbox.
+
+        Returns one sandbox; 404 `sandbox_not_found` if there is none by that ID.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(
+            self._client.sandboxes.get(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
+
+    def resume(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Resume a paused sandbox.
+
+        Thaws every process where it stopped (a loop continues from where it was) and restarts
+        the TTL clock with the time that was left (`expiresAt` moves by the time spent paused).
+        Resuming a running sandbox returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(
+            self._client.sandboxes.resume(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
+
+    def set_ttl(
+        self,
+        ttl_ms: int,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Set a sandbox's time to live.
+
+        Sets `expiresAt` to now plus `ttlMs`; 409 `sandbox_not_running` once the sandbox has ended.
+
+        Args:
+            ttl_ms: Milliseconds from now until the sandbox expires.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(
+            self._client.sandboxes.set_ttl(
+                sandbox_id=self.id,
+                ttl_ms=ttl_ms,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
         )
 
     def snapshot(
@@ -382,6 +707,9 @@ class SandboxScopes:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Snapshot:
         """Take a snapshot of a sandbox.
 
@@ -393,10 +721,15 @@ class SandboxScopes:
         Args:
             name: Your name for it (default none).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Snapshot`.
@@ -407,7 +740,14 @@ class SandboxScopes:
         """
 
         return self._client.sandboxes.snapshot(
-            sandbox_id=self.id, name=name, idempotency_key=idempotency_key, timeout=timeout, max_retries=max_retries
+            sandbox_id=self.id,
+            name=name,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
         )
 
     @property
@@ -454,6 +794,9 @@ class AsyncSandboxScopes:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Fork a sandbox.
 
@@ -463,10 +806,15 @@ class AsyncSandboxScopes:
 
         Args:
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -477,7 +825,13 @@ class AsyncSandboxScopes:
         """
 
         return await self._client.sandboxes.fork(
-            sandbox_id=self.id, idempotency_key=idempotency_key, timeout=timeout, max_retries=max_retries
+            sandbox_id=self.id,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
         )
 
     async def kill(
@@ -485,6 +839,9 @@ class AsyncSandboxScopes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Kill a sandbox.
 
@@ -493,6 +850,9 @@ class AsyncSandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -502,13 +862,23 @@ class AsyncSandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        await self._client.sandboxes.kill(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
+        await self._client.sandboxes.kill(
+            sandbox_id=self.id,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     async def metrics(
         self,
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxMetrics:
         """Get a sandbox's metrics.
 
@@ -519,6 +889,9 @@ class AsyncSandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxMetrics`.
@@ -528,13 +901,23 @@ class AsyncSandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        return await self._client.sandboxes.metrics(sandbox_id=self.id, timeout=timeout, max_retries=max_retries)
+        return await self._client.sandboxes.metrics(
+            sandbox_id=self.id,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
 
     async def pause(
         self,
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Pause a sandbox.
 
@@ -548,6 +931,9 @@ class AsyncSandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None: the answer updates this handle's fields in place.
@@ -557,13 +943,25 @@ class AsyncSandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        self._update(await self._client.sandboxes.pause(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
+        self._update(
+            await self._client.sandboxes.pause(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
 
     async def refresh(
         self,
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Get a sandbox.
 
@@ -572,6 +970,9 @@ class AsyncSandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None: the answer updates this handle's fields in place.
@@ -581,13 +982,25 @@ class AsyncSandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        self._update(await self._client.sandboxes.get(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
+        self._update(
+            await self._client.sandboxes.get(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
 
     async def resume(
         self,
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Resume a paused sandbox.
 
@@ -598,6 +1011,9 @@ class AsyncSandboxScopes:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None: the answer updates this handle's fields in place.
@@ -607,7 +1023,16 @@ class AsyncSandboxScopes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        self._update(await self._client.sandboxes.resume(sandbox_id=self.id, timeout=timeout, max_retries=max_retries))
+        self._update(
+            await self._client.sandboxes.resume(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
 
     async def set_ttl(
         self,
@@ -615,6 +1040,9 @@ class AsyncSandboxScopes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Set a sandbox's time to live.
 
@@ -624,6 +1052,9 @@ class AsyncSandboxScopes:
             ttl_ms: Milliseconds from now until the sandbox expires.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None: the answer updates this handle's fields in place.
@@ -635,7 +1066,13 @@ class AsyncSandboxScopes:
 
         self._update(
             await self._client.sandboxes.set_ttl(
-                sandbox_id=self.id, ttl_ms=ttl_ms, timeout=timeout, max_retries=max_retries
+                sandbox_id=self.id,
+                ttl_ms=ttl_ms,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
             )
         )
 
@@ -646,6 +1083,9 @@ class AsyncSandboxScopes:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Snapshot:
         """Take a snapshot of a sandbox.
 
@@ -657,10 +1097,15 @@ class AsyncSandboxScopes:
         Args:
             name: Your name for it (default none).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Snapshot`.
@@ -671,7 +1116,14 @@ class AsyncSandboxScopes:
         """
 
         return await self._client.sandboxes.snapshot(
-            sandbox_id=self.id, name=name, idempotency_key=idempotency_key, timeout=timeout, max_retries=max_retries
+            sandbox_id=self.id,
+            name=name,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
         )
 
     @property

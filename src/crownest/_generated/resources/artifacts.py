@@ -7,8 +7,21 @@ import os
 from typing import TYPE_CHECKING, cast
 
 from ..._pagination import AsyncPager, SyncPager
+from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..._uploads import Progress
 from ..models.artifact import Artifact
 from ..models.artifact_list import ArtifactList
@@ -16,7 +29,16 @@ from ..models.artifact_list import ArtifactList
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Artifacts", "AsyncArtifacts", "SandboxArtifacts", "AsyncSandboxArtifacts"]
+__all__ = [
+    "Artifacts",
+    "AsyncArtifacts",
+    "ArtifactsWithRawResponse",
+    "AsyncArtifactsWithRawResponse",
+    "ArtifactsWithStreamingResponse",
+    "AsyncArtifactsWithStreamingResponse",
+    "SandboxArtifacts",
+    "AsyncSandboxArtifacts",
+]
 
 
 def _create_artifact_request(
@@ -30,7 +52,7 @@ def _create_artifact_request(
     check_arg("path", path, "str", required=True)
     check_arg("name", name, "str")
     check_arg("ttl_ms", ttl_ms, "int")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/artifacts",
@@ -150,11 +172,16 @@ class Artifacts:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Create an artifact.
 
-        Copies a file (or a directory, as a `.tar.gz`) out of the sandbox. The artifact
-        outlives the sandbox until `expiresAt`. 404 `file_not_found` if there is no such path.
+        Copies a file (or a directory, as a `.tar.gz` of its files, directories and symlinks;
+        FIFOs, sockets and devices are left out) out of the sandbox. The artifact outlives the
+        sandbox until `expiresAt`. 404 `file_not_found` if there is no such path, 409
+        `unsupported_file_type` for a FIFO, socket or device node.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -163,10 +190,15 @@ class Artifacts:
                 directory).
             ttl_ms: How long it is kept, in milliseconds (default 7 days).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -176,8 +208,13 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_request(
-            sandbox_id=sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_artifact_request(
+                sandbox_id=sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Artifact", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -187,6 +224,9 @@ class Artifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete an artifact.
 
@@ -196,6 +236,9 @@ class Artifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -205,7 +248,7 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_delete_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def download(
@@ -214,6 +257,9 @@ class Artifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Download an artifact.
 
@@ -223,6 +269,9 @@ class Artifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -232,7 +281,7 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def download_to(
@@ -243,6 +292,9 @@ class Artifacts:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `download`, streamed into the local file `to` in constant memory.
 
@@ -253,7 +305,7 @@ class Artifacts:
         Returns:
             The number of bytes written.
         """
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -262,6 +314,9 @@ class Artifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[bytes]:
         """Like `download`, as chunks of bytes while they arrive, in constant memory.
 
@@ -269,7 +324,7 @@ class Artifacts:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def get(
@@ -278,6 +333,9 @@ class Artifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Get an artifact.
 
@@ -287,6 +345,9 @@ class Artifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -296,7 +357,7 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_get_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return cast("Artifact", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -307,6 +368,9 @@ class Artifacts:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[Artifact]:
         """List artifacts.
 
@@ -318,6 +382,9 @@ class Artifacts:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Artifact` across pages.
@@ -327,7 +394,12 @@ class Artifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_artifacts_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_artifacts_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
@@ -354,11 +426,16 @@ class AsyncArtifacts:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Create an artifact.
 
-        Copies a file (or a directory, as a `.tar.gz`) out of the sandbox. The artifact
-        outlives the sandbox until `expiresAt`. 404 `file_not_found` if there is no such path.
+        Copies a file (or a directory, as a `.tar.gz` of its files, directories and symlinks;
+        FIFOs, sockets and devices are left out) out of the sandbox. The artifact outlives the
+        sandbox until `expiresAt`. 404 `file_not_found` if there is no such path, 409
+        `unsupported_file_type` for a FIFO, socket or device node.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -367,10 +444,15 @@ class AsyncArtifacts:
                 directory).
             ttl_ms: How long it is kept, in milliseconds (default 7 days).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -380,8 +462,13 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_request(
-            sandbox_id=sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_artifact_request(
+                sandbox_id=sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Artifact", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -391,6 +478,9 @@ class AsyncArtifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete an artifact.
 
@@ -400,6 +490,9 @@ class AsyncArtifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -409,7 +502,7 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_delete_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def download(
@@ -418,6 +511,9 @@ class AsyncArtifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Download an artifact.
 
@@ -427,6 +523,9 @@ class AsyncArtifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -436,7 +535,7 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def download_to(
@@ -447,6 +546,9 @@ class AsyncArtifacts:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `download`, streamed into the local file `to` in constant memory.
 
@@ -457,7 +559,7 @@ class AsyncArtifacts:
         Returns:
             The number of bytes written.
         """
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -466,6 +568,9 @@ class AsyncArtifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[bytes]:
         """Like `download`, as chunks of bytes while they arrive, in constant memory.
 
@@ -473,7 +578,7 @@ class AsyncArtifacts:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _download_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_download_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def get(
@@ -482,6 +587,9 @@ class AsyncArtifacts:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Get an artifact.
 
@@ -491,6 +599,9 @@ class AsyncArtifacts:
             artifact_id: The artifact's ID (`art_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -500,7 +611,7 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_artifact_request(artifact_id=artifact_id)
+        spec = with_extras(_get_artifact_request(artifact_id=artifact_id), extra_headers, extra_query, extra_body)
         return cast("Artifact", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -511,6 +622,9 @@ class AsyncArtifacts:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[Artifact]:
         """List artifacts.
 
@@ -522,6 +636,9 @@ class AsyncArtifacts:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Artifact` across pages.
@@ -531,10 +648,51 @@ class AsyncArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_artifacts_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_artifacts_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
+
+
+class ArtifactsWithRawResponse:
+    """`Artifacts` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Artifacts) -> None:
+        self.create = to_raw_response(resource.create)
+        self.delete = to_raw_response(resource.delete)
+        self.download = to_raw_response(resource.download)
+        self.get = to_raw_response(resource.get)
+
+
+class AsyncArtifactsWithRawResponse:
+    """`AsyncArtifacts` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncArtifacts) -> None:
+        self.create = async_to_raw_response(resource.create)
+        self.delete = async_to_raw_response(resource.delete)
+        self.download = async_to_raw_response(resource.download)
+        self.get = async_to_raw_response(resource.get)
+
+
+class ArtifactsWithStreamingResponse:
+    """`Artifacts`'s streaming methods, each a context manager that gives the `StreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: Artifacts) -> None:
+        self.stream = to_streamed_response(resource.stream)
+
+
+class AsyncArtifactsWithStreamingResponse:
+    """`AsyncArtifacts`'s streaming methods, each a context manager that gives the `AsyncStreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: AsyncArtifacts) -> None:
+        self.stream = async_to_streamed_response(resource.stream)
 
 
 class SandboxArtifacts:
@@ -561,11 +719,16 @@ class SandboxArtifacts:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Create an artifact.
 
-        Copies a file (or a directory, as a `.tar.gz`) out of the sandbox. The artifact
-        outlives the sandbox until `expiresAt`. 404 `file_not_found` if there is no such path.
+        Copies a file (or a directory, as a `.tar.gz` of its files, directories and symlinks;
+        FIFOs, sockets and devices are left out) out of the sandbox. The artifact outlives the
+        sandbox until `expiresAt`. 404 `file_not_found` if there is no such path, 409
+        `unsupported_file_type` for a FIFO, socket or device node.
 
         Args:
             path: The file or directory to copy.
@@ -573,10 +736,15 @@ class SandboxArtifacts:
                 directory).
             ttl_ms: How long it is kept, in milliseconds (default 7 days).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -586,8 +754,13 @@ class SandboxArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_request(
-            sandbox_id=self._sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_artifact_request(
+                sandbox_id=self._sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Artifact", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -598,6 +771,9 @@ class SandboxArtifacts:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[Artifact]:
         """List a sandbox's artifacts.
 
@@ -609,6 +785,9 @@ class SandboxArtifacts:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Artifact` across pages.
@@ -618,7 +797,12 @@ class SandboxArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandbox_artifacts_request(sandbox_id=self._sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_sandbox_artifacts_request(sandbox_id=self._sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )
@@ -648,11 +832,16 @@ class AsyncSandboxArtifacts:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Artifact:
         """Create an artifact.
 
-        Copies a file (or a directory, as a `.tar.gz`) out of the sandbox. The artifact
-        outlives the sandbox until `expiresAt`. 404 `file_not_found` if there is no such path.
+        Copies a file (or a directory, as a `.tar.gz` of its files, directories and symlinks;
+        FIFOs, sockets and devices are left out) out of the sandbox. The artifact outlives the
+        sandbox until `expiresAt`. 404 `file_not_found` if there is no such path, 409
+        `unsupported_file_type` for a FIFO, socket or device node.
 
         Args:
             path: The file or directory to copy.
@@ -660,10 +849,15 @@ class AsyncSandboxArtifacts:
                 directory).
             ttl_ms: How long it is kept, in milliseconds (default 7 days).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Artifact`.
@@ -673,8 +867,13 @@ class AsyncSandboxArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_artifact_request(
-            sandbox_id=self._sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_artifact_request(
+                sandbox_id=self._sandbox_id, path=path, name=name, ttl_ms=ttl_ms, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Artifact", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -685,6 +884,9 @@ class AsyncSandboxArtifacts:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[Artifact]:
         """List a sandbox's artifacts.
 
@@ -696,6 +898,9 @@ class AsyncSandboxArtifacts:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Artifact` across pages.
@@ -705,7 +910,12 @@ class AsyncSandboxArtifacts:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandbox_artifacts_request(sandbox_id=self._sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_sandbox_artifacts_request(sandbox_id=self._sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client, spec, lambda item: cast(Artifact, item), timeout=timeout, max_retries=max_retries
         )

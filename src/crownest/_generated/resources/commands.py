@@ -8,8 +8,21 @@ from typing import TYPE_CHECKING
 
 from ..._handle import AsyncCommandHandle, CommandHandle
 from ..._pagination import AsyncPager, SyncPager
+from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..models.command import Command
 from ..models.command_event import CommandEvent
 from ..models.command_list import CommandList
@@ -19,7 +32,16 @@ from ..models.signal import Signal
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Commands", "AsyncCommands", "SandboxCommands", "AsyncSandboxCommands"]
+__all__ = [
+    "Commands",
+    "AsyncCommands",
+    "CommandsWithRawResponse",
+    "AsyncCommandsWithRawResponse",
+    "CommandsWithStreamingResponse",
+    "AsyncCommandsWithStreamingResponse",
+    "SandboxCommands",
+    "AsyncSandboxCommands",
+]
 
 
 def _stream_command_events_request(
@@ -28,7 +50,7 @@ def _stream_command_events_request(
     command_id: str,
     last_event_id: str | None,
 ) -> RequestSpec:
-    check_arg("last_event_id", last_event_id, "str")
+    check_arg("last_event_id", last_event_id, "header")
     return RequestSpec(
         "GET",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands/{encode_path_param('command_id', command_id)}/events",
@@ -112,7 +134,7 @@ def _run_command_request(
     check_arg("env", env, "map")
     check_arg("timeout_ms", timeout_ms, "int")
     check_arg("stdin", stdin, "str")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands/run",
@@ -172,7 +194,7 @@ def _start_command_request(
     check_arg("env", env, "map")
     check_arg("timeout_ms", timeout_ms, "int")
     check_arg("stdin", stdin, "str")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands",
@@ -232,6 +254,9 @@ class Commands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[CommandEvent]:
         """Stream a command's output.
 
@@ -250,6 +275,9 @@ class Commands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -260,7 +288,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id)
+        spec = with_extras(
+            _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def get(
@@ -270,6 +303,9 @@ class Commands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Get a command.
 
@@ -280,6 +316,9 @@ class Commands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -289,7 +328,9 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=sandbox_id, command_id=command_id), extra_headers, extra_query, extra_body
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
@@ -300,10 +341,15 @@ class Commands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Kill a command.
 
-        Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
+        Sends `signal` (default `SIGTERM`) to the command's process tree and answers once the command has
+        ended; a tree still running 2 s after `SIGTERM` gets `SIGKILL`. 409 `command_not_running` once it
+        has ended.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -311,6 +357,9 @@ class Commands:
             signal: A signal to send to a process tree.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -320,7 +369,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -332,6 +386,9 @@ class Commands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
@@ -345,6 +402,9 @@ class Commands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `CommandHandle` across pages.
@@ -354,7 +414,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: CommandHandle(self._client, item), timeout=timeout, max_retries=max_retries
         )
@@ -374,6 +439,9 @@ class Commands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Run a command and wait for it.
 
@@ -393,14 +461,19 @@ class Commands:
                 open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             on_stdout: Called with each piece of standard output as it arrives; every call is made
                 before this method returns.
             on_stderr: The same for standard error.
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -414,26 +487,36 @@ class Commands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
-        )
-        if on_stdout is None and on_stderr is None:
-            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
-        else:
-            start = _start_command_request(
+        spec = with_extras(
+            _run_command_request(
                 sandbox_id=sandbox_id,
                 command=command,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
+                stdin=stdin,
                 idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        if on_stdout is None and on_stderr is None:
+            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        else:
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=sandbox_id,
+                    command=command,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = CommandHandle(self._client, self._client.request(start, timeout=timeout, max_retries=max_retries))
             result.follow(on_stdout, on_stderr, timeout=timeout, max_retries=max_retries)
@@ -450,6 +533,9 @@ class Commands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -463,6 +549,9 @@ class Commands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -472,7 +561,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = with_extras(
+            _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def start(
@@ -487,6 +581,9 @@ class Commands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Start a command in the background.
 
@@ -504,10 +601,15 @@ class Commands:
                 open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -517,14 +619,19 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -536,6 +643,9 @@ class Commands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Wait for a command to end.
 
@@ -548,6 +658,9 @@ class Commands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -557,7 +670,12 @@ class Commands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -580,6 +698,9 @@ class AsyncCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[CommandEvent]:
         """Stream a command's output.
 
@@ -598,6 +719,9 @@ class AsyncCommands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -608,7 +732,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id)
+        spec = with_extras(
+            _stream_command_events_request(sandbox_id=sandbox_id, command_id=command_id, last_event_id=last_event_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def get(
@@ -618,6 +747,9 @@ class AsyncCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Get a command.
 
@@ -628,6 +760,9 @@ class AsyncCommands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -637,7 +772,9 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=sandbox_id, command_id=command_id), extra_headers, extra_query, extra_body
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -650,10 +787,15 @@ class AsyncCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Kill a command.
 
-        Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
+        Sends `signal` (default `SIGTERM`) to the command's process tree and answers once the command has
+        ended; a tree still running 2 s after `SIGTERM` gets `SIGKILL`. 409 `command_not_running` once it
+        has ended.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -661,6 +803,9 @@ class AsyncCommands:
             signal: A signal to send to a process tree.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -670,7 +815,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -684,6 +834,9 @@ class AsyncCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
@@ -697,6 +850,9 @@ class AsyncCommands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `AsyncCommandHandle` across pages.
@@ -706,7 +862,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client,
             spec,
@@ -730,6 +891,9 @@ class AsyncCommands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
@@ -749,14 +913,19 @@ class AsyncCommands:
                 open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             on_stdout: Called with each piece of standard output as it arrives; every call is made
                 before this method returns.
             on_stderr: The same for standard error.
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -770,28 +939,38 @@ class AsyncCommands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _run_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         if on_stdout is None and on_stderr is None:
             result = AsyncCommandHandle(
                 self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
             )
         else:
-            start = _start_command_request(
-                sandbox_id=sandbox_id,
-                command=command,
-                cwd=cwd,
-                env=env,
-                timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
-                idempotency_key=idempotency_key,
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=sandbox_id,
+                    command=command,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = AsyncCommandHandle(
                 self._client, await self._client.request(start, timeout=timeout, max_retries=max_retries)
@@ -810,6 +989,9 @@ class AsyncCommands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -823,6 +1005,9 @@ class AsyncCommands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -832,7 +1017,12 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = with_extras(
+            _send_command_stdin_request(sandbox_id=sandbox_id, command_id=command_id, data=data, eof=eof),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def start(
@@ -847,6 +1037,9 @@ class AsyncCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
@@ -864,10 +1057,15 @@ class AsyncCommands:
                 open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -877,14 +1075,19 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -898,6 +1101,9 @@ class AsyncCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Wait for a command to end.
 
@@ -910,6 +1116,9 @@ class AsyncCommands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -919,10 +1128,55 @@ class AsyncCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+
+class CommandsWithRawResponse:
+    """`Commands` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Commands) -> None:
+        self.get = to_raw_response(resource.get)
+        self.kill = to_raw_response(resource.kill)
+        self.run = to_raw_response(resource.run)
+        self.send_stdin = to_raw_response(resource.send_stdin)
+        self.start = to_raw_response(resource.start)
+        self.wait = to_raw_response(resource.wait)
+
+
+class AsyncCommandsWithRawResponse:
+    """`AsyncCommands` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncCommands) -> None:
+        self.get = async_to_raw_response(resource.get)
+        self.kill = async_to_raw_response(resource.kill)
+        self.run = async_to_raw_response(resource.run)
+        self.send_stdin = async_to_raw_response(resource.send_stdin)
+        self.start = async_to_raw_response(resource.start)
+        self.wait = async_to_raw_response(resource.wait)
+
+
+class CommandsWithStreamingResponse:
+    """`Commands`'s streaming methods, each a context manager that gives the `StreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: Commands) -> None:
+        self.events = to_streamed_response(resource.events)
+
+
+class AsyncCommandsWithStreamingResponse:
+    """`AsyncCommands`'s streaming methods, each a context manager that gives the `AsyncStreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: AsyncCommands) -> None:
+        self.events = async_to_streamed_response(resource.events)
 
 
 class SandboxCommands:
@@ -947,6 +1201,9 @@ class SandboxCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[CommandEvent]:
         """Stream a command's output.
 
@@ -964,6 +1221,9 @@ class SandboxCommands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -974,8 +1234,13 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(
-            sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+        spec = with_extras(
+            _stream_command_events_request(
+                sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
@@ -985,6 +1250,9 @@ class SandboxCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Get a command.
 
@@ -994,6 +1262,9 @@ class SandboxCommands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1003,7 +1274,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
@@ -1013,16 +1289,24 @@ class SandboxCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Kill a command.
 
-        Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
+        Sends `signal` (default `SIGTERM`) to the command's process tree and answers once the command has
+        ended; a tree still running 2 s after `SIGTERM` gets `SIGKILL`. 409 `command_not_running` once it
+        has ended.
 
         Args:
             command_id: The command's ID (`cmd_...`).
             signal: A signal to send to a process tree.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1032,7 +1316,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -1043,6 +1332,9 @@ class SandboxCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[CommandHandle]:
         """List a sandbox's commands.
 
@@ -1055,6 +1347,9 @@ class SandboxCommands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `CommandHandle` across pages.
@@ -1064,7 +1359,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: CommandHandle(self._client, item), timeout=timeout, max_retries=max_retries
         )
@@ -1083,6 +1383,9 @@ class SandboxCommands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Run a command and wait for it.
 
@@ -1101,14 +1404,19 @@ class SandboxCommands:
                 open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             on_stdout: Called with each piece of standard output as it arrives; every call is made
                 before this method returns.
             on_stderr: The same for standard error.
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1122,26 +1430,36 @@ class SandboxCommands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
-        )
-        if on_stdout is None and on_stderr is None:
-            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
-        else:
-            start = _start_command_request(
+        spec = with_extras(
+            _run_command_request(
                 sandbox_id=self._sandbox_id,
                 command=command,
                 cwd=cwd,
                 env=env,
                 timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
+                stdin=stdin,
                 idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        if on_stdout is None and on_stderr is None:
+            result = CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+        else:
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=self._sandbox_id,
+                    command=command,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = CommandHandle(self._client, self._client.request(start, timeout=timeout, max_retries=max_retries))
             result.follow(on_stdout, on_stderr, timeout=timeout, max_retries=max_retries)
@@ -1157,6 +1475,9 @@ class SandboxCommands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -1169,6 +1490,9 @@ class SandboxCommands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1178,7 +1502,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = with_extras(
+            _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def start(
@@ -1192,6 +1521,9 @@ class SandboxCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Start a command in the background.
 
@@ -1208,10 +1540,15 @@ class SandboxCommands:
                 open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1221,14 +1558,19 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -1239,6 +1581,9 @@ class SandboxCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> CommandHandle:
         """Wait for a command to end.
 
@@ -1250,6 +1595,9 @@ class SandboxCommands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandHandle`.
@@ -1259,7 +1607,12 @@ class SandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return CommandHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -1285,6 +1638,9 @@ class AsyncSandboxCommands:
         last_event_id: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[CommandEvent]:
         """Stream a command's output.
 
@@ -1302,6 +1658,9 @@ class AsyncSandboxCommands:
             last_event_id: The id of the last event received; the stream resumes after it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `CommandEvent`s as they arrive (the request is sent when iteration begins); after a
@@ -1312,8 +1671,13 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _stream_command_events_request(
-            sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+        spec = with_extras(
+            _stream_command_events_request(
+                sandbox_id=self._sandbox_id, command_id=command_id, last_event_id=last_event_id
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
@@ -1323,6 +1687,9 @@ class AsyncSandboxCommands:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Get a command.
 
@@ -1332,6 +1699,9 @@ class AsyncSandboxCommands:
             command_id: The command's ID (`cmd_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1341,7 +1711,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id)
+        spec = with_extras(
+            _get_command_request(sandbox_id=self._sandbox_id, command_id=command_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -1353,16 +1728,24 @@ class AsyncSandboxCommands:
         signal: Signal | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Kill a command.
 
-        Sends a signal to the command's process tree; 409 `command_not_running` once it has ended.
+        Sends `signal` (default `SIGTERM`) to the command's process tree and answers once the command has
+        ended; a tree still running 2 s after `SIGTERM` gets `SIGKILL`. 409 `command_not_running` once it
+        has ended.
 
         Args:
             command_id: The command's ID (`cmd_...`).
             signal: A signal to send to a process tree.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1372,7 +1755,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal)
+        spec = with_extras(
+            _kill_command_request(sandbox_id=self._sandbox_id, command_id=command_id, signal=signal),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -1385,6 +1773,9 @@ class AsyncSandboxCommands:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[AsyncCommandHandle]:
         """List a sandbox's commands.
 
@@ -1397,6 +1788,9 @@ class AsyncSandboxCommands:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `AsyncCommandHandle` across pages.
@@ -1406,7 +1800,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_commands_request(sandbox_id=self._sandbox_id, status=status, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client,
             spec,
@@ -1429,6 +1828,9 @@ class AsyncSandboxCommands:
         check: bool = False,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Run a command and wait for it.
 
@@ -1447,14 +1849,19 @@ class AsyncSandboxCommands:
                 open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             on_stdout: Called with each piece of standard output as it arrives; every call is made
                 before this method returns.
             on_stderr: The same for standard error.
             check: Raise `CommandFailedError` (carrying the result) unless the command succeeded.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1468,28 +1875,38 @@ class AsyncSandboxCommands:
         check_arg("on_stdout", on_stdout, "callable")
         check_arg("on_stderr", on_stderr, "callable")
         check_arg("check", check, "bool")
-        spec = _run_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _run_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         if on_stdout is None and on_stderr is None:
             result = AsyncCommandHandle(
                 self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
             )
         else:
-            start = _start_command_request(
-                sandbox_id=self._sandbox_id,
-                command=command,
-                cwd=cwd,
-                env=env,
-                timeout_ms=timeout_ms,
-                stdin="" if stdin is None else stdin,
-                idempotency_key=idempotency_key,
+            start = with_extras(
+                _start_command_request(
+                    sandbox_id=self._sandbox_id,
+                    command=command,
+                    cwd=cwd,
+                    env=env,
+                    timeout_ms=timeout_ms,
+                    stdin="" if stdin is None else stdin,
+                    idempotency_key=idempotency_key,
+                ),
+                extra_headers,
+                extra_query,
+                extra_body,
             )
             result = AsyncCommandHandle(
                 self._client, await self._client.request(start, timeout=timeout, max_retries=max_retries)
@@ -1507,6 +1924,9 @@ class AsyncSandboxCommands:
         eof: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Write to a command's standard input.
 
@@ -1519,6 +1939,9 @@ class AsyncSandboxCommands:
             eof: Close standard input after writing.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1528,7 +1951,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof)
+        spec = with_extras(
+            _send_command_stdin_request(sandbox_id=self._sandbox_id, command_id=command_id, data=data, eof=eof),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def start(
@@ -1542,6 +1970,9 @@ class AsyncSandboxCommands:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Start a command in the background.
 
@@ -1558,10 +1989,15 @@ class AsyncSandboxCommands:
                 open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1571,14 +2007,19 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _start_command_request(
-            sandbox_id=self._sandbox_id,
-            command=command,
-            cwd=cwd,
-            env=env,
-            timeout_ms=timeout_ms,
-            stdin=stdin,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _start_command_request(
+                sandbox_id=self._sandbox_id,
+                command=command,
+                cwd=cwd,
+                env=env,
+                timeout_ms=timeout_ms,
+                stdin=stdin,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -1591,6 +2032,9 @@ class AsyncSandboxCommands:
         timeout_ms: int | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncCommandHandle:
         """Wait for a command to end.
 
@@ -1602,6 +2046,9 @@ class AsyncSandboxCommands:
             timeout_ms: How long to wait, in milliseconds.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncCommandHandle`.
@@ -1611,7 +2058,12 @@ class AsyncSandboxCommands:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms)
+        spec = with_extras(
+            _wait_command_request(sandbox_id=self._sandbox_id, command_id=command_id, timeout_ms=timeout_ms),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncCommandHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )

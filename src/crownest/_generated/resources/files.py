@@ -7,8 +7,21 @@ import builtins
 import os
 from typing import TYPE_CHECKING, cast
 
+from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..._uploads import FileContent, Progress, file_content
 from ..models.file_info import FileInfo
 from ..models.file_list import FileList
@@ -16,7 +29,16 @@ from ..models.file_list import FileList
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Files", "AsyncFiles", "SandboxFiles", "AsyncSandboxFiles"]
+__all__ = [
+    "Files",
+    "AsyncFiles",
+    "FilesWithRawResponse",
+    "AsyncFilesWithRawResponse",
+    "FilesWithStreamingResponse",
+    "AsyncFilesWithStreamingResponse",
+    "SandboxFiles",
+    "AsyncSandboxFiles",
+]
 
 
 def _delete_file_request(
@@ -181,18 +203,26 @@ class Files:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
         Deletes a file, or a directory; 409 `directory_not_empty` for a non-empty directory without
-        `recursive=true`.
+        `recursive=true`. A symlink is deleted, not what it points to.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -202,7 +232,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def info(
@@ -212,16 +247,24 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
-        Returns a path's type, size, mode and modification time.
+        Returns a path's type, size, mode and modification time. A symlink is described, not followed.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -231,7 +274,9 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -241,6 +286,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -248,9 +296,14 @@ class Files:
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -260,7 +313,9 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _list_files_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("builtins.list[FileInfo]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def mkdir(
@@ -271,6 +326,9 @@ class Files:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -282,6 +340,9 @@ class Files:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -291,7 +352,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def move(
@@ -303,10 +369,20 @@ class Files:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
-        Moves or renames a path; 409 `file_exists` if the destination exists and `overwrite` is false.
+        Moves or renames a path (a symlink itself, not what it points to), creating the
+        destination's missing parent directories; 409 `file_exists` if the destination exists
+        and `overwrite` is false. With `overwrite`, whatever is at the destination (a file, or a
+        directory and everything in it) is replaced in one step, and only once the move is sure
+        to succeed. The destination may be the source's own ancestor: moving `proj/proj` onto
+        `proj` flattens an unpacked archive. Moving a path onto itself with `overwrite` changes
+        nothing. 400 `invalid_path` for a root of the sandbox, or a directory moved into itself.
+        A move that fails changes nothing.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -315,6 +391,9 @@ class Files:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -324,7 +403,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite)
+        spec = with_extras(
+            _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def read(
@@ -334,16 +418,26 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
-        Returns a file's bytes, with `Content-Length`; honours `Range`.
+        Returns a file's bytes, with `Content-Length`; honours `Range` (416 `range_not_satisfiable` past the
+        end). 409 `is_a_directory` for a directory, `unsupported_file_type` for a FIFO, socket or device
+        node.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -353,7 +447,7 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def read_text(
@@ -363,9 +457,20 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = self.read(sandbox_id=sandbox_id, path=path, timeout=timeout, max_retries=max_retries)
+        data = self.read(
+            sandbox_id=sandbox_id,
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     def download(
@@ -377,6 +482,9 @@ class Files:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -387,7 +495,7 @@ class Files:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -397,6 +505,9 @@ class Files:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -404,7 +515,7 @@ class Files:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def write(
@@ -416,6 +527,9 @@ class Files:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -423,10 +537,14 @@ class Files:
         directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
         when the file would take the sandbox past its `diskMb` (refused before the body is
         read when `Content-Length` says so, otherwise when the body reaches the limit).
+        The file is replaced in one step once the whole body has arrived (a symlink at the
+        path is followed); a write that fails changes nothing.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
                 object or an iterable of bytes; paths and files are streamed in chunks, and a path or
                 seekable file is re-read when a call is retried.
@@ -434,6 +552,9 @@ class Files:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -443,7 +564,12 @@ class Files:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -466,18 +592,26 @@ class AsyncFiles:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
         Deletes a file, or a directory; 409 `directory_not_empty` for a non-empty directory without
-        `recursive=true`.
+        `recursive=true`. A symlink is deleted, not what it points to.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -487,7 +621,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def info(
@@ -497,16 +636,24 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
-        Returns a path's type, size, mode and modification time.
+        Returns a path's type, size, mode and modification time. A symlink is described, not followed.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -516,7 +663,9 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def list(
@@ -526,6 +675,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
@@ -533,9 +685,14 @@ class AsyncFiles:
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -545,7 +702,9 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(
+            _list_files_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast(
             "builtins.list[FileInfo]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -558,6 +717,9 @@ class AsyncFiles:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -569,6 +731,9 @@ class AsyncFiles:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -578,7 +743,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def move(
@@ -590,10 +760,20 @@ class AsyncFiles:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
-        Moves or renames a path; 409 `file_exists` if the destination exists and `overwrite` is false.
+        Moves or renames a path (a symlink itself, not what it points to), creating the
+        destination's missing parent directories; 409 `file_exists` if the destination exists
+        and `overwrite` is false. With `overwrite`, whatever is at the destination (a file, or a
+        directory and everything in it) is replaced in one step, and only once the move is sure
+        to succeed. The destination may be the source's own ancestor: moving `proj/proj` onto
+        `proj` flattens an unpacked archive. Moving a path onto itself with `overwrite` changes
+        nothing. 400 `invalid_path` for a root of the sandbox, or a directory moved into itself.
+        A move that fails changes nothing.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -602,6 +782,9 @@ class AsyncFiles:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -611,7 +794,12 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite)
+        spec = with_extras(
+            _move_file_request(sandbox_id=sandbox_id, source=source, destination=destination, overwrite=overwrite),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def read(
@@ -621,16 +809,26 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
-        Returns a file's bytes, with `Content-Length`; honours `Range`.
+        Returns a file's bytes, with `Content-Length`; honours `Range` (416 `range_not_satisfiable` past the
+        end). 409 `is_a_directory` for a directory, `unsupported_file_type` for a FIFO, socket or device
+        node.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -640,7 +838,7 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def read_text(
@@ -650,9 +848,20 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = await self.read(sandbox_id=sandbox_id, path=path, timeout=timeout, max_retries=max_retries)
+        data = await self.read(
+            sandbox_id=sandbox_id,
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     async def download(
@@ -664,6 +873,9 @@ class AsyncFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -674,7 +886,7 @@ class AsyncFiles:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -684,6 +896,9 @@ class AsyncFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -691,7 +906,7 @@ class AsyncFiles:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=sandbox_id, path=path)
+        spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def write(
@@ -703,6 +918,9 @@ class AsyncFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -710,10 +928,14 @@ class AsyncFiles:
         directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
         when the file would take the sandbox past its `diskMb` (refused before the body is
         read when `Content-Length` says so, otherwise when the body reaches the limit).
+        The file is replaced in one step once the whole body has arrived (a symlink at the
+        path is followed); a write that fails changes nothing.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
                 object or an iterable of bytes; paths and files are streamed in chunks, and a path or
                 seekable file is re-read when a call is retried.
@@ -721,6 +943,9 @@ class AsyncFiles:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -730,8 +955,57 @@ class AsyncFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+
+class FilesWithRawResponse:
+    """`Files` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Files) -> None:
+        self.delete = to_raw_response(resource.delete)
+        self.info = to_raw_response(resource.info)
+        self.list = to_raw_response(resource.list)
+        self.mkdir = to_raw_response(resource.mkdir)
+        self.move = to_raw_response(resource.move)
+        self.read = to_raw_response(resource.read)
+        self.read_text = to_raw_response(resource.read_text)
+        self.write = to_raw_response(resource.write)
+
+
+class AsyncFilesWithRawResponse:
+    """`AsyncFiles` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncFiles) -> None:
+        self.delete = async_to_raw_response(resource.delete)
+        self.info = async_to_raw_response(resource.info)
+        self.list = async_to_raw_response(resource.list)
+        self.mkdir = async_to_raw_response(resource.mkdir)
+        self.move = async_to_raw_response(resource.move)
+        self.read = async_to_raw_response(resource.read)
+        self.read_text = async_to_raw_response(resource.read_text)
+        self.write = async_to_raw_response(resource.write)
+
+
+class FilesWithStreamingResponse:
+    """`Files`'s streaming methods, each a context manager that gives the `StreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: Files) -> None:
+        self.stream = to_streamed_response(resource.stream)
+
+
+class AsyncFilesWithStreamingResponse:
+    """`AsyncFiles`'s streaming methods, each a context manager that gives the `AsyncStreamedResponse`
+    (status, headers, request ID, then the items)."""
+
+    def __init__(self, resource: AsyncFiles) -> None:
+        self.stream = async_to_streamed_response(resource.stream)
 
 
 class SandboxFiles:
@@ -756,17 +1030,25 @@ class SandboxFiles:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
         Deletes a file, or a directory; 409 `directory_not_empty` for a non-empty directory without
-        `recursive=true`.
+        `recursive=true`. A symlink is deleted, not what it points to.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -776,7 +1058,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def info(
@@ -785,15 +1072,23 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
-        Returns a path's type, size, mode and modification time.
+        Returns a path's type, size, mode and modification time. A symlink is described, not followed.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -803,7 +1098,9 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -812,15 +1109,23 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
         Lists a directory's entries; 409 `not_a_directory` if the path is not a directory.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -830,7 +1135,9 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _list_files_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("builtins.list[FileInfo]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def mkdir(
@@ -840,6 +1147,9 @@ class SandboxFiles:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -850,6 +1160,9 @@ class SandboxFiles:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -859,7 +1172,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def move(
@@ -870,10 +1188,20 @@ class SandboxFiles:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
-        Moves or renames a path; 409 `file_exists` if the destination exists and `overwrite` is false.
+        Moves or renames a path (a symlink itself, not what it points to), creating the
+        destination's missing parent directories; 409 `file_exists` if the destination exists
+        and `overwrite` is false. With `overwrite`, whatever is at the destination (a file, or a
+        directory and everything in it) is replaced in one step, and only once the move is sure
+        to succeed. The destination may be the source's own ancestor: moving `proj/proj` onto
+        `proj` flattens an unpacked archive. Moving a path onto itself with `overwrite` changes
+        nothing. 400 `invalid_path` for a root of the sandbox, or a directory moved into itself.
+        A move that fails changes nothing.
 
         Args:
             source: The path to move.
@@ -881,6 +1209,9 @@ class SandboxFiles:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -890,8 +1221,13 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(
-            sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+        spec = with_extras(
+            _move_file_request(
+                sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -901,15 +1237,25 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
-        Returns a file's bytes, with `Content-Length`; honours `Range`.
+        Returns a file's bytes, with `Content-Length`; honours `Range` (416 `range_not_satisfiable` past the
+        end). 409 `is_a_directory` for a directory, `unsupported_file_type` for a FIFO, socket or device
+        node.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -919,7 +1265,9 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def read_text(
@@ -928,9 +1276,19 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = self.read(path=path, timeout=timeout, max_retries=max_retries)
+        data = self.read(
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     def download(
@@ -941,6 +1299,9 @@ class SandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -951,7 +1312,9 @@ class SandboxFiles:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -960,6 +1323,9 @@ class SandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Stream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -967,7 +1333,9 @@ class SandboxFiles:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def write(
@@ -978,6 +1346,9 @@ class SandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -985,9 +1356,13 @@ class SandboxFiles:
         directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
         when the file would take the sandbox past its `diskMb` (refused before the body is
         read when `Content-Length` says so, otherwise when the body reaches the limit).
+        The file is replaced in one step once the whole body has arrived (a symlink at the
+        path is followed); a write that fails changes nothing.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
                 object or an iterable of bytes; paths and files are streamed in chunks, and a path or
                 seekable file is re-read when a call is retried.
@@ -995,6 +1370,9 @@ class SandboxFiles:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1004,7 +1382,12 @@ class SandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -1030,17 +1413,25 @@ class AsyncSandboxFiles:
         recursive: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a file or directory.
 
         Deletes a file, or a directory; 409 `directory_not_empty` for a non-empty directory without
-        `recursive=true`.
+        `recursive=true`. A symlink is deleted, not what it points to.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             recursive: Delete a directory with everything in it.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -1050,7 +1441,12 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive)
+        spec = with_extras(
+            _delete_file_request(sandbox_id=self._sandbox_id, path=path, recursive=recursive),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def info(
@@ -1059,15 +1455,23 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Describe a file.
 
-        Returns a path's type, size, mode and modification time.
+        Returns a path's type, size, mode and modification time. A symlink is described, not followed.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1077,7 +1481,9 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_file_info_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _get_file_info_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def list(
@@ -1086,15 +1492,23 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[FileInfo]:
         """List a directory.
 
         Lists a directory's entries; 409 `not_a_directory` if the path is not a directory.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `FileInfo`.
@@ -1104,7 +1518,9 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_files_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _list_files_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast(
             "builtins.list[FileInfo]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -1116,6 +1532,9 @@ class AsyncSandboxFiles:
         parents: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Make a directory.
 
@@ -1126,6 +1545,9 @@ class AsyncSandboxFiles:
             parents: Also make missing parent directories (default true).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1135,7 +1557,12 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents)
+        spec = with_extras(
+            _make_directory_request(sandbox_id=self._sandbox_id, path=path, parents=parents),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def move(
@@ -1146,10 +1573,20 @@ class AsyncSandboxFiles:
         overwrite: bool | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Move a file or directory.
 
-        Moves or renames a path; 409 `file_exists` if the destination exists and `overwrite` is false.
+        Moves or renames a path (a symlink itself, not what it points to), creating the
+        destination's missing parent directories; 409 `file_exists` if the destination exists
+        and `overwrite` is false. With `overwrite`, whatever is at the destination (a file, or a
+        directory and everything in it) is replaced in one step, and only once the move is sure
+        to succeed. The destination may be the source's own ancestor: moving `proj/proj` onto
+        `proj` flattens an unpacked archive. Moving a path onto itself with `overwrite` changes
+        nothing. 400 `invalid_path` for a root of the sandbox, or a directory moved into itself.
+        A move that fails changes nothing.
 
         Args:
             source: The path to move.
@@ -1157,6 +1594,9 @@ class AsyncSandboxFiles:
             overwrite: Replace an existing destination (default false).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1166,8 +1606,13 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _move_file_request(
-            sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+        spec = with_extras(
+            _move_file_request(
+                sandbox_id=self._sandbox_id, source=source, destination=destination, overwrite=overwrite
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -1177,15 +1622,25 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> bytes:
         """Read a file.
 
-        Returns a file's bytes, with `Content-Length`; honours `Range`.
+        Returns a file's bytes, with `Content-Length`; honours `Range` (416 `range_not_satisfiable` past the
+        end). 409 `is_a_directory` for a directory, `unsupported_file_type` for a FIFO, socket or device
+        node.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The content, as bytes.
@@ -1195,7 +1650,9 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def read_text(
@@ -1204,9 +1661,19 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> str:
         """Like `read`, decoded as UTF-8 text (invalid bytes replaced)."""
-        data = await self.read(path=path, timeout=timeout, max_retries=max_retries)
+        data = await self.read(
+            path=path,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
         return data.decode("utf-8", errors="replace")
 
     async def download(
@@ -1217,6 +1684,9 @@ class AsyncSandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> int:
         """Like `read`, streamed into the local file `to` in constant memory.
 
@@ -1227,7 +1697,9 @@ class AsyncSandboxFiles:
         Returns:
             The number of bytes written.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return await self._client.download(spec, to, progress=progress, timeout=timeout, max_retries=max_retries)
 
     def stream(
@@ -1236,6 +1708,9 @@ class AsyncSandboxFiles:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncStream[bytes]:
         """Like `read`, as chunks of bytes while they arrive, in constant memory.
 
@@ -1243,7 +1718,9 @@ class AsyncSandboxFiles:
         which closes the connection however the block ends. The request is sent when iteration
         begins; a transfer that breaks goes on from where it stopped, with `Range`.
         """
-        spec = _read_file_request(sandbox_id=self._sandbox_id, path=path)
+        spec = with_extras(
+            _read_file_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def write(
@@ -1254,6 +1731,9 @@ class AsyncSandboxFiles:
         progress: Progress | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> FileInfo:
         """Write a file.
 
@@ -1261,9 +1741,13 @@ class AsyncSandboxFiles:
         directories; 413 `payload_too_large` beyond that size, and 413 `disk_quota_exceeded`
         when the file would take the sandbox past its `diskMb` (refused before the body is
         read when `Content-Length` says so, otherwise when the body reaches the limit).
+        The file is replaced in one step once the whole body has arrived (a symlink at the
+        path is followed); a write that fails changes nothing.
 
         Args:
-            path: The path in the sandbox; relative paths resolve against `/home/user`.
+            path: The path in the sandbox; relative paths resolve against `/home/user`, and `..` is applied
+                to the text. Symlinks on the way are followed only where they stay in `/home/user` or
+                `/tmp`; 400 `invalid_path` otherwise.
             data: The file's content. The SDK takes text (sent as UTF-8), bytes, a path, a binary file
                 object or an iterable of bytes; paths and files are streamed in chunks, and a path or
                 seekable file is re-read when a call is retried.
@@ -1271,6 +1755,9 @@ class AsyncSandboxFiles:
                 0 on a retry.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `FileInfo`.
@@ -1280,5 +1767,10 @@ class AsyncSandboxFiles:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress)
+        spec = with_extras(
+            _write_file_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))

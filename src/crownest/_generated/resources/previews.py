@@ -6,7 +6,20 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, cast
 
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._response import async_to_raw_response, to_raw_response
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..models.preview import Preview
 from ..models.preview_list import PreviewList
 from ..models.preview_visibility import PreviewVisibility
@@ -14,7 +27,14 @@ from ..models.preview_visibility import PreviewVisibility
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
 
-__all__ = ["Previews", "AsyncPreviews", "SandboxPreviews", "AsyncSandboxPreviews"]
+__all__ = [
+    "Previews",
+    "AsyncPreviews",
+    "PreviewsWithRawResponse",
+    "AsyncPreviewsWithRawResponse",
+    "SandboxPreviews",
+    "AsyncSandboxPreviews",
+]
 
 
 def _create_preview_request(
@@ -82,6 +102,9 @@ class Previews:
         visibility: PreviewVisibility | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Preview:
         """Publish a port.
 
@@ -94,6 +117,9 @@ class Previews:
             visibility: Who may open a preview's URL. New values may appear.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Preview`.
@@ -103,7 +129,12 @@ class Previews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility)
+        spec = with_extras(
+            _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Preview", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def delete(
@@ -113,6 +144,9 @@ class Previews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Unpublish a port.
 
@@ -123,6 +157,9 @@ class Previews:
             preview_id: The preview's ID (`prv_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -132,7 +169,12 @@ class Previews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_preview_request(sandbox_id=sandbox_id, preview_id=preview_id)
+        spec = with_extras(
+            _delete_preview_request(sandbox_id=sandbox_id, preview_id=preview_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def list(
@@ -141,6 +183,9 @@ class Previews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Preview]:
         """List a sandbox's previews.
 
@@ -150,6 +195,9 @@ class Previews:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Preview`.
@@ -159,7 +207,7 @@ class Previews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_previews_request(sandbox_id=sandbox_id)
+        spec = with_extras(_list_previews_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return cast("builtins.list[Preview]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -182,6 +230,9 @@ class AsyncPreviews:
         visibility: PreviewVisibility | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Preview:
         """Publish a port.
 
@@ -194,6 +245,9 @@ class AsyncPreviews:
             visibility: Who may open a preview's URL. New values may appear.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Preview`.
@@ -203,7 +257,12 @@ class AsyncPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility)
+        spec = with_extras(
+            _create_preview_request(sandbox_id=sandbox_id, port=port, visibility=visibility),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Preview", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def delete(
@@ -213,6 +272,9 @@ class AsyncPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Unpublish a port.
 
@@ -223,6 +285,9 @@ class AsyncPreviews:
             preview_id: The preview's ID (`prv_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -232,7 +297,12 @@ class AsyncPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_preview_request(sandbox_id=sandbox_id, preview_id=preview_id)
+        spec = with_extras(
+            _delete_preview_request(sandbox_id=sandbox_id, preview_id=preview_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def list(
@@ -241,6 +311,9 @@ class AsyncPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Preview]:
         """List a sandbox's previews.
 
@@ -250,6 +323,9 @@ class AsyncPreviews:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Preview`.
@@ -259,10 +335,28 @@ class AsyncPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_previews_request(sandbox_id=sandbox_id)
+        spec = with_extras(_list_previews_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return cast(
             "builtins.list[Preview]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+
+class PreviewsWithRawResponse:
+    """`Previews` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Previews) -> None:
+        self.create = to_raw_response(resource.create)
+        self.delete = to_raw_response(resource.delete)
+        self.list = to_raw_response(resource.list)
+
+
+class AsyncPreviewsWithRawResponse:
+    """`AsyncPreviews` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncPreviews) -> None:
+        self.create = async_to_raw_response(resource.create)
+        self.delete = async_to_raw_response(resource.delete)
+        self.list = async_to_raw_response(resource.list)
 
 
 class SandboxPreviews:
@@ -287,6 +381,9 @@ class SandboxPreviews:
         visibility: PreviewVisibility | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Preview:
         """Publish a port.
 
@@ -298,6 +395,9 @@ class SandboxPreviews:
             visibility: Who may open a preview's URL. New values may appear.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Preview`.
@@ -307,7 +407,12 @@ class SandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility)
+        spec = with_extras(
+            _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Preview", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def delete(
@@ -316,6 +421,9 @@ class SandboxPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Unpublish a port.
 
@@ -325,6 +433,9 @@ class SandboxPreviews:
             preview_id: The preview's ID (`prv_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -334,7 +445,12 @@ class SandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_preview_request(sandbox_id=self._sandbox_id, preview_id=preview_id)
+        spec = with_extras(
+            _delete_preview_request(sandbox_id=self._sandbox_id, preview_id=preview_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def list(
@@ -342,6 +458,9 @@ class SandboxPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Preview]:
         """List a sandbox's previews.
 
@@ -350,6 +469,9 @@ class SandboxPreviews:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Preview`.
@@ -359,7 +481,7 @@ class SandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_previews_request(sandbox_id=self._sandbox_id)
+        spec = with_extras(_list_previews_request(sandbox_id=self._sandbox_id), extra_headers, extra_query, extra_body)
         return cast("builtins.list[Preview]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -385,6 +507,9 @@ class AsyncSandboxPreviews:
         visibility: PreviewVisibility | str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Preview:
         """Publish a port.
 
@@ -396,6 +521,9 @@ class AsyncSandboxPreviews:
             visibility: Who may open a preview's URL. New values may appear.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Preview`.
@@ -405,7 +533,12 @@ class AsyncSandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility)
+        spec = with_extras(
+            _create_preview_request(sandbox_id=self._sandbox_id, port=port, visibility=visibility),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Preview", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def delete(
@@ -414,6 +547,9 @@ class AsyncSandboxPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Unpublish a port.
 
@@ -423,6 +559,9 @@ class AsyncSandboxPreviews:
             preview_id: The preview's ID (`prv_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -432,7 +571,12 @@ class AsyncSandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_preview_request(sandbox_id=self._sandbox_id, preview_id=preview_id)
+        spec = with_extras(
+            _delete_preview_request(sandbox_id=self._sandbox_id, preview_id=preview_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def list(
@@ -440,6 +584,9 @@ class AsyncSandboxPreviews:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Preview]:
         """List a sandbox's previews.
 
@@ -448,6 +595,9 @@ class AsyncSandboxPreviews:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Preview`.
@@ -457,7 +607,7 @@ class AsyncSandboxPreviews:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_previews_request(sandbox_id=self._sandbox_id)
+        spec = with_extras(_list_previews_request(sandbox_id=self._sandbox_id), extra_headers, extra_query, extra_body)
         return cast(
             "builtins.list[Preview]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )

@@ -4,12 +4,25 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 from ..._handle import AsyncSandboxHandle, SandboxHandle
 from ..._pagination import AsyncPager, SyncPager
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._response import async_to_raw_response, to_raw_response
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..models.list_order import ListOrder
 from ..models.sandbox import Sandbox
 from ..models.sandbox_list import SandboxList
@@ -24,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Sandboxes",
     "AsyncSandboxes",
+    "SandboxesWithRawResponse",
+    "AsyncSandboxesWithRawResponse",
 ]
 
 
@@ -39,6 +54,8 @@ def _create_sandbox_request(
     max_processes: int | None,
     on_timeout: SandboxOnTimeout | str | None,
     snapshot: str | None,
+    internet: bool | None,
+    allow_domains: Sequence[str] | None,
     idempotency_key: str | None,
 ) -> RequestSpec:
     check_arg("template", template, "str")
@@ -51,7 +68,9 @@ def _create_sandbox_request(
     check_arg("max_processes", max_processes, "int")
     check_arg("on_timeout", on_timeout, "str")
     check_arg("snapshot", snapshot, "str")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("internet", internet, "bool")
+    check_arg("allow_domains", allow_domains, "strs")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         "/v1/sandboxes",
@@ -72,6 +91,8 @@ def _create_sandbox_request(
                 "maxProcesses": max_processes,
                 "onTimeout": on_timeout,
                 "snapshot": snapshot,
+                "internet": internet,
+                "allowDomains": None if allow_domains is None else list(allow_domains),
             }
         ),
         idempotent=True,
@@ -83,7 +104,7 @@ def _fork_sandbox_request(
     sandbox_id: str,
     idempotency_key: str | None,
 ) -> RequestSpec:
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/fork",
@@ -133,7 +154,7 @@ def _list_sandboxes_request(
     check_arg("template", template, "str")
     check_arg("created_after", created_after, "time")
     check_arg("order", order, "str")
-    check_arg("metadata", metadata, "map")
+    check_arg("metadata", metadata, "key_values")
     check_arg("limit", limit, "int")
     check_arg("cursor", cursor, "str")
     return RequestSpec(
@@ -219,7 +240,7 @@ def _snapshot_sandbox_request(
     idempotency_key: str | None,
 ) -> RequestSpec:
     check_arg("name", name, "str")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/snapshots",
@@ -261,9 +282,14 @@ class Sandboxes:
         max_processes: int | None = None,
         on_timeout: SandboxOnTimeout | str | None = None,
         snapshot: str | None = None,
+        internet: bool | None = None,
+        allow_domains: Sequence[str] | None = None,
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Create a sandbox.
 
@@ -286,11 +312,22 @@ class Sandboxes:
             max_processes: Processes and threads it may run at once (CrowNest Local's default 256).
             on_timeout: What happens to a sandbox when its `expiresAt` passes.
             snapshot: A snapshot's ID (`snp_...`) to start with its files; the template is then the snapshot's.
+            internet: Whether commands may reach the internet (default true). Either way a sandbox has its own
+                network: it never reaches this machine's or another sandbox's ports, and with internet its
+                traffic goes through an HTTP proxy (`HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are set)
+                that connects only to public addresses.
+            allow_domains: With internet, the only host names commands may reach: `example.com` matches that name,
+                `*.example.com` its subdomains. Leave out to allow any public host.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -300,18 +337,25 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_sandbox_request(
-            template=template,
-            ttl_ms=ttl_ms,
-            metadata=metadata,
-            env=env,
-            cpu_count=cpu_count,
-            memory_mb=memory_mb,
-            disk_mb=disk_mb,
-            max_processes=max_processes,
-            on_timeout=on_timeout,
-            snapshot=snapshot,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _create_sandbox_request(
+                template=template,
+                ttl_ms=ttl_ms,
+                metadata=metadata,
+                env=env,
+                cpu_count=cpu_count,
+                memory_mb=memory_mb,
+                disk_mb=disk_mb,
+                max_processes=max_processes,
+                on_timeout=on_timeout,
+                snapshot=snapshot,
+                internet=internet,
+                allow_domains=allow_domains,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -322,6 +366,9 @@ class Sandboxes:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Fork a sandbox.
 
@@ -332,10 +379,15 @@ class Sandboxes:
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -345,7 +397,12 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _fork_sandbox_request(sandbox_id=sandbox_id, idempotency_key=idempotency_key)
+        spec = with_extras(
+            _fork_sandbox_request(sandbox_id=sandbox_id, idempotency_key=idempotency_key),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def get(
@@ -354,6 +411,9 @@ class Sandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Get a sandbox.
 
@@ -363,6 +423,9 @@ class Sandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -372,7 +435,7 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_get_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def kill(
@@ -381,6 +444,9 @@ class Sandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Kill a sandbox.
 
@@ -390,6 +456,9 @@ class Sandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -399,7 +468,7 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_kill_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def list(
@@ -414,6 +483,9 @@ class Sandboxes:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[SandboxHandle]:
         """List sandboxes.
 
@@ -431,6 +503,9 @@ class Sandboxes:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `SandboxHandle` across pages.
@@ -440,14 +515,19 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandboxes_request(
-            status=status,
-            template=template,
-            created_after=created_after,
-            order=order,
-            metadata=metadata,
-            limit=limit,
-            cursor=cursor,
+        spec = with_extras(
+            _list_sandboxes_request(
+                status=status,
+                template=template,
+                created_after=created_after,
+                order=order,
+                metadata=metadata,
+                limit=limit,
+                cursor=cursor,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return SyncPager(
             self._client, spec, lambda item: SandboxHandle(self._client, item), timeout=timeout, max_retries=max_retries
@@ -459,6 +539,9 @@ class Sandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxMetrics:
         """Get a sandbox's metrics.
 
@@ -470,6 +553,9 @@ class Sandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxMetrics`.
@@ -479,7 +565,7 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_sandbox_metrics_request(sandbox_id=sandbox_id)
+        spec = with_extras(_get_sandbox_metrics_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return cast("SandboxMetrics", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def pause(
@@ -488,6 +574,9 @@ class Sandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Pause a sandbox.
 
@@ -502,6 +591,9 @@ class Sandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -511,7 +603,7 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _pause_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_pause_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def resume(
@@ -520,6 +612,9 @@ class Sandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Resume a paused sandbox.
 
@@ -531,6 +626,9 @@ class Sandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -540,7 +638,7 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _resume_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_resume_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def set_ttl(
@@ -550,6 +648,9 @@ class Sandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxHandle:
         """Set a sandbox's time to live.
 
@@ -560,6 +661,9 @@ class Sandboxes:
             ttl_ms: Milliseconds from now until the sandbox expires.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxHandle`.
@@ -569,7 +673,9 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms)
+        spec = with_extras(
+            _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms), extra_headers, extra_query, extra_body
+        )
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def snapshot(
@@ -580,6 +686,9 @@ class Sandboxes:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Snapshot:
         """Take a snapshot of a sandbox.
 
@@ -592,10 +701,15 @@ class Sandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             name: Your name for it (default none).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Snapshot`.
@@ -605,7 +719,12 @@ class Sandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _snapshot_sandbox_request(sandbox_id=sandbox_id, name=name, idempotency_key=idempotency_key)
+        spec = with_extras(
+            _snapshot_sandbox_request(sandbox_id=sandbox_id, name=name, idempotency_key=idempotency_key),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Snapshot", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -633,9 +752,14 @@ class AsyncSandboxes:
         max_processes: int | None = None,
         on_timeout: SandboxOnTimeout | str | None = None,
         snapshot: str | None = None,
+        internet: bool | None = None,
+        allow_domains: Sequence[str] | None = None,
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Create a sandbox.
 
@@ -658,11 +782,22 @@ class AsyncSandboxes:
             max_processes: Processes and threads it may run at once (CrowNest Local's default 256).
             on_timeout: What happens to a sandbox when its `expiresAt` passes.
             snapshot: A snapshot's ID (`snp_...`) to start with its files; the template is then the snapshot's.
+            internet: Whether commands may reach the internet (default true). Either way a sandbox has its own
+                network: it never reaches this machine's or another sandbox's ports, and with internet its
+                traffic goes through an HTTP proxy (`HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are set)
+                that connects only to public addresses.
+            allow_domains: With internet, the only host names commands may reach: `example.com` matches that name,
+                `*.example.com` its subdomains. Leave out to allow any public host.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -672,18 +807,25 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_sandbox_request(
-            template=template,
-            ttl_ms=ttl_ms,
-            metadata=metadata,
-            env=env,
-            cpu_count=cpu_count,
-            memory_mb=memory_mb,
-            disk_mb=disk_mb,
-            max_processes=max_processes,
-            on_timeout=on_timeout,
-            snapshot=snapshot,
-            idempotency_key=idempotency_key,
+        spec = with_extras(
+            _create_sandbox_request(
+                template=template,
+                ttl_ms=ttl_ms,
+                metadata=metadata,
+                env=env,
+                cpu_count=cpu_count,
+                memory_mb=memory_mb,
+                disk_mb=disk_mb,
+                max_processes=max_processes,
+                on_timeout=on_timeout,
+                snapshot=snapshot,
+                internet=internet,
+                allow_domains=allow_domains,
+                idempotency_key=idempotency_key,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
@@ -696,6 +838,9 @@ class AsyncSandboxes:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Fork a sandbox.
 
@@ -706,10 +851,15 @@ class AsyncSandboxes:
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -719,7 +869,12 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _fork_sandbox_request(sandbox_id=sandbox_id, idempotency_key=idempotency_key)
+        spec = with_extras(
+            _fork_sandbox_request(sandbox_id=sandbox_id, idempotency_key=idempotency_key),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -730,6 +885,9 @@ class AsyncSandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Get a sandbox.
 
@@ -739,6 +897,9 @@ class AsyncSandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -748,7 +909,7 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_get_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -759,6 +920,9 @@ class AsyncSandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Kill a sandbox.
 
@@ -768,6 +932,9 @@ class AsyncSandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -777,7 +944,7 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _kill_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_kill_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def list(
@@ -792,6 +959,9 @@ class AsyncSandboxes:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[AsyncSandboxHandle]:
         """List sandboxes.
 
@@ -809,6 +979,9 @@ class AsyncSandboxes:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `AsyncSandboxHandle` across pages.
@@ -818,14 +991,19 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_sandboxes_request(
-            status=status,
-            template=template,
-            created_after=created_after,
-            order=order,
-            metadata=metadata,
-            limit=limit,
-            cursor=cursor,
+        spec = with_extras(
+            _list_sandboxes_request(
+                status=status,
+                template=template,
+                created_after=created_after,
+                order=order,
+                metadata=metadata,
+                limit=limit,
+                cursor=cursor,
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return AsyncPager(
             self._client,
@@ -841,6 +1019,9 @@ class AsyncSandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SandboxMetrics:
         """Get a sandbox's metrics.
 
@@ -852,6 +1033,9 @@ class AsyncSandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `SandboxMetrics`.
@@ -861,7 +1045,7 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_sandbox_metrics_request(sandbox_id=sandbox_id)
+        spec = with_extras(_get_sandbox_metrics_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return cast("SandboxMetrics", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def pause(
@@ -870,6 +1054,9 @@ class AsyncSandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Pause a sandbox.
 
@@ -884,6 +1071,9 @@ class AsyncSandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -893,7 +1083,7 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _pause_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_pause_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -904,6 +1094,9 @@ class AsyncSandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Resume a paused sandbox.
 
@@ -915,6 +1108,9 @@ class AsyncSandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -924,7 +1120,7 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _resume_sandbox_request(sandbox_id=sandbox_id)
+        spec = with_extras(_resume_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -936,6 +1132,9 @@ class AsyncSandboxes:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncSandboxHandle:
         """Set a sandbox's time to live.
 
@@ -946,6 +1145,9 @@ class AsyncSandboxes:
             ttl_ms: Milliseconds from now until the sandbox expires.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `AsyncSandboxHandle`.
@@ -955,7 +1157,9 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms)
+        spec = with_extras(
+            _set_sandbox_ttl_request(sandbox_id=sandbox_id, ttl_ms=ttl_ms), extra_headers, extra_query, extra_body
+        )
         return AsyncSandboxHandle(
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
@@ -968,6 +1172,9 @@ class AsyncSandboxes:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Snapshot:
         """Take a snapshot of a sandbox.
 
@@ -980,10 +1187,15 @@ class AsyncSandboxes:
             sandbox_id: The sandbox's ID (`sbx_...`).
             name: Your name for it (default none).
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Snapshot`.
@@ -993,5 +1205,40 @@ class AsyncSandboxes:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _snapshot_sandbox_request(sandbox_id=sandbox_id, name=name, idempotency_key=idempotency_key)
+        spec = with_extras(
+            _snapshot_sandbox_request(sandbox_id=sandbox_id, name=name, idempotency_key=idempotency_key),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return cast("Snapshot", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+
+class SandboxesWithRawResponse:
+    """`Sandboxes` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Sandboxes) -> None:
+        self.create = to_raw_response(resource.create)
+        self.fork = to_raw_response(resource.fork)
+        self.get = to_raw_response(resource.get)
+        self.kill = to_raw_response(resource.kill)
+        self.metrics = to_raw_response(resource.metrics)
+        self.pause = to_raw_response(resource.pause)
+        self.resume = to_raw_response(resource.resume)
+        self.set_ttl = to_raw_response(resource.set_ttl)
+        self.snapshot = to_raw_response(resource.snapshot)
+
+
+class AsyncSandboxesWithRawResponse:
+    """`AsyncSandboxes` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncSandboxes) -> None:
+        self.create = async_to_raw_response(resource.create)
+        self.fork = async_to_raw_response(resource.fork)
+        self.get = async_to_raw_response(resource.get)
+        self.kill = async_to_raw_response(resource.kill)
+        self.metrics = async_to_raw_response(resource.metrics)
+        self.pause = async_to_raw_response(resource.pause)
+        self.resume = async_to_raw_response(resource.resume)
+        self.set_ttl = async_to_raw_response(resource.set_ttl)
+        self.snapshot = async_to_raw_response(resource.snapshot)

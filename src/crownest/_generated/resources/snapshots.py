@@ -6,7 +6,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from ..._pagination import AsyncPager, SyncPager
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, encode_path_param
+from ..._response import async_to_raw_response, to_raw_response
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    encode_path_param,
+    with_extras,
+)
 from ..models.snapshot import Snapshot
 from ..models.snapshot_list import SnapshotList
 
@@ -16,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Snapshots",
     "AsyncSnapshots",
+    "SnapshotsWithRawResponse",
+    "AsyncSnapshotsWithRawResponse",
 ]
 
 
@@ -81,6 +95,9 @@ class Snapshots:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a snapshot.
 
@@ -90,6 +107,9 @@ class Snapshots:
             snapshot_id: The snapshot's ID (`snp_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -99,7 +119,7 @@ class Snapshots:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_snapshot_request(snapshot_id=snapshot_id)
+        spec = with_extras(_delete_snapshot_request(snapshot_id=snapshot_id), extra_headers, extra_query, extra_body)
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def get(
@@ -108,6 +128,9 @@ class Snapshots:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Snapshot:
         """Get a snapshot.
 
@@ -117,6 +140,9 @@ class Snapshots:
             snapshot_id: The snapshot's ID (`snp_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Snapshot`.
@@ -126,7 +152,7 @@ class Snapshots:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_snapshot_request(snapshot_id=snapshot_id)
+        spec = with_extras(_get_snapshot_request(snapshot_id=snapshot_id), extra_headers, extra_query, extra_body)
         return cast("Snapshot", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -137,6 +163,9 @@ class Snapshots:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> SyncPager[Snapshot]:
         """List snapshots.
 
@@ -148,6 +177,9 @@ class Snapshots:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Snapshot` across pages.
@@ -157,7 +189,12 @@ class Snapshots:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_snapshots_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_snapshots_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return SyncPager(
             self._client, spec, lambda item: cast(Snapshot, item), timeout=timeout, max_retries=max_retries
         )
@@ -180,6 +217,9 @@ class AsyncSnapshots:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a snapshot.
 
@@ -189,6 +229,9 @@ class AsyncSnapshots:
             snapshot_id: The snapshot's ID (`snp_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -198,7 +241,7 @@ class AsyncSnapshots:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_snapshot_request(snapshot_id=snapshot_id)
+        spec = with_extras(_delete_snapshot_request(snapshot_id=snapshot_id), extra_headers, extra_query, extra_body)
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def get(
@@ -207,6 +250,9 @@ class AsyncSnapshots:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Snapshot:
         """Get a snapshot.
 
@@ -216,6 +262,9 @@ class AsyncSnapshots:
             snapshot_id: The snapshot's ID (`snp_...`).
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Snapshot`.
@@ -225,7 +274,7 @@ class AsyncSnapshots:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_snapshot_request(snapshot_id=snapshot_id)
+        spec = with_extras(_get_snapshot_request(snapshot_id=snapshot_id), extra_headers, extra_query, extra_body)
         return cast("Snapshot", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -236,6 +285,9 @@ class AsyncSnapshots:
         cursor: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> AsyncPager[Snapshot]:
         """List snapshots.
 
@@ -247,6 +299,9 @@ class AsyncSnapshots:
             cursor: The `nextCursor` of the previous page.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A pager over every `Snapshot` across pages.
@@ -256,7 +311,28 @@ class AsyncSnapshots:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_snapshots_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor)
+        spec = with_extras(
+            _list_snapshots_request(sandbox_id=sandbox_id, limit=limit, cursor=cursor),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
         return AsyncPager(
             self._client, spec, lambda item: cast(Snapshot, item), timeout=timeout, max_retries=max_retries
         )
+
+
+class SnapshotsWithRawResponse:
+    """`Snapshots` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Snapshots) -> None:
+        self.delete = to_raw_response(resource.delete)
+        self.get = to_raw_response(resource.get)
+
+
+class AsyncSnapshotsWithRawResponse:
+    """`AsyncSnapshots` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncSnapshots) -> None:
+        self.delete = async_to_raw_response(resource.delete)
+        self.get = async_to_raw_response(resource.get)

@@ -7,7 +7,20 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
-from ..._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, drop_none, encode_path_param
+from ..._response import async_to_raw_response, to_raw_response
+from ..._types import (
+    NOT_GIVEN,
+    Body,
+    Headers,
+    NotGiven,
+    Query,
+    RequestSpec,
+    TimeoutTypes,
+    check_arg,
+    drop_none,
+    encode_path_param,
+    with_extras,
+)
 from ..models.template import Template
 from ..models.template_list import TemplateList
 
@@ -17,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Templates",
     "AsyncTemplates",
+    "TemplatesWithRawResponse",
+    "AsyncTemplatesWithRawResponse",
 ]
 
 
@@ -34,7 +49,7 @@ def _create_template_request(
     check_arg("commands", commands, "strs")
     check_arg("files", files, "map")
     check_arg("env", env, "map")
-    check_arg("idempotency_key", idempotency_key, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
     return RequestSpec(
         "POST",
         "/v1/templates",
@@ -110,6 +125,9 @@ class Templates:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Template:
         """Build a template.
 
@@ -131,10 +149,15 @@ class Templates:
                 or `/tmp`) to UTF-8 text.
             env: Environment variables, string to string. A name is not empty and has no `=`.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Template`.
@@ -144,8 +167,13 @@ class Templates:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_template_request(
-            name=name, base=base, commands=commands, files=files, env=env, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_template_request(
+                name=name, base=base, commands=commands, files=files, env=env, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Template", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -155,6 +183,9 @@ class Templates:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a built template.
 
@@ -165,6 +196,9 @@ class Templates:
             template_id: The template's ID, e.g. `python`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -174,7 +208,7 @@ class Templates:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_template_request(template_id=template_id)
+        spec = with_extras(_delete_template_request(template_id=template_id), extra_headers, extra_query, extra_body)
         self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def get(
@@ -183,6 +217,9 @@ class Templates:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Template:
         """Get a template.
 
@@ -192,6 +229,9 @@ class Templates:
             template_id: The template's ID, e.g. `python`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Template`.
@@ -201,7 +241,7 @@ class Templates:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_template_request(template_id=template_id)
+        spec = with_extras(_get_template_request(template_id=template_id), extra_headers, extra_query, extra_body)
         return cast("Template", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def list(
@@ -209,6 +249,9 @@ class Templates:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Template]:
         """List templates.
 
@@ -217,6 +260,9 @@ class Templates:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Template`.
@@ -226,7 +272,7 @@ class Templates:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_templates_request()
+        spec = with_extras(_list_templates_request(), extra_headers, extra_query, extra_body)
         return cast("builtins.list[Template]", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
@@ -252,6 +298,9 @@ class AsyncTemplates:
         idempotency_key: str | None = None,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Template:
         """Build a template.
 
@@ -273,10 +322,15 @@ class AsyncTemplates:
                 or `/tmp`) to UTF-8 text.
             env: Environment variables, string to string. A name is not empty and has no `=`.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
-                within 24 hours returns the first response instead of acting twice. The SDK makes
-                one for every call unless you pass your own.
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Template`.
@@ -286,8 +340,13 @@ class AsyncTemplates:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _create_template_request(
-            name=name, base=base, commands=commands, files=files, env=env, idempotency_key=idempotency_key
+        spec = with_extras(
+            _create_template_request(
+                name=name, base=base, commands=commands, files=files, env=env, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
         )
         return cast("Template", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
@@ -297,6 +356,9 @@ class AsyncTemplates:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> None:
         """Delete a built template.
 
@@ -307,6 +369,9 @@ class AsyncTemplates:
             template_id: The template's ID, e.g. `python`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             None.
@@ -316,7 +381,7 @@ class AsyncTemplates:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _delete_template_request(template_id=template_id)
+        spec = with_extras(_delete_template_request(template_id=template_id), extra_headers, extra_query, extra_body)
         await self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     async def get(
@@ -325,6 +390,9 @@ class AsyncTemplates:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> Template:
         """Get a template.
 
@@ -334,6 +402,9 @@ class AsyncTemplates:
             template_id: The template's ID, e.g. `python`.
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             The `Template`.
@@ -343,7 +414,7 @@ class AsyncTemplates:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _get_template_request(template_id=template_id)
+        spec = with_extras(_get_template_request(template_id=template_id), extra_headers, extra_query, extra_body)
         return cast("Template", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def list(
@@ -351,6 +422,9 @@ class AsyncTemplates:
         *,
         timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
         max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
     ) -> builtins.list[Template]:
         """List templates.
 
@@ -359,6 +433,9 @@ class AsyncTemplates:
         Args:
             timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
             max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
 
         Returns:
             A list of `Template`.
@@ -368,7 +445,27 @@ class AsyncTemplates:
             CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
         """
 
-        spec = _list_templates_request()
+        spec = with_extras(_list_templates_request(), extra_headers, extra_query, extra_body)
         return cast(
             "builtins.list[Template]", await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
+
+
+class TemplatesWithRawResponse:
+    """`Templates` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: Templates) -> None:
+        self.create = to_raw_response(resource.create)
+        self.delete = to_raw_response(resource.delete)
+        self.get = to_raw_response(resource.get)
+        self.list = to_raw_response(resource.list)
+
+
+class AsyncTemplatesWithRawResponse:
+    """`AsyncTemplates` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
+
+    def __init__(self, resource: AsyncTemplates) -> None:
+        self.create = async_to_raw_response(resource.create)
+        self.delete = async_to_raw_response(resource.delete)
+        self.get = async_to_raw_response(resource.get)
+        self.list = async_to_raw_response(resource.list)

@@ -1,0 +1,57 @@
+"""`crownest.DefaultHttpxClient` / `DefaultAsyncHttpxClient`: the SDK's connection defaults for an
+httpx client you configure yourself (a proxy, certificates), and what the SDK makes for itself."""
+
+from __future__ import annotations
+
+import ssl
+
+import httpx
+
+from crownest import AsyncCrowNest, CrowNest, DefaultAsyncHttpxClient, DefaultHttpxClient
+from crownest_local import LocalServer
+
+
+def _pool(client: httpx.Client | httpx.AsyncClient) -> object:
+    return client._transport._pool  # type: ignore[union-attr]
+
+
+def test_the_defaults() -> None:
+    with DefaultHttpxClient() as client:
+        pool = _pool(client)
+        assert pool._max_connections == pool._max_keepalive_connections == 100  # type: ignore[attr-defined]
+        assert pool._socket_options  # type: ignore[attr-defined]  # TCP keepalive
+        assert client.timeout == httpx.Timeout(660, connect=5)
+        assert client.follow_redirects is False
+
+
+def test_httpx_arguments_win_and_reach_the_transport() -> None:
+    context = ssl.create_default_context()
+    with DefaultHttpxClient(
+        timeout=3, limits=httpx.Limits(max_connections=7), verify=context, proxy="http://127.0.0.1:9"
+    ) as client:
+        assert client.timeout == httpx.Timeout(3)
+        assert _pool(client)._max_connections == 7  # type: ignore[attr-defined]
+        assert _pool(client)._ssl_context is context  # type: ignore[attr-defined]
+        [proxied] = client._mounts.values()  # every URL goes through the proxy, with the same pool options
+        assert type(proxied._pool).__name__ == "HTTPProxy"  # type: ignore[union-attr]
+        assert proxied._pool._ssl_context is context  # type: ignore[union-attr]
+
+
+def test_the_sdks_own_clients_are_default_clients() -> None:
+    with CrowNest(api_key="k", base_url="http://127.0.0.1:1") as client:
+        assert type(client._http) is DefaultHttpxClient
+    assert type(AsyncCrowNest(api_key="k", base_url="http://127.0.0.1:1")._http) is DefaultAsyncHttpxClient
+
+
+def test_a_default_client_you_pass_is_used(crownest_local: LocalServer) -> None:
+    with DefaultHttpxClient(headers={"X-Mine": "1"}) as http:
+        with crownest_local.client(http_client=http, max_retries=0) as client:
+            assert client.templates.list()
+        assert not http.is_closed  # yours: the SDK does not close it
+
+
+async def test_an_async_default_client_you_pass_is_used(crownest_local: LocalServer) -> None:
+    async with DefaultAsyncHttpxClient() as http:
+        async with crownest_local.async_client(http_client=http, max_retries=0) as client:
+            assert await client.templates.list()
+        assert not http.is_closed
