@@ -271,7 +271,16 @@ async def test_without_cgroups_pause_stops_and_continues_each_process(caplog: py
             assert (await counted_past(sandbox, at_pause[1]))[0] == pid
 
 
-async def test_a_snapshot_restores_exact_files_into_new_sandboxes_and_outlives_its_sandbox(client: Any) -> None:
+def owned_by_its_sandbox(server: LocalServer, sandbox_id: str) -> bool:
+    """Whether every entry in a sandbox's folder (links themselves) has the folder's owner."""
+    folder = server.sandbox_folder(sandbox_id)
+    owner = folder.lstat().st_uid, folder.lstat().st_gid
+    return all((p.lstat().st_uid, p.lstat().st_gid) == owner for p in folder.rglob("*"))
+
+
+async def test_a_snapshot_restores_exact_files_into_new_sandboxes_and_outlives_its_sandbox(
+    client: Any, server: LocalServer
+) -> None:
     original = await done(client.sandboxes.create(template="python", metadata={"role": "original"}))
     try:
         make = (
@@ -297,6 +306,9 @@ async def test_a_snapshot_restores_exact_files_into_new_sandboxes_and_outlives_i
         try:
             assert (copy.template, copy.snapshot_id) == ("python", snapshot.id)
             assert (await done(copy.commands.run(digest))).stdout == before
+            assert owned_by_its_sandbox(server, copy.id)  # under root, the copy's own user, not the original's
+            changed = await done(copy.commands.run("echo more >> data/deep/blob.bin && rm data/link && echo ok"))
+            assert changed.stdout == "ok\n", changed.stderr
             await done(copy.files.write("only-in-copy.txt", "x"))
         finally:
             await done(copy.kill())
@@ -390,6 +402,9 @@ async def test_a_built_template_has_what_its_build_installed_without_network(cli
         check = "python3 -c 'import greeter; print(greeter.hello())'; cat /tmp/built.txt"
         result = await done(sandbox.commands.run(check))
         assert result.stdout == "hello from the template\ndone\n", result.stderr
+        assert owned_by_its_sandbox(server, sandbox.id)
+        changed = await done(sandbox.commands.run("echo again >> /tmp/built.txt && rm src/greeter.py && echo ok"))
+        assert changed.stdout == "ok\n", changed.stderr
     finally:
         await done(sandbox.kill())
 
