@@ -94,6 +94,7 @@ class Templates:
                 target = folder.resolve(path).host
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(content)
+            await asyncio.to_thread(folder.adopt_tree)  # what was written here is the build's user's
             script = " && ".join(f"/bin/sh -c {shlex.quote(c)}" for c in spec.get("commands", [])) or "true"
             build = Call(call.request, {"sandboxId": sandbox["id"]}, {}, {}, {"command": script, "timeoutMs": 0})
             live = await service._start_command(build, keep_stdin_open=False)
