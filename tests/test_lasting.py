@@ -430,3 +430,6 @@ async def test_a_built_template_has_what_its_build_installed_without_network(cli
     with pytest.raises(CrowNestApiError) as caught:
         await done(client.templates.create("Bad Name"))
     assert caught.value.status == 400
+    with pytest.raises(CrowNestApiError) as caught:  # maxItems: 64
+        await done(client.templates.create(f"many-{secrets.token_hex(3)}", commands=["true"] * 65))
+    assert (caught.value.status, caught.value.code) == (400, "invalid_request")
