@@ -172,6 +172,7 @@ def render(spec: Path, output: Path) -> None:
             handle_model=HANDLE_MODEL,
             handle_ops=handle_ops,
             handle_imports={HANDLE_MODEL} | {name for op in handle_ops for name in op.imports},
+            handle_classes={op.handle for op in handle_ops if op.handle and not op.updates_handle},
         )
     )
 

@@ -15,6 +15,7 @@ from openapi_python_client.parser.openapi import Endpoint
 from openapi_python_client.parser.properties import (
     AnyProperty,
     BooleanProperty,
+    DateTimeProperty,
     EnumProperty,
     FileProperty,
     IntProperty,
@@ -29,7 +30,8 @@ SANDBOX_ID = "sandbox_id"
 # The sandbox handle's own tag: its operations on one sandbox (`{sandboxId}` in the path) are
 # methods of the handle itself (`sandbox.kill()`), not of a scoped resource (`sandbox.files`).
 HANDLE_TAG = "sandboxes"
-# The model the sandbox handle is; a handle method that answers with it updates the handle in place.
+# The model the sandbox handle is; a handle method that answers with it (200) updates the handle in place,
+# one that answers 201 with it (a new sandbox, as `fork`) returns a new handle.
 HANDLE_MODEL = "Sandbox"
 # `x-crownest-scope` values: `sandbox` puts an operation on the sandbox handle only.
 SCOPES = ("sandbox",)
@@ -96,6 +98,7 @@ class Operation:
     stream_method: str | None = None  # name of a twin that gives a bytes result as a stream of chunks
     run_start: str | None = None  # builder of the operation that starts the same command (x-crownest-run)
     run_stdin: str | None = None  # its parameter whose value, given, closes the command's stdin
+    creates: bool = False  # answers 201: a new object, never the one the handle is
 
     @property
     def streams(self) -> bool:
@@ -105,7 +108,7 @@ class Operation:
     @property
     def updates_handle(self) -> bool:
         """Whether the handle's method puts the answer into the handle's fields (and returns None)."""
-        return self.on_handle and self.kind == "model" and self.result == HANDLE_MODEL
+        return self.on_handle and self.kind == "model" and self.result == HANDLE_MODEL and not self.creates
 
     @property
     def builder(self) -> str:
@@ -192,6 +195,8 @@ def _annotation(prop: Any, imports: set[str]) -> tuple[str, str | None, str]:
         return "str", "str", "{v}"
     if isinstance(prop, ListProperty) and isinstance(prop.inner_property, StringProperty):
         return "Sequence[str]", "strs", "list({v})"
+    if isinstance(prop, DateTimeProperty):  # an aware datetime, or the RFC 3339 text itself
+        return "datetime.datetime | str", "time", "{v}.isoformat() if isinstance({v}, datetime.datetime) else {v}"
     raise ValueError(f"no SDK mapping for a {type(prop).__name__}")
 
 
@@ -356,7 +361,10 @@ def build_operation(
     if "x-crownest-waits-for" in raw_op:
         waits = raw_op["x-crownest-waits-for"]
         [param] = [p for p in params if p.wire_name == waits["field"]]
-        wait_ms = f"{param.python_name} if {param.python_name} is not None else {int(waits['default'])}"
+        given = param.python_name
+        if "zero" in waits:  # 0 stands for the server's cap, which the server may hold the answer for
+            given = f"({param.python_name} or {int(waits['zero'])})"
+        wait_ms = f"{given} if {param.python_name} is not None else {int(waits['default'])}"
     run = raw_op.get("x-crownest-run")
     name = str(snake_case(endpoint.name))
     if "x-crownest-method" not in raw_op:
@@ -400,4 +408,5 @@ def build_operation(
         stream_method=raw_op.get("x-crownest-stream-method"),
         run_start=f"_{snake_case(run['start'])}_request" if run else None,
         run_stdin=snake_case(run["stdin"]) if run else None,
+        creates=min(code for code in raw_op["responses"] if code.startswith("2")) == "201",
     )

@@ -29,6 +29,30 @@ def sandbox(**overrides: Any) -> dict[str, Any]:
     }
 
 
+def metrics(**overrides: Any) -> dict[str, Any]:
+    return {
+        "cpuPercent": 12.5,
+        "cpuTimeMs": 1500,
+        "memoryBytes": 1 << 20,
+        "diskBytes": 4096,
+        "processCount": 2,
+        "limits": sandbox()["limits"],
+        **overrides,
+    }
+
+
+def snapshot(**overrides: Any) -> dict[str, Any]:
+    return {
+        "id": "snp_1",
+        "name": "s",
+        "sandboxId": "sbx_1",
+        "template": "python",
+        "sizeBytes": 4096,
+        "createdAt": T0,
+        **overrides,
+    }
+
+
 def command(**overrides: Any) -> dict[str, Any]:
     return {
         "id": "cmd_1",

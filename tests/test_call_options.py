@@ -130,7 +130,7 @@ def test_every_method_takes_the_per_call_options(client: CrowNest) -> None:
 
 def test_extra_headers_win_over_the_sdks_own(api: respx.MockRouter, client: CrowNest) -> None:
     route = api.post("/v1/sandboxes").mock(return_value=httpx.Response(201, json=p.sandbox()))
-    client.sandboxes.create("base", extra_headers={"Idempotency-Key": "mine", "User-Agent": "me/1"})
+    client.sandboxes.create(template="base", extra_headers={"Idempotency-Key": "mine", "User-Agent": "me/1"})
     assert route.calls.last.request.headers["idempotency-key"] == "mine"
     assert route.calls.last.request.headers["user-agent"] == "me/1"
 

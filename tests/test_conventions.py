@@ -72,7 +72,7 @@ def test_to_dict_and_to_json_round_trip() -> None:
 
 def test_every_result_carries_its_request_id(crownest_local: LocalServer) -> None:
     with crownest_local.client(max_retries=0) as client:
-        sandbox = client.sandboxes.create("base", metadata={"job": "ids"})
+        sandbox = client.sandboxes.create(template="base", metadata={"job": "ids"})
         assert sandbox._request_id and sandbox._request_id.startswith("req_")
         first = sandbox._request_id
         sandbox.refresh()
@@ -87,7 +87,7 @@ def test_every_result_carries_its_request_id(crownest_local: LocalServer) -> Non
 
 async def test_every_async_result_carries_its_request_id(crownest_local: LocalServer) -> None:
     async with crownest_local.async_client(max_retries=0) as client:
-        sandbox = await client.sandboxes.create("base")
+        sandbox = await client.sandboxes.create(template="base")
         assert sandbox._request_id and sandbox._request_id.startswith("req_")
         command = await sandbox.commands.run("echo hi")
         assert command._request_id and command._request_id != sandbox._request_id
@@ -102,7 +102,7 @@ def test_clients_are_named_in_the_package() -> None:
 
 def test_with_raw_response_gives_status_headers_request_id_and_the_result(crownest_local: LocalServer) -> None:
     with crownest_local.client(max_retries=0) as client:
-        raw = client.with_raw_response.sandboxes.create("base")
+        raw = client.with_raw_response.sandboxes.create(template="base")
         assert raw.status_code == 201
         assert raw.request_id and raw.request_id == raw.headers["x-request-id"]
         assert raw.http_response.request.method == "POST"
@@ -120,7 +120,7 @@ def test_with_raw_response_gives_status_headers_request_id_and_the_result(crowne
 
 async def test_async_with_raw_response(crownest_local: LocalServer) -> None:
     async with crownest_local.async_client(max_retries=0) as client:
-        raw = await client.with_raw_response.sandboxes.create("base")
+        raw = await client.with_raw_response.sandboxes.create(template="base")
         sandbox = raw.parse()
         assert raw.status_code == 201 and isinstance(sandbox, AsyncSandboxHandle)
         assert sandbox._request_id == raw.request_id
@@ -146,7 +146,7 @@ def _is_lazy(method: Any) -> bool:
 
 def test_an_argument_error_names_the_python_argument(crownest_local: LocalServer) -> None:
     with crownest_local.client(max_retries=0) as client:
-        sandbox = client.sandboxes.create("base")
+        sandbox = client.sandboxes.create(template="base")
         with pytest.raises(BadRequestError) as caught:
             sandbox.set_ttl(5)
         assert str(caught.value).startswith("ttl_ms must be at least ")
@@ -158,7 +158,7 @@ def test_an_argument_error_names_the_python_argument(crownest_local: LocalServer
 
 def test_with_streaming_response_gives_the_answer_then_the_items(crownest_local: LocalServer) -> None:
     with crownest_local.client(max_retries=0) as client:
-        sandbox = client.sandboxes.create("base")
+        sandbox = client.sandboxes.create(template="base")
         sandbox.files.write("/home/user/big.bin", b"x" * 100_000)
         with client.with_streaming_response.files.stream(sandbox.id, "/home/user/big.bin") as response:
             assert response.status_code == 200 and response.request_id
@@ -175,7 +175,7 @@ def test_with_streaming_response_gives_the_answer_then_the_items(crownest_local:
 
 async def test_async_with_streaming_response(crownest_local: LocalServer) -> None:
     async with crownest_local.async_client(max_retries=0) as client:
-        sandbox = await client.sandboxes.create("base")
+        sandbox = await client.sandboxes.create(template="base")
         await sandbox.files.write("/home/user/a.txt", b"hello")
         async with client.with_streaming_response.files.stream(sandbox.id, "/home/user/a.txt") as response:
             assert response.status_code == 200 and response.request_id

@@ -143,6 +143,9 @@ async def test_every_method(sdk: tuple[Any, set[str], str]) -> None:
 
 
 async def templates(client: Any) -> None:
+    built = await done(client.templates.create(f"e2e-{id(client)}", commands=["echo built > mark"]))
+    assert built.status == "building"
+    await done(client.templates.delete(built.id))
     listed = await done(client.templates.list())
     assert {"python", "base"} <= {t.id for t in listed}
     assert (await done(client.templates.get("python"))).description
@@ -165,6 +168,25 @@ async def sandboxes(client: Any) -> Any:
     assert sandbox.ttl_ms == 300_000
     await done(sandbox.refresh())
     assert sandbox.status == "running"
+    metrics = await done(sandbox.metrics())
+    assert metrics.limits == sandbox.limits and metrics.process_count == 0
+    assert (await done(client.sandboxes.metrics(sandbox.id))).disk_bytes >= 0
+    await done(sandbox.pause())
+    assert sandbox.status == "paused"
+    assert (await done(client.sandboxes.resume(sandbox.id))).status == "running"
+    assert (await done(client.sandboxes.pause(sandbox.id))).status == "paused"
+    await done(sandbox.resume())
+    assert sandbox.status == "running"
+    snapshot = await done(client.sandboxes.snapshot(sandbox.id))
+    assert (await done(sandbox.snapshot(name="again"))).name == "again"
+    assert snapshot.id in {s.id for s in await items(client.snapshots.list())}
+    assert (await done(client.snapshots.get(snapshot.id))).sandbox_id == sandbox.id
+    fork = await done(sandbox.fork())
+    assert fork.status == "running" and fork.id != sandbox.id
+    await done(fork.kill())
+    forked = await done(client.sandboxes.fork(sandbox.id))
+    await done(forked.kill())
+    await done(client.snapshots.delete(snapshot.id))
     other = await done(client.sandboxes.create(template="base"))
     await done(client.sandboxes.kill(other.id))
     await done(client.sandboxes.kill(other.id))  # killing an ended sandbox is also fine

@@ -17,7 +17,7 @@ from crownest_local import LocalServer
 
 def test_a_page_leads_to_the_next(crownest_local: LocalServer) -> None:
     with crownest_local.client(max_retries=0) as client:
-        made = [client.sandboxes.create("base", metadata={"pages": "sync"}) for _ in range(3)]
+        made = [client.sandboxes.create(template="base", metadata={"pages": "sync"}) for _ in range(3)]
         page = client.sandboxes.list(metadata={"pages": "sync"}, limit=2).first_page()
         assert isinstance(page, Page) and len(page.data) == 2 and page.has_next_page()
         assert page._request_id and page._request_id.startswith("req_")
@@ -33,7 +33,7 @@ def test_a_page_leads_to_the_next(crownest_local: LocalServer) -> None:
 
 async def test_an_async_page_leads_to_the_next(crownest_local: LocalServer) -> None:
     async with crownest_local.async_client(max_retries=0) as client:
-        made = [await client.sandboxes.create("base", metadata={"pages": "async"}) for _ in range(3)]
+        made = [await client.sandboxes.create(template="base", metadata={"pages": "async"}) for _ in range(3)]
         page = await client.sandboxes.list(metadata={"pages": "async"}, limit=2).first_page()
         assert isinstance(page, AsyncPage) and page.has_next_page()
         last = await page.get_next_page()

@@ -37,11 +37,11 @@ with LocalServer() as server:
     with server.client(max_retries=0) as client:
         sandbox = client.sandboxes.create(template="base")
         found["sync"] = [
-            callable(client.sandboxes.metrics), callable(sandbox.metrics),
-            callable(client.snapshots.create), callable(client.snapshots.list), callable(sandbox.snapshots.create),
+            callable(client.sandboxes.usage), callable(sandbox.usage),
+            callable(client.volumes.create), callable(client.volumes.list), callable(sandbox.volumes.create),
         ]
         answers = []
-        for call in (sandbox.metrics, lambda: client.snapshots.list(), lambda: sandbox.snapshots.create("s")):
+        for call in (sandbox.usage, lambda: client.volumes.list(), lambda: sandbox.volumes.create("s")):
             try:
                 call()
             except crownest.CrowNestApiError as error:
@@ -53,10 +53,10 @@ with LocalServer() as server:
         async with server.async_client(max_retries=0) as client:
             sandbox = await client.sandboxes.create(template="base")
             try:
-                await sandbox.metrics()
+                await sandbox.usage()
             except crownest.InternalServerError as error:
-                found["async"] = [error.status, error.code, callable(client.snapshots.list),
-                                  callable(sandbox.snapshots.create)]
+                found["async"] = [error.status, error.code, callable(client.volumes.list),
+                                  callable(sandbox.volumes.create)]
             await sandbox.kill()
 
     asyncio.run(in_async())
@@ -108,9 +108,9 @@ def test_the_methods_are_on_both_clients_and_the_handle_and_crownest_local_answe
     found = json.loads(done.stdout.splitlines()[-1])
     assert found["sync"] == [True] * 5
     assert found["answers"] == [
-        [501, "not_implemented", "getSandboxMetrics"],
-        [501, "not_implemented", "listSnapshots"],
-        [501, "not_implemented", "createSnapshot"],
+        [501, "not_implemented", "getSandboxUsage"],
+        [501, "not_implemented", "listVolumes"],
+        [501, "not_implemented", "createVolume"],
     ]
     assert found["async"] == [501, "not_implemented", True, True]
 
@@ -137,8 +137,8 @@ def test_the_tests_name_what_is_left_to_do(scratch: Path) -> None:
         "test_endpoints.py::test_every_public_method_has_a_case",
         "test_local_server.py::test_every_operation_of_the_spec_has_a_handler",
     ], done.stdout[-3000:]
-    assert "'createSnapshot', 'getSandboxMetrics', 'listSnapshots'" in done.stdout
-    assert "('sandboxes', 'metrics')" in done.stdout and "snapshots" in done.stdout
+    assert "'createVolume', 'getSandboxUsage', 'listVolumes'" in done.stdout
+    assert "('sandboxes', 'usage')" in done.stdout and "volumes" in done.stdout
 
 
 def test_the_docs_build_strictly_and_name_them(scratch: Path) -> None:
@@ -149,19 +149,19 @@ def test_the_docs_build_strictly_and_name_them(scratch: Path) -> None:
         re.findall(r'id="([^"]+)"', "".join(p.read_text() for p in (scratch / "site" / "reference").rglob("*.html")))
     )
     for name in (
-        "SandboxHandle.metrics",
-        "AsyncSandboxHandle.metrics",
-        "Sandboxes.metrics",
-        "Snapshots.create",
-        "Snapshots.list",
-        "AsyncSnapshots.list",
-        "SandboxSnapshots.create",
-        "AsyncSandboxSnapshots.create",
-        "SandboxMetrics",
-        "Snapshot",
-        "CrowNest.snapshots",
-        "AsyncCrowNest.snapshots",
-        "SandboxHandle.snapshots",
+        "SandboxHandle.usage",
+        "AsyncSandboxHandle.usage",
+        "Sandboxes.usage",
+        "Volumes.create",
+        "Volumes.list",
+        "AsyncVolumes.list",
+        "SandboxVolumes.create",
+        "AsyncSandboxVolumes.create",
+        "SandboxUsage",
+        "Volume",
+        "CrowNest.volumes",
+        "AsyncCrowNest.volumes",
+        "SandboxHandle.volumes",
     ):
         assert any(i.endswith("." + name) for i in ids), name
 
@@ -175,7 +175,7 @@ def test_the_guides_case_checks_the_new_method_in_every_form(scratch: Path) -> N
         source.replace("\n]\nHANDLE_ONLY = [", "\n" + textwrap.indent(case, "    ") + "\n]\nHANDLE_ONLY = [")
     )
     try:
-        done = run(scratch, "-m", "pytest", "-q", "-p", "no:randomly", str(endpoints), "-k", "metrics")
+        done = run(scratch, "-m", "pytest", "-q", "-p", "no:randomly", str(endpoints), "-k", "usage")
     finally:
         endpoints.write_text(source)  # the other tests see the copy as the guide's step 2 leaves it
     assert done.returncode == 0, done.stdout[-3000:]

@@ -7,6 +7,7 @@ while leaving the argument out means "use the client's default".
 from __future__ import annotations
 
 import base64
+import datetime
 import enum
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, TypeAlias
@@ -140,6 +141,7 @@ _ARG_TYPES: dict[str, tuple[type, ...]] = {
     "header": (str,),
     "int": (int,),
     "bool": (bool,),
+    "time": (datetime.datetime, str),
     "map": (Mapping,),
     "strs": (list, tuple),
     "key_values": (Mapping,),
@@ -157,10 +159,10 @@ def text_or_base64(value: str | bytes) -> str:
 def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> None:
     """Refuse a wrongly typed argument before any request, naming it.
 
-    `kind` is `str`, `header` (a str sent as a header value), `int`, `bool`, `str_or_bytes`, `map` (a mapping of
-    str to str), `key_values` (a map sent as `key:value` items: keys without `:`), `mapping` (any
-    mapping), `strs` (a list or tuple of str) or `callable`; `None` (left out) passes unless the
-    argument is required.
+    `kind` is `str`, `header` (a str sent as a header value), `int`, `bool`, `str_or_bytes`, `time`
+    (a datetime or its RFC 3339 text), `map` (a mapping of str to str), `key_values` (a map sent as
+    `key:value` items: keys without `:`), `mapping` (any mapping), `strs` (a list or tuple of str) or
+    `callable`; `None` (left out) passes unless the argument is required.
     """
     if value is None:
         if required:
@@ -174,6 +176,7 @@ def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> No
     if not ok:
         expected = {
             "map": "a dict of str to str",
+            "time": "a datetime or an RFC 3339 str",
             "key_values": "a dict of str to str",
             "mapping": "a dict",
             "header": "str",

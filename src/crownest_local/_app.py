@@ -40,7 +40,9 @@ from ._guard import LagMonitor
 from ._network import SandboxBackend, SandboxTransport
 from ._service import Call, Config, Handler, Service, json_response
 from ._signed import SignedUrls, guarded
+from ._snapshots import Snapshots
 from ._spec import Operation, Validator, digits, invalid, load_spec, operations
+from ._templates import Templates
 
 logger = logging.getLogger("crownest_local")
 
@@ -142,12 +144,24 @@ def create_app(config: Config) -> Starlette:
     service = Service(config)
     files = Files(service)
     signed = SignedUrls(files, config.data_dir / "url-secret")
+    snapshots = Snapshots(service)
+    templates = Templates(service, snapshots)
     handlers: dict[str, Handler] = {
-        "listTemplates": service.list_templates,
-        "getTemplate": service.get_template,
-        "createSandbox": service.create_sandbox,
+        "listTemplates": templates.list_templates,
+        "getTemplate": templates.get_template,
+        "createSandbox": templates.create_sandbox,
+        "snapshotSandbox": snapshots.snapshot_sandbox,
+        "createTemplate": templates.create_template,
+        "deleteTemplate": templates.delete_template,
+        "forkSandbox": snapshots.fork_sandbox,
+        "listSnapshots": snapshots.list_snapshots,
+        "getSnapshot": snapshots.get_snapshot,
+        "deleteSnapshot": snapshots.delete_snapshot,
         "listSandboxes": service.list_sandboxes,
         "getSandbox": service.get_sandbox,
+        "getSandboxMetrics": service.sandbox_metrics,
+        "pauseSandbox": service.pause_sandbox,
+        "resumeSandbox": service.resume_sandbox,
         "killSandbox": service.kill_sandbox,
         "setSandboxTtl": service.set_sandbox_ttl,
         "runCommand": service.run_command,

@@ -40,6 +40,7 @@ RECORD_HEADER = struct.Struct(">cI")
 CHECKPOINT = struct.Struct(">QQ")  # (output offset, file position) of a record's start
 CHECKPOINT_BYTES = 1 << 20
 CHECKPOINT_RECORDS = 1024
+HELD_CHECK_S = 1.0  # how often a held command's wait looks whether it was released
 
 
 class OutputLog:
@@ -158,6 +159,8 @@ class LiveCommand:
         self.finished = asyncio.Event()
         self._changed = asyncio.Event()
         self._ended_by: str | None = None  # "killed" or "timed_out", set by the server
+        self._deadline: float | None = None  # monotonic time its time limit ends; None: no limit
+        self._held_at: float | None = None  # while its sandbox is paused: since when (its clock is stopped)
         self.started = time.monotonic()
         self.sweep: Callable[[signal.Signals], None] | None = None  # signals what left the process group
 
@@ -188,17 +191,24 @@ class LiveCommand:
         elif not keep_stdin_open:
             await self.write_stdin("", eof=True)
 
-    async def run(self, timeout_s: float) -> None:
-        """Pump the output until the process ends or its time is up."""
+    async def run(self, timeout_s: float | None) -> None:
+        """Pump the output until the process ends or its time (if it has a limit) is up."""
         assert self.process is not None and self.process.stdout and self.process.stderr
         pumps = [
             asyncio.ensure_future(self._pump("stdout", self.process.stdout)),
             asyncio.ensure_future(self._pump("stderr", self.process.stderr)),
         ]
-        try:
-            await asyncio.wait_for(self.process.wait(), timeout_s)
-        except TimeoutError:
-            self._ended_by = self._ended_by or "timed_out"
+        self._deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        exited = asyncio.ensure_future(self.process.wait())
+        while not exited.done():
+            if self._deadline is None:
+                await asyncio.wait({exited})
+                break
+            left = HELD_CHECK_S if self._held_at is not None else self._deadline - time.monotonic()
+            if left <= 0:
+                self._ended_by = self._ended_by or "timed_out"
+                break
+            await asyncio.wait({exited}, timeout=left)
         self.send_signal(signal.SIGKILL)
         await self.process.wait()
         await asyncio.gather(*pumps)
@@ -216,6 +226,18 @@ class LiveCommand:
                 self.notify()
             if not data:
                 return
+
+    def hold(self) -> None:
+        """Stop its time limit's clock (its sandbox is paused)."""
+        if self._held_at is None:
+            self._held_at = time.monotonic()
+
+    def release(self) -> None:
+        """Restart its time limit's clock with the time that was left."""
+        if self._held_at is not None:
+            if self._deadline is not None:
+                self._deadline += time.monotonic() - self._held_at
+            self._held_at = None
 
     def notify(self) -> None:
         self._changed.set()

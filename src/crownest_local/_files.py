@@ -118,7 +118,7 @@ class Files:
     def running_folder(self, call: Call) -> SandboxFolder:
         """The folder of the call's sandbox; 404 or 409 unless it exists and runs."""
         sandbox_id = call.path["sandboxId"]
-        self.service.running_sandbox(sandbox_id)
+        self.service.running_sandbox(sandbox_id, reads=call.request.method == "GET")
         return self.service.folder(sandbox_id)
 
     async def write_file(self, call: Call) -> dict[str, Any]:

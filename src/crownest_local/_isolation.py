@@ -116,6 +116,19 @@ class SandboxFolder:
         if self.owner is not None:
             os.chown(path, *self.owner, follow_symlinks=False)
 
+    def adopt_tree(self) -> None:
+        """Give everything in the folder to the sandbox's user, links themselves (never what they point to).
+
+        For a new sandbox's folder filled from a snapshot or a built template, before any of its
+        commands runs (so nothing in it can change meanwhile).
+        """
+        if self.owner is None:
+            return
+        for parent, folders, files in os.walk(self.folder, followlinks=False):
+            for name in (*folders, *files):
+                os.chown(os.path.join(parent, name), *self.owner, follow_symlinks=False)
+        os.chown(self.folder, *self.owner, follow_symlinks=False)
+
     def remove(self) -> None:
         """Delete the folder and everything in it, following no link."""
         remove_path(self.folder)

@@ -32,7 +32,8 @@ logger = logging.getLogger("crownest_local")
 
 MIB = 1 << 20
 CPU_PERIOD_US = 100_000
-CONTROLLERS = ("cpu", "memory", "pids")
+# `cpuacct` (CPU time, for metrics) and `freezer` (pause) limit nothing; v1 mounts them apart from `cpu`.
+CONTROLLERS = ("cpu", "memory", "pids", "cpuacct", "freezer")
 # Which limit each controller enforces, by its name in `LimitEnforcement`.
 ENFORCES = {"cpu": "cpu", "memory": "memory", "pids": "processes"}
 PARENT_PREFIX = "crownest-local-"
@@ -221,21 +222,32 @@ def detect(
 class Cgroup:
     """The groups of one sandbox, one per hierarchy, and the rlimits for what they do not cover."""
 
-    def __init__(self, folders: list[Path], limits: Limits, enforced_by: dict[str, str], cpu_seconds: bool) -> None:
+    def __init__(
+        self,
+        folders: list[Path],
+        limits: Limits,
+        enforced_by: dict[str, str],
+        cpu_seconds: bool,
+        controllers: Mapping[str, Path] | None = None,
+    ) -> None:
         self.folders = folders
+        self.controllers = dict(controllers or {})  # the sandbox's group of each controller
         self.limits = limits
         self.enforced_by = enforced_by
         self._cpu_rlimit = cpu_seconds
 
-    def preexec(self, timeout_s: float) -> Join:
-        """What the command's child runs between fork and exec (pass it as `preexec_fn`, then `close()` it)."""
+    def preexec(self, timeout_s: float | None) -> Join:
+        """What the command's child runs between fork and exec (pass it as `preexec_fn`, then `close()` it).
+
+        `timeout_s` is the command's time limit (None: none), which bounds its CPU seconds under the rlimit fallback.
+        """
         fds = [os.open(folder / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for folder in self.folders]
         rlimits = [(resource.RLIMIT_FSIZE, self.limits.disk_bytes)]
         if self.enforced_by["memory"] == "rlimit":
             rlimits.append((resource.RLIMIT_AS, self.limits.memory_mb * MIB))
         if self.enforced_by["processes"] == "rlimit":
             rlimits.append((resource.RLIMIT_NPROC, self.limits.max_processes))
-        if self._cpu_rlimit:
+        if self._cpu_rlimit and timeout_s is not None:
             rlimits.append((resource.RLIMIT_CPU, max(1, int(timeout_s * self.limits.cpu_count) + 1)))
         return Join(fds, rlimits)
 
@@ -331,7 +343,7 @@ class Limiter:
             enforced["processes"] = "none"  # RLIMIT_NPROC counts every process of the user, and root is exempt
         for hierarchy in self.hierarchies:
             for controller in hierarchy.controllers:
-                if folders is None or controller in folders:
+                if controller in ENFORCES and (folders is None or controller in folders):
                     enforced[ENFORCES[controller]] = hierarchy.name
         return enforced
 
@@ -354,7 +366,7 @@ class Limiter:
             made.append(folder)
             folders.update(dict.fromkeys(hierarchy.controllers, folder))
         enforced = self.enforced_by(folders)
-        return Cgroup(made, limits, enforced, cpu_seconds=enforced["cpu"] == "rlimit")
+        return Cgroup(made, limits, enforced, cpu_seconds=enforced["cpu"] == "rlimit", controllers=folders)
 
     def close(self) -> None:
         """Remove this server's parent groups (their sandboxes' groups are gone by now)."""

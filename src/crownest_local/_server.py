@@ -22,7 +22,7 @@ from crownest._types import TimeoutTypes
 from ._app import create_app
 from ._beneath import remove_path
 from ._guard import Guard, raise_open_files_limit
-from ._service import DEFAULT_RETENTION_S, ISOLATION_WARNING, Config
+from ._service import DEFAULT_RETENTION_S, ISOLATION_WARNING, RUN_CAP_MS, Config
 
 START_TIMEOUT_S = 15.0
 # How long an idle connection stays open: longer than clients keep one (httpx: 5 s), as behind a
@@ -70,7 +70,9 @@ class LocalServer:
     `body_timeout` seconds), else 408; at most `max_connections` connections
     are open, `max_connections_per_client` from one address, else 503.
     `cgroups=False` enforces sandboxes' limits with rlimits only, as where the
-    server may not create cgroups.
+    server may not create cgroups. `run_cap` is how long (seconds) `commands.run()`
+    with `timeout_ms=0` may run (10 minutes by default); `pause_retention` how long
+    (seconds) a paused sandbox is kept before it ends (24 hours by default).
     """
 
     def __init__(
@@ -90,6 +92,8 @@ class LocalServer:
         max_connections: int = 1024,
         max_connections_per_client: int = 256,
         cgroups: bool = True,
+        run_cap: float = RUN_CAP_MS / 1000,
+        pause_retention: float = DEFAULT_RETENTION_S,
     ) -> None:
         modes = {True: "bubblewrap", False: "none", "bubblewrap": "bubblewrap", "none": "none"}
         if not isinstance(isolation, str | bool) or isolation not in modes:
@@ -107,6 +111,8 @@ class LocalServer:
         self.isolation = modes[isolation]
         self.retention = retention
         self.cgroups = cgroups
+        self.run_cap = run_cap
+        self.pause_retention = pause_retention
         self.guard = Guard(header_timeout, body_timeout, max_connections, max_connections_per_client)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -186,6 +192,8 @@ class LocalServer:
             max_sandboxes=self.max_sandboxes,
             retention_s=self.retention,
             cgroups=self.cgroups,
+            run_cap_ms=int(self.run_cap * 1000),
+            pause_retention_s=self.pause_retention,
             isolation=self.isolation,
         )
         if self.isolation == "none":

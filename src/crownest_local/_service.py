@@ -37,11 +37,14 @@ from crownest._generated.models import (
     PreviewVisibility,
     Sandbox,
     SandboxLimits,
+    SandboxMetrics,
+    SandboxOnTimeout,
     SandboxStatus,
     Template,
 )
 from crownest._models import set_field
 
+from . import _pause as pause
 from ._beneath import remove_path
 from ._commands import LiveCommand, OutputLog
 from ._egress import Egress
@@ -57,6 +60,7 @@ from ._isolation import (
     unisolated_command,
 )
 from ._limits import Cgroup, Limiter, Limits, folder_usage
+from ._metrics import measure
 from ._network import SandboxNetwork
 from ._ports import wait_until_listening
 from ._spec import digits, invalid
@@ -71,7 +75,9 @@ REAP_INTERVAL_S = 0.2
 DISK_CHECK_INTERVAL_S = 1.0
 DEFAULT_RETENTION_S = 24 * 3600
 MAX_COMMANDS_PER_SANDBOX = 32
+RUN_CAP_MS = 600_000
 ENDED = ("killed", "expired", "failed")
+ALIVE = ("starting", "running", "paused")
 ISOLATION_WARNING = (
     "CrowNest Local with --unsafe-no-isolation: commands run as plain processes of the server's user, "
     "with NO isolation between sandboxes or from this machine (its files, its network, its other "
@@ -92,6 +98,8 @@ class Config:
     retention_s: float = DEFAULT_RETENTION_S  # how long an ended sandbox's records stay readable
     max_commands: int = MAX_COMMANDS_PER_SANDBOX  # commands running at once in one sandbox
     cgroups: bool = True  # False: enforce limits with rlimits only (to test the fallback)
+    pause_retention_s: float = DEFAULT_RETENTION_S  # how long a paused sandbox is kept before it ends
+    run_cap_ms: int = RUN_CAP_MS  # what `timeoutMs: 0` means for commands.run (its HTTP request stays open)
 
 
 @dataclass
@@ -139,6 +147,7 @@ class Service:
         self.cgroups: dict[str, Cgroup] = {}
         self.disk_used: dict[str, int] = {}  # bytes, by sandbox, as last measured
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._pausing: set[str] = set()  # sandboxes being frozen now
         self._reaper: asyncio.Task[None] | None = None
         self._disk_watch: asyncio.Task[None] | None = None
         self.templates = {
@@ -158,8 +167,9 @@ class Service:
             logger.error(
                 "CrowNest Local refuses to run commands (503 isolation_unavailable): %s", self.isolation_problem
             )
+        logger.info("sandboxes paused by: %s", pause.server_mechanism(self.limiter))
         self.store.release_running_keys()
-        for body in self.store.all("sandbox", status="running") + self.store.all("sandbox", status="starting"):
+        for body in [b for status in ALIVE for b in self.store.all("sandbox", status=status)]:
             self._end_sandbox(body, "killed")
         for body in self.store.all("command", status="running"):
             self._finish_command_body(body, "killed", None)
@@ -170,7 +180,7 @@ class Service:
         for task in (self._reaper, self._disk_watch):
             if task is not None:
                 task.cancel()
-        for body in self.store.all("sandbox", status="running"):
+        for body in [b for status in ALIVE for b in self.store.all("sandbox", status=status)]:
             self._end_sandbox(body, "killed")
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -242,6 +252,11 @@ class Service:
     def _expire_due(self) -> None:
         """End the sandboxes and delete the artifacts whose `expiresAt` has passed."""
         for body in self.store.due("sandbox", status="running"):
+            if body.get("onTimeout") == "pause":
+                self.spawn(self._pause(body))
+            else:
+                self._end_sandbox(body, "expired")
+        for body in self.store.due("sandbox", status="paused"):
             self._end_sandbox(body, "expired")
         for body in self.store.due("artifact"):
             self.forget_artifact(body["id"])
@@ -258,14 +273,6 @@ class Service:
         if self.config.isolation == "none":
             logger.warning(ISOLATION_WARNING)
         return {"data": [Template(id=k, description=v).to_dict() for k, v in self.templates.items()]}
-
-    async def get_template(self, call: Call) -> dict[str, Any]:
-        template_id = call.path["templateId"]
-        if template_id not in self.templates:
-            raise ApiProblem(
-                404, "template_not_found", f"Template {template_id} does not exist.", {"templateId": template_id}
-            )
-        return Template(id=template_id, description=self.templates[template_id]).to_dict()
 
     # Sandboxes
 
@@ -284,7 +291,9 @@ class Service:
         body = self.store.get("sandbox", sandbox_id)
         if body is None or self._past_retention(body):
             raise not_found("sandbox", "sandboxId", sandbox_id)
-        if body["status"] == "running" and parse_time(body["expiresAt"]) <= now():
+        if body["status"] in ("running", "paused") and parse_time(body["expiresAt"]) <= now():
+            if body["status"] == "running" and body.get("onTimeout") == "pause":
+                return with_limits(body)  # the reaper pauses it within REAP_INTERVAL_S
             body = self._end_sandbox(body, "expired")
         return with_limits(body)
 
@@ -312,9 +321,17 @@ class Service:
         """The limits a sandbox was created with."""
         return Limits.from_request(self.sandbox(sandbox_id).get("limits") or {})
 
-    def running_sandbox(self, sandbox_id: str) -> dict[str, Any]:
+    def running_sandbox(self, sandbox_id: str, *, reads: bool = False) -> dict[str, Any]:
+        """A sandbox that has not ended, else 409; paused, 409 `sandbox_paused` unless the action only `reads`."""
         body = self.sandbox(sandbox_id)
-        if body["status"] not in ("running", "starting"):
+        if body["status"] == "paused" and not reads:
+            raise ApiProblem(
+                409,
+                "sandbox_paused",
+                f"Sandbox {sandbox_id} is paused: resume it first.",
+                {"sandboxId": sandbox_id, "status": "paused"},
+            )
+        if body["status"] not in ("running", "starting", "paused"):
             raise ApiProblem(
                 409,
                 "sandbox_not_running",
@@ -335,12 +352,15 @@ class Service:
         sandbox = Sandbox.from_dict(with_limits(body))
         set_field(sandbox, "status", SandboxStatus(status))
         set_field(sandbox, "ended_at", now())
+        set_field(sandbox, "paused_at", None)
         updated = sandbox.to_dict()
         self.store.update(updated)
         self.disk_used.pop(body["id"], None)
         cgroup = self.cgroups.pop(body["id"], None)
         if cgroup is not None:
             cgroup.kill_all()
+            if body["status"] == "paused":
+                pause.thaw(cgroup, [])  # a frozen process dies of SIGKILL only once thawed
             self.spawn(asyncio.to_thread(cgroup.remove))
         folder = self.folder(body["id"]).folder
         trash = folder.with_name(f".trash-{body['id']}-{secrets.token_hex(4)}")
@@ -349,9 +369,13 @@ class Service:
             self.spawn(asyncio.to_thread(remove_path, trash))
         return updated
 
-    async def create_sandbox(self, call: Call) -> dict[str, Any]:
-        body = call.body
-        if body["template"] not in self.templates:
+    async def new_sandbox(
+        self, body: dict[str, Any], populate: Callable[[Path], Awaitable[None]] | None = None
+    ) -> dict[str, Any]:
+        """Create a sandbox as a `SandboxCreate` body asks; `populate` fills its folder before it is `running`."""
+        if "template" not in body:
+            invalid("template", "is required unless a snapshot is given")
+        if body["template"] not in self.templates and self.store.get("template", body["template"]) is None:
             raise ApiProblem(
                 400,
                 "template_not_found",
@@ -381,13 +405,19 @@ class Service:
             expires_at=created + datetime.timedelta(milliseconds=ttl_ms),
             ended_at=None,
             limits=SandboxLimits.from_dict(limits.wire(cgroup.enforced_by)),
+            on_timeout=SandboxOnTimeout(body.get("onTimeout", "kill")),
+            paused_at=None,
+            snapshot_id=body.get("snapshot") if populate is not None else None,
             internet=body.get("internet", True),
             allow_domains=body.get("allowDomains"),
         )
         folder = self.folder(sandbox.id)
-        folder.create()
-        if self.isolation is not None:
-            try:
+        try:
+            if populate is not None:
+                await populate(folder.folder)
+            folder.create()
+            await asyncio.to_thread(folder.adopt_tree)
+            if self.isolation is not None:
                 self.networks[sandbox.id] = await SandboxNetwork.start(
                     self.isolation,
                     folder,
@@ -395,9 +425,11 @@ class Service:
                     internet=bool(sandbox.internet),
                     allow_domains=body.get("allowDomains"),
                 )
-            except BaseException:
-                folder.remove()
-                raise
+        except BaseException:
+            self.cgroups.pop(sandbox_id, None)
+            self.spawn(asyncio.to_thread(cgroup.remove))
+            await asyncio.to_thread(folder.remove)
+            raise
         wire = sandbox.to_dict()
         self.store.insert("sandbox", wire, extra={"env": EnvVars.from_dict(body.get("env", {})).to_dict()})
         return wire
@@ -412,13 +444,25 @@ class Service:
 
     async def list_sandboxes(self, call: Call) -> dict[str, Any]:
         pairs = [item.split(":", 1) for item in call.query.get("metadata", [])]
+        template = call.query.get("template")
+        created_after = _time_query(call.query.get("createdAfter"), "createdAfter")
+
+        def keep(body: dict[str, Any]) -> bool:
+            return (
+                all(body["metadata"].get(k) == v for k, v in pairs)
+                and (template is None or body["template"] == template)
+                and (created_after is None or parse_time(body["createdAt"]) > created_after)
+                and not self._gone(body)
+            )
+
         self._expire_due()  # so that a list never shows a sandbox past its TTL as running
         page = self.store.page(
             "sandbox",
             limit=call.query.get("limit", 20),
             cursor=call.query.get("cursor"),
             status=call.query.get("status"),
-            keep=lambda body: all(body["metadata"].get(k) == v for k, v in pairs) and not self._gone(body),
+            keep=keep,
+            ascending=call.query.get("order", "desc") == "asc",
         )
         page["data"] = [with_limits(body) for body in page["data"]]
         return page
@@ -428,8 +472,75 @@ class Service:
 
     async def kill_sandbox(self, call: Call) -> None:
         body = self.sandbox(call.path["sandboxId"])
-        if body["status"] in ("running", "starting"):
+        if body["status"] in ALIVE:
             self._end_sandbox(body, "killed")
+
+    async def pause_sandbox(self, call: Call) -> dict[str, Any]:
+        body = self.running_sandbox(call.path["sandboxId"], reads=True)
+        return body if body["status"] == "paused" else await self._pause(body)
+
+    async def resume_sandbox(self, call: Call) -> dict[str, Any]:
+        body = self.running_sandbox(call.path["sandboxId"], reads=True)
+        if body["status"] != "paused":
+            return body
+        sandbox_id = body["id"]
+        await asyncio.to_thread(pause.thaw, self.cgroups.get(sandbox_id), self._sessions(sandbox_id))
+        for live in self._lives(sandbox_id):
+            live.release()
+        sandbox = Sandbox.from_dict(body)
+        set_field(sandbox, "status", SandboxStatus.RUNNING)
+        set_field(sandbox, "paused_at", None)
+        set_field(
+            sandbox, "expires_at", now() + datetime.timedelta(milliseconds=self.store.extra(sandbox_id)["ttlLeftMs"])
+        )
+        wire = sandbox.to_dict()
+        self.store.update(wire)
+        return wire
+
+    async def _pause(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Freeze a running sandbox, keep the TTL it had left, and keep it for the pause retention."""
+        sandbox_id = body["id"]
+        if sandbox_id in self._pausing:
+            return body
+        self._pausing.add(sandbox_id)
+        try:
+            for live in self._lives(sandbox_id):
+                live.hold()
+            await asyncio.to_thread(pause.freeze, self.cgroups.get(sandbox_id), self._sessions(sandbox_id))
+        finally:
+            self._pausing.discard(sandbox_id)
+        body = self.store.get("sandbox", sandbox_id) or body
+        if body["status"] != "running":  # killed while it froze
+            return with_limits(body)
+        paused = now()
+        left = max(0, int((parse_time(body["expiresAt"]) - paused).total_seconds() * 1000))
+        sandbox = Sandbox.from_dict(body)
+        set_field(sandbox, "status", SandboxStatus.PAUSED)
+        set_field(sandbox, "paused_at", paused)
+        set_field(sandbox, "expires_at", paused + datetime.timedelta(seconds=self.config.pause_retention_s))
+        wire = sandbox.to_dict()
+        self.store.update(wire, extra={**self.store.extra(sandbox_id), "ttlLeftMs": left or sandbox.ttl_ms})
+        return wire
+
+    def _lives(self, sandbox_id: str) -> list[LiveCommand]:
+        return [live for live in self.live.values() if live.body["sandboxId"] == sandbox_id]
+
+    def _sessions(self, sandbox_id: str) -> list[int]:
+        """The session IDs of the sandbox's commands (each is its command's first process)."""
+        return [live.process.pid for live in self._lives(sandbox_id) if live.process is not None]
+
+    async def sandbox_metrics(self, call: Call) -> dict[str, Any]:
+        sandbox_id = call.path["sandboxId"]
+        body = self.running_sandbox(sandbox_id, reads=True)
+        used, cpu_percent = await asyncio.to_thread(measure, self.cgroups.get(sandbox_id), self._sessions(sandbox_id))
+        return SandboxMetrics(
+            cpu_percent=cpu_percent,
+            cpu_time_ms=used.cpu_ns // 1_000_000,
+            memory_bytes=used.memory_bytes,
+            disk_bytes=await self.measure_disk(sandbox_id),
+            process_count=used.process_count,
+            limits=SandboxLimits.from_dict(body["limits"]),
+        ).to_dict()
 
     async def set_sandbox_ttl(self, call: Call) -> dict[str, Any]:
         sandbox = Sandbox.from_dict(self.running_sandbox(call.path["sandboxId"]))
@@ -442,7 +553,7 @@ class Service:
     # Commands
 
     async def run_command(self, call: Call) -> dict[str, Any]:
-        live = await self._start_command(call, keep_stdin_open=False)
+        live = await self._start_command(call, keep_stdin_open=False, cap_ms=self.config.run_cap_ms)
         await live.finished.wait()
         return self.command_body(live.body["id"])
 
@@ -450,7 +561,8 @@ class Service:
         live = await self._start_command(call, keep_stdin_open="stdin" not in call.body)
         return json_response(live.snapshot(), 202)
 
-    async def _start_command(self, call: Call, *, keep_stdin_open: bool) -> LiveCommand:
+    async def _start_command(self, call: Call, *, keep_stdin_open: bool, cap_ms: int | None = None) -> LiveCommand:
+        """Spawn the command; its `timeoutMs` of 0 means `cap_ms`, or no limit but the sandbox's life if None."""
         sandbox_id = call.path["sandboxId"]
         self.running_sandbox(sandbox_id)
         running = sum(1 for live in self.live.values() if live.body["sandboxId"] == sandbox_id)
@@ -493,7 +605,9 @@ class Service:
         env.update(self.store.extra(sandbox_id).get("env", {}))
         env.update(spec.get("env", {}))
         cgroup = self.cgroups.get(sandbox_id)
-        join = cgroup.preexec(timeout_ms / 1000) if cgroup is not None else None
+        limit_ms = timeout_ms or cap_ms
+        timeout_s = limit_ms / 1000 if limit_ms else None
+        join = cgroup.preexec(timeout_s) if cgroup is not None else None
         try:
             await live.start(argv, host_cwd, env, spec.get("stdin"), keep_stdin_open, join, **spawn)
         except OSError as exc:
@@ -505,7 +619,7 @@ class Service:
                 join.close()
         self.store.insert("command", live.body)
         self.live[command.id] = live
-        self.spawn(self._supervise(live, timeout_ms / 1000))
+        self.spawn(self._supervise(live, timeout_s))
         return live
 
     def _spawn_plan(
@@ -534,7 +648,7 @@ class Service:
     def _log_path(self, command_id: str) -> Path:
         return self.config.data_dir / "commands" / f"{command_id}.log"
 
-    async def _supervise(self, live: LiveCommand, timeout_s: float) -> None:
+    async def _supervise(self, live: LiveCommand, timeout_s: float | None) -> None:
         try:
             await live.run(timeout_s)
         finally:
@@ -750,6 +864,19 @@ def with_limits(body: dict[str, Any]) -> dict[str, Any]:
     if "limits" not in body:
         body["limits"] = Limits().wire(dict.fromkeys(("cpu", "memory", "disk", "processes"), "none"))
     return body
+
+
+def _time_query(value: str | None, name: str) -> datetime.datetime | None:
+    """A date-time query parameter (RFC 3339, with an offset), or 400 `invalid_request`."""
+    if value is None:
+        return None
+    try:
+        parsed = parse_time(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        invalid(name, "is not an RFC 3339 date-time")
+    if parsed.tzinfo is None:
+        invalid(name, "has no UTC offset")
+    return parsed
 
 
 def _unlink(paths: list[Path]) -> None:

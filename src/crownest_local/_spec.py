@@ -108,9 +108,13 @@ class Validator:
                 invalid(field, f"must be at most {schema['maximum']}")
         elif isinstance(value, dict):
             self._check_object(value, schema, field)
-        elif isinstance(value, list) and "items" in schema:
+        elif isinstance(value, list):
+            if "minItems" in schema and len(value) < schema["minItems"]:
+                invalid(field, f"must have at least {schema['minItems']} items")
+            if "maxItems" in schema and len(value) > schema["maxItems"]:
+                invalid(field, f"must have at most {schema['maxItems']} items")
             for index, item in enumerate(value):
-                self.check(item, schema["items"], f"{field}[{index}]")
+                self.check(item, schema.get("items", {}), f"{field}[{index}]")
 
     def _check_string(self, value: str, schema: Schema, field: str) -> None:
         if "minLength" in schema and len(value) < schema["minLength"]:

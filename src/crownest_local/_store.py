@@ -79,11 +79,14 @@ class Store:
             ),
         )
 
-    def update(self, body: dict[str, Any]) -> None:
+    def update(self, body: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+        """Replace an object's wire form (and, if given, what the server keeps beside it)."""
         self._db.execute(
             "UPDATE objects SET status = ?, expires_at = ?, body = ? WHERE id = ?",
             (body.get("status"), _timestamp(body), json.dumps(body), body["id"]),
         )
+        if extra is not None:
+            self._db.execute("UPDATE objects SET extra = ? WHERE id = ?", (json.dumps(extra), body["id"]))
 
     def count(self, kind: str, status: str) -> int:
         row = self._db.execute("SELECT COUNT(*) FROM objects WHERE kind = ? AND status = ?", (kind, status)).fetchone()
@@ -133,14 +136,15 @@ class Store:
         sandbox_id: str | None = None,
         status: str | None = None,
         keep: Callable[[dict[str, Any]], bool] = lambda _: True,
+        ascending: bool = False,
     ) -> dict[str, Any]:
-        """One page, newest first: `{"data": [...], "nextCursor": ...}`."""
-        before = None if cursor is None else digits(cursor)
-        if cursor is not None and before is None:
+        """One page, newest first (oldest first if `ascending`): `{"data": [...], "nextCursor": ...}`."""
+        past = None if cursor is None else digits(cursor)
+        if cursor is not None and past is None:
             invalid("cursor", "is not one this server gave")
         data: list[dict[str, Any]] = []
         last_seq = 0
-        for seq, body in self._rows(kind, sandbox_id, status, before):
+        for seq, body in self._rows(kind, sandbox_id, status, past, ascending):
             if not keep(body):
                 continue
             if len(data) == limit:
@@ -150,18 +154,19 @@ class Store:
         return {"data": data, "nextCursor": None}
 
     def _rows(
-        self, kind: str, sandbox_id: str | None, status: str | None, before: int | None
+        self, kind: str, sandbox_id: str | None, status: str | None, past: int | None, ascending: bool = False
     ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The rows in insertion order (newest first unless `ascending`), from after the cursor `past`."""
         sql = "SELECT seq, body FROM objects WHERE kind = ?"
         args: list[Any] = [kind]
         for column, value in (("sandbox_id", sandbox_id), ("status", status)):
             if value is not None:
                 sql += f" AND {column} = ?"
                 args.append(value)
-        if before is not None:
-            sql += " AND seq < ?"
-            args.append(before)
-        for seq, body in self._db.execute(sql + " ORDER BY seq DESC", args):
+        if past is not None:
+            sql += " AND seq > ?" if ascending else " AND seq < ?"
+            args.append(past)
+        for seq, body in self._db.execute(sql + (" ORDER BY seq ASC" if ascending else " ORDER BY seq DESC"), args):
             yield seq, json.loads(body)
 
     # Idempotency records

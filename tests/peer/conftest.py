@@ -34,7 +34,7 @@ def sandbox_factory(local: CrowNest, sandbox_test_id: str) -> Iterator[SandboxFa
 
     def factory(*, template: str = "base", metadata: dict[str, str] | None = None, **kwargs: Any) -> SandboxHandle:
         sandbox = local.sandboxes.create(
-            template, metadata={"sandbox_test_id": sandbox_test_id, **(metadata or {})}, **kwargs
+            template=template, metadata={"sandbox_test_id": sandbox_test_id, **(metadata or {})}, **kwargs
         )
         created.append(sandbox)
         return sandbox

@@ -48,7 +48,7 @@ def results_are_frozen(command: Command) -> None:
 
 def per_call_options(client: CrowNest) -> None:
     client.templates.list(timeout=5, max_retries=0, extra_headers={"X-A": "b"}, extra_query={"q": 1})
-    client.sandboxes.create("base", extra_body={"note": "x"})
+    client.sandboxes.create(template="base", extra_body={"note": "x"})
     client.templates.list(extra_headers={"X-A": 1})  # type: ignore[dict-item]
     quick: CrowNest = client.with_options(timeout=5, max_retries=1, default_headers={"X-Team": "a"})
     del quick

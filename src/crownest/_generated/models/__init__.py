@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .file_type import FileType
     from .file_url_create import FileUrlCreate
     from .limit_enforcement import LimitEnforcement
+    from .list_order import ListOrder
     from .metadata import Metadata
     from .preview import Preview
     from .preview_create import PreviewCreate
@@ -38,12 +39,20 @@ if TYPE_CHECKING:
     from .sandbox_create import SandboxCreate
     from .sandbox_limits import SandboxLimits
     from .sandbox_list import SandboxList
+    from .sandbox_metrics import SandboxMetrics
+    from .sandbox_on_timeout import SandboxOnTimeout
     from .sandbox_status import SandboxStatus
     from .sandbox_ttl_update import SandboxTtlUpdate
     from .signal import Signal
     from .signed_url import SignedUrl
+    from .snapshot import Snapshot
+    from .snapshot_create import SnapshotCreate
+    from .snapshot_list import SnapshotList
     from .template import Template
+    from .template_create import TemplateCreate
+    from .template_create_files import TemplateCreateFiles
     from .template_list import TemplateList
+    from .template_status import TemplateStatus
     from .url_method import UrlMethod
 
 _MODULES = {
@@ -71,6 +80,7 @@ _MODULES = {
     "FileType": ".file_type",
     "FileUrlCreate": ".file_url_create",
     "LimitEnforcement": ".limit_enforcement",
+    "ListOrder": ".list_order",
     "Metadata": ".metadata",
     "Preview": ".preview",
     "PreviewCreate": ".preview_create",
@@ -80,12 +90,20 @@ _MODULES = {
     "SandboxCreate": ".sandbox_create",
     "SandboxLimits": ".sandbox_limits",
     "SandboxList": ".sandbox_list",
+    "SandboxMetrics": ".sandbox_metrics",
+    "SandboxOnTimeout": ".sandbox_on_timeout",
     "SandboxStatus": ".sandbox_status",
     "SandboxTtlUpdate": ".sandbox_ttl_update",
     "Signal": ".signal",
     "SignedUrl": ".signed_url",
+    "Snapshot": ".snapshot",
+    "SnapshotCreate": ".snapshot_create",
+    "SnapshotList": ".snapshot_list",
     "Template": ".template",
+    "TemplateCreate": ".template_create",
+    "TemplateCreateFiles": ".template_create_files",
     "TemplateList": ".template_list",
+    "TemplateStatus": ".template_status",
     "UrlMethod": ".url_method",
 }
 
@@ -114,6 +132,7 @@ __all__ = (
     "FileType",
     "FileUrlCreate",
     "LimitEnforcement",
+    "ListOrder",
     "Metadata",
     "Preview",
     "PreviewCreate",
@@ -123,12 +142,20 @@ __all__ = (
     "SandboxCreate",
     "SandboxLimits",
     "SandboxList",
+    "SandboxMetrics",
+    "SandboxOnTimeout",
     "SandboxStatus",
     "SandboxTtlUpdate",
     "Signal",
     "SignedUrl",
+    "Snapshot",
+    "SnapshotCreate",
+    "SnapshotList",
     "Template",
+    "TemplateCreate",
+    "TemplateCreateFiles",
     "TemplateList",
+    "TemplateStatus",
     "UrlMethod",
 )
 

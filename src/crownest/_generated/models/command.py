@@ -62,7 +62,7 @@ class Command(WireMapping[CommandKey]):
     its output past that point was read and dropped, and is not in the event stream.
      """
     timeout_ms: int
-    """ The time it may run, in milliseconds. """
+    """ The time it may run, in milliseconds; `0` for no limit but its sandbox's life. """
     started_at: datetime.datetime
     """ When it started. """
     finished_at: datetime.datetime | None

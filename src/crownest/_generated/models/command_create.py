@@ -40,8 +40,11 @@ class CommandCreate(WireMapping[CommandCreateKey]):
     env: EnvVars | Unset = UNSET
     """ Environment variables, string to string. A name is not empty and has no `=`. """
     timeout_ms: int | Unset = UNSET
-    """ The time it may run, in milliseconds (default 60000); past it the process tree is killed and the command is
-    `timed_out`. """
+    """ The time it may run, in milliseconds (default 60000); past it the process tree is killed
+    and the command is `timed_out`. `0` means no limit of its own: a started command then
+    runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+    open, still ends it after 600000 ms (10 minutes), the run cap.
+     """
     stdin: str | Unset = UNSET
     """ Text written to its standard input, which is then closed. """
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)

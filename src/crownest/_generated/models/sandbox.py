@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, cast, overloa
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..._models import WireMapping, check_scalar, set_field
+from ..._models import WireMapping, check_scalar, is_scalar, set_field
+from ..models.sandbox_on_timeout import SandboxOnTimeout
 from ..models.sandbox_status import SandboxStatus
 from ..types import UNSET, Unset
 
@@ -28,6 +29,9 @@ SandboxKey = Literal[
     "expiresAt",
     "endedAt",
     "limits",
+    "onTimeout",
+    "pausedAt",
+    "snapshotId",
     "internet",
     "allowDomains",
 ]
@@ -58,11 +62,19 @@ class Sandbox(WireMapping[SandboxKey]):
     created_at: datetime.datetime
     """ When it was created. """
     expires_at: datetime.datetime
-    """ When the server kills it unless its TTL is extended. """
+    """ When the server ends it unless its TTL is extended (or pauses it, with `onTimeout:
+    pause`); while it is paused, when its pause retention ends.
+     """
     ended_at: datetime.datetime | None
     """ When it ended; null while alive. Its records stay readable for the retention period after this time. """
     limits: SandboxLimits
     """ The resource limits in force for a sandbox's processes and files, and what enforces each. """
+    on_timeout: SandboxOnTimeout | Unset = UNSET
+    """ What happens to a sandbox when its `expiresAt` passes. """
+    paused_at: datetime.datetime | Unset | None = UNSET
+    """ When it was paused; null unless it is paused. """
+    snapshot_id: str | Unset | None = UNSET
+    """ The snapshot it was started from; null if none. """
     internet: bool | Unset = UNSET
     """ Whether its commands may reach the internet (through the sandbox's egress proxy). """
     allow_domains: list[str] | Unset | None = UNSET
@@ -80,6 +92,9 @@ class Sandbox(WireMapping[SandboxKey]):
         "expiresAt": "expires_at",
         "endedAt": "ended_at",
         "limits": "limits",
+        "onTimeout": "on_timeout",
+        "pausedAt": "paused_at",
+        "snapshotId": "snapshot_id",
         "internet": "internet",
         "allowDomains": "allow_domains",
     }
@@ -111,6 +126,15 @@ class Sandbox(WireMapping[SandboxKey]):
 
         @overload
         def __getitem__(self, key: Literal["limits"]) -> SandboxLimits: ...
+
+        @overload
+        def __getitem__(self, key: Literal["onTimeout"]) -> SandboxOnTimeout: ...
+
+        @overload
+        def __getitem__(self, key: Literal["pausedAt"]) -> datetime.datetime | None: ...
+
+        @overload
+        def __getitem__(self, key: Literal["snapshotId"]) -> str | None: ...
 
         @overload
         def __getitem__(self, key: Literal["internet"]) -> bool: ...
@@ -145,6 +169,24 @@ class Sandbox(WireMapping[SandboxKey]):
 
         limits = self.limits.to_dict()
 
+        on_timeout: str | Unset = UNSET
+        if not isinstance(self.on_timeout, Unset):
+            on_timeout = self.on_timeout.value
+
+        paused_at: str | Unset | None
+        if isinstance(self.paused_at, Unset):
+            paused_at = UNSET
+        elif isinstance(self.paused_at, datetime.datetime):
+            paused_at = self.paused_at.isoformat()
+        else:
+            paused_at = self.paused_at
+
+        snapshot_id: str | Unset | None
+        if isinstance(self.snapshot_id, Unset):
+            snapshot_id = UNSET
+        else:
+            snapshot_id = self.snapshot_id
+
         internet = self.internet
 
         allow_domains: list[str] | Unset | None
@@ -171,6 +213,12 @@ class Sandbox(WireMapping[SandboxKey]):
                 "limits": limits,
             }
         )
+        if on_timeout is not UNSET:
+            field_dict["onTimeout"] = on_timeout
+        if paused_at is not UNSET:
+            field_dict["pausedAt"] = paused_at
+        if snapshot_id is not UNSET:
+            field_dict["snapshotId"] = snapshot_id
         if internet is not UNSET:
             field_dict["internet"] = internet
         if allow_domains is not UNSET:
@@ -215,6 +263,41 @@ class Sandbox(WireMapping[SandboxKey]):
 
         limits = SandboxLimits.from_dict(d.pop("limits"))
 
+        _on_timeout = d.pop("onTimeout", UNSET)
+        on_timeout: SandboxOnTimeout | Unset
+        if isinstance(_on_timeout, Unset):
+            on_timeout = UNSET
+        else:
+            on_timeout = SandboxOnTimeout(_on_timeout)
+
+        def _parse_paused_at(data: object) -> datetime.datetime | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                paused_at_type_0 = datetime.datetime.fromisoformat(data)
+
+                return paused_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            raise TypeError(f"expected datetime.datetime | None | Unset, got {type(data).__name__}")
+
+        paused_at = _parse_paused_at(d.pop("pausedAt", UNSET))
+
+        def _parse_snapshot_id(data: object) -> str | Unset | None:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            if not is_scalar(data, ("str",)):
+                raise TypeError(f"expected str, got {type(data).__name__}")
+            return cast(None | str | Unset, data)
+
+        snapshot_id = _parse_snapshot_id(d.pop("snapshotId", UNSET))
+
         internet = check_scalar(d.pop("internet", UNSET), "bool", "internet")
 
         def _parse_allow_domains(data: object) -> list[str] | Unset | None:
@@ -244,6 +327,9 @@ class Sandbox(WireMapping[SandboxKey]):
             expires_at=expires_at,
             ended_at=ended_at,
             limits=limits,
+            on_timeout=on_timeout,
+            paused_at=paused_at,
+            snapshot_id=snapshot_id,
             internet=internet,
             allow_domains=allow_domains,
         )

@@ -8,6 +8,7 @@ from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
 from ..._models import WireMapping, check_scalar, set_field
+from ..models.sandbox_on_timeout import SandboxOnTimeout
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ SandboxCreateKey = Literal[
     "memoryMb",
     "diskMb",
     "maxProcesses",
+    "onTimeout",
+    "snapshot",
     "internet",
     "allowDomains",
 ]
@@ -35,8 +38,8 @@ SandboxCreateKey = Literal[
 class SandboxCreate(WireMapping[SandboxCreateKey]):
     """What to create a sandbox from. Environment variables are never returned."""
 
-    template: str
-    """ The template's ID, e.g. `python`. """
+    template: str | Unset = UNSET
+    """ The template's ID, e.g. `python`; required unless `snapshot` is given (a different one is then a 400). """
     ttl_ms: int | Unset = UNSET
     """ Time to live in milliseconds (default 300000, i.e. 5 minutes). """
     metadata: Metadata | Unset = UNSET
@@ -51,6 +54,10 @@ class SandboxCreate(WireMapping[SandboxCreateKey]):
     """ Space its files may take, in MiB (CrowNest Local's default 1024). """
     max_processes: int | Unset = UNSET
     """ Processes and threads it may run at once (CrowNest Local's default 256). """
+    on_timeout: SandboxOnTimeout | Unset = UNSET
+    """ What happens to a sandbox when its `expiresAt` passes. """
+    snapshot: str | Unset = UNSET
+    """ A snapshot's ID (`snp_...`) to start with its files; the template is then the snapshot's. """
     internet: bool | Unset = True
     """ Whether commands may reach the internet (default true). Either way a sandbox has its own network: it never
     reaches this machine's or another sandbox's ports, and with internet its traffic goes through an HTTP proxy
@@ -70,6 +77,8 @@ class SandboxCreate(WireMapping[SandboxCreateKey]):
         "memoryMb": "memory_mb",
         "diskMb": "disk_mb",
         "maxProcesses": "max_processes",
+        "onTimeout": "on_timeout",
+        "snapshot": "snapshot",
         "internet": "internet",
         "allowDomains": "allow_domains",
     }
@@ -98,6 +107,12 @@ class SandboxCreate(WireMapping[SandboxCreateKey]):
 
         @overload
         def __getitem__(self, key: Literal["maxProcesses"]) -> int: ...
+
+        @overload
+        def __getitem__(self, key: Literal["onTimeout"]) -> SandboxOnTimeout: ...
+
+        @overload
+        def __getitem__(self, key: Literal["snapshot"]) -> str: ...
 
         @overload
         def __getitem__(self, key: Literal["internet"]) -> bool: ...
@@ -130,6 +145,12 @@ class SandboxCreate(WireMapping[SandboxCreateKey]):
 
         max_processes = self.max_processes
 
+        on_timeout: str | Unset = UNSET
+        if not isinstance(self.on_timeout, Unset):
+            on_timeout = self.on_timeout.value
+
+        snapshot = self.snapshot
+
         internet = self.internet
 
         allow_domains: list[str] | Unset = UNSET
@@ -138,11 +159,9 @@ class SandboxCreate(WireMapping[SandboxCreateKey]):
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
-        field_dict.update(
-            {
-                "template": template,
-            }
-        )
+        field_dict.update({})
+        if template is not UNSET:
+            field_dict["template"] = template
         if ttl_ms is not UNSET:
             field_dict["ttlMs"] = ttl_ms
         if metadata is not UNSET:
@@ -157,6 +176,10 @@ class SandboxCreate(WireMapping[SandboxCreateKey]):
             field_dict["diskMb"] = disk_mb
         if max_processes is not UNSET:
             field_dict["maxProcesses"] = max_processes
+        if on_timeout is not UNSET:
+            field_dict["onTimeout"] = on_timeout
+        if snapshot is not UNSET:
+            field_dict["snapshot"] = snapshot
         if internet is not UNSET:
             field_dict["internet"] = internet
         if allow_domains is not UNSET:
@@ -170,7 +193,7 @@ class SandboxCreate(WireMapping[SandboxCreateKey]):
         from ..models.metadata import Metadata
 
         d = dict(src_dict)
-        template = check_scalar(d.pop("template"), "str", "template")
+        template = check_scalar(d.pop("template", UNSET), "str", "template")
 
         ttl_ms = check_scalar(d.pop("ttlMs", UNSET), "int", "ttlMs")
 
@@ -196,6 +219,15 @@ class SandboxCreate(WireMapping[SandboxCreateKey]):
 
         max_processes = check_scalar(d.pop("maxProcesses", UNSET), "int", "maxProcesses")
 
+        _on_timeout = d.pop("onTimeout", UNSET)
+        on_timeout: SandboxOnTimeout | Unset
+        if isinstance(_on_timeout, Unset):
+            on_timeout = UNSET
+        else:
+            on_timeout = SandboxOnTimeout(_on_timeout)
+
+        snapshot = check_scalar(d.pop("snapshot", UNSET), "str", "snapshot")
+
         internet = check_scalar(d.pop("internet", UNSET), "bool", "internet")
 
         allow_domains = cast(list[str], d.pop("allowDomains", UNSET))
@@ -209,6 +241,8 @@ class SandboxCreate(WireMapping[SandboxCreateKey]):
             memory_mb=memory_mb,
             disk_mb=disk_mb,
             max_processes=max_processes,
+            on_timeout=on_timeout,
+            snapshot=snapshot,
             internet=internet,
             allow_domains=allow_domains,
         )

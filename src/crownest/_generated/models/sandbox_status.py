@@ -13,6 +13,8 @@ class SandboxStatus(StrEnum):
     """Ended by a fault."""
     KILLED = "killed"
     """Ended by `kill()` (the handle's, `sandboxes.kill(id)`, or leaving its `with` block)."""
+    PAUSED = "paused"
+    """Frozen by `pause()` (or at its TTL with `on_timeout="pause"`): its processes are stopped where they were, its files kept, its TTL clock stopped. `resume()`, `kill()` and reads work; other actions answer 409 `sandbox_paused`."""
     RUNNING = "running"
     """Alive: commands, files, artifacts and previews work."""
     STARTING = "starting"

@@ -16,9 +16,12 @@ from ..._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
+    from ..._handle import AsyncSandboxHandle, SandboxHandle
     from ..._pagination import AsyncPager, SyncPager
     from ..._streams import AsyncStream, Stream
     from ..models.sandbox import Sandbox
+    from ..models.sandbox_metrics import SandboxMetrics
+    from ..models.snapshot import Snapshot
     from .artifacts import (
         Artifacts,
         ArtifactsWithRawResponse,
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
         SandboxPreviews,
     )
     from .sandboxes import AsyncSandboxes, AsyncSandboxesWithRawResponse, Sandboxes, SandboxesWithRawResponse
+    from .snapshots import AsyncSnapshots, AsyncSnapshotsWithRawResponse, Snapshots, SnapshotsWithRawResponse
     from .templates import AsyncTemplates, AsyncTemplatesWithRawResponse, Templates, TemplatesWithRawResponse
 
 # The generated surface by name, for the documentation and the tests.
@@ -67,6 +71,7 @@ RESOURCES = (
     "files",
     "previews",
     "sandboxes",
+    "snapshots",
     "templates",
 )
 """Every resource module (`resources/<name>.py`), one per tag."""
@@ -76,6 +81,7 @@ CLIENT_RESOURCES = (
     "files",
     "previews",
     "sandboxes",
+    "snapshots",
     "templates",
 )
 """The client's resources (`client.<name>`), one per tag."""
@@ -87,9 +93,14 @@ SANDBOX_RESOURCES = (
 )
 """The sandbox handle's resources (`sandbox.<name>`), with its ID bound."""
 SANDBOX_METHODS = (
+    "fork",
     "kill",
+    "metrics",
+    "pause",
     "refresh",
+    "resume",
     "set_ttl",
+    "snapshot",
 )
 """The sandbox handle's own methods (`sandbox.<name>()`), from the `sandboxes` tag."""
 
@@ -131,6 +142,13 @@ class ClientResources:
         from .sandboxes import Sandboxes
 
         return Sandboxes(cast("CrowNest", self))
+
+    @cached_property
+    def snapshots(self) -> Snapshots:
+        """Saved copies of a sandbox's files that outlive it; start a sandbox from one with `sandboxes.create(snapshot=...)`."""
+        from .snapshots import Snapshots
+
+        return Snapshots(cast("CrowNest", self))
 
     @cached_property
     def templates(self) -> Templates:
@@ -192,6 +210,13 @@ class ClientWithRawResponse:
         from .sandboxes import SandboxesWithRawResponse
 
         return SandboxesWithRawResponse(self._client.sandboxes)
+
+    @cached_property
+    def snapshots(self) -> SnapshotsWithRawResponse:
+        """`snapshots`, each method giving a `RawResponse`."""
+        from .snapshots import SnapshotsWithRawResponse
+
+        return SnapshotsWithRawResponse(self._client.snapshots)
 
     @cached_property
     def templates(self) -> TemplatesWithRawResponse:
@@ -268,6 +293,13 @@ class AsyncClientResources:
         return AsyncSandboxes(cast("AsyncCrowNest", self))
 
     @cached_property
+    def snapshots(self) -> AsyncSnapshots:
+        """Saved copies of a sandbox's files that outlive it; start a sandbox from one with `sandboxes.create(snapshot=...)`."""
+        from .snapshots import AsyncSnapshots
+
+        return AsyncSnapshots(cast("AsyncCrowNest", self))
+
+    @cached_property
     def templates(self) -> AsyncTemplates:
         """Templates that sandboxes are created from (`python`, `node`, ...)."""
         from .templates import AsyncTemplates
@@ -329,6 +361,13 @@ class AsyncClientWithRawResponse:
         return AsyncSandboxesWithRawResponse(self._client.sandboxes)
 
     @cached_property
+    def snapshots(self) -> AsyncSnapshotsWithRawResponse:
+        """`snapshots`, each method giving a `RawResponse`."""
+        from .snapshots import AsyncSnapshotsWithRawResponse
+
+        return AsyncSnapshotsWithRawResponse(self._client.snapshots)
+
+    @cached_property
     def templates(self) -> AsyncTemplatesWithRawResponse:
         """`templates`, each method giving a `RawResponse`."""
         from .templates import AsyncTemplatesWithRawResponse
@@ -373,6 +412,52 @@ class SandboxScopes:
     id: str
     _update: Callable[[Sandbox], None]
 
+    def fork(
+        self,
+        *,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SandboxHandle:
+        """Fork a sandbox.
+
+        Takes a snapshot of the sandbox and starts a new sandbox from it, in one call: the new
+        sandbox has the same template, limits, environment, TTL and `onTimeout`, and a copy of the
+        files; the snapshot stays listed until deleted.
+
+        Args:
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        return self._client.sandboxes.fork(
+            sandbox_id=self.id,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+
     def kill(
         self,
         *,
@@ -410,6 +495,89 @@ class SandboxScopes:
             extra_body=extra_body,
         )
 
+    def metrics(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SandboxMetrics:
+        """Get a sandbox's metrics.
+
+        What the sandbox uses now, measured for it alone (its cgroup where there is one): CPU over
+        the last 100 ms, memory, disk, processes, and the limits in force. Works while the sandbox
+        runs or is paused; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SandboxMetrics`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        return self._client.sandboxes.metrics(
+            sandbox_id=self.id,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+
+    def pause(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Pause a sandbox.
+
+        Freezes every process of the sandbox where it is and stops its TTL clock; its files stay.
+        A paused sandbox is kept for the service's pause retention (24 h in CrowNest Local; its
+        `expiresAt` says until when) and then ends `expired`. While paused, only `resume`,
+        `kill` and reads (the sandbox, its metrics, its commands, reading and listing files)
+        work; every other action answers 409 `sandbox_paused`. Pausing a paused sandbox
+        returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(
+            self._client.sandboxes.pause(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
+
     def refresh(
         self,
         *,
@@ -440,6 +608,47 @@ class SandboxScopes:
 
         self._update(
             self._client.sandboxes.get(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
+
+    def resume(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Resume a paused sandbox.
+
+        Thaws every process where it stopped (a loop continues from where it was) and restarts
+        the TTL clock with the time that was left (`expiresAt` moves by the time spent paused).
+        Resuming a running sandbox returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(
+            self._client.sandboxes.resume(
                 sandbox_id=self.id,
                 timeout=timeout,
                 max_retries=max_retries,
@@ -491,6 +700,56 @@ class SandboxScopes:
             )
         )
 
+    def snapshot(
+        self,
+        *,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> Snapshot:
+        """Take a snapshot of a sandbox.
+
+        Saves a copy of the sandbox's files (its writable folders, `/home/user` and `/tmp`), taken
+        with its processes frozen for the copy so that the files are consistent. The snapshot
+        outlives the sandbox until deleted; `sandboxes.create(snapshot=...)` starts a sandbox with
+        its files. Works on a running or paused sandbox; processes and memory are not kept.
+
+        Args:
+            name: Your name for it (default none).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `Snapshot`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        return self._client.sandboxes.snapshot(
+            sandbox_id=self.id,
+            name=name,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+
     @property
     def artifacts(self) -> SandboxArtifacts:
         """Copies of files taken out of a sandbox that outlive it until they expire. Bound to this sandbox."""
@@ -529,6 +788,52 @@ class AsyncSandboxScopes:
     id: str
     _update: Callable[[Sandbox], None]
 
+    async def fork(
+        self,
+        *,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> AsyncSandboxHandle:
+        """Fork a sandbox.
+
+        Takes a snapshot of the sandbox and starts a new sandbox from it, in one call: the new
+        sandbox has the same template, limits, environment, TTL and `onTimeout`, and a copy of the
+        files; the snapshot stays listed until deleted.
+
+        Args:
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `AsyncSandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        return await self._client.sandboxes.fork(
+            sandbox_id=self.id,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+
     async def kill(
         self,
         *,
@@ -566,6 +871,89 @@ class AsyncSandboxScopes:
             extra_body=extra_body,
         )
 
+    async def metrics(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SandboxMetrics:
+        """Get a sandbox's metrics.
+
+        What the sandbox uses now, measured for it alone (its cgroup where there is one): CPU over
+        the last 100 ms, memory, disk, processes, and the limits in force. Works while the sandbox
+        runs or is paused; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SandboxMetrics`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        return await self._client.sandboxes.metrics(
+            sandbox_id=self.id,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+
+    async def pause(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Pause a sandbox.
+
+        Freezes every process of the sandbox where it is and stops its TTL clock; its files stay.
+        A paused sandbox is kept for the service's pause retention (24 h in CrowNest Local; its
+        `expiresAt` says until when) and then ends `expired`. While paused, only `resume`,
+        `kill` and reads (the sandbox, its metrics, its commands, reading and listing files)
+        work; every other action answers 409 `sandbox_paused`. Pausing a paused sandbox
+        returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(
+            await self._client.sandboxes.pause(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
+
     async def refresh(
         self,
         *,
@@ -596,6 +984,47 @@ class AsyncSandboxScopes:
 
         self._update(
             await self._client.sandboxes.get(
+                sandbox_id=self.id,
+                timeout=timeout,
+                max_retries=max_retries,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
+                extra_body=extra_body,
+            )
+        )
+
+    async def resume(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Resume a paused sandbox.
+
+        Thaws every process where it stopped (a loop continues from where it was) and restarts
+        the TTL clock with the time that was left (`expiresAt` moves by the time spent paused).
+        Resuming a running sandbox returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None: the answer updates this handle's fields in place.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        self._update(
+            await self._client.sandboxes.resume(
                 sandbox_id=self.id,
                 timeout=timeout,
                 max_retries=max_retries,
@@ -645,6 +1074,56 @@ class AsyncSandboxScopes:
                 extra_query=extra_query,
                 extra_body=extra_body,
             )
+        )
+
+    async def snapshot(
+        self,
+        *,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> Snapshot:
+        """Take a snapshot of a sandbox.
+
+        Saves a copy of the sandbox's files (its writable folders, `/home/user` and `/tmp`), taken
+        with its processes frozen for the copy so that the files are consistent. The snapshot
+        outlives the sandbox until deleted; `sandboxes.create(snapshot=...)` starts a sandbox with
+        its files. Works on a running or paused sandbox; processes and memory are not kept.
+
+        Args:
+            name: Your name for it (default none).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `Snapshot`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        return await self._client.sandboxes.snapshot(
+            sandbox_id=self.id,
+            name=name,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
         )
 
     @property

@@ -144,7 +144,7 @@ def _run_command_request(
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/commands/run",
         kind="model",
         parse=Command.from_dict,
-        wait_ms=timeout_ms if timeout_ms is not None else 60000,
+        wait_ms=(timeout_ms or 600000) if timeout_ms is not None else 60000,
         headers={
             "Idempotency-Key": idempotency_key,
         },
@@ -473,7 +473,9 @@ class Commands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. A repeat that
@@ -625,7 +627,9 @@ class Commands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. A repeat that
@@ -942,7 +946,9 @@ class AsyncCommands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. A repeat that
@@ -1098,7 +1104,9 @@ class AsyncCommands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. A repeat that
@@ -1450,7 +1458,9 @@ class SandboxCommands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. A repeat that
@@ -1598,7 +1608,9 @@ class SandboxCommands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. A repeat that
@@ -1912,7 +1924,9 @@ class AsyncSandboxCommands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. A repeat that
@@ -2064,7 +2078,9 @@ class AsyncSandboxCommands:
             cwd: Its working directory (default `/home/user`).
             env: Environment variables, string to string. A name is not empty and has no `=`.
             timeout_ms: The time it may run, in milliseconds (default 60000); past it the process tree is killed
-                and the command is `timed_out`.
+                and the command is `timed_out`. `0` means no limit of its own: a started command then
+                runs as long as its sandbox lives, while `commands.run()`, which holds its HTTP request
+                open, still ends it after 600000 ms (10 minutes), the run cap.
             stdin: Text written to its standard input, which is then closed.
             idempotency_key: A key that makes the request safe to retry: the same request with the same key
                 within 24 hours returns the first response instead of acting twice. A repeat that

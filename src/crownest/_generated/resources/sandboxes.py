@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..._handle import AsyncSandboxHandle, SandboxHandle
 from ..._pagination import AsyncPager, SyncPager
@@ -22,9 +23,13 @@ from ..._types import (
     encode_path_param,
     with_extras,
 )
+from ..models.list_order import ListOrder
 from ..models.sandbox import Sandbox
 from ..models.sandbox_list import SandboxList
+from ..models.sandbox_metrics import SandboxMetrics
+from ..models.sandbox_on_timeout import SandboxOnTimeout
 from ..models.sandbox_status import SandboxStatus
+from ..models.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
@@ -39,7 +44,7 @@ __all__ = [
 
 def _create_sandbox_request(
     *,
-    template: str,
+    template: str | None,
     ttl_ms: int | None,
     metadata: Mapping[str, str] | None,
     env: Mapping[str, str] | None,
@@ -47,11 +52,13 @@ def _create_sandbox_request(
     memory_mb: int | None,
     disk_mb: int | None,
     max_processes: int | None,
+    on_timeout: SandboxOnTimeout | str | None,
+    snapshot: str | None,
     internet: bool | None,
     allow_domains: Sequence[str] | None,
     idempotency_key: str | None,
 ) -> RequestSpec:
-    check_arg("template", template, "str", required=True)
+    check_arg("template", template, "str")
     check_arg("ttl_ms", ttl_ms, "int")
     check_arg("metadata", metadata, "map")
     check_arg("env", env, "map")
@@ -59,6 +66,8 @@ def _create_sandbox_request(
     check_arg("memory_mb", memory_mb, "int")
     check_arg("disk_mb", disk_mb, "int")
     check_arg("max_processes", max_processes, "int")
+    check_arg("on_timeout", on_timeout, "str")
+    check_arg("snapshot", snapshot, "str")
     check_arg("internet", internet, "bool")
     check_arg("allow_domains", allow_domains, "strs")
     check_arg("idempotency_key", idempotency_key, "header")
@@ -80,10 +89,30 @@ def _create_sandbox_request(
                 "memoryMb": memory_mb,
                 "diskMb": disk_mb,
                 "maxProcesses": max_processes,
+                "onTimeout": on_timeout,
+                "snapshot": snapshot,
                 "internet": internet,
                 "allowDomains": None if allow_domains is None else list(allow_domains),
             }
         ),
+        idempotent=True,
+    )
+
+
+def _fork_sandbox_request(
+    *,
+    sandbox_id: str,
+    idempotency_key: str | None,
+) -> RequestSpec:
+    check_arg("idempotency_key", idempotency_key, "header")
+    return RequestSpec(
+        "POST",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/fork",
+        kind="model",
+        parse=Sandbox.from_dict,
+        headers={
+            "Idempotency-Key": idempotency_key,
+        },
         idempotent=True,
     )
 
@@ -114,11 +143,17 @@ def _kill_sandbox_request(
 def _list_sandboxes_request(
     *,
     status: SandboxStatus | str | None,
+    template: str | None,
+    created_after: datetime.datetime | str | None,
+    order: ListOrder | str | None,
     metadata: Mapping[str, str] | None,
     limit: int | None,
     cursor: str | None,
 ) -> RequestSpec:
     check_arg("status", status, "str")
+    check_arg("template", template, "str")
+    check_arg("created_after", created_after, "time")
+    check_arg("order", order, "str")
     check_arg("metadata", metadata, "key_values")
     check_arg("limit", limit, "int")
     check_arg("cursor", cursor, "str")
@@ -129,10 +164,53 @@ def _list_sandboxes_request(
         parse=SandboxList.from_dict,
         params={
             "status": status,
+            "template": template,
+            "createdAfter": None
+            if created_after is None
+            else created_after.isoformat()
+            if isinstance(created_after, datetime.datetime)
+            else created_after,
+            "order": order,
             "metadata": None if metadata is None else [f"{k}:{x}" for k, x in metadata.items()],
             "limit": limit,
             "cursor": cursor,
         },
+    )
+
+
+def _get_sandbox_metrics_request(
+    *,
+    sandbox_id: str,
+) -> RequestSpec:
+    return RequestSpec(
+        "GET",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/metrics",
+        kind="model",
+        parse=SandboxMetrics.from_dict,
+    )
+
+
+def _pause_sandbox_request(
+    *,
+    sandbox_id: str,
+) -> RequestSpec:
+    return RequestSpec(
+        "POST",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/pause",
+        kind="model",
+        parse=Sandbox.from_dict,
+    )
+
+
+def _resume_sandbox_request(
+    *,
+    sandbox_id: str,
+) -> RequestSpec:
+    return RequestSpec(
+        "POST",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/resume",
+        kind="model",
+        parse=Sandbox.from_dict,
     )
 
 
@@ -155,6 +233,31 @@ def _set_sandbox_ttl_request(
     )
 
 
+def _snapshot_sandbox_request(
+    *,
+    sandbox_id: str,
+    name: str | None,
+    idempotency_key: str | None,
+) -> RequestSpec:
+    check_arg("name", name, "str")
+    check_arg("idempotency_key", idempotency_key, "header")
+    return RequestSpec(
+        "POST",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/snapshots",
+        kind="model",
+        parse=Snapshot.from_dict,
+        headers={
+            "Idempotency-Key": idempotency_key,
+        },
+        json=drop_none(
+            {
+                "name": name,
+            }
+        ),
+        idempotent=True,
+    )
+
+
 class Sandboxes:
     """Sandboxes, their lifecycle, time to live and resource limits."""
 
@@ -168,8 +271,8 @@ class Sandboxes:
 
     def create(
         self,
-        template: str,
         *,
+        template: str | None = None,
         ttl_ms: int | None = None,
         metadata: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
@@ -177,6 +280,8 @@ class Sandboxes:
         memory_mb: int | None = None,
         disk_mb: int | None = None,
         max_processes: int | None = None,
+        on_timeout: SandboxOnTimeout | str | None = None,
+        snapshot: str | None = None,
         internet: bool | None = None,
         allow_domains: Sequence[str] | None = None,
         idempotency_key: str | None = None,
@@ -195,7 +300,8 @@ class Sandboxes:
         the limits in force and what enforces each.
 
         Args:
-            template: The template's ID, e.g. `python`.
+            template: The template's ID, e.g. `python`; required unless `snapshot` is given (a different one is
+                then a 400).
             ttl_ms: Time to live in milliseconds (default 300000, i.e. 5 minutes).
             metadata: Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤
                 512).
@@ -204,6 +310,8 @@ class Sandboxes:
             memory_mb: Memory its processes may use together, in MiB (CrowNest Local's default 512).
             disk_mb: Space its files may take, in MiB (CrowNest Local's default 1024).
             max_processes: Processes and threads it may run at once (CrowNest Local's default 256).
+            on_timeout: What happens to a sandbox when its `expiresAt` passes.
+            snapshot: A snapshot's ID (`snp_...`) to start with its files; the template is then the snapshot's.
             internet: Whether commands may reach the internet (default true). Either way a sandbox has its own
                 network: it never reaches this machine's or another sandbox's ports, and with internet its
                 traffic goes through an HTTP proxy (`HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are set)
@@ -239,10 +347,58 @@ class Sandboxes:
                 memory_mb=memory_mb,
                 disk_mb=disk_mb,
                 max_processes=max_processes,
+                on_timeout=on_timeout,
+                snapshot=snapshot,
                 internet=internet,
                 allow_domains=allow_domains,
                 idempotency_key=idempotency_key,
             ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def fork(
+        self,
+        sandbox_id: str,
+        *,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SandboxHandle:
+        """Fork a sandbox.
+
+        Takes a snapshot of the sandbox and starts a new sandbox from it, in one call: the new
+        sandbox has the same template, limits, environment, TTL and `onTimeout`, and a copy of the
+        files; the snapshot stays listed until deleted.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _fork_sandbox_request(sandbox_id=sandbox_id, idempotency_key=idempotency_key),
             extra_headers,
             extra_query,
             extra_body,
@@ -319,6 +475,9 @@ class Sandboxes:
         self,
         *,
         status: SandboxStatus | str | None = None,
+        template: str | None = None,
+        created_after: datetime.datetime | str | None = None,
+        order: ListOrder | str | None = None,
         metadata: Mapping[str, str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
@@ -330,10 +489,15 @@ class Sandboxes:
     ) -> SyncPager[SandboxHandle]:
         """List sandboxes.
 
-        Lists the organization's sandboxes, newest first. Ended sandboxes stay listed for at least an hour.
+        Lists the organization's sandboxes, newest first (`order: asc` for oldest first). Ended
+        sandboxes stay listed for at least an hour. The filters combine: a sandbox is listed when
+        it matches every one given.
 
         Args:
             status: Only sandboxes in this status.
+            template: Only sandboxes created from this template.
+            created_after: Only sandboxes created after this time (exclusive).
+            order: `desc` (the default): newest first; `asc`: oldest first.
             metadata: Only sandboxes whose metadata has every one of these `key:value` pairs.
             limit: The most items on one page.
             cursor: The `nextCursor` of the previous page.
@@ -352,7 +516,15 @@ class Sandboxes:
         """
 
         spec = with_extras(
-            _list_sandboxes_request(status=status, metadata=metadata, limit=limit, cursor=cursor),
+            _list_sandboxes_request(
+                status=status,
+                template=template,
+                created_after=created_after,
+                order=order,
+                metadata=metadata,
+                limit=limit,
+                cursor=cursor,
+            ),
             extra_headers,
             extra_query,
             extra_body,
@@ -360,6 +532,114 @@ class Sandboxes:
         return SyncPager(
             self._client, spec, lambda item: SandboxHandle(self._client, item), timeout=timeout, max_retries=max_retries
         )
+
+    def metrics(
+        self,
+        sandbox_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SandboxMetrics:
+        """Get a sandbox's metrics.
+
+        What the sandbox uses now, measured for it alone (its cgroup where there is one): CPU over
+        the last 100 ms, memory, disk, processes, and the limits in force. Works while the sandbox
+        runs or is paused; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SandboxMetrics`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(_get_sandbox_metrics_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
+        return cast("SandboxMetrics", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def pause(
+        self,
+        sandbox_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SandboxHandle:
+        """Pause a sandbox.
+
+        Freezes every process of the sandbox where it is and stops its TTL clock; its files stay.
+        A paused sandbox is kept for the service's pause retention (24 h in CrowNest Local; its
+        `expiresAt` says until when) and then ends `expired`. While paused, only `resume`,
+        `kill` and reads (the sandbox, its metrics, its commands, reading and listing files)
+        work; every other action answers 409 `sandbox_paused`. Pausing a paused sandbox
+        returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(_pause_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
+        return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def resume(
+        self,
+        sandbox_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SandboxHandle:
+        """Resume a paused sandbox.
+
+        Thaws every process where it stopped (a loop continues from where it was) and restarts
+        the TTL clock with the time that was left (`expiresAt` moves by the time spent paused).
+        Resuming a running sandbox returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(_resume_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
+        return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     def set_ttl(
         self,
@@ -398,6 +678,55 @@ class Sandboxes:
         )
         return SandboxHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
+    def snapshot(
+        self,
+        sandbox_id: str,
+        *,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> Snapshot:
+        """Take a snapshot of a sandbox.
+
+        Saves a copy of the sandbox's files (its writable folders, `/home/user` and `/tmp`), taken
+        with its processes frozen for the copy so that the files are consistent. The snapshot
+        outlives the sandbox until deleted; `sandboxes.create(snapshot=...)` starts a sandbox with
+        its files. Works on a running or paused sandbox; processes and memory are not kept.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            name: Your name for it (default none).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `Snapshot`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _snapshot_sandbox_request(sandbox_id=sandbox_id, name=name, idempotency_key=idempotency_key),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("Snapshot", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
 
 class AsyncSandboxes:
     """Sandboxes, their lifecycle, time to live and resource limits."""
@@ -412,8 +741,8 @@ class AsyncSandboxes:
 
     async def create(
         self,
-        template: str,
         *,
+        template: str | None = None,
         ttl_ms: int | None = None,
         metadata: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
@@ -421,6 +750,8 @@ class AsyncSandboxes:
         memory_mb: int | None = None,
         disk_mb: int | None = None,
         max_processes: int | None = None,
+        on_timeout: SandboxOnTimeout | str | None = None,
+        snapshot: str | None = None,
         internet: bool | None = None,
         allow_domains: Sequence[str] | None = None,
         idempotency_key: str | None = None,
@@ -439,7 +770,8 @@ class AsyncSandboxes:
         the limits in force and what enforces each.
 
         Args:
-            template: The template's ID, e.g. `python`.
+            template: The template's ID, e.g. `python`; required unless `snapshot` is given (a different one is
+                then a 400).
             ttl_ms: Time to live in milliseconds (default 300000, i.e. 5 minutes).
             metadata: Your labels for a sandbox, string to string (at most 32 keys; key ≤ 64 characters, value ≤
                 512).
@@ -448,6 +780,8 @@ class AsyncSandboxes:
             memory_mb: Memory its processes may use together, in MiB (CrowNest Local's default 512).
             disk_mb: Space its files may take, in MiB (CrowNest Local's default 1024).
             max_processes: Processes and threads it may run at once (CrowNest Local's default 256).
+            on_timeout: What happens to a sandbox when its `expiresAt` passes.
+            snapshot: A snapshot's ID (`snp_...`) to start with its files; the template is then the snapshot's.
             internet: Whether commands may reach the internet (default true). Either way a sandbox has its own
                 network: it never reaches this machine's or another sandbox's ports, and with internet its
                 traffic goes through an HTTP proxy (`HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are set)
@@ -483,10 +817,60 @@ class AsyncSandboxes:
                 memory_mb=memory_mb,
                 disk_mb=disk_mb,
                 max_processes=max_processes,
+                on_timeout=on_timeout,
+                snapshot=snapshot,
                 internet=internet,
                 allow_domains=allow_domains,
                 idempotency_key=idempotency_key,
             ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return AsyncSandboxHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
+
+    async def fork(
+        self,
+        sandbox_id: str,
+        *,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> AsyncSandboxHandle:
+        """Fork a sandbox.
+
+        Takes a snapshot of the sandbox and starts a new sandbox from it, in one call: the new
+        sandbox has the same template, limits, environment, TTL and `onTimeout`, and a copy of the
+        files; the snapshot stays listed until deleted.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `AsyncSandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _fork_sandbox_request(sandbox_id=sandbox_id, idempotency_key=idempotency_key),
             extra_headers,
             extra_query,
             extra_body,
@@ -567,6 +951,9 @@ class AsyncSandboxes:
         self,
         *,
         status: SandboxStatus | str | None = None,
+        template: str | None = None,
+        created_after: datetime.datetime | str | None = None,
+        order: ListOrder | str | None = None,
         metadata: Mapping[str, str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
@@ -578,10 +965,15 @@ class AsyncSandboxes:
     ) -> AsyncPager[AsyncSandboxHandle]:
         """List sandboxes.
 
-        Lists the organization's sandboxes, newest first. Ended sandboxes stay listed for at least an hour.
+        Lists the organization's sandboxes, newest first (`order: asc` for oldest first). Ended
+        sandboxes stay listed for at least an hour. The filters combine: a sandbox is listed when
+        it matches every one given.
 
         Args:
             status: Only sandboxes in this status.
+            template: Only sandboxes created from this template.
+            created_after: Only sandboxes created after this time (exclusive).
+            order: `desc` (the default): newest first; `asc`: oldest first.
             metadata: Only sandboxes whose metadata has every one of these `key:value` pairs.
             limit: The most items on one page.
             cursor: The `nextCursor` of the previous page.
@@ -600,7 +992,15 @@ class AsyncSandboxes:
         """
 
         spec = with_extras(
-            _list_sandboxes_request(status=status, metadata=metadata, limit=limit, cursor=cursor),
+            _list_sandboxes_request(
+                status=status,
+                template=template,
+                created_after=created_after,
+                order=order,
+                metadata=metadata,
+                limit=limit,
+                cursor=cursor,
+            ),
             extra_headers,
             extra_query,
             extra_body,
@@ -611,6 +1011,118 @@ class AsyncSandboxes:
             lambda item: AsyncSandboxHandle(self._client, item),
             timeout=timeout,
             max_retries=max_retries,
+        )
+
+    async def metrics(
+        self,
+        sandbox_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> SandboxMetrics:
+        """Get a sandbox's metrics.
+
+        What the sandbox uses now, measured for it alone (its cgroup where there is one): CPU over
+        the last 100 ms, memory, disk, processes, and the limits in force. Works while the sandbox
+        runs or is paused; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `SandboxMetrics`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(_get_sandbox_metrics_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
+        return cast("SandboxMetrics", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def pause(
+        self,
+        sandbox_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> AsyncSandboxHandle:
+        """Pause a sandbox.
+
+        Freezes every process of the sandbox where it is and stops its TTL clock; its files stay.
+        A paused sandbox is kept for the service's pause retention (24 h in CrowNest Local; its
+        `expiresAt` says until when) and then ends `expired`. While paused, only `resume`,
+        `kill` and reads (the sandbox, its metrics, its commands, reading and listing files)
+        work; every other action answers 409 `sandbox_paused`. Pausing a paused sandbox
+        returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `AsyncSandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(_pause_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
+        return AsyncSandboxHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
+
+    async def resume(
+        self,
+        sandbox_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> AsyncSandboxHandle:
+        """Resume a paused sandbox.
+
+        Thaws every process where it stopped (a loop continues from where it was) and restarts
+        the TTL clock with the time that was left (`expiresAt` moves by the time spent paused).
+        Resuming a running sandbox returns it as it is; 409 `sandbox_not_running` once it has ended.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `AsyncSandboxHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(_resume_sandbox_request(sandbox_id=sandbox_id), extra_headers, extra_query, extra_body)
+        return AsyncSandboxHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
 
     async def set_ttl(
@@ -652,15 +1164,69 @@ class AsyncSandboxes:
             self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
         )
 
+    async def snapshot(
+        self,
+        sandbox_id: str,
+        *,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> Snapshot:
+        """Take a snapshot of a sandbox.
+
+        Saves a copy of the sandbox's files (its writable folders, `/home/user` and `/tmp`), taken
+        with its processes frozen for the copy so that the files are consistent. The snapshot
+        outlives the sandbox until deleted; `sandboxes.create(snapshot=...)` starts a sandbox with
+        its files. Works on a running or paused sandbox; processes and memory are not kept.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            name: Your name for it (default none).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `Snapshot`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _snapshot_sandbox_request(sandbox_id=sandbox_id, name=name, idempotency_key=idempotency_key),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("Snapshot", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
 
 class SandboxesWithRawResponse:
     """`Sandboxes` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
 
     def __init__(self, resource: Sandboxes) -> None:
         self.create = to_raw_response(resource.create)
+        self.fork = to_raw_response(resource.fork)
         self.get = to_raw_response(resource.get)
         self.kill = to_raw_response(resource.kill)
+        self.metrics = to_raw_response(resource.metrics)
+        self.pause = to_raw_response(resource.pause)
+        self.resume = to_raw_response(resource.resume)
         self.set_ttl = to_raw_response(resource.set_ttl)
+        self.snapshot = to_raw_response(resource.snapshot)
 
 
 class AsyncSandboxesWithRawResponse:
@@ -668,6 +1234,11 @@ class AsyncSandboxesWithRawResponse:
 
     def __init__(self, resource: AsyncSandboxes) -> None:
         self.create = async_to_raw_response(resource.create)
+        self.fork = async_to_raw_response(resource.fork)
         self.get = async_to_raw_response(resource.get)
         self.kill = async_to_raw_response(resource.kill)
+        self.metrics = async_to_raw_response(resource.metrics)
+        self.pause = async_to_raw_response(resource.pause)
+        self.resume = async_to_raw_response(resource.resume)
         self.set_ttl = async_to_raw_response(resource.set_ttl)
+        self.snapshot = async_to_raw_response(resource.snapshot)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 from ..._response import async_to_raw_response, to_raw_response
@@ -15,6 +16,8 @@ from ..._types import (
     Query,
     RequestSpec,
     TimeoutTypes,
+    check_arg,
+    drop_none,
     encode_path_param,
     with_extras,
 )
@@ -30,6 +33,53 @@ __all__ = [
     "TemplatesWithRawResponse",
     "AsyncTemplatesWithRawResponse",
 ]
+
+
+def _create_template_request(
+    *,
+    name: str,
+    base: str | None,
+    commands: Sequence[str] | None,
+    files: Mapping[str, str] | None,
+    env: Mapping[str, str] | None,
+    idempotency_key: str | None,
+) -> RequestSpec:
+    check_arg("name", name, "str", required=True)
+    check_arg("base", base, "str")
+    check_arg("commands", commands, "strs")
+    check_arg("files", files, "map")
+    check_arg("env", env, "map")
+    check_arg("idempotency_key", idempotency_key, "header")
+    return RequestSpec(
+        "POST",
+        "/v1/templates",
+        kind="model",
+        parse=Template.from_dict,
+        headers={
+            "Idempotency-Key": idempotency_key,
+        },
+        json=drop_none(
+            {
+                "name": name,
+                "base": base,
+                "commands": None if commands is None else list(commands),
+                "files": None if files is None else dict(files),
+                "env": None if env is None else dict(env),
+            }
+        ),
+        idempotent=True,
+    )
+
+
+def _delete_template_request(
+    *,
+    template_id: str,
+) -> RequestSpec:
+    return RequestSpec(
+        "DELETE",
+        f"/v1/templates/{encode_path_param('template_id', template_id)}",
+        kind="none",
+    )
 
 
 def _get_template_request(
@@ -63,6 +113,103 @@ class Templates:
 
     def __repr__(self) -> str:
         return "Templates()"
+
+    def create(
+        self,
+        name: str,
+        *,
+        base: str | None = None,
+        commands: Sequence[str] | None = None,
+        files: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> Template:
+        """Build a template.
+
+        Builds a template: a sandbox of `base` gets `files`, then runs `commands` one after the
+        other with `env` (stopping at the first that fails), and what they wrote in `/home/user`
+        and `/tmp` becomes the template's. The call answers at once with the template
+        `building`; it becomes `ready` or `failed`. The build is a command of a sandbox: its
+        output is the event stream of `buildCommandId` in `buildSandboxId`
+        (`commands.events(...)`), kept as a command's is. `sandboxes.create(template=name)` then
+        starts with every file the build wrote (409 `template_not_ready` until it is `ready`).
+        409 `template_exists` if the name is taken.
+
+        Args:
+            name: Its ID, used as `sandboxes.create(template=name)`.
+            base: The template to build on (default `python`).
+            commands: Shell commands run one after the other in `/home/user` (each with `/bin/sh -c`); the build
+                fails at the first that fails.
+            files: Files to write before the commands, path (relative to `/home/user`, or absolute under it
+                or `/tmp`) to UTF-8 text.
+            env: Environment variables, string to string. A name is not empty and has no `=`.
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `Template`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _create_template_request(
+                name=name, base=base, commands=commands, files=files, env=env, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("Template", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def delete(
+        self,
+        template_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Delete a built template.
+
+        Deletes a template you built and its files; sandboxes created from it keep theirs. A
+        built-in template cannot be deleted (403 `permission_denied`).
+
+        Args:
+            template_id: The template's ID, e.g. `python`.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(_delete_template_request(template_id=template_id), extra_headers, extra_query, extra_body)
+        self._client.request(spec, timeout=timeout, max_retries=max_retries)
 
     def get(
         self,
@@ -140,6 +287,103 @@ class AsyncTemplates:
     def __repr__(self) -> str:
         return "AsyncTemplates()"
 
+    async def create(
+        self,
+        name: str,
+        *,
+        base: str | None = None,
+        commands: Sequence[str] | None = None,
+        files: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> Template:
+        """Build a template.
+
+        Builds a template: a sandbox of `base` gets `files`, then runs `commands` one after the
+        other with `env` (stopping at the first that fails), and what they wrote in `/home/user`
+        and `/tmp` becomes the template's. The call answers at once with the template
+        `building`; it becomes `ready` or `failed`. The build is a command of a sandbox: its
+        output is the event stream of `buildCommandId` in `buildSandboxId`
+        (`commands.events(...)`), kept as a command's is. `sandboxes.create(template=name)` then
+        starts with every file the build wrote (409 `template_not_ready` until it is `ready`).
+        409 `template_exists` if the name is taken.
+
+        Args:
+            name: Its ID, used as `sandboxes.create(template=name)`.
+            base: The template to build on (default `python`).
+            commands: Shell commands run one after the other in `/home/user` (each with `/bin/sh -c`); the build
+                fails at the first that fails.
+            files: Files to write before the commands, path (relative to `/home/user`, or absolute under it
+                or `/tmp`) to UTF-8 text.
+            env: Environment variables, string to string. A name is not empty and has no `=`.
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `Template`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _create_template_request(
+                name=name, base=base, commands=commands, files=files, env=env, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("Template", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def delete(
+        self,
+        template_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Delete a built template.
+
+        Deletes a template you built and its files; sandboxes created from it keep theirs. A
+        built-in template cannot be deleted (403 `permission_denied`).
+
+        Args:
+            template_id: The template's ID, e.g. `python`.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(_delete_template_request(template_id=template_id), extra_headers, extra_query, extra_body)
+        await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+
     async def get(
         self,
         template_id: str,
@@ -211,6 +455,8 @@ class TemplatesWithRawResponse:
     """`Templates` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
 
     def __init__(self, resource: Templates) -> None:
+        self.create = to_raw_response(resource.create)
+        self.delete = to_raw_response(resource.delete)
         self.get = to_raw_response(resource.get)
         self.list = to_raw_response(resource.list)
 
@@ -219,5 +465,7 @@ class AsyncTemplatesWithRawResponse:
     """`AsyncTemplates` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
 
     def __init__(self, resource: AsyncTemplates) -> None:
+        self.create = async_to_raw_response(resource.create)
+        self.delete = async_to_raw_response(resource.delete)
         self.get = async_to_raw_response(resource.get)
         self.list = async_to_raw_response(resource.list)
