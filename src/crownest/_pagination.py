@@ -84,7 +84,8 @@ MAX_EMPTY_PAGES = 100  # empty pages in a row, each pointing to another, before 
 
 
 class _Walk:
-    """Where a listing is: the cursors already followed, and how many empty pages came in a row.
+    """Where a chain of pages is (one per `first_page()`, followed by `get_next_page()` and by
+    `pages()`): the cursors already followed, and how many empty pages came in a row.
     A server whose cursors go round in a circle, or lead from empty page to empty page without
     end, would keep a `for` loop over a list going forever."""
 
@@ -105,14 +106,6 @@ class _Walk:
             raise CrowNestError(f"The API sent {self.empty} empty pages in a row; stopping instead of listing forever.")
         self.seen.add(cursor)
         return cursor
-
-
-def _next(cursor: str | None, page: _BasePage[T]) -> str:
-    """The cursor of the page after `page`; a server that repeats a cursor would have us list forever."""
-    assert page.next_cursor is not None
-    if page.next_cursor == cursor:
-        raise CrowNestError(f"The API gave the cursor {cursor!r} again for the next page; stopping instead of looping.")
-    return page.next_cursor
 
 
 class _Pager(Generic[T]):
@@ -145,26 +138,23 @@ class SyncPager(_Pager[T]):
 
     def first_page(self) -> Page[T]:
         """Fetch only the first page (it starts after the `cursor` you passed, if any)."""
-        return self._fetch(None)
+        return self._fetch(None, _Walk())
 
     def pages(self) -> Iterator[Page[T]]:
         """Each page in turn, fetched as you go."""
-        cursor: str | None = None
-        walk = _Walk()
-        while True:
-            page = self._fetch(cursor)
+        page = self.first_page()
+        yield page
+        while page.has_next_page():
+            page = page.get_next_page()
             yield page
-            if page.next_cursor is None:
-                return
-            cursor = walk.next(page)
 
     def __iter__(self) -> Iterator[T]:
         for page in self.pages():
             yield from page.data
 
-    def _fetch(self, cursor: str | None) -> Page[T]:
+    def _fetch(self, cursor: str | None, walk: _Walk) -> Page[T]:
         model = self._client.request(self._spec_after(cursor), timeout=self._timeout, max_retries=self._max_retries)
-        return _page(Page, model, self._item, lambda page: self._fetch(_next(cursor, page)))
+        return _page(Page, model, self._item, lambda page: self._fetch(walk.next(page), walk))
 
 
 class AsyncPager(_Pager[T]):
@@ -178,26 +168,23 @@ class AsyncPager(_Pager[T]):
 
     async def first_page(self) -> AsyncPage[T]:
         """Fetch only the first page (it starts after the `cursor` you passed, if any)."""
-        return await self._fetch(None)
+        return await self._fetch(None, _Walk())
 
     async def pages(self) -> AsyncIterator[AsyncPage[T]]:
         """Each page in turn, fetched as you go."""
-        cursor: str | None = None
-        walk = _Walk()
-        while True:
-            page = await self._fetch(cursor)
+        page = await self.first_page()
+        yield page
+        while page.has_next_page():
+            page = await page.get_next_page()
             yield page
-            if page.next_cursor is None:
-                return
-            cursor = walk.next(page)
 
     async def __aiter__(self) -> AsyncIterator[T]:
         async for page in self.pages():
             for item in page.data:
                 yield item
 
-    async def _fetch(self, cursor: str | None) -> AsyncPage[T]:
+    async def _fetch(self, cursor: str | None, walk: _Walk) -> AsyncPage[T]:
         model = await self._client.request(
             self._spec_after(cursor), timeout=self._timeout, max_retries=self._max_retries
         )
-        return _page(AsyncPage, model, self._item, lambda page: self._fetch(_next(cursor, page)))
+        return _page(AsyncPage, model, self._item, lambda page: self._fetch(walk.next(page), walk))
