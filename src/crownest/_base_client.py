@@ -38,7 +38,7 @@ from ._logs import configure_from_env, logger
 from ._response import capture_response
 from ._retries import is_retryable_status, retry_delay
 from ._streams import AsyncStream, EventResume, RangeResume, Resume, Stream
-from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, check_arg, is_header_value
+from ._types import NOT_GIVEN, NotGiven, RequestSpec, TimeoutTypes, is_header_value
 from ._uploads import Progress, Upload
 from ._version import __version__
 
@@ -92,6 +92,16 @@ def _reason(error: CrowNestError) -> str:
     return type(error).__name__
 
 
+def _check_headers(headers: object) -> None:
+    """Refuse default headers that are not a mapping of sendable names and values (never showing a value)."""
+    if headers is None:
+        return
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"default_headers must be a dict of str to str, got {type(headers).__name__}")
+    for name, value in headers.items():
+        _check_header(name, value)
+
+
 def _check_header(name: object, value: object) -> None:
     """Refuse a default header that cannot be sent as it is (its value, maybe a secret, is not shown)."""
     if not (isinstance(name, str) and name.isascii() and name.isprintable() and name) or any(
@@ -143,8 +153,7 @@ class BaseClient:
                 "The API key must be printable ASCII without spaces or line breaks (a key read from a file "
                 "often ends with a newline: strip it); the key given is not shown here"
             )
-        for name, value in (default_headers or {}).items():
-            _check_header(name, value)
+        _check_headers(default_headers)
         configure_from_env()
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
@@ -171,7 +180,7 @@ class BaseClient:
     ) -> Any:
         """A copy of this client with other defaults, sending through the same connection pool
         (closing the copy leaves the pool open; the original owns it)."""
-        check_arg("default_headers", default_headers, "map")
+        _check_headers(default_headers)
         copy = object.__new__(type(self))
         # Cached resources (`client.sandboxes`) are bound to the client that made them: not copied.
         cached = {
