@@ -183,6 +183,9 @@ def check_arg(name: str, value: Any, kind: str, *, required: bool = False) -> No
             "strs": "a list of str",
             "str_or_bytes": "str or bytes",
         }.get(kind, kind)
+        if kind in ("map", "key_values") and isinstance(value, Mapping):  # name the entry: an env value may be a secret
+            bad = next((k for k, v in value.items() if not (isinstance(k, str) and isinstance(v, str))), None)
+            raise TypeError(f"{name} must be {expected}; the entry {bad!r} is not (its value is not shown)")
         raise TypeError(f"{name} must be {expected}, got {type(value).__name__}: {value!r}")
     if kind == "key_values" and any(not k or ":" in k for k in value):
         raise ValueError(f"{name}: each key must be non-empty and without ':' (it is sent as 'key:value')")
