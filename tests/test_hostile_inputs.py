@@ -115,9 +115,11 @@ def test_default_headers_that_cannot_be_sent_are_refused_without_showing_the_val
     with pytest.raises(CrowNestError, match="default_headers") as caught:
         CrowNest(api_key=API_KEY, base_url=BASE_URL, default_headers=headers)  # type: ignore[arg-type]
     assert "tok_secret_value" not in str(caught.value)
-    with CrowNest(api_key=API_KEY, base_url=BASE_URL) as client:
-        with pytest.raises(CrowNestError, match="default_headers") as caught:
-            client.with_options(default_headers=headers)  # type: ignore[arg-type]
+    with (
+        CrowNest(api_key=API_KEY, base_url=BASE_URL) as client,
+        pytest.raises(CrowNestError, match="default_headers") as caught,
+    ):
+        client.with_options(default_headers=headers)  # type: ignore[arg-type]
     assert "tok_secret_value" not in str(caught.value)
 
 
