@@ -39,7 +39,15 @@ from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._handle import AsyncCommandHandle, AsyncSandboxHandle, CommandHandle, OutputChunk, SandboxHandle
+    from ._handle import (
+        AsyncCommandHandle,
+        AsyncSandboxHandle,
+        AsyncWatchHandle,
+        CommandHandle,
+        OutputChunk,
+        SandboxHandle,
+        WatchHandle,
+    )
 
 __all__ = [
     "NOT_GIVEN",
@@ -50,6 +58,7 @@ __all__ = [
     "AsyncSandboxHandle",
     "AsyncStream",
     "AsyncStreamedResponse",
+    "AsyncWatchHandle",
     "AuthenticationError",
     "BodyNotReplayableError",
     "BadRequestError",
@@ -78,14 +87,26 @@ __all__ = [
     "Stream",
     "StreamedResponse",
     "SyncPager",
+    "WatchHandle",
     "WireKeyError",
     "__version__",
 ]
 
 
+_HANDLES = (
+    "SandboxHandle",
+    "AsyncSandboxHandle",
+    "CommandHandle",
+    "AsyncCommandHandle",
+    "OutputChunk",
+    "WatchHandle",
+    "AsyncWatchHandle",
+)
+
+
 def __getattr__(name: str) -> Any:
     # The handles import the generated models; load them on first use to keep `import crownest` light.
-    if name in ("SandboxHandle", "AsyncSandboxHandle", "CommandHandle", "AsyncCommandHandle", "OutputChunk"):
+    if name in _HANDLES:
         from . import _handle
 
         return getattr(_handle, name)

@@ -27,6 +27,7 @@ from ._exceptions import CommandFailedError, CrowNestError, loads, parsed
 from ._generated.models.command import Command
 from ._generated.models.command_event import CommandEvent
 from ._generated.models.sandbox import Sandbox
+from ._generated.models.watch_event import WatchEvent
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
 from ._models import set_field
 from ._streams import AsyncStream, Stream
@@ -37,7 +38,15 @@ WAIT_ROUND_MS = 60_000  # how long `commands.wait` waits when not told (the spec
 if TYPE_CHECKING:
     from ._client import AsyncCrowNest, CrowNest
 
-__all__ = ["AsyncCommandHandle", "AsyncSandboxHandle", "CommandHandle", "OutputChunk", "SandboxHandle"]
+__all__ = [
+    "AsyncCommandHandle",
+    "AsyncSandboxHandle",
+    "AsyncWatchHandle",
+    "CommandHandle",
+    "OutputChunk",
+    "SandboxHandle",
+    "WatchHandle",
+]
 
 T = TypeVar("T")
 
@@ -162,7 +171,7 @@ def _text(value: Any) -> str:
     return value
 
 
-def _parse_data(event: CommandEvent, parse: Callable[[Any], T]) -> T:
+def _parse_data(event: CommandEvent | WatchEvent, parse: Callable[[Any], T]) -> T:
     """The event's JSON data, parsed."""
     return parsed(
         lambda data: parse(loads(data)),
@@ -505,3 +514,8 @@ class AsyncCommandHandle(_CommandHandleBase):
                 callback = callbacks.get(chunk.stream)
                 if callback is not None:
                     callback(chunk.data)
+
+
+# The watch handles live in their own module (they use the helpers above); the generated
+# resources import every handle from here.
+from ._watch import AsyncWatchHandle, WatchHandle  # noqa: E402

@@ -43,6 +43,7 @@ from ._signed import SignedUrls, guarded
 from ._snapshots import Snapshots
 from ._spec import Operation, Validator, digits, invalid, load_spec, operations
 from ._templates import Templates
+from ._watches import Watches
 
 logger = logging.getLogger("crownest_local")
 
@@ -146,6 +147,7 @@ def create_app(config: Config) -> Starlette:
     signed = SignedUrls(files, config.data_dir / "url-secret")
     snapshots = Snapshots(service)
     templates = Templates(service, snapshots)
+    watches = Watches(service)
     handlers: dict[str, Handler] = {
         "listTemplates": templates.list_templates,
         "getTemplate": templates.get_template,
@@ -182,6 +184,9 @@ def create_app(config: Config) -> Starlette:
         "deleteFile": files.delete_file,
         "makeDirectory": files.make_directory,
         "moveFile": files.move_file,
+        "createWatch": watches.create_watch,
+        "deleteWatch": watches.delete_watch,
+        "streamWatchEvents": watches.stream_watch_events,
         "createArtifact": files.create_artifact,
         "listSandboxArtifacts": files.list_sandbox_artifacts,
         "listArtifacts": files.list_artifacts,
@@ -232,6 +237,7 @@ def create_app(config: Config) -> Starlette:
             yield
         lag.stop()
         await service.shutdown()
+        watches.close()
 
     async def no_route(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
