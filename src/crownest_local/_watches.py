@@ -411,4 +411,3 @@ async def _events(watch: LiveWatch, after: int, request: Request) -> AsyncIterat
 
 def _sse(event_id: int, kind: str, data: str) -> bytes:
     return f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n".encode()
-

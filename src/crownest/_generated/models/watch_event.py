@@ -31,7 +31,7 @@ class WatchEvent(WireMapping[WatchEventKey]):
     event: str
     """ `change` or `end`. New values may appear. """
     data: str
-    """ The event's JSON payload. """
+    """ The event's JSON payload, a FileEvent (`change`) or the Watch (`end`). """
     id: str | Unset = UNSET
     """ The event's number; send it as `Last-Event-ID` to resume. """
     retry: int | Unset = UNSET

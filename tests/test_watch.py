@@ -1,0 +1,259 @@
+"""Watching a sandbox folder, sync and async, against CrowNest Local.
+
+Each test changes the sandbox one step at a time and reads the events that step
+makes before the next one, so that what the watch reports does not depend on how
+fast the server reads inotify. A read that gets nothing for a minute stops the
+watch (so the iteration ends) instead of hanging the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from crownest import AsyncCrowNest, AsyncWatchHandle, ConflictError, CrowNestApiError, NotFoundError, WatchHandle
+from crownest._generated.models import FileEvent
+from crownest_local import LocalServer
+from crownest_local._watches import MAX_WATCHES_PER_SANDBOX
+
+T = TypeVar("T")
+HOME = "/home/user"
+GUARD_S = 60.0  # a read that waits this long has found a bug: the watch is stopped so that the test ends
+
+
+async def done(value: T | Awaitable[T]) -> T:
+    """The value of a sync call, or the awaited value of an async one."""
+    return await value if inspect.isawaitable(value) else value
+
+
+def seen(events: list[FileEvent]) -> list[tuple[str, str, str | None, bool]]:
+    return [(str(e.type_), e.path, e.new_path, e.is_dir) for e in events]
+
+
+async def take(watch: WatchHandle | AsyncWatchHandle, count: int) -> list[FileEvent]:
+    """The next `count` events of `watch` (fewer if it ends)."""
+    got: list[FileEvent] = []
+
+    async def read() -> None:
+        if isinstance(watch, AsyncWatchHandle):
+            async for event in watch:
+                got.append(event)
+                if len(got) == count:
+                    return
+        else:
+
+            def sync_read() -> None:
+                for event in watch:
+                    got.append(event)
+                    if len(got) == count:
+                        return
+
+            await asyncio.to_thread(sync_read)
+
+    try:
+        await asyncio.wait_for(asyncio.shield(task := asyncio.ensure_future(read())), GUARD_S)
+    except TimeoutError:
+        await done(watch._client.files.unwatch(watch.sandbox_id, watch.id))  # the read ends with the watch
+        await task
+    return got
+
+
+async def rest(watch: WatchHandle | AsyncWatchHandle) -> list[FileEvent]:
+    """Stop the watch on the server, then every event it still holds, until its end."""
+    await done(watch._client.files.unwatch(watch.sandbox_id, watch.id))
+    return await take(watch, 1_000_000)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalServer]:
+    with LocalServer() as running:
+        yield running
+
+
+@pytest.fixture(params=["sync", "async"])
+async def client(request: pytest.FixtureRequest, server: LocalServer) -> AsyncIterator[Any]:
+    if request.param == "sync":
+        with server.client(max_retries=0) as sync_client:
+            yield sync_client
+    else:
+        async with server.async_client(max_retries=0) as async_client:
+            yield async_client
+
+
+@pytest.fixture
+async def sandbox(client: Any) -> AsyncIterator[Any]:
+    handle = await done(client.sandboxes.create(template="python"))
+    yield handle
+    await done(handle.kill())
+
+
+async def test_create_modify_move_delete_in_a_nested_folder_made_after_the_watch_began(sandbox: Any) -> None:
+    watch = await done(sandbox.files.watch(".", recursive=True))
+    assert (watch.watch.path, watch.watch.recursive, watch.watch.status) == (HOME, True, "active")
+    await done(sandbox.files.mkdir("new"))
+    assert seen(await take(watch, 1)) == [("created", f"{HOME}/new", None, True)]
+    await done(sandbox.files.mkdir("new/deep"))
+    assert seen(await take(watch, 1)) == [("created", f"{HOME}/new/deep", None, True)]
+    deep = f"{HOME}/new/deep"
+    await done(sandbox.commands.run("printf x > new/deep/a.txt", check=True))
+    assert seen(await take(watch, 2)) == [
+        ("created", f"{deep}/a.txt", None, False),
+        ("modified", f"{deep}/a.txt", None, False),
+    ]
+    await done(sandbox.commands.run("printf y >> new/deep/a.txt", check=True))
+    assert seen(await take(watch, 1)) == [("modified", f"{deep}/a.txt", None, False)]
+    await done(sandbox.commands.run("mv new/deep/a.txt new/deep/b.txt", check=True))
+    assert seen(await take(watch, 1)) == [("moved", f"{deep}/a.txt", f"{deep}/b.txt", False)]
+    await done(sandbox.commands.run("mv new/deep new/moved && touch new/moved/c.txt", check=True))
+    assert seen(await take(watch, 2)) == [  # a moved folder stays watched, under its new name
+        ("moved", deep, f"{HOME}/new/moved", True),
+        ("created", f"{HOME}/new/moved/c.txt", None, False),
+    ]
+    await done(sandbox.commands.run("rm new/moved/b.txt", check=True))
+    assert seen(await take(watch, 1)) == [("deleted", f"{HOME}/new/moved/b.txt", None, False)]
+    assert seen(await rest(watch)) == []
+    assert (watch.watch.status, watch.watch.end_reason) == ("ended", "deleted")
+    assert (await done(sandbox.files.read("new/moved/c.txt"))) == b""  # event paths are what files.* take
+
+
+async def test_a_folder_made_with_its_contents_before_it_is_watched_announces_them(sandbox: Any) -> None:
+    watch = await done(sandbox.files.watch("."))
+    await done(sandbox.commands.run("mkdir -p tree/a/b && touch tree/a/b/f && mv tree/a/b/f tree/a/b/g", check=True))
+    await done(sandbox.commands.run("touch tree/a/b/last", check=True))
+    # However fast the server was, the last file is announced once, and nothing is lost on the way.
+    events = seen(await rest(watch))
+    assert events[0] == ("created", f"{HOME}/tree", None, True)
+    assert events.count(("created", f"{HOME}/tree/a/b/last", None, False)) == 1
+    assert ("created", f"{HOME}/tree/a/b", None, True) in events
+
+
+async def test_recursive_false_does_not_see_nested_events(sandbox: Any) -> None:
+    await done(sandbox.files.mkdir("old"))
+    watch = await done(sandbox.files.watch(HOME, recursive=False))
+    await done(sandbox.commands.run("mkdir sub && touch sub/inner old/inner && printf x > top.txt", check=True))
+    assert seen(await rest(watch)) == [
+        ("created", f"{HOME}/sub", None, True),
+        ("created", f"{HOME}/top.txt", None, False),
+        ("modified", f"{HOME}/top.txt", None, False),
+    ]
+
+
+async def test_a_symlink_to_a_host_folder_is_never_watched_through(sandbox: Any, tmp_path: Path) -> None:
+    host = Path(tempfile.mkdtemp(dir=tmp_path))
+    os.chmod(tmp_path, 0o755)
+    os.chmod(host, 0o777)  # were it watched, the sandbox's user could write there too
+    await done(sandbox.commands.run(f"ln -s {host} link && mkdir inside && ln -s inside alias", check=True))
+    with pytest.raises(CrowNestApiError) as refused:
+        await done(sandbox.files.watch("link"))  # an absolute target is never followed
+    assert refused.value.code == "invalid_path"
+    watch = await done(sandbox.files.watch("."))
+    (host / "host.txt").write_text("host")  # on the host, through the link's target
+    await done(sandbox.commands.run("touch link/through.txt alias/via-alias.txt marker", check=False))
+    events = seen(await rest(watch))
+    assert not any("host" in path or "through" in path for _, path, _, _ in events)
+    assert ("created", f"{HOME}/inside/via-alias.txt", None, False) in events  # by its real folder, once
+    assert not any("alias/" in path for _, path, _, _ in events)
+    assert events[-1] == ("created", f"{HOME}/marker", None, False)
+
+
+async def test_the_watch_stops_when_the_sandbox_is_killed(client: Any) -> None:
+    sandbox = await done(client.sandboxes.create(template="base"))
+    watch = await done(sandbox.files.watch("/tmp"))
+    await done(sandbox.files.write("/tmp/a", b"1"))
+    assert seen(await take(watch, 1))[0][0] == "created"
+    await done(sandbox.kill())
+    await take(watch, 1_000_000)  # the iteration ends by itself
+    assert (watch.watch.status, watch.watch.end_reason) == ("ended", "sandbox_ended")
+    assert watch.watch.ended_at is not None
+    with pytest.raises(ConflictError) as ended:
+        await done(sandbox.files.watch("/tmp"))
+    assert ended.value.code == "sandbox_not_running"
+    await done(watch.close())  # deleting an ended watch is no error
+
+
+async def test_watches_are_capped_per_sandbox_and_closing_one_frees_its_place(sandbox: Any) -> None:
+    watches = [await done(sandbox.files.watch(".")) for _ in range(MAX_WATCHES_PER_SANDBOX)]
+    with pytest.raises(ConflictError) as full:
+        await done(sandbox.files.watch("."))
+    assert (full.value.code, full.value.details["limit"]) == ("too_many_watches", MAX_WATCHES_PER_SANDBOX)
+    await done(watches.pop().close())
+    watches.append(await done(sandbox.files.watch(".")))
+    for watch in watches:
+        await done(watch.close())
+
+
+async def test_bad_watches_are_refused_with_the_file_codes(sandbox: Any, client: Any) -> None:
+    await done(sandbox.files.write("file.txt", b"x"))
+    with pytest.raises(ConflictError) as not_a_folder:
+        await done(sandbox.files.watch("file.txt"))
+    assert not_a_folder.value.code == "not_a_directory"
+    with pytest.raises(NotFoundError) as missing:
+        await done(sandbox.files.watch("missing"))
+    assert missing.value.code == "file_not_found"
+    with pytest.raises(NotFoundError) as unknown:
+        await done(client.files.unwatch(sandbox.id, "wch_0"))
+    assert unknown.value.code == "watch_not_found"
+
+
+async def test_the_handle_is_a_context_manager_that_stops_the_watch(client: Any) -> None:
+    sandbox = await done(client.sandboxes.create(template="base"))
+    try:
+        if isinstance(client, AsyncCrowNest):
+            async with await sandbox.files.watch("/tmp") as watch:
+                await sandbox.files.mkdir("/tmp/x")
+                first = await anext(watch)
+            rest_events = [event async for event in watch.events(last_event_id=watch.last_event_id)]
+        else:
+            with sandbox.files.watch("/tmp") as watch:
+                sandbox.files.mkdir("/tmp/x")
+                first = next(watch)
+            rest_events = list(watch.events(last_event_id=watch.last_event_id))
+        assert (first.type_, first.path, watch.last_event_id) == ("created", "/tmp/x", "1")
+        assert rest_events == []  # closed: the stream after it holds nothing more, and ends
+    finally:
+        await done(sandbox.kill())
+
+
+# Resuming
+
+
+CUT = 700  # bytes per connection: a few events each
+
+
+@pytest.fixture(scope="module")
+def cutting_server() -> Iterator[LocalServer]:
+    with LocalServer(cut_streams=CUT) as running:
+        yield running
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_events_are_exact_across_broken_connections(cutting_server: LocalServer, mode: str) -> None:
+    names = [f"f{i:03d}" for i in range(60)]
+    expected = [("created", f"/tmp/w/{name}", None, False) for name in names]
+    before = cutting_server.stats.get("streamWatchEvents", 0)
+    if mode == "sync":
+        with cutting_server.client() as client, client.sandboxes.create(template="base") as sandbox:
+            sandbox.files.mkdir("/tmp/w")
+            watch = sandbox.files.watch("/tmp/w")
+            sandbox.commands.run("cd /tmp/w && touch " + " ".join(names), check=True)
+            events = await rest(watch)
+            again = list(watch.events(last_event_id="10"))
+    else:
+        async with cutting_server.async_client() as aclient:
+            async with await aclient.sandboxes.create(template="base") as asandbox:
+                await asandbox.files.mkdir("/tmp/w")
+                watch = await asandbox.files.watch("/tmp/w")
+                await asandbox.commands.run("cd /tmp/w && touch " + " ".join(names), check=True)
+                events = await rest(watch)
+                again = [event async for event in watch.events(last_event_id="10")]
+    assert seen(events) == expected  # each event once, in order, although every connection broke
+    assert watch.last_event_id == str(len(names))
+    assert seen(again) == expected[10:]
+    assert cutting_server.stats["streamWatchEvents"] - before >= len(names) * 90 // CUT  # it did reconnect
