@@ -245,15 +245,18 @@ async def test_events_are_exact_across_broken_connections(cutting_server: LocalS
             sandbox.commands.run("cd /tmp/w && touch " + " ".join(names), check=True)
             events = await rest(watch)
             again = list(watch.events(last_event_id="10"))
+            last_event_id = watch.last_event_id
     else:
         async with cutting_server.async_client() as aclient:
-            async with await aclient.sandboxes.create(template="base") as asandbox:
+            asandbox = await aclient.sandboxes.create(template="base")
+            async with asandbox:
                 await asandbox.files.mkdir("/tmp/w")
-                watch = await asandbox.files.watch("/tmp/w")
+                awatch = await asandbox.files.watch("/tmp/w")
                 await asandbox.commands.run("cd /tmp/w && touch " + " ".join(names), check=True)
-                events = await rest(watch)
-                again = [event async for event in watch.events(last_event_id="10")]
+                events = await rest(awatch)
+                again = [event async for event in awatch.events(last_event_id="10")]
+                last_event_id = awatch.last_event_id
     assert seen(events) == expected  # each event once, in order, although every connection broke
-    assert watch.last_event_id == str(len(names))
+    assert last_event_id == str(len(names))
     assert seen(again) == expected[10:]
     assert cutting_server.stats["streamWatchEvents"] - before >= len(names) * 90 // CUT  # it did reconnect
