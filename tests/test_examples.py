@@ -41,6 +41,15 @@ EXPECTED = {
         r"change of visibility: 409 preview_exists\n"
         r"public, no header: 200\n"
     ),
+    "watch.py": (
+        r"created /home/user/project/out folder\n"
+        r"created /home/user/project/out/a\.txt\n"
+        r"modified /home/user/project/out/a\.txt\n"
+        r"moved /home/user/project/out/a\.txt -> /home/user/project/out/b\.txt\n"
+        r"deleted /home/user/project/out/b\.txt\n"
+        r"after event 2: \['modified', 'moved', 'deleted'\]\n"
+        r"watch: ended deleted\n"
+    ),
     "configuration.py": r"running\ntimed out on the client side after 0.5 s\nrequests sent: \d+, first: POST /v1/sandboxes\n",
 }
 
