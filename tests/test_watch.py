@@ -21,6 +21,7 @@ import pytest
 from crownest import AsyncCrowNest, AsyncWatchHandle, ConflictError, CrowNestApiError, NotFoundError, WatchHandle
 from crownest._generated.models import FileEvent
 from crownest_local import LocalServer
+from crownest_local import _watches as watches
 from crownest_local._watches import MAX_WATCHES_PER_SANDBOX
 
 T = TypeVar("T")
@@ -63,6 +64,12 @@ async def take(watch: WatchHandle | AsyncWatchHandle, count: int) -> list[FileEv
         await done(watch._client.files.unwatch(watch.sandbox_id, watch.id))  # the read ends with the watch
         await task
     return got
+
+
+def kernel_watches(server: LocalServer, watch: WatchHandle | AsyncWatchHandle) -> int:
+    """How many inotify watches CrowNest Local holds for `watch` (it runs in this process)."""
+    found: int = server._app.state.watches.hub.descriptors().get(watch.id, 0)
+    return found
 
 
 async def rest(watch: WatchHandle | AsyncWatchHandle) -> list[FileEvent]:
@@ -163,19 +170,51 @@ async def test_a_symlink_to_a_host_folder_is_never_watched_through(sandbox: Any,
     assert events[-1] == ("created", f"{HOME}/marker", None, False)
 
 
-async def test_the_watch_stops_when_the_sandbox_is_killed(client: Any) -> None:
+async def test_the_watch_stops_when_the_sandbox_is_killed(server: LocalServer, client: Any) -> None:
     sandbox = await done(client.sandboxes.create(template="base"))
     watch = await done(sandbox.files.watch("/tmp"))
     await done(sandbox.files.write("/tmp/a", b"1"))
     assert seen(await take(watch, 1))[0][0] == "created"
+    assert kernel_watches(server, watch) == 1
     await done(sandbox.kill())
     await take(watch, 1_000_000)  # the iteration ends by itself
+    assert kernel_watches(server, watch) == 0
     assert (watch.watch.status, watch.watch.end_reason) == ("ended", "sandbox_ended")
     assert watch.watch.ended_at is not None
     with pytest.raises(ConflictError) as ended:
         await done(sandbox.files.watch("/tmp"))
     assert ended.value.code == "sandbox_not_running"
     await done(watch.close())  # deleting an ended watch is no error
+
+
+async def test_folders_past_the_cap_are_not_watched_and_say_so(
+    server: LocalServer, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watches, "MAX_FOLDERS_PER_WATCH", 2)
+    watch = await done(sandbox.files.watch("."))  # its own folder is the first of the two
+    await done(sandbox.files.mkdir("a"))
+    assert seen(await take(watch, 1)) == [("created", f"{HOME}/a", None, True)]
+    await done(sandbox.files.mkdir("b"))
+    assert seen(await take(watch, 2)) == [
+        ("created", f"{HOME}/b", None, True),
+        ("overflow", f"{HOME}/b", None, True),  # over the cap: not watched, and the watch says so
+    ]
+    await done(sandbox.commands.run("touch a/in-a b/in-b", check=True))
+    assert seen(await rest(watch)) == [("created", f"{HOME}/a/in-a", None, False)]
+    assert kernel_watches(server, watch) == 0
+
+
+async def test_a_reader_asking_for_events_no_longer_kept_gets_one_overflow_first(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watches, "MAX_KEPT_EVENTS", 3)
+    watch = await done(sandbox.files.watch("/tmp"))
+    await done(sandbox.commands.run("touch /tmp/1 /tmp/2 /tmp/3 /tmp/4 /tmp/5", check=True))
+    assert seen(await rest(watch)) == [
+        ("overflow", "/tmp", None, True),  # events 1 and 2 are gone
+        *[("created", f"/tmp/{n}", None, False) for n in (3, 4, 5)],
+    ]
+    assert watch.last_event_id == "5"
 
 
 async def test_watches_are_capped_per_sandbox_and_closing_one_frees_its_place(sandbox: Any) -> None:

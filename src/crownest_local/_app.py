@@ -262,6 +262,7 @@ def create_app(config: Config) -> Starlette:
     app.state.not_implemented = tuple(missing)
     app.state.lag = lag
     app.state.service = service
+    app.state.watches = watches
     return app
 
 

@@ -89,6 +89,14 @@ class Hub:
                 with contextlib.suppress(OSError):  # the folder is gone already (IN_IGNORED is on its way)
                     self._inotify.rm_watch(wd)
 
+    def descriptors(self) -> dict[str, int]:
+        """How many kernel watches each watch (by ID) holds now."""
+        counts: dict[str, int] = {}
+        for owners in self._owners.values():
+            for watch in owners:
+                counts[watch.body["id"]] = counts.get(watch.body["id"], 0) + 1
+        return counts
+
     def _read(self) -> None:
         assert self._inotify is not None
         try:
