@@ -13,6 +13,9 @@ A `CommandHandle` *is* a `Command`, and adds `.wait()`, `.kill()`,
 `.send_stdin()`, `.refresh()` and `.output()`, the command's output as it
 arrives, read from its event stream and resumed after a broken connection
 with `Last-Event-ID`, so that nothing is lost or repeated.
+
+The watch handles (`WatchHandle`, `AsyncWatchHandle`) are in `_watch` and
+exported from here, where the generated resources import every handle from.
 """
 
 from __future__ import annotations
@@ -516,6 +519,5 @@ class AsyncCommandHandle(_CommandHandleBase):
                     callback(chunk.data)
 
 
-# The watch handles live in their own module (they use the helpers above); the generated
-# resources import every handle from here.
+# Last: the watch handles' module uses the helpers above.
 from ._watch import AsyncWatchHandle, WatchHandle  # noqa: E402

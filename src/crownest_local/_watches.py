@@ -15,13 +15,14 @@ the same guarantee without the race of a path checked and then used.) Paths in
 events are sandbox paths built from the names inotify reports, never host paths.
 
 Bounds: `MAX_WATCHES_PER_SANDBOX` active watches per sandbox (409
-`too_many_watches`), `MAX_FOLDERS_PER_WATCH` folders per watch (a folder past
-it is not watched: one `overflow` event names it), `MAX_KEPT_EVENTS` events kept
-per watch (a client asking for older ones gets one `overflow` event in their
-place), the kernel's queue (on its overflow every watch gets an `overflow`
-event for its folder), and `MAX_ENDED_PER_SANDBOX` ended watches kept for their
-readers. A watch ends when it is deleted, when its folder is removed or moved,
-and when its sandbox ends.
+`too_many_watches`); `MAX_FOLDERS_PER_WATCH` folders per watch (a folder past
+it is not watched: one `overflow` event names it); the newest
+`MAX_KEPT_EVENTS` events per watch, `MAX_KEPT_BYTES` at most (a client asking
+for older ones gets one `overflow` event in their place); the kernel's queue
+(on its overflow every watch gets an `overflow` event for its folder); and
+`MAX_ENDED_PER_SANDBOX` ended watches kept for their readers, until the
+sandbox's retention period after it ended. A watch ends when it is deleted,
+when its folder is removed or moved, and when its sandbox ends.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ MAX_WATCHES_PER_SANDBOX = 16
 MAX_ENDED_PER_SANDBOX = 16
 MAX_FOLDERS_PER_WATCH = 1_000
 MAX_KEPT_EVENTS = 10_000
+MAX_KEPT_BYTES = 4 << 20  # of kept events' JSON: a path may be 4 KiB long
 KEEP_ALIVE_S = 10.0
 
 MASK = F.CREATE | F.MODIFY | F.DELETE | F.MOVED_FROM | F.MOVED_TO | F.DELETE_SELF | F.MOVE_SELF | F.ONLYDIR
@@ -140,7 +142,8 @@ class LiveWatch:
         self.recursive: bool = body["recursive"]
         self.folders: dict[int, str] = {}  # watch descriptor -> the folder's sandbox path
         self.root_wd: int | None = None
-        self.kept: deque[tuple[int, str]] = deque(maxlen=MAX_KEPT_EVENTS)  # (id, FileEvent JSON)
+        self.kept: deque[tuple[int, str]] = deque()  # (id, FileEvent JSON), the newest MAX_KEPT_* of them
+        self.kept_bytes = 0
         self.last_id = 0
         self._scanned: set[str] = set()  # entries announced by a scan, whose IN_CREATE may still come
         self._changed = asyncio.Event()
@@ -205,6 +208,9 @@ class LiveWatch:
             location = self.folder.open(path, follow=False)
         except ApiProblem:
             return  # gone again, or its way changed: later events tell
+        except OSError:
+            self._emit(FileEventType.OVERFLOW, path, is_dir=True)  # it cannot be watched: say so
+            return
         with location:
             if location.fd is not None and location.is_folder:
                 self._add_tree(location.fd, path, announce=True)
@@ -281,7 +287,11 @@ class LiveWatch:
     def _emit(self, kind: FileEventType, path: str, *, is_dir: bool, new_path: str | None = None) -> None:
         change = FileEvent(type_=kind, path=path, new_path=new_path, is_dir=is_dir)
         self.last_id += 1
-        self.kept.append((self.last_id, json.dumps(change.to_dict(), ensure_ascii=False)))
+        data = json.dumps(change.to_dict(), ensure_ascii=False)
+        self.kept.append((self.last_id, data))
+        self.kept_bytes += len(data)
+        while len(self.kept) > MAX_KEPT_EVENTS or self.kept_bytes > MAX_KEPT_BYTES:
+            self.kept_bytes -= len(self.kept.popleft()[1])
         self._wake()
 
     def _wake(self) -> None:
@@ -321,8 +331,10 @@ class Watches:
         self.hub.close()
 
     def _sandbox_ended(self, sandbox_id: str) -> None:
+        """End the sandbox's watches; their events stay readable for the sandbox's retention period."""
         for watch in self._by_sandbox.get(sandbox_id, {}).values():
             watch.end("sandbox_ended")
+        asyncio.get_running_loop().call_later(self.service.config.retention_s, self._by_sandbox.pop, sandbox_id, None)
 
     async def create_watch(self, call: Call) -> Response:
         sandbox_id = call.path["sandboxId"]
