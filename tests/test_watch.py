@@ -18,7 +18,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-from crownest import AsyncCrowNest, AsyncWatchHandle, ConflictError, CrowNestApiError, NotFoundError, WatchHandle
+from crownest import (
+    AsyncCrowNest,
+    AsyncStream,
+    AsyncWatchHandle,
+    ConflictError,
+    CrowNestApiError,
+    NotFoundError,
+    Stream,
+    WatchHandle,
+)
 from crownest._generated.models import FileEvent
 from crownest_local import LocalServer
 from crownest_local import _watches as watches
@@ -70,6 +79,13 @@ def kernel_watches(server: LocalServer, watch: WatchHandle | AsyncWatchHandle) -
     """How many inotify watches CrowNest Local holds for `watch` (it runs in this process)."""
     found: int = server._app.state.watches.hub.descriptors().get(watch.id, 0)
     return found
+
+
+async def take_first(stream: Stream[FileEvent] | AsyncStream[FileEvent]) -> FileEvent:
+    """The first event of a stream (which sends its request then)."""
+    if isinstance(stream, AsyncStream):
+        return await anext(stream)
+    return next(stream)
 
 
 async def rest(watch: WatchHandle | AsyncWatchHandle) -> list[FileEvent]:
@@ -239,6 +255,12 @@ async def test_bad_watches_are_refused_with_the_file_codes(sandbox: Any, client:
     with pytest.raises(NotFoundError) as unknown:
         await done(client.files.unwatch(sandbox.id, "wch_0"))
     assert unknown.value.code == "watch_not_found"
+    watch = await done(sandbox.files.watch("."))
+    for bad in ("x", "1"):  # not a number; a number the watch has not reached
+        with pytest.raises(CrowNestApiError) as unsent:
+            await take_first(watch.events(last_event_id=bad))
+        assert (unsent.value.status, unsent.value.code) == (400, "invalid_request")
+    await done(watch.close())
 
 
 async def test_the_handle_is_a_context_manager_that_stops_the_watch(client: Any) -> None:

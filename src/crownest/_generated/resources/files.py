@@ -836,7 +836,8 @@ class Files:
         event, when the watch stopped, whose data is the final Watch. Reconnect with
         `Last-Event-ID` to get exactly the events after that id. A watch holds its last 10,000
         events (CrowNest Local): a client that asks for older ones first gets one `overflow`
-        change in their place.
+        change in their place. 400 `invalid_request` for a `Last-Event-ID` that the watch has
+        not sent.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -1466,7 +1467,8 @@ class AsyncFiles:
         event, when the watch stopped, whose data is the final Watch. Reconnect with
         `Last-Event-ID` to get exactly the events after that id. A watch holds its last 10,000
         events (CrowNest Local): a client that asks for older ones first gets one `overflow`
-        change in their place.
+        change in their place. 400 `invalid_request` for a `Last-Event-ID` that the watch has
+        not sent.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -2139,7 +2141,8 @@ class SandboxFiles:
         event, when the watch stopped, whose data is the final Watch. Reconnect with
         `Last-Event-ID` to get exactly the events after that id. A watch holds its last 10,000
         events (CrowNest Local): a client that asks for older ones first gets one `overflow`
-        change in their place.
+        change in their place. 400 `invalid_request` for a `Last-Event-ID` that the watch has
+        not sent.
 
         Args:
             watch_id: The watch's ID (`wch_...`).
@@ -2759,7 +2762,8 @@ class AsyncSandboxFiles:
         event, when the watch stopped, whose data is the final Watch. Reconnect with
         `Last-Event-ID` to get exactly the events after that id. A watch holds its last 10,000
         events (CrowNest Local): a client that asks for older ones first gets one `overflow`
-        change in their place.
+        change in their place. 400 `invalid_request` for a `Last-Event-ID` that the watch has
+        not sent.
 
         Args:
             watch_id: The watch's ID (`wch_...`).
