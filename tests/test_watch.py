@@ -157,6 +157,19 @@ async def test_a_folder_made_with_its_contents_before_it_is_watched_announces_th
     assert ("created", f"{HOME}/tree/a/b", None, True) in events
 
 
+async def test_a_move_out_of_the_watched_folder_is_a_delete_and_one_in_a_create(sandbox: Any) -> None:
+    await done(sandbox.commands.run("mkdir -p in/sub out && touch in/leaving out/coming", check=True))
+    watch = await done(sandbox.files.watch("in"))
+    await done(sandbox.commands.run("mv in/leaving out/ && mv in/sub out/ && mv out/coming in/", check=True))
+    await done(sandbox.commands.run("touch out/sub/unseen in/last", check=True))
+    assert seen(await rest(watch)) == [
+        ("deleted", f"{HOME}/in/leaving", None, False),
+        ("deleted", f"{HOME}/in/sub", None, True),  # and no longer watched
+        ("created", f"{HOME}/in/coming", None, False),
+        ("created", f"{HOME}/in/last", None, False),
+    ]
+
+
 async def test_recursive_false_does_not_see_nested_events(sandbox: Any) -> None:
     await done(sandbox.files.mkdir("old"))
     watch = await done(sandbox.files.watch(HOME, recursive=False))

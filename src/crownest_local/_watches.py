@@ -69,6 +69,8 @@ class Hub:
     def __init__(self) -> None:
         self._inotify: INotify | None = None
         self._owners: dict[int, set[LiveWatch]] = {}
+        self._unpaired: set[LiveWatch] = set()  # watches holding a move's first half
+        self._settling = False
 
     def add(self, watch: LiveWatch, fd: int) -> int:
         """Watch the folder open at `fd` (any descriptor of it, `O_PATH` included) for `watch`."""
@@ -100,7 +102,31 @@ class Hub:
         return counts
 
     def _read(self) -> None:
-        assert self._inotify is not None
+        self._dispatch()
+        if self._unpaired and not self._settling:
+            self._settling = True
+            asyncio.get_running_loop().call_soon(self._settle)
+
+    def _settle(self) -> None:
+        """Read once more before calling a move without its other half a move out (or in).
+
+        The kernel queues a rename's MOVED_FROM and MOVED_TO one after the other, and a read can
+        fall between them; one turn of the event loop later the second half is there to read.
+        """
+        self._settling = False
+        waiting = {watch: set(watch.moved_from) for watch in self._unpaired}
+        self._dispatch()
+        for watch, cookies in waiting.items():
+            watch.flush_moves(cookies)
+        self._unpaired = {watch for watch in self._unpaired if watch.moved_from and not watch.ended}
+        if self._unpaired:
+            self._settling = True
+            asyncio.get_running_loop().call_soon(self._settle)
+
+    def _dispatch(self) -> None:
+        """Read what the kernel has queued and hand each watch its events."""
+        if self._inotify is None:
+            return
         try:
             raw = self._inotify.read(timeout=0)
         except BlockingIOError:
@@ -122,6 +148,8 @@ class Hub:
             except Exception:  # one watch's fault must not stop the others
                 logger.exception("watch %s failed on its events; it ends", watch.body["id"])
                 watch.end("folder_gone")
+            if watch.moved_from and not watch.ended:
+                self._unpaired.add(watch)
 
     def close(self) -> None:
         if self._inotify is not None:
@@ -130,6 +158,7 @@ class Hub:
             self._inotify.close()
             self._inotify = None
         self._owners.clear()
+        self._unpaired.clear()
 
 
 class LiveWatch:
@@ -146,6 +175,7 @@ class LiveWatch:
         self.kept_bytes = 0
         self.last_id = 0
         self._scanned: set[str] = set()  # entries announced by a scan, whose IN_CREATE may still come
+        self.moved_from: dict[int, tuple[str, bool]] = {}  # by cookie: moves whose MOVED_TO is not read yet
         self._changed = asyncio.Event()
 
     @property
@@ -230,11 +260,13 @@ class LiveWatch:
 
     def feed(self, batch: list[Any]) -> None:
         """Turn one read's raw events for this watch into FileEvents (a move's two halves paired by cookie)."""
-        moved_from: dict[int, tuple[str, bool]] = {}
+        moved_from = self.moved_from
         for event in batch:
             if self.ended:
                 return
             mask = event.mask
+            if moved_from and not (mask & F.MOVED_TO and event.cookie in moved_from):
+                self.flush_moves(set(moved_from))  # the kernel queues a move's halves together: it went out
             if mask & F.Q_OVERFLOW:
                 self._emit(FileEventType.OVERFLOW, self.body["path"], is_dir=True)
                 continue
@@ -277,12 +309,17 @@ class LiveWatch:
                 self._emit(FileEventType.MOVED, source[0], is_dir=is_dir, new_path=path)
                 if is_dir:
                     self._forget_under(source[0], rename_to=path)
-        for path, is_dir in moved_from.values():  # moved out of the watched folder
-            self._emit(FileEventType.DELETED, path, is_dir=is_dir)
-            if is_dir:
-                self._forget_under(path)
         if len(self._scanned) > MAX_KEPT_EVENTS:
             self._scanned.clear()
+
+    def flush_moves(self, cookies: set[int]) -> None:
+        """The moves among `cookies` still without their MOVED_TO went out of the watched folder."""
+        for cookie in cookies:
+            source = self.moved_from.pop(cookie, None)
+            if source is not None and not self.ended:
+                self._emit(FileEventType.DELETED, source[0], is_dir=source[1])
+                if source[1]:
+                    self._forget_under(source[0])
 
     def _emit(self, kind: FileEventType, path: str, *, is_dir: bool, new_path: str | None = None) -> None:
         change = FileEvent(type_=kind, path=path, new_path=new_path, is_dir=is_dir)
