@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -28,7 +29,7 @@ from crownest import (
     Stream,
     WatchHandle,
 )
-from crownest._generated.models import FileEvent
+from crownest._generated.models import FileEvent, FileEventType
 from crownest_local import LocalServer
 from crownest_local import _watches as watches
 from crownest_local._watches import MAX_WATCHES_PER_SANDBOX
@@ -244,6 +245,18 @@ async def test_a_reader_asking_for_events_no_longer_kept_gets_one_overflow_first
         *[("created", f"/tmp/{n}", None, False) for n in (3, 4, 5)],
     ]
     assert watch.last_event_id == "5"
+
+
+async def test_kept_events_are_capped_in_bytes_too(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    one = len(json.dumps(FileEvent(FileEventType.CREATED, "/tmp/1", None, False).to_dict()))
+    monkeypatch.setattr(watches, "MAX_KEPT_BYTES", 2 * one)  # two events' worth
+    watch = await done(sandbox.files.watch("/tmp"))
+    await done(sandbox.commands.run("touch /tmp/1 /tmp/2 /tmp/3 /tmp/4", check=True))
+    assert seen(await rest(watch)) == [
+        ("overflow", "/tmp", None, True),
+        ("created", "/tmp/3", None, False),
+        ("created", "/tmp/4", None, False),
+    ]
 
 
 async def test_watches_are_capped_per_sandbox_and_closing_one_frees_its_place(sandbox: Any) -> None:
