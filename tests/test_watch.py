@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -306,6 +307,32 @@ async def test_the_handle_is_a_context_manager_that_stops_the_watch(client: Any)
         assert rest_events == []  # closed: the stream after it holds nothing more, and ends
     finally:
         await done(sandbox.kill())
+
+
+async def test_closing_the_handle_from_elsewhere_ends_a_loop_over_it(client: Any) -> None:
+    sandbox = await done(client.sandboxes.create(template="base"))
+    watch = await done(sandbox.files.watch("/tmp"))
+    got: list[FileEvent] = []
+    first = threading.Event()
+
+    def loop() -> None:
+        for event in watch:
+            got.append(event)
+            first.set()
+
+    async def aloop() -> None:
+        async for event in watch:
+            got.append(event)
+            first.set()
+
+    reader = asyncio.ensure_future(aloop() if isinstance(watch, AsyncWatchHandle) else asyncio.to_thread(loop))
+    await done(sandbox.files.mkdir("/tmp/x"))
+    assert await asyncio.to_thread(first.wait, GUARD_S)
+    await done(watch.close())
+    await asyncio.wait_for(reader, GUARD_S)  # the loop ended by itself
+    assert seen(got) == [("created", "/tmp/x", None, True)]
+    assert (watch.watch.status, watch.watch.end_reason) == ("ended", "deleted")
+    await done(sandbox.kill())
 
 
 # Resuming

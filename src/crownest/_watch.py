@@ -7,8 +7,8 @@ reads the watch's event stream (the request is sent at the first `next`): each
 final `Watch` in `.watch` and ends the iteration. A broken connection resumes
 after the last event received (`Last-Event-ID`), so no event is lost or
 repeated; a loop left early and started again goes on where it stopped.
-`close()` (or leaving `with`) closes the connection and stops the watch on the
-server.
+`close()` (or leaving `with`) stops the watch on the server and closes the
+connection.
 
 Unlike `SandboxHandle` and `CommandHandle`, a watch handle is not its model:
 a model is a read-only mapping, whose iteration gives its keys, and iterating a
@@ -17,6 +17,7 @@ watch gives its events. The model is `.watch`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -141,10 +142,14 @@ class WatchHandle(_WatchHandleBase):
         return next(self._stream)
 
     def close(self, *, timeout: TimeoutTypes | NotGiven = NOT_GIVEN, max_retries: int | NotGiven = NOT_GIVEN) -> None:
-        """Close the connection and stop the watch on the server (a watch that already ended is no error)."""
-        if self._stream is not None:
-            self._stream.close()
+        """Stop the watch on the server (a watch that already ended is no error), then close the connection.
+
+        A loop over the handle in another thread gets the watch's remaining events and its end, and stops.
+        """
         self._client.files.unwatch(self.sandbox_id, self.id, timeout=timeout, max_retries=max_retries)
+        if self._stream is not None:
+            with contextlib.suppress(ValueError):  # another thread is in it: it ends with the watch's end
+                self._stream.close()
 
     def __enter__(self) -> WatchHandle:
         return self
@@ -202,10 +207,14 @@ class AsyncWatchHandle(_WatchHandleBase):
     async def close(
         self, *, timeout: TimeoutTypes | NotGiven = NOT_GIVEN, max_retries: int | NotGiven = NOT_GIVEN
     ) -> None:
-        """Close the connection and stop the watch on the server (a watch that already ended is no error)."""
-        if self._stream is not None:
-            await self._stream.aclose()
+        """Stop the watch on the server (a watch that already ended is no error), then close the connection.
+
+        A loop over the handle in another task gets the watch's remaining events and its end, and stops.
+        """
         await self._client.files.unwatch(self.sandbox_id, self.id, timeout=timeout, max_retries=max_retries)
+        if self._stream is not None:
+            with contextlib.suppress(RuntimeError):  # another task is in it: it ends with the watch's end
+                await self._stream.aclose()
 
     async def __aenter__(self) -> AsyncWatchHandle:
         return self
