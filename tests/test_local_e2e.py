@@ -274,6 +274,7 @@ async def command_handles(sandbox: Any) -> None:
     with pytest.raises(CommandFailedError) as failed:
         await done(sandbox.commands.run("echo no >&2; exit 4", check=True))
     assert (failed.value.result.exit_code, failed.value.result.stderr) == (4, "no\n")
+    assert (await done(failed.value.result.wait())).exit_code == 4  # the handle run() returns, bound to the client
     assert "exited with code 4" in str(failed.value)
     assert (await done(sandbox.commands.run("true", check=True))).exit_code == 0
 

@@ -178,11 +178,6 @@ class _CommandHandleBase(Command):
 
     __slots__ = ("_client",)
 
-    def check_returncode(self) -> None:
-        """Raise `CommandFailedError` unless the command succeeded."""
-        if self.status != "succeeded":
-            raise CommandFailedError(self)
-
 
 class CommandHandle(_CommandHandleBase):
     """A command, bound to the client that started or fetched it."""
@@ -193,6 +188,11 @@ class CommandHandle(_CommandHandleBase):
     def __init__(self, client: CrowNest, command: Command) -> None:
         _copy_fields(self, command)
         set_field(self, "_client", client)
+
+    def check_returncode(self) -> None:
+        """Raise `CommandFailedError` (with this handle as its `result`) unless the command succeeded."""
+        if self.status != "succeeded":
+            raise CommandFailedError(self)
 
     def refresh(
         self,
@@ -358,6 +358,11 @@ class AsyncCommandHandle(_CommandHandleBase):
     def __init__(self, client: AsyncCrowNest, command: Command) -> None:
         _copy_fields(self, command)
         set_field(self, "_client", client)
+
+    def check_returncode(self) -> None:
+        """Raise `CommandFailedError` (with this handle as its `result`) unless the command succeeded."""
+        if self.status != "succeeded":
+            raise CommandFailedError(self)
 
     async def refresh(
         self,

@@ -7,10 +7,12 @@ import datetime
 from typing import Any, assert_type
 
 from crownest import (
+    AsyncCommandHandle,
     AsyncCrowNest,
     AsyncPage,
     AsyncSandboxHandle,
     CommandFailedError,
+    CommandHandle,
     CrowNest,
     DefaultAsyncHttpxClient,
     DefaultHttpxClient,
@@ -60,11 +62,25 @@ async def async_per_call_options(client: AsyncCrowNest) -> None:
     del quick
 
 
-def a_failed_command_carries_its_handle(client: CrowNest) -> None:
+def a_failed_command_carries_the_handle_run_returns(client: CrowNest) -> None:
     try:
-        client.commands.run("sbx_1", "false", check=True)
+        result = client.commands.run("sbx_1", "false", check=True)
     except CommandFailedError as exc:
-        assert_type(exc.result, Command)
+        result = exc.result
+    handle: CommandHandle = result
+    print(result.wait().stdout, handle)
+    assert_type(CommandFailedError(handle).result, CommandHandle)
+    CommandFailedError(client)  # type: ignore[type-var]
+
+
+async def an_async_failed_command_carries_the_async_handle(client: AsyncCrowNest) -> None:
+    try:
+        result = await client.commands.run("sbx_1", "false", check=True)
+    except CommandFailedError as exc:
+        result = exc.result
+    handle: AsyncCommandHandle = result
+    print((await result.wait()).stdout, handle)
+    assert_type(CommandFailedError(handle).result, AsyncCommandHandle)
 
 
 def raw_responses_are_typed(client: CrowNest) -> None:
