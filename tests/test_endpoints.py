@@ -22,10 +22,10 @@ import respx
 
 import payloads as p
 from crownest import AsyncCrowNest, AsyncPager, AsyncStream, CrowNest, CrowNestError, Stream, SyncPager
-from crownest._generated.models import Artifact, Command, FileInfo, Preview, Sandbox, Template
 from crownest._generated.resources import CLIENT_RESOURCES, SANDBOX_METHODS, SANDBOX_RESOURCES
 from crownest._generated.types import UNSET
 from crownest._handle import AsyncSandboxHandle, SandboxHandle
+from crownest.models import Artifact, Command, FileInfo, Preview, Sandbox, Template
 
 SBX = "sbx_1"
 DOWNLOAD_TO = Path(tempfile.gettempdir()) / f"crownest-test-download-{os.getpid()}"

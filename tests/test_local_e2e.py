@@ -40,7 +40,7 @@ def public_methods(cls: type) -> set[str]:
 
 def handle_methods(handle: type) -> set[str]:
     """The public methods a handle adds to the model it is, generated from the spec or written by hand."""
-    model = next(c for c in handle.__mro__ if c.__module__.startswith("crownest._generated.models"))
+    model = next(c for c in handle.__mro__ if c.__module__.startswith("crownest.models"))
     return {
         name
         for name in dir(handle)

@@ -36,7 +36,7 @@ T = TypeVar("T")
 if TYPE_CHECKING:
     from typing_extensions import TypeVar as TypeVarWithDefault
 
-    from ._generated.models.command import Command
+    from .models.command import Command
 
     # An `except CommandFailedError` cannot say which client raised, so there `result` is Any and
     # `result = exc.result` keeps the type `run()` gave `result`, sync or async, in mypy and pyright.

@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import attrs
 
 from ._exceptions import CommandFailedError, CrowNestError, loads, parsed
-from ._generated.models.command import Command
-from ._generated.models.command_event import CommandEvent
-from ._generated.models.sandbox import Sandbox
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
 from ._models import set_field
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
+from .models.command import Command
+from .models.command_event import CommandEvent
+from .models.sandbox import Sandbox
 
 WAIT_ROUND_MS = 60_000  # how long `commands.wait` waits when not told (the spec's default)
 

@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crownest._generated.models import Artifact, FileInfo, FileType
+from crownest.models import Artifact, FileInfo, FileType
 
 from ._beneath import (
     FOLDER,

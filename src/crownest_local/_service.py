@@ -28,7 +28,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from crownest._generated.models import (
+from crownest._models import set_field
+from crownest.models import (
     Command,
     CommandStatus,
     EnvVars,
@@ -42,7 +43,6 @@ from crownest._generated.models import (
     SandboxStatus,
     Template,
 )
-from crownest._models import set_field
 
 from . import _pause as pause
 from ._beneath import remove_path

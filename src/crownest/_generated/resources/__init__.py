@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from ..._handle import AsyncSandboxHandle, SandboxHandle
     from ..._pagination import AsyncPager, SyncPager
     from ..._streams import AsyncStream, Stream
-    from ..models.sandbox import Sandbox
-    from ..models.sandbox_metrics import SandboxMetrics
-    from ..models.snapshot import Snapshot
+    from ...models.sandbox import Sandbox
+    from ...models.sandbox_metrics import SandboxMetrics
+    from ...models.snapshot import Snapshot
     from .artifacts import (
         Artifacts,
         ArtifactsWithRawResponse,
