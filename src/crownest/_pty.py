@@ -1,4 +1,4 @@
-"""Terminal handles: a `PtyHandle` *is* a `Pty` (an interactive terminal in a sandbox), bound to
+"""Terminal handles: a `PtyHandle` *is* a `PtySession` (an interactive terminal in a sandbox), bound to
 the client that opened it, built the way `CommandHandle` is.
 
 It adds `.send()` (keys typed on the terminal), `.resize()`, `.kill()`, `.wait()` and
@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import CrowNestError
-from ._generated.models.pty import Pty
+from ._generated.models.pty_session import PtySession
 from ._generated.models.pty_event import PtyEvent
 from ._models import copy_fields, event_data, set_field
 from ._streams import AsyncStream, Stream
@@ -34,9 +34,9 @@ def _output_bytes(body: Any) -> bytes:
 
 
 class _PtyOutput:
-    """Reads `output` and `exit` events into bytes and the final Pty, for both handles."""
+    """Reads `output` and `exit` events into bytes and the final PtySession, for both handles."""
 
-    def __init__(self, handle: Pty, last_event_id: str | None) -> None:
+    def __init__(self, handle: PtySession, last_event_id: str | None) -> None:
         self.handle = handle
         self.last_event_id = last_event_id
         self.exited = False
@@ -46,7 +46,7 @@ class _PtyOutput:
         """The bytes in `event`, if it is an output event; the `exit` event updates the handle."""
         self.progressed = True
         if event.event == "exit":
-            copy_fields(self.handle, event_data(event, Pty.from_dict))
+            copy_fields(self.handle, event_data(event, PtySession.from_dict))
             self.exited = True
             return None
         chunk = event_data(event, _output_bytes) if event.event == "output" else None
@@ -61,13 +61,13 @@ class _PtyOutput:
         self.progressed = False
 
 
-class PtyHandle(Pty):
+class PtyHandle(PtySession):
     """An interactive terminal, bound to the client that opened it."""
 
     __slots__ = ("_client",)
     _client: CrowNest
 
-    def __init__(self, client: CrowNest, pty: Pty) -> None:
+    def __init__(self, client: CrowNest, pty: PtySession) -> None:
         copy_fields(self, pty)
         set_field(self, "_client", client)
 
@@ -206,13 +206,13 @@ class PtyHandle(Pty):
             reader.next_round()
 
 
-class AsyncPtyHandle(Pty):
+class AsyncPtyHandle(PtySession):
     """An interactive terminal, bound to the async client that opened it."""
 
     __slots__ = ("_client",)
     _client: AsyncCrowNest
 
-    def __init__(self, client: AsyncCrowNest, pty: Pty) -> None:
+    def __init__(self, client: AsyncCrowNest, pty: PtySession) -> None:
         copy_fields(self, pty)
         set_field(self, "_client", client)
 

@@ -26,7 +26,7 @@ import os
 import signal
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -51,8 +51,9 @@ class OutputLog:
     from any offset seeks near it and reads at most 1,024 records to get there.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, raw: bool = False) -> None:
         self.path = path
+        self.raw = raw  # a terminal's bytes as they came (else whole UTF-8 characters)
         self.index_path = path.with_suffix(".idx")
         self.size = 0  # output bytes kept
         self.truncated = False
@@ -75,11 +76,11 @@ class OutputLog:
         self.truncated = self.size >= LOG_CAP
 
     def append(self, stream: str, data: bytes) -> None:
-        """Add `data` (whole UTF-8 characters) to the log; past LOG_CAP it is dropped and the log truncated."""
+        """Add `data` (whole UTF-8 characters unless `raw`) to the log; past LOG_CAP it is dropped and the log truncated."""
         room = LOG_CAP - self.size
         if len(data) > room:
             self.truncated = True
-            data = data[:room].decode("utf-8", "ignore").encode()
+            data = data[:room] if self.raw else data[:room].decode("utf-8", "ignore").encode()
         if not data:
             return
         if self._writer is None:
@@ -102,11 +103,16 @@ class OutputLog:
 
     def read_after(self, offset: int) -> Iterator[tuple[int, str, str]]:
         """(offset after the chunk, stream, text) for every chunk after `offset`, as of now."""
+        for end, stream, data in self.bytes_after(offset):
+            yield end, stream, data.decode("utf-8", "replace")
+
+    def bytes_after(self, offset: int) -> Iterator[tuple[int, str, bytes]]:
+        """(offset after the chunk, stream, bytes) for every chunk after `offset`, as of now."""
         at = bisect.bisect_right(self._checkpoints, (offset, 1 << 63)) - 1
         limit = self.size
         for end, stream, start, data, _ in self._records(*self._checkpoints[max(at, 0)], limit=limit):
             if end > offset:
-                yield end, stream, data[max(offset - start, 0) :].decode("utf-8", "replace")
+                yield end, stream, data[max(offset - start, 0) :]
 
     def _records(
         self, size: int, position: int, limit: int | None = None
@@ -193,11 +199,8 @@ class LiveCommand:
 
     async def run(self, timeout_s: float | None) -> None:
         """Pump the output until the process ends or its time (if it has a limit) is up."""
-        assert self.process is not None and self.process.stdout and self.process.stderr
-        pumps = [
-            asyncio.ensure_future(self._pump("stdout", self.process.stdout)),
-            asyncio.ensure_future(self._pump("stderr", self.process.stderr)),
-        ]
+        assert self.process is not None
+        pumps = [asyncio.ensure_future(pump) for pump in self._pumps()]
         self._deadline = None if timeout_s is None else time.monotonic() + timeout_s
         exited = asyncio.ensure_future(self.process.wait())
         while not exited.done():
@@ -212,6 +215,11 @@ class LiveCommand:
         self.send_signal(signal.SIGKILL)
         await self.process.wait()
         await asyncio.gather(*pumps)
+
+    def _pumps(self) -> list[Coroutine[Any, Any, None]]:
+        """What reads the process's output into the log until it ends."""
+        assert self.process is not None and self.process.stdout and self.process.stderr
+        return [self._pump("stdout", self.process.stdout), self._pump("stderr", self.process.stderr)]
 
     async def _pump(self, stream: str, reader: asyncio.StreamReader) -> None:
         capture = self.captures[stream]

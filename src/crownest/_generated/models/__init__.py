@@ -35,11 +35,11 @@ if TYPE_CHECKING:
     from .preview_create import PreviewCreate
     from .preview_list import PreviewList
     from .preview_visibility import PreviewVisibility
-    from .pty import Pty
     from .pty_create import PtyCreate
     from .pty_event import PtyEvent
     from .pty_input import PtyInput
     from .pty_input_encoding import PtyInputEncoding
+    from .pty_session import PtySession
     from .pty_size import PtySize
     from .sandbox import Sandbox
     from .sandbox_create import SandboxCreate
@@ -92,11 +92,11 @@ _MODULES = {
     "PreviewCreate": ".preview_create",
     "PreviewList": ".preview_list",
     "PreviewVisibility": ".preview_visibility",
-    "Pty": ".pty",
     "PtyCreate": ".pty_create",
     "PtyEvent": ".pty_event",
     "PtyInput": ".pty_input",
     "PtyInputEncoding": ".pty_input_encoding",
+    "PtySession": ".pty_session",
     "PtySize": ".pty_size",
     "Sandbox": ".sandbox",
     "SandboxCreate": ".sandbox_create",
@@ -150,11 +150,11 @@ __all__ = (
     "PreviewCreate",
     "PreviewList",
     "PreviewVisibility",
-    "Pty",
     "PtyCreate",
     "PtyEvent",
     "PtyInput",
     "PtyInputEncoding",
+    "PtySession",
     "PtySize",
     "Sandbox",
     "SandboxCreate",

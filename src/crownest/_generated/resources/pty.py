@@ -23,9 +23,9 @@ from ..._types import (
     text_or_base64,
     with_extras,
 )
-from ..models.pty import Pty
 from ..models.pty_event import PtyEvent
 from ..models.pty_input_encoding import PtyInputEncoding
+from ..models.pty_session import PtySession
 from ..models.signal import Signal
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def _create_pty_request(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/pty",
         kind="model",
-        parse=Pty.from_dict,
+        parse=PtySession.from_dict,
         headers={
             "Idempotency-Key": idempotency_key,
         },
@@ -110,7 +110,7 @@ def _kill_pty_request(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/pty/{encode_path_param('pty_id', pty_id)}/kill",
         kind="model",
-        parse=Pty.from_dict,
+        parse=PtySession.from_dict,
         json=drop_none(
             {
                 "signal": signal,
@@ -132,7 +132,7 @@ def _resize_pty_request(
         "POST",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/pty/{encode_path_param('pty_id', pty_id)}/resize",
         kind="model",
-        parse=Pty.from_dict,
+        parse=PtySession.from_dict,
         json=drop_none(
             {
                 "cols": cols,
@@ -175,7 +175,7 @@ def _wait_pty_request(
         "GET",
         f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/pty/{encode_path_param('pty_id', pty_id)}/wait",
         kind="model",
-        parse=Pty.from_dict,
+        parse=PtySession.from_dict,
         wait_ms=timeout_ms if timeout_ms is not None else 60000,
         params={
             "timeoutMs": timeout_ms,

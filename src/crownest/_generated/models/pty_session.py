@@ -11,8 +11,8 @@ from attrs import field as _attrs_field
 from ..._models import WireMapping, check_scalar, is_scalar, set_field
 from ..models.command_status import CommandStatus
 
-T = TypeVar("T", bound="Pty")
-PtyKey = Literal[
+T = TypeVar("T", bound="PtySession")
+PtySessionKey = Literal[
     "id",
     "sandboxId",
     "command",
@@ -25,11 +25,11 @@ PtyKey = Literal[
     "startedAt",
     "finishedAt",
 ]
-"""The keys of `Pty` as a mapping: the API's (wire) names of its fields."""
+"""The keys of `PtySession` as a mapping: the API's (wire) names of its fields."""
 
 
 @_attrs_define(frozen=True)
-class Pty(WireMapping[PtyKey]):
+class PtySession(WireMapping[PtySessionKey]):
     """An interactive terminal in a sandbox, and the program that runs on it."""
 
     id: str
@@ -107,8 +107,8 @@ class Pty(WireMapping[PtyKey]):
         def __getitem__(self, key: Literal["finishedAt"]) -> datetime.datetime | None: ...
 
         @overload
-        def __getitem__(self, key: PtyKey) -> Any: ...
-        def __getitem__(self, key: PtyKey) -> Any: ...
+        def __getitem__(self, key: PtySessionKey) -> Any: ...
+        def __getitem__(self, key: PtySessionKey) -> Any: ...
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -203,7 +203,7 @@ class Pty(WireMapping[PtyKey]):
 
         finished_at = _parse_finished_at(d.pop("finishedAt"))
 
-        pty = cls(
+        pty_session = cls(
             id=id,
             sandbox_id=sandbox_id,
             command=command,
@@ -217,5 +217,5 @@ class Pty(WireMapping[PtyKey]):
             finished_at=finished_at,
         )
 
-        set_field(pty, "additional_properties", d)
-        return pty
+        set_field(pty_session, "additional_properties", d)
+        return pty_session
