@@ -14,8 +14,8 @@ from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import CrowNestError
-from ._generated.models.pty_session import PtySession
 from ._generated.models.pty_event import PtyEvent
+from ._generated.models.pty_session import PtySession
 from ._models import copy_fields, event_data, set_field
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes

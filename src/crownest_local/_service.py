@@ -47,7 +47,6 @@ from crownest._models import set_field
 from . import _pause as pause
 from ._beneath import remove_path
 from ._commands import LiveCommand, OutputLog
-from ._pty import LivePty
 from ._egress import Egress
 from ._errors import ApiProblem, not_found
 from ._isolation import (
@@ -64,6 +63,7 @@ from ._limits import Cgroup, Limiter, Limits, folder_usage
 from ._metrics import measure
 from ._network import SandboxNetwork
 from ._ports import wait_until_listening
+from ._pty import LivePty
 from ._spec import digits, invalid
 from ._store import Store
 
