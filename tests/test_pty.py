@@ -9,6 +9,7 @@ comes back byte for byte across broken connections.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -277,3 +278,24 @@ def test_a_bad_output_event_is_a_validation_error_not_a_crash(api: respx.MockRou
     pty = client.pty.create("sbx_1")
     with pytest.raises(ResponseValidationError, match="'output' event"):
         list(pty.output())
+
+
+def test_input_the_program_never_reads_is_dropped_when_it_is_killed(sandbox: SandboxHandle) -> None:
+    """A raw terminal takes about 64 KiB that nobody reads, then `send` waits for room; a kill ends the wait."""
+    pty = sandbox.pty.create(command="stty raw -echo; echo ready; sleep 60")
+    with pty.output() as chunks:
+        read_until(chunks, b"ready", bytearray())
+    sent: list[BaseException | None] = []
+
+    def send() -> None:
+        try:
+            pty.send(b"x" * 300_000)
+            sent.append(None)
+        except BaseException as exc:  # the assertion shows it
+            sent.append(exc)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    pty.kill()
+    sender.join(60)  # a guard against a hang: it returns as soon as the terminal closes
+    assert sent == [None] and pty.status == "killed"

@@ -75,6 +75,7 @@ class LivePty(LiveCommand):
     def __init__(self, body: dict[str, Any], log: OutputLog) -> None:
         super().__init__(body, log)
         self.master: int | None = None
+        self._writers: set[asyncio.Future[None]] = set()  # inputs waiting for room in the terminal
 
     async def start_terminal(
         self, argv: list[str], cwd: str, env: dict[str, str], preexec: Callable[[], None] | None, **spawn: Any
@@ -114,21 +115,36 @@ class LivePty(LiveCommand):
                 self.log.append("stdout", data)
                 self.notify()
         finally:
-            os.close(self.master)
-            self.master = None
+            master, self.master = self.master, None
+            asyncio.get_running_loop().remove_writer(master)  # before the close: the fd number may be reused
+            for waiting in self._writers:
+                if not waiting.done():
+                    waiting.set_result(None)  # its input is lost with the program
+            os.close(master)
 
     async def write_stdin(self, data: str | bytes, eof: bool) -> None:
         """Type `data` on the terminal (`eof` does not apply: a terminal has no end of input but Ctrl-D)."""
-        master = self.master
         view = memoryview(data.encode() if isinstance(data, str) else data)
-        while view and master is not None:
+        while view and self.master is not None:
             try:
-                view = view[os.write(master, view) :]
+                view = view[os.write(self.master, view) :]
             except BlockingIOError:
-                await _ready(master, asyncio.get_running_loop().add_writer, asyncio.get_running_loop().remove_writer)
+                await self._writable(self.master)
             except OSError:
                 return  # the program is gone: what it did not read is lost with it
-            master = self.master
+
+    async def _writable(self, master: int) -> None:
+        """Wait until the terminal takes more input, or is closed."""
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        self._writers.add(ready)
+        loop.add_writer(master, _wake, ready)
+        try:
+            await ready
+        finally:
+            self._writers.discard(ready)
+            if self.master == master:
+                loop.remove_writer(master)
 
     @property
     def stdin_open(self) -> bool:
@@ -146,19 +162,9 @@ class LivePty(LiveCommand):
         return {**self.body, "outputTruncated": self.log.truncated}
 
 
-async def _ready(fd: int, add: Callable[..., None], remove: Callable[[int], bool]) -> None:
-    """Wait until `fd` is readable (`add_reader`) or writable (`add_writer`)."""
-    ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    add(fd, wake)
-    try:
-        await ready
-    finally:
-        remove(fd)
+def _wake(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 async def _read(fd: int) -> bytes:
@@ -168,7 +174,12 @@ async def _read(fd: int) -> bytes:
         try:
             return os.read(fd, CHUNK)
         except BlockingIOError:
-            await _ready(fd, loop.add_reader, loop.remove_reader)
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fd, _wake, ready)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
         except OSError as exc:
             if exc.errno == errno.EIO:
                 return b""

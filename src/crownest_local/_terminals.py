@@ -78,7 +78,7 @@ class Terminals:
         if service.isolation is None:
             live.sweep = lambda sig: sweep(pty_id, sig)
         ours, theirs = socket.socketpair()
-        with ours:
+        with ours, theirs:
             spawn, host_cwd, argv, env, fds = service.spawn_plan(
                 sandbox_id, folder, starter_program(theirs.fileno(), cols, rows, program), cwd, pty_id
             )
