@@ -27,7 +27,7 @@ from ._commands import OutputLog
 from ._errors import ApiProblem, not_found
 from ._isolation import HOME, default_shell, sweep
 from ._pty import LivePty, starter_program
-from ._service import json_response, new_id, now
+from ._service import ALIVE, json_response, new_id, now
 from ._spec import digits, invalid
 
 if TYPE_CHECKING:
@@ -107,6 +107,8 @@ class Terminals:
         service.store.insert("pty", live.body)
         service.terminals[pty_id] = live
         service.spawn(self._supervise(live))
+        if service.sandbox(sandbox_id)["status"] not in ALIVE:
+            live.kill(signal.SIGKILL, "killed")  # its sandbox ended while the terminal opened
         return json_response(live.snapshot(), 202)
 
     async def _supervise(self, live: LivePty) -> None:
