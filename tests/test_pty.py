@@ -281,10 +281,8 @@ def test_a_bad_output_event_is_a_validation_error_not_a_crash(api: respx.MockRou
 
 
 def test_input_the_program_never_reads_is_dropped_when_it_is_killed(sandbox: SandboxHandle) -> None:
-    """A raw terminal takes about 64 KiB that nobody reads, then `send` waits for room; a kill ends the wait."""
-    pty = sandbox.pty.create(command="stty raw -echo; echo ready; sleep 60")
-    with pty.output() as chunks:
-        read_until(chunks, b"ready", bytearray())
+    """A raw terminal takes a few KiB that nobody reads, then `send` waits for room; a kill ends the wait."""
+    pty = sandbox.pty.create(command="stty raw; echo ready; sleep 60")
     sent: list[BaseException | None] = []
 
     def send() -> None:
@@ -295,7 +293,25 @@ def test_input_the_program_never_reads_is_dropped_when_it_is_killed(sandbox: San
             sent.append(exc)
 
     sender = threading.Thread(target=send)
-    sender.start()
+    with pty.output() as chunks:
+        seen = bytearray()
+        read_until(chunks, b"ready", seen)
+        sender.start()
+        read_until(chunks, b"xxx", seen)  # the terminal's echo: the input is arriving, and stays unread
     pty.kill()
     sender.join(60)  # a guard against a hang: it returns as soon as the terminal closes
     assert sent == [None] and pty.status == "killed"
+
+
+def test_a_paused_sandbox_holds_its_terminals_and_resume_gives_them_back(crownest_local: LocalServer) -> None:
+    with crownest_local.client(max_retries=0) as client:
+        sandbox = client.sandboxes.create(template="base")
+        pty = sandbox.pty.create(command="read -r line; echo got $line")
+        sandbox.pause()
+        with pytest.raises(CrowNestApiError) as paused:
+            pty.send("early\r")
+        assert (paused.value.status, paused.value.code) == (409, "sandbox_paused")
+        sandbox.resume()
+        pty.send("late\r")
+        assert b"".join(pty.output()).endswith(b"got late\r\n") and pty.status == "succeeded"
+        sandbox.kill()
