@@ -22,13 +22,14 @@ import asyncio
 import bisect
 import codecs
 import contextlib
+import json
 import os
 import signal
 import struct
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 OUTPUT_CAP = 1 << 20
 # What a command's output log keeps on disk (stdout and stderr together); past it output is read and dropped.
@@ -300,3 +301,43 @@ class LiveCommand:
         if code < 0:
             code = 128 - code  # killed by a signal from inside the sandbox, as a shell reports it
         return ("succeeded" if code == 0 else "failed"), code
+
+
+class Client(Protocol):
+    """The side of a request an event stream needs: whether its client went away."""
+
+    async def is_disconnected(self) -> bool: ...
+
+
+async def event_stream(
+    offset: int,
+    request: Client,
+    *,
+    live: Callable[[], LiveCommand | None],
+    stored_log: Callable[[], OutputLog],
+    output: Callable[[str, bytes], dict[str, Any]],
+    final: Callable[[], dict[str, Any]],
+) -> AsyncIterator[bytes]:
+    """The Server-Sent Events of an output log after `offset`, for a command or a terminal.
+
+    `output` events (data `output(stream, bytes)`, id the offset after them) as the log grows,
+    then an `exit` event (data `final()`) once `live()` is None, the process having ended.
+    """
+    while True:
+        current = live()
+        log = current.log if current is not None else stored_log()
+        for end, stream, data in log.bytes_after(offset):
+            if await request.is_disconnected():  # uvicorn takes writes to a closed connection silently
+                return
+            offset = end
+            yield f"id: {end}\nevent: output\ndata: {json.dumps(output(stream, data), ensure_ascii=False)}\n\n".encode()
+        if current is None:
+            yield f"id: {offset}\nevent: exit\ndata: {json.dumps(final(), ensure_ascii=False)}\n\n".encode()
+            return
+        if current.log.size > offset or current.finished.is_set():
+            continue  # it changed while the last event was written: its notice has passed
+        await current.changed(timeout_s=10)
+        if current.log.size == offset and not current.finished.is_set():
+            if await request.is_disconnected():
+                return
+            yield b": keep-alive\n\n"

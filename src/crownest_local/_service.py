@@ -46,7 +46,7 @@ from crownest._models import set_field
 
 from . import _pause as pause
 from ._beneath import remove_path
-from ._commands import LiveCommand, OutputLog
+from ._commands import LiveCommand, OutputLog, event_stream
 from ._egress import Egress
 from ._errors import ApiProblem, not_found
 from ._isolation import (
@@ -773,27 +773,15 @@ class Service:
             headers={"Cache-Control": "no-cache"},
         )
 
-    async def _events(self, command_id: str, offset: int, request: Request) -> AsyncIterator[bytes]:
-        while True:
-            live = self.live.get(command_id)
-            log = live.log if live is not None else OutputLog(self.log_path(command_id))
-            for end, stream, text in log.read_after(offset):
-                if await request.is_disconnected():  # uvicorn takes writes to a closed connection silently
-                    return
-                offset = end
-                data = json.dumps({"stream": stream, "data": text}, ensure_ascii=False)
-                yield f"id: {end}\nevent: output\ndata: {data}\n\n".encode()
-            if live is None:
-                final = json.dumps(self.command_body(command_id), ensure_ascii=False)
-                yield f"id: {offset}\nevent: exit\ndata: {final}\n\n".encode()
-                return
-            if live.log.size > offset or live.finished.is_set():
-                continue  # it changed while the last event was written: its notice has passed
-            await live.changed(timeout_s=10)
-            if live.log.size == offset and not live.finished.is_set():
-                if await request.is_disconnected():
-                    return
-                yield b": keep-alive\n\n"
+    def _events(self, command_id: str, offset: int, request: Request) -> AsyncIterator[bytes]:
+        return event_stream(
+            offset,
+            request,
+            live=lambda: self.live.get(command_id),
+            stored_log=lambda: OutputLog(self.log_path(command_id)),
+            output=lambda stream, data: {"stream": stream, "data": data.decode("utf-8", "replace")},
+            final=lambda: self.command_body(command_id),
+        )
 
     # Previews
 

@@ -13,7 +13,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ._commands import OutputLog
+from ._commands import OutputLog, event_stream
 from ._errors import ApiProblem, not_found
 from ._isolation import HOME, default_shell, sweep
 from ._pty import LivePty, starter_program
@@ -194,24 +193,12 @@ class Terminals:
             headers={"Cache-Control": "no-cache"},
         )
 
-    async def _events(self, call: Call, pty_id: str, offset: int, request: Request) -> AsyncIterator[bytes]:
-        """Every byte after `offset`, as `output` events, then `exit` (as `Service._events` for a command)."""
-        while True:
-            live = self.service.terminals.get(pty_id)
-            log = live.log if live is not None else OutputLog(self.service.log_path(pty_id), raw=True)
-            for end, _, data in log.bytes_after(offset):
-                if await request.is_disconnected():
-                    return
-                offset = end
-                payload = json.dumps({"data": base64.b64encode(data).decode()})
-                yield f"id: {end}\nevent: output\ndata: {payload}\n\n".encode()
-            if live is None:
-                yield f"id: {offset}\nevent: exit\ndata: {json.dumps(self.body(call))}\n\n".encode()
-                return
-            if live.log.size > offset or live.finished.is_set():
-                continue
-            await live.changed(timeout_s=10)
-            if live.log.size == offset and not live.finished.is_set():
-                if await request.is_disconnected():
-                    return
-                yield b": keep-alive\n\n"
+    def _events(self, call: Call, pty_id: str, offset: int, request: Request) -> AsyncIterator[bytes]:
+        return event_stream(
+            offset,
+            request,
+            live=lambda: self.service.terminals.get(pty_id),
+            stored_log=lambda: OutputLog(self.service.log_path(pty_id), raw=True),
+            output=lambda _, data: {"data": base64.b64encode(data).decode()},
+            final=lambda: self.body(call),
+        )
