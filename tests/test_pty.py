@@ -315,3 +315,10 @@ def test_a_paused_sandbox_holds_its_terminals_and_resume_gives_them_back(crownes
         pty.send("late\r")
         assert b"".join(pty.output()).endswith(b"got late\r\n") and pty.status == "succeeded"
         sandbox.kill()
+
+
+def test_a_create_replayed_with_its_idempotency_key_opens_one_terminal(sandbox: SandboxHandle) -> None:
+    first = sandbox.pty.create(command="sleep 30", idempotency_key="one-terminal")
+    again = sandbox.pty.create(command="sleep 30", idempotency_key="one-terminal")
+    assert again.id == first.id
+    first.kill()
