@@ -39,7 +39,15 @@ from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._handle import AsyncCommandHandle, AsyncSandboxHandle, CommandHandle, OutputChunk, SandboxHandle
+    from ._handle import (
+        AsyncCommandHandle,
+        AsyncPtyHandle,
+        AsyncSandboxHandle,
+        CommandHandle,
+        OutputChunk,
+        PtyHandle,
+        SandboxHandle,
+    )
 
 __all__ = [
     "NOT_GIVEN",
@@ -47,6 +55,7 @@ __all__ = [
     "AsyncCommandHandle",
     "AsyncPage",
     "AsyncPager",
+    "AsyncPtyHandle",
     "AsyncSandboxHandle",
     "AsyncStream",
     "AsyncStreamedResponse",
@@ -69,6 +78,7 @@ __all__ = [
     "OutputChunk",
     "Page",
     "PermissionDeniedError",
+    "PtyHandle",
     "RateLimitError",
     "ResponseTooLargeError",
     "RawResponse",
@@ -83,9 +93,20 @@ __all__ = [
 ]
 
 
+_HANDLES = (
+    "SandboxHandle",
+    "AsyncSandboxHandle",
+    "CommandHandle",
+    "AsyncCommandHandle",
+    "OutputChunk",
+    "PtyHandle",
+    "AsyncPtyHandle",
+)
+
+
 def __getattr__(name: str) -> Any:
     # The handles import the generated models; load them on first use to keep `import crownest` light.
-    if name in ("SandboxHandle", "AsyncSandboxHandle", "CommandHandle", "AsyncCommandHandle", "OutputChunk"):
+    if name in _HANDLES:
         from . import _handle
 
         return getattr(_handle, name)

@@ -43,6 +43,7 @@ from ._signed import SignedUrls, guarded
 from ._snapshots import Snapshots
 from ._spec import Operation, Validator, digits, invalid, load_spec, operations
 from ._templates import Templates
+from ._terminals import Terminals
 
 logger = logging.getLogger("crownest_local")
 
@@ -146,6 +147,7 @@ def create_app(config: Config) -> Starlette:
     signed = SignedUrls(files, config.data_dir / "url-secret")
     snapshots = Snapshots(service)
     templates = Templates(service, snapshots)
+    terminals = Terminals(service)
     handlers: dict[str, Handler] = {
         "listTemplates": templates.list_templates,
         "getTemplate": templates.get_template,
@@ -172,6 +174,12 @@ def create_app(config: Config) -> Starlette:
         "killCommand": service.kill_command,
         "sendCommandStdin": service.send_stdin,
         "streamCommandEvents": service.stream_events,
+        "createPty": terminals.create_pty,
+        "sendPtyInput": terminals.send_pty_input,
+        "resizePty": terminals.resize_pty,
+        "waitPty": terminals.wait_pty,
+        "killPty": terminals.kill_pty,
+        "streamPtyEvents": terminals.stream_pty_events,
         "writeFile": files.write_file,
         "readFile": files.read_file,
         "listFiles": files.list_files,

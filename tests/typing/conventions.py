@@ -11,17 +11,19 @@ from crownest import (
     AsyncCrowNest,
     AsyncPage,
     AsyncSandboxHandle,
+    AsyncStream,
     CommandFailedError,
     CommandHandle,
     CrowNest,
     DefaultAsyncHttpxClient,
     DefaultHttpxClient,
     Page,
+    PtyHandle,
     RawResponse,
     SandboxHandle,
     StreamedResponse,
 )
-from crownest.models import Command, CommandStatus, Metadata, Sandbox
+from crownest.models import Command, CommandStatus, Metadata, PtyEvent, Sandbox
 
 
 def mapping_access_is_typed_by_wire_name(command: Command, sandbox: Sandbox) -> None:
@@ -123,3 +125,15 @@ def default_http_clients() -> None:
     CrowNest(http_client=DefaultHttpxClient(proxy="http://proxy:8080", verify=False))
     AsyncCrowNest(http_client=DefaultAsyncHttpxClient())
     CrowNest(http_client=DefaultAsyncHttpxClient())  # type: ignore[arg-type]
+
+
+def terminals_are_typed(sandbox: SandboxHandle, asandbox: AsyncSandboxHandle) -> None:
+    pty = sandbox.pty.create(cols=100, rows=30)
+    assert_type(pty, PtyHandle)
+    for data in pty.output():
+        assert_type(data, bytes)
+    pty.send(b"\x03")
+    pty.resize(120, 40)
+    assert_type(pty.wait(), PtyHandle)
+    assert_type(asandbox.pty.events(pty.id), AsyncStream[PtyEvent])
+    pty.send(42)  # type: ignore[arg-type]

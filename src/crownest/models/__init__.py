@@ -39,6 +39,12 @@ if TYPE_CHECKING:
     from .preview_create import PreviewCreate
     from .preview_list import PreviewList
     from .preview_visibility import PreviewVisibility
+    from .pty_create import PtyCreate
+    from .pty_event import PtyEvent
+    from .pty_input import PtyInput
+    from .pty_input_encoding import PtyInputEncoding
+    from .pty_session import PtySession
+    from .pty_size import PtySize
     from .sandbox import Sandbox
     from .sandbox_create import SandboxCreate
     from .sandbox_limits import SandboxLimits
@@ -90,6 +96,12 @@ _MODULES = {
     "PreviewCreate": ".preview_create",
     "PreviewList": ".preview_list",
     "PreviewVisibility": ".preview_visibility",
+    "PtyCreate": ".pty_create",
+    "PtyEvent": ".pty_event",
+    "PtyInput": ".pty_input",
+    "PtyInputEncoding": ".pty_input_encoding",
+    "PtySession": ".pty_session",
+    "PtySize": ".pty_size",
     "Sandbox": ".sandbox",
     "SandboxCreate": ".sandbox_create",
     "SandboxLimits": ".sandbox_limits",
@@ -142,6 +154,12 @@ __all__ = (
     "PreviewCreate",
     "PreviewList",
     "PreviewVisibility",
+    "PtyCreate",
+    "PtyEvent",
+    "PtyInput",
+    "PtyInputEncoding",
+    "PtySession",
+    "PtySize",
     "Sandbox",
     "SandboxCreate",
     "SandboxLimits",
