@@ -33,16 +33,17 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-## Regenerate src/crownest/_generated from openapi.yaml and templates/.
+## Regenerate src/crownest/_generated and src/crownest/models from openapi.yaml and templates/.
 generate: $(STAMP)
 	$(PY) generator/generate.py
 
-## Fail if src/crownest/_generated differs from what `make generate` writes.
+## Fail if src/crownest/_generated or src/crownest/models differs from what `make generate` writes.
 check-generated: $(STAMP)
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	$(PY) generator/generate.py --out $$tmp/_generated && \
 	diff -r -x __pycache__ src/crownest/_generated $$tmp/_generated && \
-	echo "src/crownest/_generated is up to date"
+	diff -r -x __pycache__ src/crownest/models $$tmp/models && \
+	echo "src/crownest/_generated and src/crownest/models are up to date"
 
 ## Lint the spec (Redocly, recommended rules) and the Python code (ruff).
 lint: $(STAMP) $(NODE_STAMP)

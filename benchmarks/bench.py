@@ -5,7 +5,8 @@ Rows: import time (fresh interpreters, taking turns), per-call overhead
 concurrent `sandboxes.get` on a new client (cold) and again on the same one
 (warm), with raw aiohttp as the reference beside raw httpx and the SDK; 100
 sandboxes at once (create, run a command, write a file, kill) with client and
-server CPU; a 1 GiB upload and download between a local path and CrowNest
+server CPU; the round trip of a key typed into a terminal (`sandbox.pty`) until its echo
+arrives; a 1 GiB upload and download between a local path and CrowNest
 Local (peak RSS growth and throughput, each run in its own process), and
 `make generate` wall time. Per-call rows go to a minimal loopback HTTP server that answers a
 canned Sandbox (so the SDK's own cost is not hidden by a server's) and to
@@ -381,6 +382,31 @@ def local_server_process() -> Iterator[tuple[str, str, int]]:
                 process.terminate()
 
 
+def pty_round_trip_ms(base_url: str, api_key: str, keys: int) -> tuple[float, float]:
+    """Median and 90th percentile, in ms, of one key sent to a terminal until its echo comes back
+    through the output stream (the terminal's own echo: `cat` reads the keys without printing them)."""
+    from crownest import CrowNest
+
+    samples: list[float] = []
+    with CrowNest(api_key=api_key, base_url=base_url) as client:
+        sandbox = client.sandboxes.create(template="base")
+        pty = sandbox.pty.create(command="stty -icanon; echo ready; cat > /dev/null")
+        with pty.output() as chunks:
+            seen = b""
+            while b"ready" not in seen:
+                seen += next(chunks)
+            for i in range(keys):
+                key = bytes([ord("a") + i % 26])
+                start = time.perf_counter()
+                pty.send(key)
+                echo = b""
+                while key not in echo:
+                    echo += next(chunks)
+                samples.append(time.perf_counter() - start)
+        sandbox.kill()
+    return statistics.median(samples) * 1000, statistics.quantiles(samples, n=10)[-1] * 1000
+
+
 def generate_seconds() -> float:
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
@@ -472,6 +498,17 @@ def main() -> None:
         for tasks, tasks_rounds in rounds.items():
             rows.extend(fan_out_rows(tasks, fan_out(local_url, key, sandbox_id, tasks, tasks_rounds)))
         rows.extend(sandbox_rows(sandbox_fan_out(local_url, key, server_pid, 1 if args.quick else 3)))
+        median_ms, p90_ms = pty_round_trip_ms(local_url, key, 50 if args.quick else 300)
+        rows.append(
+            (
+                "pty round trip (send a key, read its echo)",
+                "",
+                "",
+                f"median {median_ms:.1f} ms, p90 {p90_ms:.1f} ms",
+                "",
+                "median < 15 ms",
+            )
+        )
 
     moved = transfers(size)
     for verb, raw_side, sdk_side in (("upload", "raw-up", "sdk-up"), ("download", "raw-down", "sdk-down")):

@@ -25,9 +25,9 @@ from typing import Any
 import yaml
 
 from crownest._exceptions import _error_class
-from crownest._generated.models import __all__ as MODELS
 from crownest._generated.resources import CLIENT_RESOURCES, RESOURCES, SANDBOX_METHODS, SANDBOX_RESOURCES
 from crownest._retries import is_retryable_status
+from crownest.models import __all__ as MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,12 +1,14 @@
-"""Generate `src/crownest/_generated/` from `openapi.yaml`.
+"""Generate `src/crownest/_generated/` and `src/crownest/models/` from `openapi.yaml`.
 
 openapi-python-client 0.29.1 is driven as a library (through `upstream.py`, the
 one module that calls its private functions): it parses the spec and
 renders the models with our template overrides (`templates/`); then this
 script renders our own `resources.py.jinja` once per tag with the same Jinja
 environment, formats the result with the repository's pinned ruff, and swaps
-it into place. The output is deterministic, and a failed run leaves the old
-tree untouched.
+it into place. The models land in the public package `crownest.models` (beside
+`--out`), so type checkers and `help()` name them `crownest.models.<module>.<Name>`,
+as openai's `openai.types…`; the rest is private. The output is deterministic, and a
+failed run leaves the old trees untouched.
 
 Usage: python generator/generate.py [--spec FILE] [--out DIR]
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +38,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "openapi.yaml"
 TEMPLATES = ROOT / "templates"
 TARGET = ROOT / "src" / "crownest" / "_generated"
+# The models' imports as openapi-python-client writes them (in `_generated/models/`), and as they
+# read from `crownest/models/`.
+MODEL_IMPORTS = (
+    (r"from \.\.\._models import", "from .._models import"),
+    (r"from \.\. import types", "from .._generated import types"),
+    (r"from \.\.types import", "from .._generated.types import"),
+    (r"from \.\.models\.", "from ."),
+)
 # Every `x-crownest-*` extension the generator and the docs read; CONTRIBUTING.md describes each
 # with an example (a test checks), and the generator refuses any other, so a typo is an error.
 EXTENSIONS = (
@@ -121,7 +132,7 @@ def operations_by_tag(project: Project, raw: dict) -> dict[str, list[Operation]]
     return out
 
 
-def render(spec: Path, output: Path) -> None:
+def render(spec: Path, output: Path, models_output: Path) -> None:
     raw = YAML(typ="safe").load(spec.read_text())
     unknown = unknown_extensions(raw)
     if unknown:
@@ -184,31 +195,46 @@ def render(spec: Path, output: Path) -> None:
         )
     )
 
-    for path in sorted(output.rglob("*.py")):
+    (output / "models").rename(models_output)
+    for path in sorted(models_output.glob("*.py")):
+        text = path.read_text()
+        for pattern, replacement in MODEL_IMPORTS:
+            text = re.sub(pattern, replacement, text)
+        path.write_text(text)
+
+    for path in sorted([*output.rglob("*.py"), *models_output.glob("*.py")]):
         path.write_text(HEADER + path.read_text())
     # CrowNest Local validates requests against the same spec; JSON needs no YAML parser at run time.
     (output / "openapi.json").write_text(json.dumps(raw, indent=1, ensure_ascii=False) + "\n")
     ruff = [sys.executable, "-m", "ruff"]
     config = ["--config", str(ROOT / "pyproject.toml")]
-    subprocess.run([*ruff, "check", "--fix-only", "--exit-zero", "--quiet", *config, str(output)], check=True)
-    subprocess.run([*ruff, "format", "--quiet", *config, str(output)], check=True)
+    trees = [str(output), str(models_output)]
+    subprocess.run([*ruff, "check", "--fix-only", "--exit-zero", "--quiet", *config, *trees], check=True)
+    subprocess.run([*ruff, "format", "--quiet", *config, *trees], check=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", type=Path, default=SPEC, help="the OpenAPI file (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=TARGET, help="where to write the package (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=TARGET,
+        help="where to write the package; `models/` goes beside it (default: %(default)s)",
+    )
     args = parser.parse_args()
     out: Path = args.out.resolve()
+    targets = (out, out.parent / "models")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".generate-") as tmp:
-        staging = Path(tmp) / "_generated"
-        render(args.spec.resolve(), staging)
-        old = Path(tmp) / "old"
-        if out.exists():
-            out.rename(old)
-        staging.rename(out)
-    shutil.rmtree(out / "__pycache__", ignore_errors=True)
+        staging = (Path(tmp) / "_generated", Path(tmp) / "models")
+        render(args.spec.resolve(), *staging)
+        for n, (target, staged) in enumerate(zip(targets, staging, strict=True)):
+            if target.exists():
+                target.rename(Path(tmp) / f"old{n}")
+            staged.rename(target)
+    for target in targets:
+        shutil.rmtree(target / "__pycache__", ignore_errors=True)
 
 
 if __name__ == "__main__":

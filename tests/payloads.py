@@ -74,6 +74,23 @@ def command(**overrides: Any) -> dict[str, Any]:
     }
 
 
+def pty(**overrides: Any) -> dict[str, Any]:
+    return {
+        "id": "pty_1",
+        "sandboxId": "sbx_1",
+        "command": "/bin/bash -l",
+        "cwd": "/home/user",
+        "cols": 80,
+        "rows": 24,
+        "status": "running",
+        "exitCode": None,
+        "outputTruncated": False,
+        "startedAt": T0,
+        "finishedAt": None,
+        **overrides,
+    }
+
+
 def file_info(**overrides: Any) -> dict[str, Any]:
     return {
         "path": "/home/user/a.txt",

@@ -15,8 +15,8 @@ import respx
 
 import payloads as p
 from crownest import AsyncCrowNest, CrowNest
-from crownest._generated.models import Command, Sandbox
 from crownest._handle import AsyncCommandHandle, AsyncSandboxHandle, CommandHandle, SandboxHandle
+from crownest.models import Command, Sandbox
 from crownest_local import LocalServer
 from test_endpoints import BOUND, CASES, OWN, SBX, Case, _async_result, _result, _route
 

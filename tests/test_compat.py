@@ -11,7 +11,7 @@ import respx
 import crownest
 import payloads as p
 from crownest import CrowNest
-from crownest._generated.models import Command, CommandStatus, Preview, Sandbox, SandboxStatus
+from crownest.models import Command, CommandStatus, Preview, Sandbox, SandboxStatus
 
 
 def test_unknown_enum_value_is_kept_round_tripped_and_recognisable() -> None:

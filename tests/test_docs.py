@@ -74,7 +74,7 @@ def public_names() -> list[str]:
             cls = getattr(module, cls_name)
             names += [cls_name] + [f"{cls_name}.{m}" for m in own_public_methods(cls)]
     for handle in HANDLES:
-        model = next(c for c in handle.__mro__ if c.__module__.startswith("crownest._generated.models"))
+        model = next(c for c in handle.__mro__ if c.__module__.startswith("crownest.models"))
         added = {n for n in dir(handle) if not n.startswith("_")} - {n for n in dir(model) if not n.startswith("_")}
         names += [f"{handle.__name__}.{m}" for m in sorted(added)]
     for client in (crownest.CrowNest, crownest.AsyncCrowNest):

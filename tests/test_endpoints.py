@@ -32,10 +32,10 @@ from crownest import (
     SyncPager,
     WatchHandle,
 )
-from crownest._generated.models import Artifact, Command, FileInfo, Preview, Sandbox, Template
 from crownest._generated.resources import CLIENT_RESOURCES, SANDBOX_METHODS, SANDBOX_RESOURCES
 from crownest._generated.types import UNSET
 from crownest._handle import AsyncSandboxHandle, SandboxHandle
+from crownest.models import Artifact, Command, FileInfo, Preview, Sandbox, Template
 
 SBX = "sbx_1"
 DOWNLOAD_TO = Path(tempfile.gettempdir()) / f"crownest-test-download-{os.getpid()}"
@@ -313,6 +313,82 @@ CASES = [
         check=lambda r: (
             [(e.event, e.id, e.data) for e in r]
             == [("output", "8", '{"stream": "stdout", "data": "hi"}'), ("exit", UNSET, "{}")]
+        ),
+    ),
+    Case(
+        "pty",
+        "create",
+        (SBX,),
+        "POST",
+        "/v1/sandboxes/sbx_1/pty",
+        ok(p.pty(cols=100), 202),
+        kwargs={"cols": 100, "rows": 30, "command": "top", "cwd": "/tmp", "env": {"A": "1"}},
+        body={"cols": 100, "rows": 30, "command": "top", "cwd": "/tmp", "env": {"A": "1"}},
+        on_handle=True,
+        check=lambda r: r.id == "pty_1" and r.cols == 100 and type(r).__name__.endswith("PtyHandle"),
+    ),
+    Case(
+        "pty",
+        "send",
+        (SBX, "pty_1", b"\x03\xff"),
+        "POST",
+        "/v1/sandboxes/sbx_1/pty/pty_1/input",
+        httpx.Response(204),
+        body={"data": "A/8=", "encoding": "base64"},
+        on_handle=True,
+        check=lambda r: r is None,
+    ),
+    Case(
+        "pty",
+        "resize",
+        (SBX, "pty_1", 120, 40),
+        "POST",
+        "/v1/sandboxes/sbx_1/pty/pty_1/resize",
+        ok(p.pty(cols=120, rows=40)),
+        body={"cols": 120, "rows": 40},
+        on_handle=True,
+        check=lambda r: (r.cols, r.rows) == (120, 40),
+    ),
+    Case(
+        "pty",
+        "wait",
+        (SBX, "pty_1"),
+        "GET",
+        "/v1/sandboxes/sbx_1/pty/pty_1/wait",
+        ok(p.pty(status="succeeded", exitCode=0)),
+        kwargs={"timeout_ms": 100},
+        params={"timeoutMs": "100"},
+        on_handle=True,
+        check=lambda r: r.exit_code == 0,
+    ),
+    Case(
+        "pty",
+        "kill",
+        (SBX, "pty_1"),
+        "POST",
+        "/v1/sandboxes/sbx_1/pty/pty_1/kill",
+        ok(p.pty(status="killed")),
+        kwargs={"signal": "SIGKILL"},
+        body={"signal": "SIGKILL"},
+        on_handle=True,
+        check=lambda r: r.status == "killed",
+    ),
+    Case(
+        "pty",
+        "events",
+        (SBX, "pty_1"),
+        "GET",
+        "/v1/sandboxes/sbx_1/pty/pty_1/events",
+        httpx.Response(
+            200,
+            text='id: 2\nevent: output\ndata: {"data": "aGk="}\n\nevent: exit\ndata: {}\n\n',
+            headers={"content-type": "text/event-stream"},
+        ),
+        kwargs={"last_event_id": "0"},
+        headers={"Last-Event-ID": "0"},
+        on_handle=True,
+        check=lambda r: (
+            [(e.event, e.id, e.data) for e in r] == [("output", "2", '{"data": "aGk="}'), ("exit", UNSET, "{}")]
         ),
     ),
     Case(

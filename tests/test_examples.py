@@ -41,6 +41,12 @@ EXPECTED = {
         r"change of visibility: 409 preview_exists\n"
         r"public, no header: 200\n"
     ),
+    "terminal.py": (
+        r"printed: b'/dev/pts/0\\r\\n30 100\\r\\n'\n"
+        r"ended: succeeded 0\n"
+        r"login: welcome \| echoed: False\n"
+        r"after resize: 43 132\n"
+    ),
     "watch.py": (
         r"created /home/user/project/out folder\n"
         r"created /home/user/project/out/a\.txt\n"

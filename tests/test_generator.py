@@ -22,8 +22,10 @@ def generate(spec: Path, out: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True)
 
 
-def tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.py"))}
+def tree(out: Path) -> dict[str, str]:
+    """What `generate.py --out OUT` wrote: OUT's modules, and `models/...` for the package beside it."""
+    written = [*out.rglob("*.py"), *(out.parent / "models").rglob("*.py")]
+    return {str(p.relative_to(out if p.is_relative_to(out) else out.parent)): p.read_text() for p in sorted(written)}
 
 
 def without_strings(source: str) -> str:
@@ -102,14 +104,16 @@ components:
 
 def test_an_unknown_union_variant_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     package = tmp_path / "crownest_probe"
-    shutil.copytree(ROOT / "src" / "crownest", package, ignore=shutil.ignore_patterns("_generated", "__pycache__"))
+    shutil.copytree(
+        ROOT / "src" / "crownest", package, ignore=shutil.ignore_patterns("_generated", "models", "__pycache__")
+    )
     spec = tmp_path / "probe.yaml"
     spec.write_text(UNION_SPEC)
     result = generate(spec, package / "_generated")
     assert result.returncode == 0, result.stderr
     monkeypatch.syspath_prepend(str(tmp_path))
-    drawing = importlib.import_module("crownest_probe._generated.models.drawing").Drawing
-    circle = importlib.import_module("crownest_probe._generated.models.circle").Circle
+    drawing = importlib.import_module("crownest_probe.models.drawing").Drawing
+    circle = importlib.import_module("crownest_probe.models.circle").Circle
 
     known = drawing.from_dict({"shape": {"kind": "circle", "radius": 2}})
     assert isinstance(known.shape, circle) and known.shape.radius == 2

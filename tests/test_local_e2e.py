@@ -7,6 +7,7 @@ resource, scoped resource or handle was left out.
 
 from __future__ import annotations
 
+import base64
 import functools
 import importlib
 import inspect
@@ -28,7 +29,14 @@ from crownest._generated.resources import (
     ClientResources,
     SandboxScopes,
 )
-from crownest._handle import AsyncCommandHandle, AsyncSandboxHandle, CommandHandle, SandboxHandle
+from crownest._handle import (
+    AsyncCommandHandle,
+    AsyncPtyHandle,
+    AsyncSandboxHandle,
+    CommandHandle,
+    PtyHandle,
+    SandboxHandle,
+)
 from crownest_local import LocalServer
 
 T = TypeVar("T")
@@ -40,7 +48,7 @@ def public_methods(cls: type) -> set[str]:
 
 def handle_methods(handle: type) -> set[str]:
     """The public methods a handle adds to the model it is, generated from the spec or written by hand."""
-    model = next(c for c in handle.__mro__ if c.__module__.startswith("crownest._generated.models"))
+    model = next(c for c in handle.__mro__ if c.__module__.startswith("crownest.models"))
     return {
         name
         for name in dir(handle)
@@ -48,7 +56,7 @@ def handle_methods(handle: type) -> set[str]:
     }
 
 
-def expected_calls(resources: type, scopes: type, sandbox: type, command: type) -> set[str]:
+def expected_calls(resources: type, scopes: type, sandbox: type, command: type, pty: type) -> set[str]:
     """Every public method: of each client resource, each sandbox-scoped resource, and each handle."""
     names: set[str] = set()
     for prefix, holder in (("client", resources), ("sandbox", scopes)):
@@ -60,7 +68,7 @@ def expected_calls(resources: type, scopes: type, sandbox: type, command: type) 
                 names |= {f"{prefix}.{tag}.{m}" for m in public_methods(cls)}
     return names | {
         f"{prefix}.{m}"
-        for prefix, handle in (("sandbox", sandbox), ("command", command))
+        for prefix, handle in (("sandbox", sandbox), ("command", command), ("pty", pty))
         for m in handle_methods(handle)
     }
 
@@ -97,6 +105,8 @@ class Recorder:
             return Recorder(result, "sandbox", self._seen)
         if isinstance(result, CommandHandle | AsyncCommandHandle):
             return Recorder(result, "command", self._seen)
+        if isinstance(result, PtyHandle | AsyncPtyHandle):
+            return Recorder(result, "pty", self._seen)
         return result
 
 
@@ -132,14 +142,23 @@ async def test_every_method(sdk: tuple[Any, set[str], str]) -> None:
     await watches(client, sandbox)
     await artifacts(client, sandbox)
     await previews(client, sandbox)
+    await terminals(client, sandbox)
     await done(sandbox.kill())
     assert (await done(client.sandboxes.get(sandbox.id))).status == "killed"
     expected = (
-        expected_calls(ClientResources, SandboxScopes, SandboxHandle, CommandHandle)
+        expected_calls(ClientResources, SandboxScopes, SandboxHandle, CommandHandle, PtyHandle)
         if mode == "sync"
-        else expected_calls(AsyncClientResources, AsyncSandboxScopes, AsyncSandboxHandle, AsyncCommandHandle)
+        else expected_calls(
+            AsyncClientResources, AsyncSandboxScopes, AsyncSandboxHandle, AsyncCommandHandle, AsyncPtyHandle
+        )
     )
-    assert {"client.files.read_text", "sandbox.commands.events", "sandbox.kill", "command.follow"} <= expected
+    assert {
+        "client.files.read_text",
+        "sandbox.commands.events",
+        "sandbox.kill",
+        "command.follow",
+        "pty.output",
+    } <= expected
     assert expected - seen == set(), "public methods no end-to-end test calls"
 
 
@@ -237,6 +256,41 @@ async def commands(client: Any, sandbox: Any) -> None:
     await command_handles(sandbox)
 
 
+async def terminals(client: Any, sandbox: Any) -> None:
+    """The `pty` resource on the client and the sandbox, and the PtyHandle."""
+    size = await done(client.pty.create(sandbox.id, command="read -r line; stty size; echo got $line", cols=90))
+    resized = await done(sandbox.pty.resize(size.id, cols=91, rows=25))
+    assert (resized.cols, resized.rows) == (91, 25)
+    await done(client.pty.send(sandbox.id, size.id, data="ok\r"))  # after the resize: `stty size` follows the line
+    assert (await done(client.pty.wait(sandbox.id, size.id, timeout_ms=10_000))).status == "succeeded"
+    events = await items(sandbox.pty.events(size.id))
+    output = b"".join(base64.b64decode(json.loads(e.data)["data"]) for e in events if e.event == "output")
+    assert output.endswith(b"25 91\r\ngot ok\r\n") and events[-1].event == "exit"
+    tail = await items(client.pty.events(sandbox.id, size.id, last_event_id=events[-2].id))
+    assert [e.event for e in tail] == ["exit"]
+
+    shell = await done(sandbox.pty.create())
+    assert (await done(client.pty.resize(sandbox.id, shell.id, 132, 43))).cols == 132
+    await done(sandbox.pty.send(shell.id, data=b"exit 4\r"))
+    assert (await done(sandbox.pty.wait(shell.id))).exit_code == 4
+    sleeper = await done(client.pty.create(sandbox.id, command="sleep 30"))
+    assert (await done(client.pty.kill(sandbox.id, sleeper.id))).status == "killed"
+    with pytest.raises(CrowNestApiError) as caught:
+        await done(sandbox.pty.kill(sleeper.id, signal="SIGKILL"))
+    assert (caught.value.status, caught.value.code) == (409, "pty_not_running")
+
+    handle = await done(sandbox.pty.create(command="read -r line; stty size; echo got $line", rows=10))
+    await done(handle.resize(50, 11))
+    await done(handle.send("yes\r"))
+    output = b"".join(await items(handle.output()))
+    assert output.endswith(b"11 50\r\ngot yes\r\n") and handle.status == "succeeded"
+    assert (await done(handle.wait())).exit_code == 0
+    waiting = await done(sandbox.pty.create(command="sleep 30"))
+    assert (await done(waiting.wait(timeout_ms=50))).status == "running"
+    await done(waiting.kill())
+    assert waiting.status == "killed"
+
+
 async def command_handles(sandbox: Any) -> None:
     """The CommandHandle: live output, stdin, wait, kill, and `run`'s callbacks and `check`."""
     echo = await done(sandbox.commands.start("read a; echo out $a; echo err >&2"))
@@ -275,6 +329,7 @@ async def command_handles(sandbox: Any) -> None:
     with pytest.raises(CommandFailedError) as failed:
         await done(sandbox.commands.run("echo no >&2; exit 4", check=True))
     assert (failed.value.result.exit_code, failed.value.result.stderr) == (4, "no\n")
+    assert (await done(failed.value.result.wait())).exit_code == 4  # the handle run() returns, bound to the client
     assert "exited with code 4" in str(failed.value)
     assert (await done(sandbox.commands.run("true", check=True))).exit_code == 0
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import crownest
 import crownest.models
-from crownest._generated.models import __all__ as model_names
+from crownest.models import __all__ as model_names
 
 EXPORTS = {
     "NOT_GIVEN",
@@ -15,6 +16,7 @@ EXPORTS = {
     "AsyncCommandHandle",
     "AsyncPage",
     "AsyncPager",
+    "AsyncPtyHandle",
     "AsyncSandboxHandle",
     "AsyncWatchHandle",
     "AsyncStream",
@@ -38,6 +40,7 @@ EXPORTS = {
     "OutputChunk",
     "Page",
     "PermissionDeniedError",
+    "PtyHandle",
     "RateLimitError",
     "ResponseTooLargeError",
     "RawResponse",
@@ -62,14 +65,26 @@ def test_export_list_is_pinned_and_every_name_resolves() -> None:
 def test_every_model_has_a_public_home() -> None:
     assert "Sandbox" in model_names and "CommandStatus" in model_names
     for name in model_names:
-        assert getattr(crownest.models, name).__name__ == name
+        model = getattr(crownest.models, name)
+        assert model.__name__ == name
+        # Where the class is defined is what type checkers, help() and IDEs show: a public path.
+        assert model.__module__.startswith("crownest.models."), model.__module__
     assert crownest.SandboxHandle.__mro__[1] is crownest.models.Sandbox
+    assert "crownest.models.command" in repr(crownest.models.Command)
+
+
+def test_models_type_check_under_their_public_path(tmp_path: Path) -> None:
+    """mypy names a result's type by where it is defined: `crownest.models...`, never `_generated`."""
+    source = tmp_path / "user.py"
+    source.write_text("import crownest\nreveal_type(crownest.CrowNest().templates.get('t'))\n")
+    out = subprocess.run([sys.executable, "-m", "mypy", "--strict", str(source)], capture_output=True, text=True)
+    assert 'Revealed type is "crownest.models.template.Template"' in out.stdout, out.stdout
 
 
 def test_import_loads_no_model_no_resource_and_no_local_server() -> None:
     code = (
         "import sys, crownest; "
-        "print(sorted(m for m in sys.modules if m.startswith(('crownest._generated.', 'crownest_local'))))"
+        "print(sorted(m for m in sys.modules if m.startswith(('crownest._generated.', 'crownest.models', 'crownest_local'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert (

@@ -30,7 +30,7 @@ from crownest import (
     Stream,
     WatchHandle,
 )
-from crownest._generated.models import FileEvent, FileEventType
+from crownest.models import FileEvent, FileEventType
 from crownest_local import LocalServer
 from crownest_local import _watches as watches
 from crownest_local._watches import MAX_WATCHES_PER_SANDBOX

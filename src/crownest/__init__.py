@@ -41,10 +41,12 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._handle import (
         AsyncCommandHandle,
+        AsyncPtyHandle,
         AsyncSandboxHandle,
         AsyncWatchHandle,
         CommandHandle,
         OutputChunk,
+        PtyHandle,
         SandboxHandle,
         WatchHandle,
     )
@@ -55,6 +57,7 @@ __all__ = [
     "AsyncCommandHandle",
     "AsyncPage",
     "AsyncPager",
+    "AsyncPtyHandle",
     "AsyncSandboxHandle",
     "AsyncStream",
     "AsyncStreamedResponse",
@@ -78,6 +81,7 @@ __all__ = [
     "OutputChunk",
     "Page",
     "PermissionDeniedError",
+    "PtyHandle",
     "RateLimitError",
     "ResponseTooLargeError",
     "RawResponse",
@@ -99,6 +103,8 @@ _HANDLES = (
     "CommandHandle",
     "AsyncCommandHandle",
     "OutputChunk",
+    "PtyHandle",
+    "AsyncPtyHandle",
     "WatchHandle",
     "AsyncWatchHandle",
 )

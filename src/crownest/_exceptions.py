@@ -27,14 +27,23 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
-if TYPE_CHECKING:
-    from ._generated.models.command import Command
-
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar as TypeVarWithDefault
+
+    from .models.command import Command
+
+    # An `except CommandFailedError` cannot say which client raised, so there `result` is Any and
+    # `result = exc.result` keeps the type `run()` gave `result`, sync or async, in mypy and pyright.
+    # Only type checkers need the default (PEP 696): importing typing_extensions costs 20+ ms.
+    HandleT = TypeVarWithDefault("HandleT", bound=Command, default=Any)
+else:
+    HandleT = TypeVar("HandleT")
 
 __all__ = [
     "AuthenticationError",
@@ -199,18 +208,20 @@ class BodyNotReplayableError(CrowNestError):
     """
 
 
-class CommandFailedError(CrowNestError):
+class CommandFailedError(CrowNestError, Generic[HandleT]):
     """A command run with `check=True` did not succeed (it failed, timed out or was killed).
 
-    Like `subprocess.CalledProcessError`: `result` is the finished Command (its
-    `exit_code`, `status`, `stdout` and `stderr`); the message names the command
-    line and how it ended, not its output.
+    Like `subprocess.CalledProcessError`: `result` is the finished command's handle,
+    the very object `run()` would have returned (a `CommandHandle`, or an
+    `AsyncCommandHandle` from the async client), so `result = exc.result` keeps the
+    type `run()` gave `result`. The message names the command line and how it
+    ended, not its output.
     """
 
-    def __init__(self, result: Command) -> None:
+    def __init__(self, result: HandleT) -> None:
         how = f"exited with code {result.exit_code}" if result.status == "failed" else f"ended: {result.status}"
         super().__init__(f"Command {result.command!r} {how} (command {result.id})")
-        self.result = result
+        self.result: HandleT = result
 
 
 class WireKeyError(KeyError):

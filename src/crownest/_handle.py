@@ -26,15 +26,16 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
-from ._exceptions import CommandFailedError, CrowNestError, loads, parsed
-from ._generated.models.command import Command
-from ._generated.models.command_event import CommandEvent
-from ._generated.models.sandbox import Sandbox
-from ._generated.models.watch_event import WatchEvent
+from ._exceptions import CommandFailedError, CrowNestError
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
-from ._models import set_field
+from ._models import copy_fields, event_data, set_field
+from ._pty import AsyncPtyHandle, PtyHandle
+from ._watch import AsyncWatchHandle, WatchHandle
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
+from .models.command import Command
+from .models.command_event import CommandEvent
+from .models.sandbox import Sandbox
 
 WAIT_ROUND_MS = 60_000  # how long `commands.wait` waits when not told (the spec's default)
 
@@ -43,28 +44,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncCommandHandle",
+    "AsyncPtyHandle",
     "AsyncSandboxHandle",
     "AsyncWatchHandle",
     "CommandHandle",
     "OutputChunk",
+    "PtyHandle",
     "SandboxHandle",
     "WatchHandle",
 ]
 
 T = TypeVar("T")
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # by model class: read once, as handles are made per call
-
-
-def _copy_fields(target: Any, source: Any) -> None:
-    model = type(source)
-    if model not in _FIELD_NAMES:
-        _FIELD_NAMES[model] = tuple(f.name for f in attrs.fields(model) if f.name != "additional_properties")
-    for name in _FIELD_NAMES[model]:
-        set_field(target, name, getattr(source, name))
-    set_field(target, "additional_properties", dict(source.additional_properties))
-    set_field(target, "_request_id", source._request_id)
 
 
 class SandboxHandle(Sandbox, SandboxScopes):
@@ -73,11 +63,11 @@ class SandboxHandle(Sandbox, SandboxScopes):
     __slots__ = ("_client",)
 
     def __init__(self, client: CrowNest, sandbox: Sandbox) -> None:
-        _copy_fields(self, sandbox)
+        copy_fields(self, sandbox)
         set_field(self, "_client", client)
 
     def _update(self, sandbox: Sandbox) -> None:
-        _copy_fields(self, sandbox)
+        copy_fields(self, sandbox)
 
     def __enter__(self) -> SandboxHandle:
         return self
@@ -94,11 +84,11 @@ class AsyncSandboxHandle(Sandbox, AsyncSandboxScopes):
     __slots__ = ("_client",)
 
     def __init__(self, client: AsyncCrowNest, sandbox: Sandbox) -> None:
-        _copy_fields(self, sandbox)
+        copy_fields(self, sandbox)
         set_field(self, "_client", client)
 
     def _update(self, sandbox: Sandbox) -> None:
-        _copy_fields(self, sandbox)
+        copy_fields(self, sandbox)
 
     async def __aenter__(self) -> AsyncSandboxHandle:
         return self
@@ -139,12 +129,10 @@ class _CommandOutput:
         if isinstance(event.id, str):
             self.last_event_id = event.id
         if event.event == "exit":
-            _copy_fields(self.handle, _parse_data(event, Command.from_dict))
+            copy_fields(self.handle, event_data(event, Command.from_dict))
             self.exited = True
         elif event.event == "output":
-            chunk: OutputChunk = _parse_data(
-                event, lambda body: OutputChunk(_text(body["stream"]), _text(body["data"]))
-            )
+            chunk: OutputChunk = event_data(event, lambda body: OutputChunk(_text(body["stream"]), _text(body["data"])))
             return chunk
         return None
 
@@ -174,26 +162,10 @@ def _text(value: Any) -> str:
     return value
 
 
-def _parse_data(event: CommandEvent | WatchEvent, parse: Callable[[Any], T]) -> T:
-    """The event's JSON data, parsed."""
-    return parsed(
-        lambda data: parse(loads(data)),
-        event.data,
-        what=f"A {event.event!r} event",
-        excerpt=lambda: event.data[:200],
-        response=None,
-    )
-
-
 class _CommandHandleBase(Command):
     """What both command handles share: everything that needs no I/O."""
 
     __slots__ = ("_client",)
-
-    def check_returncode(self) -> None:
-        """Raise `CommandFailedError` unless the command succeeded."""
-        if self.status != "succeeded":
-            raise CommandFailedError(self)
 
 
 class CommandHandle(_CommandHandleBase):
@@ -203,8 +175,13 @@ class CommandHandle(_CommandHandleBase):
     _client: CrowNest
 
     def __init__(self, client: CrowNest, command: Command) -> None:
-        _copy_fields(self, command)
+        copy_fields(self, command)
         set_field(self, "_client", client)
+
+    def check_returncode(self) -> None:
+        """Raise `CommandFailedError` (with this handle as its `result`) unless the command succeeded."""
+        if self.status != "succeeded":
+            raise CommandFailedError(self)
 
     def refresh(
         self,
@@ -217,7 +194,7 @@ class CommandHandle(_CommandHandleBase):
     ) -> None:
         """Fetch the command again and update this handle's fields in place (per-call options as
         for every method: `timeout`, `max_retries`, `extra_headers`, `extra_query`, `extra_body`)."""
-        _copy_fields(
+        copy_fields(
             self,
             self._client.commands.get(
                 self.sandbox_id,
@@ -256,7 +233,7 @@ class CommandHandle(_CommandHandleBase):
                 extra_query=extra_query,
                 extra_body=extra_body,
             )
-            _copy_fields(self, answer)
+            copy_fields(self, answer)
             if timeout_ms is not None or self.status != "running":
                 return self
             rounds = _next_wait_round(self, rounds)
@@ -285,7 +262,7 @@ class CommandHandle(_CommandHandleBase):
             extra_query=extra_query,
             extra_body=extra_body,
         )
-        _copy_fields(self, answer)
+        copy_fields(self, answer)
 
     def send_stdin(
         self,
@@ -368,8 +345,13 @@ class AsyncCommandHandle(_CommandHandleBase):
     _client: AsyncCrowNest
 
     def __init__(self, client: AsyncCrowNest, command: Command) -> None:
-        _copy_fields(self, command)
+        copy_fields(self, command)
         set_field(self, "_client", client)
+
+    def check_returncode(self) -> None:
+        """Raise `CommandFailedError` (with this handle as its `result`) unless the command succeeded."""
+        if self.status != "succeeded":
+            raise CommandFailedError(self)
 
     async def refresh(
         self,
@@ -382,7 +364,7 @@ class AsyncCommandHandle(_CommandHandleBase):
     ) -> None:
         """Fetch the command again and update this handle's fields in place (per-call options as
         for every method: `timeout`, `max_retries`, `extra_headers`, `extra_query`, `extra_body`)."""
-        _copy_fields(
+        copy_fields(
             self,
             await self._client.commands.get(
                 self.sandbox_id,
@@ -421,7 +403,7 @@ class AsyncCommandHandle(_CommandHandleBase):
                 extra_query=extra_query,
                 extra_body=extra_body,
             )
-            _copy_fields(self, answer)
+            copy_fields(self, answer)
             if timeout_ms is not None or self.status != "running":
                 return self
             rounds = _next_wait_round(self, rounds)
@@ -450,7 +432,7 @@ class AsyncCommandHandle(_CommandHandleBase):
             extra_query=extra_query,
             extra_body=extra_body,
         )
-        _copy_fields(self, answer)
+        copy_fields(self, answer)
 
     async def send_stdin(
         self,
@@ -517,7 +499,3 @@ class AsyncCommandHandle(_CommandHandleBase):
                 callback = callbacks.get(chunk.stream)
                 if callback is not None:
                     callback(chunk.data)
-
-
-# Last: the watch handles' module uses the helpers above.
-from ._watch import AsyncWatchHandle, WatchHandle  # noqa: E402

@@ -23,10 +23,12 @@ from __future__ import annotations
 import difflib
 import json
 from abc import abstractmethod
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Protocol, TypeVar
 
-from ._exceptions import ReadOnlyError, WireKeyError
+import attrs
+
+from ._exceptions import ReadOnlyError, WireKeyError, loads, parsed
 from ._generated.types import Unset
 
 K = TypeVar("K", bound=str)
@@ -46,6 +48,44 @@ def _refuse_deletion(self: object, name: str) -> NoReturn:
 def set_field(model: object, name: str, value: object) -> None:
     """Set a field of a frozen model: only the SDK itself does (parsing, and handles updating in place)."""
     object.__setattr__(model, name, value)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # by model class: read once, as handles are made per call
+
+
+def copy_fields(target: Any, source: Any) -> None:
+    """Put every field of `source` (a model) into `target` (a handle of that model), in place."""
+    model = type(source)
+    if model not in _FIELD_NAMES:
+        _FIELD_NAMES[model] = tuple(f.name for f in attrs.fields(model) if f.name != "additional_properties")
+    for name in _FIELD_NAMES[model]:
+        set_field(target, name, getattr(source, name))
+    set_field(target, "additional_properties", dict(source.additional_properties))
+    set_field(target, "_request_id", source._request_id)
+
+
+class Event(Protocol):
+    """A Server-Sent Event as the generated event models give it."""
+
+    @property
+    def event(self) -> str: ...
+
+    @property
+    def data(self) -> str: ...
+
+
+T = TypeVar("T")
+
+
+def event_data(event: Event, parse: Callable[[Any], T]) -> T:
+    """The event's JSON data, parsed; a bad one raises ResponseValidationError."""
+    return parsed(
+        lambda data: parse(loads(data)),
+        event.data,
+        what=f"A {event.event!r} event",
+        excerpt=lambda: event.data[:200],
+        response=None,
+    )
 
 
 def stamp_request_id(result: object, request_id: str | None) -> None:

@@ -23,12 +23,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from ._exceptions import CrowNestError
-from ._generated.models.file_event import FileEvent
-from ._generated.models.watch import Watch
-from ._generated.models.watch_event import WatchEvent
-from ._handle import _parse_data
+from ._models import event_data
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from .models.file_event import FileEvent
+from .models.watch import Watch
+from .models.watch_event import WatchEvent
 
 if TYPE_CHECKING:
     from ._client import AsyncCrowNest, CrowNest
@@ -49,13 +49,13 @@ class _WatchReader:
         """The FileEvent in a `change` event; the `end` event puts the final Watch in the handle."""
         self.progressed = True
         if event.event == "end":
-            self.handle.watch = _parse_data(event, Watch.from_dict)
+            self.handle.watch = event_data(event, Watch.from_dict)
             self.ended = True
             return None
         if isinstance(event.id, str):
             self.last_event_id = self.handle.last_event_id = event.id
         if event.event == "change":
-            change: FileEvent = _parse_data(event, FileEvent.from_dict)
+            change: FileEvent = event_data(event, FileEvent.from_dict)
             return change
         return None
 

@@ -43,6 +43,7 @@ from ._signed import SignedUrls, guarded
 from ._snapshots import Snapshots
 from ._spec import Operation, Validator, digits, invalid, load_spec, operations
 from ._templates import Templates
+from ._terminals import Terminals
 from ._watches import Watches
 
 logger = logging.getLogger("crownest_local")
@@ -147,6 +148,7 @@ def create_app(config: Config) -> Starlette:
     signed = SignedUrls(files, config.data_dir / "url-secret")
     snapshots = Snapshots(service)
     templates = Templates(service, snapshots)
+    terminals = Terminals(service)
     watches = Watches(service)
     handlers: dict[str, Handler] = {
         "listTemplates": templates.list_templates,
@@ -174,6 +176,12 @@ def create_app(config: Config) -> Starlette:
         "killCommand": service.kill_command,
         "sendCommandStdin": service.send_stdin,
         "streamCommandEvents": service.stream_events,
+        "createPty": terminals.create_pty,
+        "sendPtyInput": terminals.send_pty_input,
+        "resizePty": terminals.resize_pty,
+        "waitPty": terminals.wait_pty,
+        "killPty": terminals.kill_pty,
+        "streamPtyEvents": terminals.stream_pty_events,
         "writeFile": files.write_file,
         "readFile": files.read_file,
         "listFiles": files.list_files,

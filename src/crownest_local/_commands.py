@@ -22,13 +22,14 @@ import asyncio
 import bisect
 import codecs
 import contextlib
+import json
 import os
 import signal
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 OUTPUT_CAP = 1 << 20
 # What a command's output log keeps on disk (stdout and stderr together); past it output is read and dropped.
@@ -51,8 +52,9 @@ class OutputLog:
     from any offset seeks near it and reads at most 1,024 records to get there.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, raw: bool = False) -> None:
         self.path = path
+        self.raw = raw  # a terminal's bytes as they came (else whole UTF-8 characters)
         self.index_path = path.with_suffix(".idx")
         self.size = 0  # output bytes kept
         self.truncated = False
@@ -75,11 +77,11 @@ class OutputLog:
         self.truncated = self.size >= LOG_CAP
 
     def append(self, stream: str, data: bytes) -> None:
-        """Add `data` (whole UTF-8 characters) to the log; past LOG_CAP it is dropped and the log truncated."""
+        """Add `data` (whole UTF-8 characters unless `raw`) to the log; past LOG_CAP it is dropped and the log truncated."""
         room = LOG_CAP - self.size
         if len(data) > room:
             self.truncated = True
-            data = data[:room].decode("utf-8", "ignore").encode()
+            data = data[:room] if self.raw else data[:room].decode("utf-8", "ignore").encode()
         if not data:
             return
         if self._writer is None:
@@ -102,11 +104,16 @@ class OutputLog:
 
     def read_after(self, offset: int) -> Iterator[tuple[int, str, str]]:
         """(offset after the chunk, stream, text) for every chunk after `offset`, as of now."""
+        for end, stream, data in self.bytes_after(offset):
+            yield end, stream, data.decode("utf-8", "replace")
+
+    def bytes_after(self, offset: int) -> Iterator[tuple[int, str, bytes]]:
+        """(offset after the chunk, stream, bytes) for every chunk after `offset`, as of now."""
         at = bisect.bisect_right(self._checkpoints, (offset, 1 << 63)) - 1
         limit = self.size
         for end, stream, start, data, _ in self._records(*self._checkpoints[max(at, 0)], limit=limit):
             if end > offset:
-                yield end, stream, data[max(offset - start, 0) :].decode("utf-8", "replace")
+                yield end, stream, data[max(offset - start, 0) :]
 
     def _records(
         self, size: int, position: int, limit: int | None = None
@@ -193,11 +200,8 @@ class LiveCommand:
 
     async def run(self, timeout_s: float | None) -> None:
         """Pump the output until the process ends or its time (if it has a limit) is up."""
-        assert self.process is not None and self.process.stdout and self.process.stderr
-        pumps = [
-            asyncio.ensure_future(self._pump("stdout", self.process.stdout)),
-            asyncio.ensure_future(self._pump("stderr", self.process.stderr)),
-        ]
+        assert self.process is not None
+        pumps = [asyncio.ensure_future(pump) for pump in self._pumps()]
         self._deadline = None if timeout_s is None else time.monotonic() + timeout_s
         exited = asyncio.ensure_future(self.process.wait())
         while not exited.done():
@@ -212,6 +216,11 @@ class LiveCommand:
         self.send_signal(signal.SIGKILL)
         await self.process.wait()
         await asyncio.gather(*pumps)
+
+    def _pumps(self) -> list[Coroutine[Any, Any, None]]:
+        """What reads the process's output into the log until it ends."""
+        assert self.process is not None and self.process.stdout and self.process.stderr
+        return [self._pump("stdout", self.process.stdout), self._pump("stderr", self.process.stderr)]
 
     async def _pump(self, stream: str, reader: asyncio.StreamReader) -> None:
         capture = self.captures[stream]
@@ -292,3 +301,43 @@ class LiveCommand:
         if code < 0:
             code = 128 - code  # killed by a signal from inside the sandbox, as a shell reports it
         return ("succeeded" if code == 0 else "failed"), code
+
+
+class Client(Protocol):
+    """The side of a request an event stream needs: whether its client went away."""
+
+    async def is_disconnected(self) -> bool: ...
+
+
+async def event_stream(
+    offset: int,
+    request: Client,
+    *,
+    live: Callable[[], LiveCommand | None],
+    stored_log: Callable[[], OutputLog],
+    output: Callable[[str, bytes], dict[str, Any]],
+    final: Callable[[], dict[str, Any]],
+) -> AsyncIterator[bytes]:
+    """The Server-Sent Events of an output log after `offset`, for a command or a terminal.
+
+    `output` events (data `output(stream, bytes)`, id the offset after them) as the log grows,
+    then an `exit` event (data `final()`) once `live()` is None, the process having ended.
+    """
+    while True:
+        current = live()
+        log = current.log if current is not None else stored_log()
+        for end, stream, data in log.bytes_after(offset):
+            if await request.is_disconnected():  # uvicorn takes writes to a closed connection silently
+                return
+            offset = end
+            yield f"id: {end}\nevent: output\ndata: {json.dumps(output(stream, data), ensure_ascii=False)}\n\n".encode()
+        if current is None:
+            yield f"id: {offset}\nevent: exit\ndata: {json.dumps(final(), ensure_ascii=False)}\n\n".encode()
+            return
+        if current.log.size > offset or current.finished.is_set():
+            continue  # it changed while the last event was written: its notice has passed
+        await current.changed(timeout_s=10)
+        if current.log.size == offset and not current.finished.is_set():
+            if await request.is_disconnected():
+                return
+            yield b": keep-alive\n\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from crownest._generated.models import ApiError, ErrorDetails, ErrorEnvelope
+from crownest.models import ApiError, ErrorDetails, ErrorEnvelope
 
 
 class ApiProblem(Exception):

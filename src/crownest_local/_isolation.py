@@ -183,10 +183,10 @@ def base_env() -> dict[str, str]:
     return {"HOME": HOME, "USER": "user", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
 
 
-def unisolated_command(
-    folder: SandboxFolder, shell_command: str, cwd: str, marker: str, shell: str = "/bin/sh"
+def unisolated_program(
+    folder: SandboxFolder, program: list[str], cwd: str, marker: str
 ) -> tuple[list[str], str, dict[str, str]]:
-    """argv, host working directory and environment of a command run without isolation.
+    """argv, host working directory and environment of `program` run without isolation.
 
     `marker` goes into the environment (`CROWNEST_COMMAND_ID`) so that what
     the command starts can be found and killed even after `setsid`.
@@ -196,7 +196,7 @@ def unisolated_command(
         "HOME": str(folder.folder / ROOTS[HOME]),
         "CROWNEST_COMMAND_ID": marker,
     }
-    return [shell, "-c", shell_command], str(folder.resolve(cwd).host), env
+    return program, str(folder.resolve(cwd).host), env
 
 
 def sweep(marker: str, sig: int) -> None:
@@ -296,18 +296,10 @@ class Isolation:
             argv += ["--symlink", self.python, f"{TOOLS}/python3"]
         return argv
 
-    def command(
-        self,
-        folder: SandboxFolder,
-        shell_command: str,
-        cwd: str,
-        *,
-        helper_pid: int,
-        seccomp_fd: int,
-        internet: bool,
-        shell: str = "/bin/sh",
+    def program(
+        self, folder: SandboxFolder, program: list[str], cwd: str, *, helper_pid: int, seccomp_fd: int, internet: bool
     ) -> tuple[list[str], dict[str, str]]:
-        """argv and environment for `shell -c shell_command` in the sandbox whose helper is `helper_pid`."""
+        """argv and environment for `program` (looked up on the sandbox's PATH) in the sandbox whose helper is `helper_pid`."""
         env = base_env() | {"PATH": f"{TOOLS}:{SYSTEM_PATH}"}
         if internet:
             for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
@@ -320,7 +312,7 @@ class Isolation:
         argv += self.system_binds()
         argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run/user", "--tmpfs", "/var/tmp"]
         argv += ["--bind", str(folder.folder / ROOTS[HOME]), HOME, "--bind", str(folder.folder / ROOTS[TMP]), TMP]
-        argv += ["--seccomp", str(seccomp_fd), "--chdir", cwd, shell, "-c", shell_command]
+        argv += ["--seccomp", str(seccomp_fd), "--chdir", cwd, *program]
         return argv, env
 
     def seccomp_pipe(self) -> int:

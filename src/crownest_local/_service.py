@@ -28,7 +28,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from crownest._generated.models import (
+from crownest._models import set_field
+from crownest.models import (
     Command,
     CommandStatus,
     EnvVars,
@@ -42,11 +43,10 @@ from crownest._generated.models import (
     SandboxStatus,
     Template,
 )
-from crownest._models import set_field
 
 from . import _pause as pause
 from ._beneath import remove_path
-from ._commands import LiveCommand, OutputLog
+from ._commands import LiveCommand, OutputLog, event_stream
 from ._egress import Egress
 from ._errors import ApiProblem, not_found
 from ._isolation import (
@@ -57,12 +57,13 @@ from ._isolation import (
     detect_isolation,
     shell_exists,
     sweep,
-    unisolated_command,
+    unisolated_program,
 )
 from ._limits import Cgroup, Limiter, Limits, folder_usage
 from ._metrics import measure
 from ._network import SandboxNetwork
 from ._ports import wait_until_listening
+from ._pty import LivePty
 from ._spec import digits, invalid
 from ._store import Store
 
@@ -143,6 +144,7 @@ class Service:
         self._sandboxes_dir: Path | None = None
         self.store = Store(config.data_dir / "state.sqlite3")
         self.live: dict[str, LiveCommand] = {}
+        self.terminals: dict[str, LivePty] = {}  # the `pty` operations', apart from commands
         self.limiter = Limiter.start(config.cgroups)
         self.cgroups: dict[str, Cgroup] = {}
         self.disk_used: dict[str, int] = {}  # bytes, by sandbox, as last measured
@@ -174,6 +176,8 @@ class Service:
             self._end_sandbox(body, "killed")
         for body in self.store.all("command", status="running"):
             self._finish_command_body(body, "killed", None)
+        for body in self.store.all("pty", status="running"):
+            self.store.update({**body, "status": "killed", "finishedAt": now().isoformat()})
         self._reaper = asyncio.ensure_future(self._reap())
         self._disk_watch = asyncio.ensure_future(self._watch_disk())
 
@@ -240,9 +244,8 @@ class Service:
                     logger.warning(
                         "sandbox %s uses %d bytes of disk, over %d: its commands are killed", body["id"], used, limit
                     )
-                    for live in list(self.live.values()):
-                        if live.body["sandboxId"] == body["id"]:
-                            live.kill(signal.SIGKILL, "killed")
+                    for live in self._lives(body["id"]):
+                        live.kill(signal.SIGKILL, "killed")
 
     async def measure_disk(self, sandbox_id: str) -> int:
         """The bytes a sandbox's files take now (measured in a thread: a big tree takes seconds)."""
@@ -314,7 +317,7 @@ class Service:
         if not self._gone(body):
             return False
         commands = self.store.delete_sandbox(body["id"])
-        logs = [self._log_path(command_id) for command_id in commands]
+        logs = [self.log_path(command_id) for command_id in commands]
         self.spawn(asyncio.to_thread(_unlink, logs + [log.with_suffix(".idx") for log in logs]))
         return True
 
@@ -345,9 +348,8 @@ class Service:
         """Kill a sandbox's processes and record it ended; its files are removed in a thread."""
         for ended in self.on_sandbox_end:
             ended(body["id"])
-        for live in list(self.live.values()):
-            if live.body["sandboxId"] == body["id"]:
-                live.kill(signal.SIGKILL, "killed")
+        for live in self._lives(body["id"]):
+            live.kill(signal.SIGKILL, "killed")
         network = self.networks.pop(body["id"], None)
         if network is not None:
             network.stop()
@@ -526,7 +528,10 @@ class Service:
         return wire
 
     def _lives(self, sandbox_id: str) -> list[LiveCommand]:
-        return [live for live in self.live.values() if live.body["sandboxId"] == sandbox_id]
+        """The sandbox's running commands and terminals."""
+        return [
+            live for live in (*self.live.values(), *self.terminals.values()) if live.body["sandboxId"] == sandbox_id
+        ]
 
     def _sessions(self, sandbox_id: str) -> list[int]:
         """The session IDs of the sandbox's commands (each is its command's first process)."""
@@ -568,14 +573,7 @@ class Service:
         """Spawn the command; its `timeoutMs` of 0 means `cap_ms`, or no limit but the sandbox's life if None."""
         sandbox_id = call.path["sandboxId"]
         self.running_sandbox(sandbox_id)
-        running = sum(1 for live in self.live.values() if live.body["sandboxId"] == sandbox_id)
-        if running >= self.config.max_commands:
-            raise ApiProblem(
-                409,
-                "too_many_commands",
-                f"Sandbox {sandbox_id} already runs {running} commands, as many as it may at once.",
-                {"sandboxId": sandbox_id, "limit": self.config.max_commands},
-            )
+        self.check_command_cap(sandbox_id)
         spec = call.body
         folder = self.folder(sandbox_id)
         cwd = folder.cwd(spec.get("cwd", HOME))
@@ -601,10 +599,12 @@ class Service:
             finished_at=None,
             duration_ms=None,
         )
-        live = LiveCommand(command.to_dict(), OutputLog(self._log_path(command.id)))
+        live = LiveCommand(command.to_dict(), OutputLog(self.log_path(command.id)))
         if self.isolation is None:
             live.sweep = lambda sig: sweep(command_id, sig)
-        spawn, host_cwd, argv, env, fds = self._spawn_plan(sandbox_id, folder, spec["command"], cwd, command_id, shell)
+        spawn, host_cwd, argv, env, fds = self.spawn_plan(
+            sandbox_id, folder, [shell, "-c", spec["command"]], cwd, command_id
+        )
         env.update(self.store.extra(sandbox_id).get("env", {}))
         env.update(spec.get("env", {}))
         cgroup = self.cgroups.get(sandbox_id)
@@ -625,12 +625,23 @@ class Service:
         self.spawn(self._supervise(live, timeout_s))
         return live
 
-    def _spawn_plan(
-        self, sandbox_id: str, folder: SandboxFolder, shell_command: str, cwd: str, command_id: str, shell: str
+    def check_command_cap(self, sandbox_id: str) -> None:
+        """409 `too_many_commands` if the sandbox runs as many commands (terminals included) as it may."""
+        running = len(self._lives(sandbox_id))
+        if running >= self.config.max_commands:
+            raise ApiProblem(
+                409,
+                "too_many_commands",
+                f"Sandbox {sandbox_id} already runs {running} commands, as many as it may at once.",
+                {"sandboxId": sandbox_id, "limit": self.config.max_commands},
+            )
+
+    def spawn_plan(
+        self, sandbox_id: str, folder: SandboxFolder, program: list[str], cwd: str, command_id: str
     ) -> tuple[dict[str, Any], str, list[str], dict[str, str], list[int]]:
-        """How to start a command: spawn options, host cwd, argv, environment, and fds to close after."""
+        """How to start `program` in a sandbox: spawn options, host cwd, argv, environment, and fds to close after."""
         if self.config.isolation == "none":
-            argv, host_cwd, env = unisolated_command(folder, shell_command, cwd, command_id, shell)
+            argv, host_cwd, env = unisolated_program(folder, program, cwd, command_id)
             return {}, host_cwd, argv, env, []
         network = self.networks.get(sandbox_id)
         if self.isolation is None or network is None:
@@ -643,12 +654,12 @@ class Service:
             )
         fd = self.isolation.seccomp_pipe()
         internet = bool(self.sandbox(sandbox_id).get("internet", True))
-        argv, env = self.isolation.command(
-            folder, shell_command, cwd, helper_pid=network.pid, seccomp_fd=fd, internet=internet, shell=shell
+        argv, env = self.isolation.program(
+            folder, program, cwd, helper_pid=network.pid, seccomp_fd=fd, internet=internet
         )
         return {"pass_fds": (fd,)}, "/", argv, env, [fd]
 
-    def _log_path(self, command_id: str) -> Path:
+    def log_path(self, command_id: str) -> Path:
         return self.config.data_dir / "commands" / f"{command_id}.log"
 
     async def _supervise(self, live: LiveCommand, timeout_s: float | None) -> None:
@@ -765,27 +776,15 @@ class Service:
             headers={"Cache-Control": "no-cache"},
         )
 
-    async def _events(self, command_id: str, offset: int, request: Request) -> AsyncIterator[bytes]:
-        while True:
-            live = self.live.get(command_id)
-            log = live.log if live is not None else OutputLog(self._log_path(command_id))
-            for end, stream, text in log.read_after(offset):
-                if await request.is_disconnected():  # uvicorn takes writes to a closed connection silently
-                    return
-                offset = end
-                data = json.dumps({"stream": stream, "data": text}, ensure_ascii=False)
-                yield f"id: {end}\nevent: output\ndata: {data}\n\n".encode()
-            if live is None:
-                final = json.dumps(self.command_body(command_id), ensure_ascii=False)
-                yield f"id: {offset}\nevent: exit\ndata: {final}\n\n".encode()
-                return
-            if live.log.size > offset or live.finished.is_set():
-                continue  # it changed while the last event was written: its notice has passed
-            await live.changed(timeout_s=10)
-            if live.log.size == offset and not live.finished.is_set():
-                if await request.is_disconnected():
-                    return
-                yield b": keep-alive\n\n"
+    def _events(self, command_id: str, offset: int, request: Request) -> AsyncIterator[bytes]:
+        return event_stream(
+            offset,
+            request,
+            live=lambda: self.live.get(command_id),
+            stored_log=lambda: OutputLog(self.log_path(command_id)),
+            output=lambda stream, data: {"stream": stream, "data": data.decode("utf-8", "replace")},
+            final=lambda: self.command_body(command_id),
+        )
 
     # Previews
 

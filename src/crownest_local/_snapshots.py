@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from crownest._generated.models import Snapshot
+from crownest.models import Snapshot
 
 from . import _pause as pause
 from ._beneath import remove_path

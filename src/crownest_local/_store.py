@@ -113,12 +113,14 @@ class Store:
         self._db.execute("DELETE FROM objects WHERE id = ?", (object_id,))
 
     def delete_sandbox(self, sandbox_id: str) -> list[str]:
-        """Forget a sandbox with its commands and previews (not its artifacts, which outlive it);
-        the IDs of the commands forgotten."""
-        where = "sandbox_id = ? AND kind IN ('command', 'preview')"
+        """Forget a sandbox with its commands, terminals and previews (not its artifacts, which outlive it);
+        the IDs of the commands and terminals forgotten (whose output logs go with them)."""
+        where = "sandbox_id = ? AND kind IN ('command', 'pty', 'preview')"
         commands = [
             row[0]
-            for row in self._db.execute(f"SELECT id FROM objects WHERE {where} AND kind = 'command'", (sandbox_id,))
+            for row in self._db.execute(
+                f"SELECT id FROM objects WHERE {where} AND kind IN ('command', 'pty')", (sandbox_id,)
+            )
         ]
         self._db.execute(f"DELETE FROM objects WHERE {where}", (sandbox_id,))
         self._db.execute("DELETE FROM objects WHERE id = ?", (sandbox_id,))

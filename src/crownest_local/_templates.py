@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from crownest._generated.models import Template, TemplateStatus
+from crownest.models import Template, TemplateStatus
 
 from ._beneath import remove_path
 from ._commands import LiveCommand

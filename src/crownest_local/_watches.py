@@ -43,7 +43,7 @@ from inotify_simple import flags as F
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from crownest._generated.models import FileEvent, FileEventType, Watch, WatchStatus
+from crownest.models import FileEvent, FileEventType, Watch, WatchStatus
 
 from ._beneath import FOLDER, conflict, file_not_found, open_folder
 from ._errors import ApiProblem, not_found

@@ -7,19 +7,23 @@ import datetime
 from typing import Any, assert_type
 
 from crownest import (
+    AsyncCommandHandle,
     AsyncCrowNest,
     AsyncPage,
     AsyncSandboxHandle,
+    AsyncStream,
     CommandFailedError,
+    CommandHandle,
     CrowNest,
     DefaultAsyncHttpxClient,
     DefaultHttpxClient,
     Page,
+    PtyHandle,
     RawResponse,
     SandboxHandle,
     StreamedResponse,
 )
-from crownest.models import Command, CommandStatus, Metadata, Sandbox
+from crownest.models import Command, CommandStatus, Metadata, PtyEvent, Sandbox
 
 
 def mapping_access_is_typed_by_wire_name(command: Command, sandbox: Sandbox) -> None:
@@ -60,11 +64,25 @@ async def async_per_call_options(client: AsyncCrowNest) -> None:
     del quick
 
 
-def a_failed_command_carries_its_handle(client: CrowNest) -> None:
+def a_failed_command_carries_the_handle_run_returns(client: CrowNest) -> None:
     try:
-        client.commands.run("sbx_1", "false", check=True)
+        result = client.commands.run("sbx_1", "false", check=True)
     except CommandFailedError as exc:
-        assert_type(exc.result, Command)
+        result = exc.result
+    handle: CommandHandle = result
+    print(result.wait().stdout, handle)
+    assert_type(CommandFailedError(handle).result, CommandHandle)
+    CommandFailedError(client)  # type: ignore[type-var]
+
+
+async def an_async_failed_command_carries_the_async_handle(client: AsyncCrowNest) -> None:
+    try:
+        result = await client.commands.run("sbx_1", "false", check=True)
+    except CommandFailedError as exc:
+        result = exc.result
+    handle: AsyncCommandHandle = result
+    print((await result.wait()).stdout, handle)
+    assert_type(CommandFailedError(handle).result, AsyncCommandHandle)
 
 
 def raw_responses_are_typed(client: CrowNest) -> None:
@@ -107,3 +125,15 @@ def default_http_clients() -> None:
     CrowNest(http_client=DefaultHttpxClient(proxy="http://proxy:8080", verify=False))
     AsyncCrowNest(http_client=DefaultAsyncHttpxClient())
     CrowNest(http_client=DefaultAsyncHttpxClient())  # type: ignore[arg-type]
+
+
+def terminals_are_typed(sandbox: SandboxHandle, asandbox: AsyncSandboxHandle) -> None:
+    pty = sandbox.pty.create(cols=100, rows=30)
+    assert_type(pty, PtyHandle)
+    for data in pty.output():
+        assert_type(data, bytes)
+    pty.send(b"\x03")
+    pty.resize(120, 40)
+    assert_type(pty.wait(), PtyHandle)
+    assert_type(asandbox.pty.events(pty.id), AsyncStream[PtyEvent])
+    pty.send(42)  # type: ignore[arg-type]

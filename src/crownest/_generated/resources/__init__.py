@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from ..._handle import AsyncSandboxHandle, SandboxHandle
     from ..._pagination import AsyncPager, SyncPager
     from ..._streams import AsyncStream, Stream
-    from ..models.sandbox import Sandbox
-    from ..models.sandbox_metrics import SandboxMetrics
-    from ..models.snapshot import Snapshot
+    from ...models.sandbox import Sandbox
+    from ...models.sandbox_metrics import SandboxMetrics
+    from ...models.snapshot import Snapshot
     from .artifacts import (
         Artifacts,
         ArtifactsWithRawResponse,
@@ -60,6 +60,16 @@ if TYPE_CHECKING:
         PreviewsWithRawResponse,
         SandboxPreviews,
     )
+    from .pty import (
+        AsyncPty,
+        AsyncPtyWithRawResponse,
+        AsyncPtyWithStreamingResponse,
+        AsyncSandboxPty,
+        Pty,
+        PtyWithRawResponse,
+        PtyWithStreamingResponse,
+        SandboxPty,
+    )
     from .sandboxes import AsyncSandboxes, AsyncSandboxesWithRawResponse, Sandboxes, SandboxesWithRawResponse
     from .snapshots import AsyncSnapshots, AsyncSnapshotsWithRawResponse, Snapshots, SnapshotsWithRawResponse
     from .templates import AsyncTemplates, AsyncTemplatesWithRawResponse, Templates, TemplatesWithRawResponse
@@ -70,6 +80,7 @@ RESOURCES = (
     "commands",
     "files",
     "previews",
+    "pty",
     "sandboxes",
     "snapshots",
     "templates",
@@ -80,6 +91,7 @@ CLIENT_RESOURCES = (
     "commands",
     "files",
     "previews",
+    "pty",
     "sandboxes",
     "snapshots",
     "templates",
@@ -90,6 +102,7 @@ SANDBOX_RESOURCES = (
     "commands",
     "files",
     "previews",
+    "pty",
 )
 """The sandbox handle's resources (`sandbox.<name>`), with its ID bound."""
 SANDBOX_METHODS = (
@@ -135,6 +148,13 @@ class ClientResources:
         from .previews import Previews
 
         return Previews(cast("CrowNest", self))
+
+    @cached_property
+    def pty(self) -> Pty:
+        """Interactive terminals (pseudo-terminals) in a sandbox, for shells and programs that want a terminal."""
+        from .pty import Pty
+
+        return Pty(cast("CrowNest", self))
 
     @cached_property
     def sandboxes(self) -> Sandboxes:
@@ -205,6 +225,13 @@ class ClientWithRawResponse:
         return PreviewsWithRawResponse(self._client.previews)
 
     @cached_property
+    def pty(self) -> PtyWithRawResponse:
+        """`pty`, each method giving a `RawResponse`."""
+        from .pty import PtyWithRawResponse
+
+        return PtyWithRawResponse(self._client.pty)
+
+    @cached_property
     def sandboxes(self) -> SandboxesWithRawResponse:
         """`sandboxes`, each method giving a `RawResponse`."""
         from .sandboxes import SandboxesWithRawResponse
@@ -253,6 +280,13 @@ class ClientWithStreamingResponse:
 
         return FilesWithStreamingResponse(self._client.files)
 
+    @cached_property
+    def pty(self) -> PtyWithStreamingResponse:
+        """`pty`'s streaming methods, each giving the `StreamedResponse`."""
+        from .pty import PtyWithStreamingResponse
+
+        return PtyWithStreamingResponse(self._client.pty)
+
 
 class AsyncClientResources:
     """The resources of `AsyncCrowNest`, each created on first use."""
@@ -284,6 +318,13 @@ class AsyncClientResources:
         from .previews import AsyncPreviews
 
         return AsyncPreviews(cast("AsyncCrowNest", self))
+
+    @cached_property
+    def pty(self) -> AsyncPty:
+        """Interactive terminals (pseudo-terminals) in a sandbox, for shells and programs that want a terminal."""
+        from .pty import AsyncPty
+
+        return AsyncPty(cast("AsyncCrowNest", self))
 
     @cached_property
     def sandboxes(self) -> AsyncSandboxes:
@@ -354,6 +395,13 @@ class AsyncClientWithRawResponse:
         return AsyncPreviewsWithRawResponse(self._client.previews)
 
     @cached_property
+    def pty(self) -> AsyncPtyWithRawResponse:
+        """`pty`, each method giving a `RawResponse`."""
+        from .pty import AsyncPtyWithRawResponse
+
+        return AsyncPtyWithRawResponse(self._client.pty)
+
+    @cached_property
     def sandboxes(self) -> AsyncSandboxesWithRawResponse:
         """`sandboxes`, each method giving a `RawResponse`."""
         from .sandboxes import AsyncSandboxesWithRawResponse
@@ -401,6 +449,13 @@ class AsyncClientWithStreamingResponse:
         from .files import AsyncFilesWithStreamingResponse
 
         return AsyncFilesWithStreamingResponse(self._client.files)
+
+    @cached_property
+    def pty(self) -> AsyncPtyWithStreamingResponse:
+        """`pty`'s streaming methods, each giving the `AsyncStreamedResponse`."""
+        from .pty import AsyncPtyWithStreamingResponse
+
+        return AsyncPtyWithStreamingResponse(self._client.pty)
 
 
 class SandboxScopes:
@@ -778,6 +833,13 @@ class SandboxScopes:
 
         return SandboxPreviews(self._client, self.id)
 
+    @property
+    def pty(self) -> SandboxPty:
+        """Interactive terminals (pseudo-terminals) in a sandbox, for shells and programs that want a terminal. Bound to this sandbox."""
+        from .pty import SandboxPty
+
+        return SandboxPty(self._client, self.id)
+
 
 class AsyncSandboxScopes:
     """The generated part of `AsyncSandboxHandle`: the sandbox's own operations and its
@@ -1153,3 +1215,10 @@ class AsyncSandboxScopes:
         from .previews import AsyncSandboxPreviews
 
         return AsyncSandboxPreviews(self._client, self.id)
+
+    @property
+    def pty(self) -> AsyncSandboxPty:
+        """Interactive terminals (pseudo-terminals) in a sandbox, for shells and programs that want a terminal. Bound to this sandbox."""
+        from .pty import AsyncSandboxPty
+
+        return AsyncSandboxPty(self._client, self.id)

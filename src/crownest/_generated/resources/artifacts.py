@@ -23,9 +23,9 @@ from ..._types import (
     with_extras,
 )
 from ..._uploads import Progress
-from ..models.artifact import Artifact
-from ..models.artifact_list import ArtifactList
-from ..models.signed_url import SignedUrl
+from ...models.artifact import Artifact
+from ...models.artifact_list import ArtifactList
+from ...models.signed_url import SignedUrl
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest

@@ -24,12 +24,12 @@ from ..._types import (
     text_or_base64,
     with_extras,
 )
-from ..models.command import Command
-from ..models.command_event import CommandEvent
-from ..models.command_list import CommandList
-from ..models.command_status import CommandStatus
-from ..models.command_stdin_encoding import CommandStdinEncoding
-from ..models.signal import Signal
+from ...models.command import Command
+from ...models.command_event import CommandEvent
+from ...models.command_list import CommandList
+from ...models.command_status import CommandStatus
+from ...models.command_stdin_encoding import CommandStdinEncoding
+from ...models.signal import Signal
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest

@@ -24,13 +24,13 @@ from ..._types import (
     with_extras,
 )
 from ..._uploads import FileContent, Progress, file_content
-from ..models.file_exists import FileExists
-from ..models.file_info import FileInfo
-from ..models.file_list import FileList
-from ..models.signed_url import SignedUrl
-from ..models.url_method import UrlMethod
-from ..models.watch import Watch
-from ..models.watch_event import WatchEvent
+from ...models.file_exists import FileExists
+from ...models.file_info import FileInfo
+from ...models.file_list import FileList
+from ...models.signed_url import SignedUrl
+from ...models.url_method import UrlMethod
+from ...models.watch import Watch
+from ...models.watch_event import WatchEvent
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest

@@ -20,9 +20,9 @@ from ..._types import (
     encode_path_param,
     with_extras,
 )
-from ..models.preview import Preview
-from ..models.preview_list import PreviewList
-from ..models.preview_visibility import PreviewVisibility
+from ...models.preview import Preview
+from ...models.preview_list import PreviewList
+from ...models.preview_visibility import PreviewVisibility
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest

@@ -23,13 +23,13 @@ from ..._types import (
     encode_path_param,
     with_extras,
 )
-from ..models.list_order import ListOrder
-from ..models.sandbox import Sandbox
-from ..models.sandbox_list import SandboxList
-from ..models.sandbox_metrics import SandboxMetrics
-from ..models.sandbox_on_timeout import SandboxOnTimeout
-from ..models.sandbox_status import SandboxStatus
-from ..models.snapshot import Snapshot
+from ...models.list_order import ListOrder
+from ...models.sandbox import Sandbox
+from ...models.sandbox_list import SandboxList
+from ...models.sandbox_metrics import SandboxMetrics
+from ...models.sandbox_on_timeout import SandboxOnTimeout
+from ...models.sandbox_status import SandboxStatus
+from ...models.snapshot import Snapshot
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest

@@ -19,8 +19,8 @@ from ..._types import (
     encode_path_param,
     with_extras,
 )
-from ..models.snapshot import Snapshot
-from ..models.snapshot_list import SnapshotList
+from ...models.snapshot import Snapshot
+from ...models.snapshot_list import SnapshotList
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest

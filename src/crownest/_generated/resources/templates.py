@@ -21,8 +21,8 @@ from ..._types import (
     encode_path_param,
     with_extras,
 )
-from ..models.template import Template
-from ..models.template_list import TemplateList
+from ...models.template import Template
+from ...models.template_list import TemplateList
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
