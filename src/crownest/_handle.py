@@ -30,9 +30,9 @@ from ._exceptions import CommandFailedError, CrowNestError
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
 from ._models import copy_fields, event_data, set_field
 from ._pty import AsyncPtyHandle, PtyHandle
-from ._watch import AsyncWatchHandle, WatchHandle
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
+from ._watch import AsyncWatchHandle, WatchHandle
 from .models.command import Command
 from .models.command_event import CommandEvent
 from .models.sandbox import Sandbox
