@@ -137,3 +137,16 @@ def template(**overrides: Any) -> dict[str, Any]:
 
 def error(code: str, message: str = "It failed.", **details: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details, "requestId": "req_1"}}
+
+
+def watch(**overrides: Any) -> dict[str, Any]:
+    return {
+        "id": "wch_1",
+        "sandboxId": "sbx_1",
+        "path": "/home/user",
+        "recursive": True,
+        "status": "active",
+        "createdAt": "2026-01-01T00:00:00Z",
+        "endedAt": None,
+        "endReason": None,
+    } | overrides

@@ -21,7 +21,17 @@ import pytest
 import respx
 
 import payloads as p
-from crownest import AsyncCrowNest, AsyncPager, AsyncStream, CrowNest, CrowNestError, Stream, SyncPager
+from crownest import (
+    AsyncCrowNest,
+    AsyncPager,
+    AsyncStream,
+    AsyncWatchHandle,
+    CrowNest,
+    CrowNestError,
+    Stream,
+    SyncPager,
+    WatchHandle,
+)
 from crownest._generated.resources import CLIENT_RESOURCES, SANDBOX_METHODS, SANDBOX_RESOURCES
 from crownest._generated.types import UNSET
 from crownest._handle import AsyncSandboxHandle, SandboxHandle
@@ -503,6 +513,45 @@ CASES = [
         kwargs={"overwrite": True},
         body={"source": "a", "destination": "b", "overwrite": True},
         on_handle=True,
+    ),
+    Case(
+        "files",
+        "watch",
+        (SBX, "src"),
+        "POST",
+        "/v1/sandboxes/sbx_1/watches",
+        ok(p.watch(), 201),
+        kwargs={"recursive": False},
+        body={"path": "src", "recursive": False},
+        on_handle=True,
+        check=lambda r: isinstance(r, WatchHandle | AsyncWatchHandle) and (r.id, r.watch.status) == ("wch_1", "active"),
+    ),
+    Case(
+        "files",
+        "watch_events",
+        (SBX, "wch_1"),
+        "GET",
+        "/v1/sandboxes/sbx_1/watches/wch_1/events",
+        httpx.Response(
+            200,
+            text='id: 3\nevent: change\ndata: {"type": "created", "path": "/home/user/a", "newPath": null, '
+            '"isDir": false}\n\nid: 3\nevent: end\ndata: {}\n\n',
+            headers={"content-type": "text/event-stream"},
+        ),
+        kwargs={"last_event_id": "2"},
+        headers={"Last-Event-ID": "2"},
+        on_handle=True,
+        check=lambda r: [(e.event, e.id) for e in r] == [("change", "3"), ("end", "3")],
+    ),
+    Case(
+        "files",
+        "unwatch",
+        (SBX, "wch_1"),
+        "DELETE",
+        "/v1/sandboxes/sbx_1/watches/wch_1",
+        httpx.Response(204),
+        on_handle=True,
+        check=lambda r: r is None,
     ),
     Case(
         "artifacts",

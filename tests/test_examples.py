@@ -47,6 +47,15 @@ EXPECTED = {
         r"login: welcome \| echoed: False\n"
         r"after resize: 43 132\n"
     ),
+    "watch.py": (
+        r"created /home/user/project/out folder\n"
+        r"created /home/user/project/out/a\.txt\n"
+        r"modified /home/user/project/out/a\.txt\n"
+        r"moved /home/user/project/out/a\.txt -> /home/user/project/out/b\.txt\n"
+        r"deleted /home/user/project/out/b\.txt\n"
+        r"after event 2: \['modified', 'moved', 'deleted'\]\n"
+        r"watch: ended deleted\n"
+    ),
     "configuration.py": r"running\ntimed out on the client side after 0.5 s\nrequests sent: \d+, first: POST /v1/sandboxes\n",
 }
 

@@ -139,6 +139,7 @@ async def test_every_method(sdk: tuple[Any, set[str], str]) -> None:
     sandbox = await sandboxes(client)
     await commands(client, sandbox)
     await files(client, sandbox)
+    await watches(client, sandbox)
     await artifacts(client, sandbox)
     await previews(client, sandbox)
     await terminals(client, sandbox)
@@ -331,6 +332,19 @@ async def command_handles(sandbox: Any) -> None:
     assert (await done(failed.value.result.wait())).exit_code == 4  # the handle run() returns, bound to the client
     assert "exited with code 4" in str(failed.value)
     assert (await done(sandbox.commands.run("true", check=True))).exit_code == 0
+
+
+async def watches(client: Any, sandbox: Any) -> None:
+    watch = await done(sandbox.files.watch("/tmp"))
+    other = await done(client.files.watch(sandbox.id, "/tmp", recursive=False))
+    await done(sandbox.files.mkdir("/tmp/watched"))
+    await done(sandbox.files.unwatch(watch.id))
+    await done(client.files.unwatch(sandbox.id, other.id))
+    events = await items(client.files.watch_events(sandbox.id, watch.id))
+    assert [(e.event, e.id) for e in events] == [("change", "1"), ("end", "1")]
+    assert json.loads(events[0].data) == {"type": "created", "path": "/tmp/watched", "newPath": None, "isDir": True}
+    assert json.loads(events[1].data)["endReason"] == "deleted"
+    assert [e.event for e in await items(sandbox.files.watch_events(other.id, last_event_id="1"))] == ["end"]
 
 
 async def files(client: Any, sandbox: Any) -> None:

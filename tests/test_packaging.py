@@ -164,6 +164,7 @@ def test_the_metadata_publishes_the_local_extra_and_no_development_pins(metadata
     assert {r.partition(">")[0].partition("<")[0] for r in requirements} == {
         "attrs",
         "httpx",
+        "inotify-simple",
         "sniffio",
         "starlette",
         "uvicorn",

@@ -43,10 +43,12 @@ if TYPE_CHECKING:
         AsyncCommandHandle,
         AsyncPtyHandle,
         AsyncSandboxHandle,
+        AsyncWatchHandle,
         CommandHandle,
         OutputChunk,
         PtyHandle,
         SandboxHandle,
+        WatchHandle,
     )
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "AsyncSandboxHandle",
     "AsyncStream",
     "AsyncStreamedResponse",
+    "AsyncWatchHandle",
     "AuthenticationError",
     "BodyNotReplayableError",
     "BadRequestError",
@@ -88,6 +91,7 @@ __all__ = [
     "Stream",
     "StreamedResponse",
     "SyncPager",
+    "WatchHandle",
     "WireKeyError",
     "__version__",
 ]
@@ -101,6 +105,8 @@ _HANDLES = (
     "OutputChunk",
     "PtyHandle",
     "AsyncPtyHandle",
+    "WatchHandle",
+    "AsyncWatchHandle",
 )
 
 

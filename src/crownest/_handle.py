@@ -13,6 +13,9 @@ A `CommandHandle` *is* a `Command`, and adds `.wait()`, `.kill()`,
 `.send_stdin()`, `.refresh()` and `.output()`, the command's output as it
 arrives, read from its event stream and resumed after a broken connection
 with `Last-Event-ID`, so that nothing is lost or repeated.
+
+The watch handles (`WatchHandle`, `AsyncWatchHandle`) are in `_watch` and
+exported from here, where the generated resources import every handle from.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ._models import copy_fields, event_data, set_field
 from ._pty import AsyncPtyHandle, PtyHandle
 from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
+from ._watch import AsyncWatchHandle, WatchHandle
 from .models.command import Command
 from .models.command_event import CommandEvent
 from .models.sandbox import Sandbox
@@ -42,10 +46,12 @@ __all__ = [
     "AsyncCommandHandle",
     "AsyncPtyHandle",
     "AsyncSandboxHandle",
+    "AsyncWatchHandle",
     "CommandHandle",
     "OutputChunk",
     "PtyHandle",
     "SandboxHandle",
+    "WatchHandle",
 ]
 
 T = TypeVar("T")

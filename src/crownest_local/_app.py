@@ -44,6 +44,7 @@ from ._snapshots import Snapshots
 from ._spec import Operation, Validator, digits, invalid, load_spec, operations
 from ._templates import Templates
 from ._terminals import Terminals
+from ._watches import Watches
 
 logger = logging.getLogger("crownest_local")
 
@@ -148,6 +149,7 @@ def create_app(config: Config) -> Starlette:
     snapshots = Snapshots(service)
     templates = Templates(service, snapshots)
     terminals = Terminals(service)
+    watches = Watches(service)
     handlers: dict[str, Handler] = {
         "listTemplates": templates.list_templates,
         "getTemplate": templates.get_template,
@@ -190,6 +192,9 @@ def create_app(config: Config) -> Starlette:
         "deleteFile": files.delete_file,
         "makeDirectory": files.make_directory,
         "moveFile": files.move_file,
+        "createWatch": watches.create_watch,
+        "deleteWatch": watches.delete_watch,
+        "streamWatchEvents": watches.stream_watch_events,
         "createArtifact": files.create_artifact,
         "listSandboxArtifacts": files.list_sandbox_artifacts,
         "listArtifacts": files.list_artifacts,
@@ -240,6 +245,7 @@ def create_app(config: Config) -> Starlette:
             yield
         lag.stop()
         await service.shutdown()
+        watches.close()
 
     async def no_route(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
@@ -264,6 +270,7 @@ def create_app(config: Config) -> Starlette:
     app.state.not_implemented = tuple(missing)
     app.state.lag = lag
     app.state.service = service
+    app.state.watches = watches
     return app
 
 

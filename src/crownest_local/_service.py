@@ -149,6 +149,7 @@ class Service:
         self.cgroups: dict[str, Cgroup] = {}
         self.disk_used: dict[str, int] = {}  # bytes, by sandbox, as last measured
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.on_sandbox_end: list[Callable[[str], None]] = []  # called with the ID of each sandbox that ends
         self._pausing: set[str] = set()  # sandboxes being frozen now
         self._reaper: asyncio.Task[None] | None = None
         self._disk_watch: asyncio.Task[None] | None = None
@@ -345,6 +346,8 @@ class Service:
 
     def _end_sandbox(self, body: dict[str, Any], status: str) -> dict[str, Any]:
         """Kill a sandbox's processes and record it ended; its files are removed in a thread."""
+        for ended in self.on_sandbox_end:
+            ended(body["id"])
         for live in self._lives(body["id"]):
             live.kill(signal.SIGKILL, "killed")
         network = self.networks.pop(body["id"], None)

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from .env_vars import EnvVars
     from .error_details import ErrorDetails
     from .error_envelope import ErrorEnvelope
+    from .file_event import FileEvent
+    from .file_event_type import FileEventType
     from .file_exists import FileExists
     from .file_info import FileInfo
     from .file_list import FileList
@@ -64,6 +66,10 @@ if TYPE_CHECKING:
     from .template_list import TemplateList
     from .template_status import TemplateStatus
     from .url_method import UrlMethod
+    from .watch import Watch
+    from .watch_create import WatchCreate
+    from .watch_event import WatchEvent
+    from .watch_status import WatchStatus
 
 _MODULES = {
     "ApiError": ".api_error",
@@ -83,6 +89,8 @@ _MODULES = {
     "EnvVars": ".env_vars",
     "ErrorDetails": ".error_details",
     "ErrorEnvelope": ".error_envelope",
+    "FileEvent": ".file_event",
+    "FileEventType": ".file_event_type",
     "FileExists": ".file_exists",
     "FileInfo": ".file_info",
     "FileList": ".file_list",
@@ -121,6 +129,10 @@ _MODULES = {
     "TemplateList": ".template_list",
     "TemplateStatus": ".template_status",
     "UrlMethod": ".url_method",
+    "Watch": ".watch",
+    "WatchCreate": ".watch_create",
+    "WatchEvent": ".watch_event",
+    "WatchStatus": ".watch_status",
 }
 
 __all__ = (
@@ -141,6 +153,8 @@ __all__ = (
     "EnvVars",
     "ErrorDetails",
     "ErrorEnvelope",
+    "FileEvent",
+    "FileEventType",
     "FileExists",
     "FileInfo",
     "FileList",
@@ -179,6 +193,10 @@ __all__ = (
     "TemplateList",
     "TemplateStatus",
     "UrlMethod",
+    "Watch",
+    "WatchCreate",
+    "WatchEvent",
+    "WatchStatus",
 )
 
 

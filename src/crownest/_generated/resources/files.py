@@ -7,6 +7,7 @@ import builtins
 import os
 from typing import TYPE_CHECKING, cast
 
+from ..._handle import AsyncWatchHandle, WatchHandle
 from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
 from ..._types import (
@@ -28,6 +29,8 @@ from ...models.file_info import FileInfo
 from ...models.file_list import FileList
 from ...models.signed_url import SignedUrl
 from ...models.url_method import UrlMethod
+from ...models.watch import Watch
+from ...models.watch_event import WatchEvent
 
 if TYPE_CHECKING:
     from ..._client import AsyncCrowNest, CrowNest
@@ -183,6 +186,18 @@ def _read_file_request(
     )
 
 
+def _delete_watch_request(
+    *,
+    sandbox_id: str,
+    watch_id: str,
+) -> RequestSpec:
+    return RequestSpec(
+        "DELETE",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/watches/{encode_path_param('watch_id', watch_id)}",
+        kind="none",
+    )
+
+
 def _create_file_url_request(
     *,
     sandbox_id: str,
@@ -205,6 +220,53 @@ def _create_file_url_request(
                 "expiresInS": expires_in_s,
             }
         ),
+    )
+
+
+def _create_watch_request(
+    *,
+    sandbox_id: str,
+    path: str,
+    recursive: bool | None,
+    idempotency_key: str | None,
+) -> RequestSpec:
+    check_arg("path", path, "str", required=True)
+    check_arg("recursive", recursive, "bool")
+    check_arg("idempotency_key", idempotency_key, "header")
+    return RequestSpec(
+        "POST",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/watches",
+        kind="model",
+        parse=Watch.from_dict,
+        headers={
+            "Idempotency-Key": idempotency_key,
+        },
+        json=drop_none(
+            {
+                "path": path,
+                "recursive": recursive,
+            }
+        ),
+        idempotent=True,
+    )
+
+
+def _stream_watch_events_request(
+    *,
+    sandbox_id: str,
+    watch_id: str,
+    last_event_id: str | None,
+) -> RequestSpec:
+    check_arg("last_event_id", last_event_id, "header")
+    return RequestSpec(
+        "GET",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/watches/{encode_path_param('watch_id', watch_id)}/events",
+        kind="events",
+        parse=WatchEvent.from_dict,
+        headers={
+            "Last-Event-ID": last_event_id,
+            "Accept": "text/event-stream",
+        },
     )
 
 
@@ -611,6 +673,44 @@ class Files:
         spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
+    def unwatch(
+        self,
+        sandbox_id: str,
+        watch_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Stop a watch.
+
+        Stops the watch; its event stream sends what it holds, then its `end` event. A watch that has
+        already ended is deleted again without error.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            watch_id: The watch's ID (`wch_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _delete_watch_request(sandbox_id=sandbox_id, watch_id=watch_id), extra_headers, extra_query, extra_body
+        )
+        self._client.request(spec, timeout=timeout, max_retries=max_retries)
+
     def url(
         self,
         sandbox_id: str,
@@ -659,6 +759,112 @@ class Files:
             extra_body,
         )
         return cast("SignedUrl", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def watch(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        recursive: bool | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> WatchHandle:
+        """Watch a folder for changes.
+
+        Starts watching a folder of the sandbox (with `recursive`, also every folder beneath it,
+        including folders made after the watch began) and answers with the watch, `active`. Read
+        what changes with `streamWatchEvents`; the watch lasts until it is deleted or the sandbox
+        ends. Symlinks are never watched through. 404 `file_not_found` if there is no such path,
+        409 `not_a_directory` if it is not a folder, 409 `too_many_watches` while the sandbox
+        already has its maximum of active watches (CrowNest Local: 16).
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The folder to watch; relative paths resolve against `/home/user`. A symlink on the way is
+                followed only where it stays in the sandbox, as for every file path.
+            recursive: Also watch every folder beneath it, those made later included (CrowNest Local watches at
+                most 1,000 folders per watch).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `WatchHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _create_watch_request(
+                sandbox_id=sandbox_id, path=path, recursive=recursive, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return WatchHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def watch_events(
+        self,
+        sandbox_id: str,
+        watch_id: str,
+        *,
+        last_event_id: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> Stream[WatchEvent]:
+        """Stream a watch's changes.
+
+        A Server-Sent Events stream of what changed under the watched folder: `change` events
+        whose data is a FileEvent and whose id is the event's number (1, 2, ...), then one `end`
+        event, when the watch stopped, whose data is the final Watch. Reconnect with
+        `Last-Event-ID` to get exactly the events after that id. A watch holds its last 10,000
+        events (CrowNest Local): a client that asks for older ones first gets one `overflow`
+        change in their place. 400 `invalid_request` for a `Last-Event-ID` that the watch has
+        not sent.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            watch_id: The watch's ID (`wch_...`).
+            last_event_id: The id of the last event received; the stream resumes after it.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `WatchEvent`s as they arrive (the request is sent when iteration begins); after a
+            broken connection the stream resumes after the last event received.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _stream_watch_events_request(sandbox_id=sandbox_id, watch_id=watch_id, last_event_id=last_event_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def write(
         self,
@@ -1096,6 +1302,44 @@ class AsyncFiles:
         spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
+    async def unwatch(
+        self,
+        sandbox_id: str,
+        watch_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Stop a watch.
+
+        Stops the watch; its event stream sends what it holds, then its `end` event. A watch that has
+        already ended is deleted again without error.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            watch_id: The watch's ID (`wch_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _delete_watch_request(sandbox_id=sandbox_id, watch_id=watch_id), extra_headers, extra_query, extra_body
+        )
+        await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+
     async def url(
         self,
         sandbox_id: str,
@@ -1144,6 +1388,114 @@ class AsyncFiles:
             extra_body,
         )
         return cast("SignedUrl", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def watch(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        recursive: bool | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> AsyncWatchHandle:
+        """Watch a folder for changes.
+
+        Starts watching a folder of the sandbox (with `recursive`, also every folder beneath it,
+        including folders made after the watch began) and answers with the watch, `active`. Read
+        what changes with `streamWatchEvents`; the watch lasts until it is deleted or the sandbox
+        ends. Symlinks are never watched through. 404 `file_not_found` if there is no such path,
+        409 `not_a_directory` if it is not a folder, 409 `too_many_watches` while the sandbox
+        already has its maximum of active watches (CrowNest Local: 16).
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The folder to watch; relative paths resolve against `/home/user`. A symlink on the way is
+                followed only where it stays in the sandbox, as for every file path.
+            recursive: Also watch every folder beneath it, those made later included (CrowNest Local watches at
+                most 1,000 folders per watch).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `AsyncWatchHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _create_watch_request(
+                sandbox_id=sandbox_id, path=path, recursive=recursive, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return AsyncWatchHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
+
+    def watch_events(
+        self,
+        sandbox_id: str,
+        watch_id: str,
+        *,
+        last_event_id: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> AsyncStream[WatchEvent]:
+        """Stream a watch's changes.
+
+        A Server-Sent Events stream of what changed under the watched folder: `change` events
+        whose data is a FileEvent and whose id is the event's number (1, 2, ...), then one `end`
+        event, when the watch stopped, whose data is the final Watch. Reconnect with
+        `Last-Event-ID` to get exactly the events after that id. A watch holds its last 10,000
+        events (CrowNest Local): a client that asks for older ones first gets one `overflow`
+        change in their place. 400 `invalid_request` for a `Last-Event-ID` that the watch has
+        not sent.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            watch_id: The watch's ID (`wch_...`).
+            last_event_id: The id of the last event received; the stream resumes after it.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `WatchEvent`s as they arrive (the request is sent when iteration begins); after a
+            broken connection the stream resumes after the last event received.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _stream_watch_events_request(sandbox_id=sandbox_id, watch_id=watch_id, last_event_id=last_event_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def write(
         self,
@@ -1212,7 +1564,9 @@ class FilesWithRawResponse:
         self.move = to_raw_response(resource.move)
         self.read = to_raw_response(resource.read)
         self.read_text = to_raw_response(resource.read_text)
+        self.unwatch = to_raw_response(resource.unwatch)
         self.url = to_raw_response(resource.url)
+        self.watch = to_raw_response(resource.watch)
         self.write = to_raw_response(resource.write)
 
 
@@ -1228,7 +1582,9 @@ class AsyncFilesWithRawResponse:
         self.move = async_to_raw_response(resource.move)
         self.read = async_to_raw_response(resource.read)
         self.read_text = async_to_raw_response(resource.read_text)
+        self.unwatch = async_to_raw_response(resource.unwatch)
         self.url = async_to_raw_response(resource.url)
+        self.watch = async_to_raw_response(resource.watch)
         self.write = async_to_raw_response(resource.write)
 
 
@@ -1238,6 +1594,7 @@ class FilesWithStreamingResponse:
 
     def __init__(self, resource: Files) -> None:
         self.stream = to_streamed_response(resource.stream)
+        self.watch_events = to_streamed_response(resource.watch_events)
 
 
 class AsyncFilesWithStreamingResponse:
@@ -1246,6 +1603,7 @@ class AsyncFilesWithStreamingResponse:
 
     def __init__(self, resource: AsyncFiles) -> None:
         self.stream = async_to_streamed_response(resource.stream)
+        self.watch_events = async_to_streamed_response(resource.watch_events)
 
 
 class SandboxFiles:
@@ -1624,6 +1982,45 @@ class SandboxFiles:
         )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
+    def unwatch(
+        self,
+        watch_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Stop a watch.
+
+        Stops the watch; its event stream sends what it holds, then its `end` event. A watch that has
+        already ended is deleted again without error.
+
+        Args:
+            watch_id: The watch's ID (`wch_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _delete_watch_request(sandbox_id=self._sandbox_id, watch_id=watch_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        self._client.request(spec, timeout=timeout, max_retries=max_retries)
+
     def url(
         self,
         path: str,
@@ -1670,6 +2067,108 @@ class SandboxFiles:
             extra_body,
         )
         return cast("SignedUrl", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def watch(
+        self,
+        path: str,
+        *,
+        recursive: bool | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> WatchHandle:
+        """Watch a folder for changes.
+
+        Starts watching a folder of the sandbox (with `recursive`, also every folder beneath it,
+        including folders made after the watch began) and answers with the watch, `active`. Read
+        what changes with `streamWatchEvents`; the watch lasts until it is deleted or the sandbox
+        ends. Symlinks are never watched through. 404 `file_not_found` if there is no such path,
+        409 `not_a_directory` if it is not a folder, 409 `too_many_watches` while the sandbox
+        already has its maximum of active watches (CrowNest Local: 16).
+
+        Args:
+            path: The folder to watch; relative paths resolve against `/home/user`. A symlink on the way is
+                followed only where it stays in the sandbox, as for every file path.
+            recursive: Also watch every folder beneath it, those made later included (CrowNest Local watches at
+                most 1,000 folders per watch).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `WatchHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _create_watch_request(
+                sandbox_id=self._sandbox_id, path=path, recursive=recursive, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return WatchHandle(self._client, self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def watch_events(
+        self,
+        watch_id: str,
+        *,
+        last_event_id: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> Stream[WatchEvent]:
+        """Stream a watch's changes.
+
+        A Server-Sent Events stream of what changed under the watched folder: `change` events
+        whose data is a FileEvent and whose id is the event's number (1, 2, ...), then one `end`
+        event, when the watch stopped, whose data is the final Watch. Reconnect with
+        `Last-Event-ID` to get exactly the events after that id. A watch holds its last 10,000
+        events (CrowNest Local): a client that asks for older ones first gets one `overflow`
+        change in their place. 400 `invalid_request` for a `Last-Event-ID` that the watch has
+        not sent.
+
+        Args:
+            watch_id: The watch's ID (`wch_...`).
+            last_event_id: The id of the last event received; the stream resumes after it.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `WatchEvent`s as they arrive (the request is sent when iteration begins); after a
+            broken connection the stream resumes after the last event received.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _stream_watch_events_request(sandbox_id=self._sandbox_id, watch_id=watch_id, last_event_id=last_event_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     def write(
         self,
@@ -2102,6 +2601,45 @@ class AsyncSandboxFiles:
         )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
+    async def unwatch(
+        self,
+        watch_id: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> None:
+        """Stop a watch.
+
+        Stops the watch; its event stream sends what it holds, then its `end` event. A watch that has
+        already ended is deleted again without error.
+
+        Args:
+            watch_id: The watch's ID (`wch_...`).
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            None.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _delete_watch_request(sandbox_id=self._sandbox_id, watch_id=watch_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+
     async def url(
         self,
         path: str,
@@ -2148,6 +2686,110 @@ class AsyncSandboxFiles:
             extra_body,
         )
         return cast("SignedUrl", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def watch(
+        self,
+        path: str,
+        *,
+        recursive: bool | None = None,
+        idempotency_key: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> AsyncWatchHandle:
+        """Watch a folder for changes.
+
+        Starts watching a folder of the sandbox (with `recursive`, also every folder beneath it,
+        including folders made after the watch began) and answers with the watch, `active`. Read
+        what changes with `streamWatchEvents`; the watch lasts until it is deleted or the sandbox
+        ends. Symlinks are never watched through. 404 `file_not_found` if there is no such path,
+        409 `not_a_directory` if it is not a folder, 409 `too_many_watches` while the sandbox
+        already has its maximum of active watches (CrowNest Local: 16).
+
+        Args:
+            path: The folder to watch; relative paths resolve against `/home/user`. A symlink on the way is
+                followed only where it stays in the sandbox, as for every file path.
+            recursive: Also watch every folder beneath it, those made later included (CrowNest Local watches at
+                most 1,000 folders per watch).
+            idempotency_key: A key that makes the request safe to retry: the same request with the same key
+                within 24 hours returns the first response instead of acting twice. A repeat that
+                arrives while the first is still being served (a blocking `run` whose client timed
+                out and retried) waits for it and returns its response. The SDK makes one for every
+                call unless you pass your own.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `AsyncWatchHandle`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _create_watch_request(
+                sandbox_id=self._sandbox_id, path=path, recursive=recursive, idempotency_key=idempotency_key
+            ),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return AsyncWatchHandle(
+            self._client, await self._client.request(spec, timeout=timeout, max_retries=max_retries)
+        )
+
+    def watch_events(
+        self,
+        watch_id: str,
+        *,
+        last_event_id: str | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> AsyncStream[WatchEvent]:
+        """Stream a watch's changes.
+
+        A Server-Sent Events stream of what changed under the watched folder: `change` events
+        whose data is a FileEvent and whose id is the event's number (1, 2, ...), then one `end`
+        event, when the watch stopped, whose data is the final Watch. Reconnect with
+        `Last-Event-ID` to get exactly the events after that id. A watch holds its last 10,000
+        events (CrowNest Local): a client that asks for older ones first gets one `overflow`
+        change in their place. 400 `invalid_request` for a `Last-Event-ID` that the watch has
+        not sent.
+
+        Args:
+            watch_id: The watch's ID (`wch_...`).
+            last_event_id: The id of the last event received; the stream resumes after it.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `WatchEvent`s as they arrive (the request is sent when iteration begins); after a
+            broken connection the stream resumes after the last event received.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _stream_watch_events_request(sandbox_id=self._sandbox_id, watch_id=watch_id, last_event_id=last_event_id),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return self._client.event_stream(spec, timeout=timeout, max_retries=max_retries)
 
     async def write(
         self,
