@@ -174,6 +174,8 @@ def create_app(config: Config) -> Starlette:
         "streamCommandEvents": service.stream_events,
         "writeFile": files.write_file,
         "readFile": files.read_file,
+        "writeArchive": files.write_archive,
+        "readArchive": files.read_archive,
         "listFiles": files.list_files,
         "getFileInfo": files.get_file_info,
         "fileExists": files.file_exists,
