@@ -1,9 +1,10 @@
 """A child process for tests/test_dirs.py: 10,000 files up and down through one sandbox, with the peak RSS.
 
-Usage: dirs_memory.py BASE_URL sync|async WORK_DIR (the key in CROWNEST_API_KEY). Prints
-`key=value` lines: `equal` (the tree came back byte-exact), `rss_growth_kib` (the peak RSS during
-the transfers above the RSS before them, the peak reset through /proc/self/clear_refs), and the
-seconds each transfer took.
+Usage: dirs_memory.py BASE_URL WORK_DIR (the key in CROWNEST_API_KEY). Makes the tree once,
+sends it up and back down with the sync client, then with the async one, and prints
+`<mode>_<key>=value` lines: `equal` (the tree came back byte-exact), `rss_growth_kib` (the peak
+RSS during the transfers above the RSS before them, the peak reset through
+/proc/self/clear_refs), and the seconds each transfer took.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from crownest import AsyncCrowNest, CrowNest
 
 FILES = 10_000
-BIG = 48 * 1024 * 1024  # one file larger than the memory bound: only streaming keeps under it
+BIG = 40 * 1024 * 1024  # one file larger than the memory bound: only streaming keeps under it
 
 
 def make_tree(root: Path) -> None:
@@ -59,12 +60,12 @@ def run_sync(base_url: str, work: Path) -> dict[str, float]:
         sandbox = client.sandboxes.create(template="base")
         try:
             sandbox.files.upload_dir(work / "warm", "warm")  # the code paths, imported and warm
-            sandbox.files.download_dir("warm", work / "warm-back")
+            sandbox.files.download_dir("warm", work / "sync-warm")
             before = reset_peak()
             start = time.perf_counter()
             sandbox.files.upload_dir(work / "tree", "tree")
             up = time.perf_counter() - start
-            sandbox.files.download_dir("tree", work / "back")
+            sandbox.files.download_dir("tree", work / "sync")
             down = time.perf_counter() - start - up
             return {"rss_growth_kib": status("VmHWM") - before, "upload_s": up, "download_s": down}
         finally:
@@ -76,12 +77,12 @@ async def run_async(base_url: str, work: Path) -> dict[str, float]:
         sandbox = await client.sandboxes.create(template="base")
         try:
             await sandbox.files.upload_dir(work / "warm", "warm")
-            await sandbox.files.download_dir("warm", work / "warm-back")
+            await sandbox.files.download_dir("warm", work / "async-warm")
             before = reset_peak()
             start = time.perf_counter()
             await sandbox.files.upload_dir(work / "tree", "tree")
             up = time.perf_counter() - start
-            await sandbox.files.download_dir("tree", work / "back")
+            await sandbox.files.download_dir("tree", work / "async")
             down = time.perf_counter() - start - up
             return {"rss_growth_kib": status("VmHWM") - before, "upload_s": up, "download_s": down}
         finally:
@@ -89,14 +90,15 @@ async def run_async(base_url: str, work: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    base_url, mode, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    base_url, work = sys.argv[1], Path(sys.argv[2])
     make_tree(work / "tree")
     (work / "warm").mkdir(parents=True)
     (work / "warm" / "a.txt").write_text("warm")
-    figures = run_sync(base_url, work) if mode == "sync" else asyncio.run(run_async(base_url, work))
-    figures["equal"] = same_tree(work / "tree", work / "back")
-    for key, value in figures.items():
-        print(f"{key}={round(value, 2) if isinstance(value, float) else value}")
+    for mode, run in (("sync", run_sync), ("async", lambda url, w: asyncio.run(run_async(url, w)))):
+        figures: dict[str, object] = {**run(base_url, work)}
+        figures["equal"] = same_tree(work / "tree", work / mode)
+        for key, value in figures.items():
+            print(f"{mode}_{key}={round(value, 2) if isinstance(value, float) else value}", flush=True)
 
 
 if __name__ == "__main__":
