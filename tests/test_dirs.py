@@ -20,6 +20,16 @@ import pytest
 from crownest import BadRequestError, ConflictError, CrowNest, ResponseValidationError
 from crownest._handle import SandboxHandle
 from crownest_local import LocalServer
+from test_local_security import (  # the security suite's corpus and fixtures: the same attacks, as members
+    ABSOLUTE_OUTSIDE,
+    CORPUS,
+    LEXICAL_ESCAPES,
+    THROUGH_SYMLINKS,
+    outside,  # noqa: F401 (a fixture)
+    outside_untouched,
+    planted,  # noqa: F401 (a fixture)
+    server,  # noqa: F401 (a fixture)
+)
 
 HERE = Path(__file__).parent
 
@@ -284,3 +294,49 @@ def test_ten_thousand_files_round_trip_in_bounded_memory(crownest_local: LocalSe
     for mode in ("sync", "async"):
         assert figures[f"{mode}_equal"] == "True", figures
         assert int(figures[f"{mode}_rss_growth_kib"]) < 32 * 1024, figures
+
+
+# The security suite's path attacks (tests/test_local_security.py), as archive members.
+
+SENSITIVE = [Path("/etc/passwd"), Path("/etc/shadow"), Path("/root/.bashrc")]
+
+
+def fingerprint() -> dict[Path, bytes | None]:
+    return {path: path.read_bytes() if path.exists() else None for path in SENSITIVE}
+
+
+@pytest.mark.parametrize("path", CORPUS)
+def test_path_attacks_through_archive_members_change_nothing_outside(
+    path: str, server: LocalServer, planted: tuple[CrowNest, SandboxHandle], outside: Path
+) -> None:
+    """Each attack path as a file member, as a directory member with a file in it, and as the target
+    of a symlink member that a file member then goes through; sent into `/home/user`, where the
+    planted symlinks are. An escaping name is refused with its name; nothing outside changes."""
+    _, sandbox = planted
+    escapes = path in LEXICAL_ESCAPES or path in ABSOLUTE_OUTSIDE or path in THROUGH_SYMLINKS
+    before = fingerprint()
+    archives = {
+        "file": [(path, "file", "pwned")],
+        "directory": [(path, "dir", ""), (f"{path.rstrip('/')}/made", "file", "pwned")],
+        "symlink": [("via", "symlink", path), ("via/x", "file", "pwned")],
+    }
+    for kind, members in archives.items():
+        answer = put_archive(server, sandbox.id, ".", tar_of(*members))
+        refused = answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_archive"
+        if kind == "symlink":  # a file member never goes through a symlink, even one that stays inside
+            assert refused, (kind, path, answer.text)
+            assert answer.json()["error"]["details"]["member"] in ("via", "via/x")
+        elif escapes:
+            assert refused, (kind, path, answer.text)
+            names = {name for m in members for name in (m[0], m[0].rstrip("/"))}
+            assert answer.json()["error"]["details"]["member"] in names, (kind, path, answer.text)
+        else:
+            assert answer.status_code == 200, (kind, path, answer.text)
+            sandbox.files.delete(path.split("/")[0], recursive=True)  # room for the next kind
+        sandbox.files.delete("via") if sandbox.files.exists("via") else None
+    outside_untouched(outside)
+    assert fingerprint() == before
+    assert server.data_dir is not None
+    home = server.sandbox_folder(sandbox.id)
+    planted_anywhere = [p for p in server.data_dir.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_size == 5]
+    assert all(home in p.parents for p in planted_anywhere if p.read_bytes() == b"pwned")
