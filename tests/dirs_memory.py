@@ -1,10 +1,11 @@
 """A child process for tests/test_dirs.py: 10,000 files up and down through one sandbox, with the peak RSS.
 
-Usage: dirs_memory.py BASE_URL WORK_DIR (the key in CROWNEST_API_KEY). Makes the tree once,
-sends it up and back down with the sync client, then with the async one, and prints
-`<mode>_<key>=value` lines: `equal` (the tree came back byte-exact), `rss_growth_kib` (the peak
-RSS during the transfers above the RSS before them, the peak reset through
-/proc/self/clear_refs), and the seconds each transfer took.
+Usage: `dirs_memory.py make WORK_DIR` makes the tree in WORK_DIR/tree; then
+`dirs_memory.py sync|async BASE_URL WORK_DIR` (the key in CROWNEST_API_KEY) sends it up and back
+down into WORK_DIR/<mode> and prints `key=value` lines: `equal` (the tree came back byte-exact),
+`rss_growth_kib` (the peak RSS during the transfers above the RSS before them, the peak reset
+through /proc/self/clear_refs), and the seconds each transfer took. The sync and async runs can
+go at the same time, each in its own process.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def run_sync(base_url: str, work: Path) -> dict[str, float]:
     with CrowNest(base_url=base_url) as client:
         sandbox = client.sandboxes.create(template="base")
         try:
-            sandbox.files.upload_dir(work / "warm", "warm")  # the code paths, imported and warm
+            sandbox.files.write_many({"warm/a.txt": "warm"})  # the code paths, imported and warm
             sandbox.files.download_dir("warm", work / "sync-warm")
             before = reset_peak()
             start = time.perf_counter()
@@ -76,7 +77,7 @@ async def run_async(base_url: str, work: Path) -> dict[str, float]:
     async with AsyncCrowNest(base_url=base_url) as client:
         sandbox = await client.sandboxes.create(template="base")
         try:
-            await sandbox.files.upload_dir(work / "warm", "warm")
+            await sandbox.files.write_many({"warm/a.txt": "warm"})
             await sandbox.files.download_dir("warm", work / "async-warm")
             before = reset_peak()
             start = time.perf_counter()
@@ -90,15 +91,16 @@ async def run_async(base_url: str, work: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    base_url, work = sys.argv[1], Path(sys.argv[2])
-    make_tree(work / "tree")
-    (work / "warm").mkdir(parents=True)
-    (work / "warm" / "a.txt").write_text("warm")
-    for mode, run in (("sync", run_sync), ("async", lambda url, w: asyncio.run(run_async(url, w)))):
-        figures: dict[str, object] = {**run(base_url, work)}
-        figures["equal"] = same_tree(work / "tree", work / mode)
-        for key, value in figures.items():
-            print(f"{mode}_{key}={round(value, 2) if isinstance(value, float) else value}", flush=True)
+    if sys.argv[1] == "make":
+        make_tree(Path(sys.argv[2]) / "tree")
+        return
+    mode, base_url, work = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    figures: dict[str, object] = {
+        **(run_sync(base_url, work) if mode == "sync" else asyncio.run(run_async(base_url, work)))
+    }
+    figures["equal"] = same_tree(work / "tree", work / mode)
+    for key, value in figures.items():
+        print(f"{key}={round(value, 2) if isinstance(value, float) else value}")
 
 
 if __name__ == "__main__":

@@ -217,6 +217,8 @@ def extract(archive: str, local_dir: str) -> int:
     `tarfile.FilterError` naming it, after the members before it were written.
     """
     os.makedirs(local_dir, exist_ok=True)
+    if os.path.getsize(archive) == 0:  # no bytes at all: an archive of nothing, as GNU tar reads it
+        return 0
     count = 0
     with tarfile.open(archive, "r|") as tar:
         for info in tar:

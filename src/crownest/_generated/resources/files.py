@@ -1644,6 +1644,8 @@ class FilesWithRawResponse:
         self.url = to_raw_response(resource.url)
         self.write = to_raw_response(resource.write)
         self.write_archive = to_raw_response(resource.write_archive)
+        self.upload_dir = to_raw_response(resource.upload_dir)
+        self.write_many = to_raw_response(resource.write_many)
 
 
 class AsyncFilesWithRawResponse:
@@ -1662,6 +1664,8 @@ class AsyncFilesWithRawResponse:
         self.url = async_to_raw_response(resource.url)
         self.write = async_to_raw_response(resource.write)
         self.write_archive = async_to_raw_response(resource.write_archive)
+        self.upload_dir = async_to_raw_response(resource.upload_dir)
+        self.write_many = async_to_raw_response(resource.write_many)
 
 
 class FilesWithStreamingResponse:
