@@ -142,7 +142,12 @@ def _is_lazy(method: Any) -> bool:
     """A method that sends its request when iterated (a pager, a stream) or into a file or folder (a download)."""
     returns = str(inspect.signature(method).return_annotation)
     parameters = inspect.signature(method).parameters
-    return "Pager" in returns or "Stream" in returns or "to" in parameters or ("local_dir" in parameters and returns == "int")
+    return (
+        "Pager" in returns
+        or "Stream" in returns
+        or "to" in parameters
+        or ("local_dir" in parameters and returns == "int")
+    )
 
 
 def test_an_argument_error_names_the_python_argument(crownest_local: LocalServer) -> None:

@@ -17,21 +17,18 @@ from typing import Any
 import httpx
 import pytest
 
+import test_local_security
 from crownest import BadRequestError, ConflictError, CrowNest, ResponseValidationError
 from crownest._handle import SandboxHandle
 from crownest_local import LocalServer
-from test_local_security import (  # the security suite's corpus and fixtures: the same attacks, as members
-    ABSOLUTE_OUTSIDE,
-    CORPUS,
-    LEXICAL_ESCAPES,
-    THROUGH_SYMLINKS,
-    outside,  # noqa: F401 (a fixture)
-    outside_untouched,
-    planted,  # noqa: F401 (a fixture)
-    server,  # noqa: F401 (a fixture)
-)
+from test_local_security import ABSOLUTE_OUTSIDE, CORPUS, LEXICAL_ESCAPES, THROUGH_SYMLINKS, outside_untouched
 
 HERE = Path(__file__).parent
+# The security suite's fixtures, for its attacks repeated as archive members: a server in each
+# isolation mode, a host folder outside it, and a sandbox with symlinks planted that point out.
+server = test_local_security.server
+outside = test_local_security.outside
+planted = test_local_security.planted
 
 
 def make_project(root: Path) -> Path:
@@ -236,9 +233,7 @@ def test_member_n_failing_keeps_the_members_before_it_and_names_it(
     assert sorted(e.name for e in sandbox.files.list("partial")) == ["one.txt", "two.txt"]
 
 
-def test_type_conflicts_are_409_and_truncated_archives_400(
-    crownest_local: LocalServer, sandbox: SandboxHandle
-) -> None:
+def test_type_conflicts_are_409_and_truncated_archives_400(crownest_local: LocalServer, sandbox: SandboxHandle) -> None:
     sandbox.files.write_many({"c/file": "f", "c/dir/x": "x"})
     for member in (("dir", "file", "over a folder"), ("file/inner", "file", "through a file")):
         answer = put_archive(crownest_local, sandbox.id, "c", tar_of(member))
@@ -346,5 +341,7 @@ def test_path_attacks_through_archive_members_change_nothing_outside(
     assert fingerprint() == before
     assert server.data_dir is not None
     home = server.sandbox_folder(sandbox.id)
-    planted_anywhere = [p for p in server.data_dir.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_size == 5]
+    planted_anywhere = [
+        p for p in server.data_dir.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_size == 5
+    ]
     assert all(home in p.parents for p in planted_anywhere if p.read_bytes() == b"pwned")

@@ -33,4 +33,6 @@ with tempfile.TemporaryDirectory() as folder, CrowNest() as client:
 
     back = Path(folder) / "back"
     print("results:", sorted(p.read_text() for p in (back / "out").iterdir()))
-    print("sources intact:", filecmp.cmp(project / "app" / "module_42.py", back / "app" / "module_42.py", shallow=False))
+    print(
+        "sources intact:", filecmp.cmp(project / "app" / "module_42.py", back / "app" / "module_42.py", shallow=False)
+    )

@@ -226,6 +226,6 @@ def extract(archive: str, local_dir: str) -> int:
             if problem is not None:
                 raise tarfile.FilterError(f"archive member {info.name!r} {problem}")
             tar.extract(info, local_dir, filter="data")
-            tar.members.clear()  # a streamed archive keeps every member's TarInfo otherwise
+            tar.members.clear()  # type: ignore[attr-defined]  # a streamed archive keeps every TarInfo otherwise
             count += 1
     return count

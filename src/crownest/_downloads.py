@@ -72,7 +72,9 @@ class ArchiveFile:
         try:
             return extract(self.path, self.local_dir)
         except (tarfile.TarError, EOFError) as exc:
-            raise ResponseValidationError(f"The directory archive could not be extracted: {exc}", response=None) from exc
+            raise ResponseValidationError(
+                f"The directory archive could not be extracted: {exc}", response=None
+            ) from exc
 
     def __enter__(self) -> ArchiveFile:
         return self

@@ -26,7 +26,7 @@ import posixpath
 import secrets
 import stat
 import tarfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,8 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from crownest._archives import CHUNK, END, content, header, member_kind, member_problem
+from crownest._archives import END, content, header, member_kind, member_problem
+from crownest._uploads import CHUNK
 
 from ._beneath import FOLDER, Owner, give, subfolder, tree
 from ._errors import ApiProblem
@@ -68,7 +69,7 @@ class _Body:
     def read(self, size: int = -1) -> bytes:
         while not self._buffer:
             try:
-                chunk = asyncio.run_coroutine_threadsafe(anext(self._chunks), self._loop).result()  # type: ignore[arg-type]
+                chunk: bytes = asyncio.run_coroutine_threadsafe(anext(self._chunks), self._loop).result()  # type: ignore[arg-type]
             except StopAsyncIteration:
                 return b""
             self._buffer = memoryview(chunk)
@@ -118,7 +119,7 @@ class Extraction:
                     if self.written.members >= MAX_MEMBERS:
                         raise self.refused(member, f"is past the limit of {MAX_MEMBERS} members")
                     self._member(tar, info)
-                    tar.members.clear()  # a streamed archive keeps every member's TarInfo otherwise
+                    tar.members.clear()  # a streamed archive keeps every TarInfo otherwise
         except (tarfile.TarError, EOFError) as exc:
             raise self.refused(member, f"could not be read: {exc}") from None
         except ApiProblem as problem:
@@ -280,7 +281,7 @@ async def _chunks(fd: int) -> AsyncIterator[bytes]:
         await asyncio.to_thread(parts.close)
 
 
-def _archive(folder: int) -> Iterator[bytes]:
+def _archive(folder: int) -> Generator[bytes, None, None]:
     """The tar stream of the folder's contents, names relative to it, gathered into ~`CHUNK` pieces."""
     batch = bytearray()
     entries = tree(folder, ".")

@@ -36,6 +36,7 @@ from starlette.responses import Response
 
 from crownest._generated.models import Artifact, FileInfo, FileType
 
+from ._archives import ArchiveResponse, Extraction, make_folder
 from ._beneath import (
     FOLDER,
     RENAME_EXCHANGE,
@@ -53,7 +54,6 @@ from ._beneath import (
     subfolder,
     tree,
 )
-from ._archives import ArchiveResponse, Extraction, make_folder
 from ._content import ContentResponse
 from ._errors import ApiProblem, not_found
 from ._isolation import SandboxFolder
