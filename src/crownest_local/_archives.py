@@ -20,6 +20,7 @@ link) in a worker thread, sent as the tar stream chunk by chunk.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import posixpath
@@ -41,6 +42,9 @@ from ._beneath import FOLDER, Owner, give, subfolder, tree
 from ._errors import ApiProblem
 
 MAX_MEMBERS = 200_000
+# The longest wait for a chunk of the body: the server's guard ends a body slower than 1 KiB per
+# 30 s long before; this only ends a thread whose event loop has stopped.
+BODY_WAIT_S = 300
 
 
 @dataclass
@@ -69,7 +73,10 @@ class _Body:
     def read(self, size: int = -1) -> bytes:
         while not self._buffer:
             try:
-                chunk: bytes = asyncio.run_coroutine_threadsafe(anext(self._chunks), self._loop).result()  # type: ignore[arg-type]
+                future: concurrent.futures.Future[bytes] = asyncio.run_coroutine_threadsafe(
+                    anext(self._chunks), self._loop
+                )  # type: ignore[arg-type]
+                chunk: bytes = future.result(BODY_WAIT_S)
             except StopAsyncIteration:
                 return b""
             self._buffer = memoryview(chunk)
@@ -104,13 +111,17 @@ class Extraction:
         self._cached: tuple[str, int] | None = None  # the last parent folder entered, open
 
     async def run(self, request: Request) -> Written:
-        """Extract the request's body, in a worker thread; `written` counts what landed even on failure."""
+        """Extract the request's body, in a worker thread; `written` counts what landed even on failure.
+
+        The thread works on its own copy of the folder's descriptor: it may outlive the request.
+        """
         loop = asyncio.get_running_loop()
         body = _Body(request.stream(), loop)
-        await asyncio.to_thread(self._extract, body)
+        await asyncio.to_thread(self._extract, body, os.dup(self.folder))
         return self.written
 
-    def _extract(self, body: _Body) -> None:
+    def _extract(self, body: _Body, folder: int) -> None:
+        self.folder = folder
         member = ""
         try:
             with tarfile.open(fileobj=body, mode="r|", encoding="utf-8", errors="surrogateescape") as tar:  # type: ignore[call-overload]
@@ -129,6 +140,7 @@ class Extraction:
         finally:
             if self._cached is not None:
                 os.close(self._cached[1])
+            os.close(folder)
 
     def refused(self, member: str, reason: str) -> ApiProblem:
         where = f"Archive member {member!r}" if member else "The archive"
@@ -271,18 +283,27 @@ class ArchiveResponse(StreamingResponse):
 
 async def _chunks(fd: int) -> AsyncIterator[bytes]:
     """The archive's chunks, each made in a worker thread; the walk ends (and its files close) if the
-    client goes away."""
-    parts = _archive(fd)
+    client goes away. The walk has its own copy of `fd`: a thread may outlive the answer."""
+    parts = _archive(os.dup(fd))
     done = object()
     try:
         while (chunk := await asyncio.to_thread(next, parts, done)) is not done:
             yield chunk  # type: ignore[misc]
     finally:
-        await asyncio.to_thread(parts.close)
+        with contextlib.suppress(ValueError):  # still running in a thread: closed when collected
+            await asyncio.to_thread(parts.close)
 
 
 def _archive(folder: int) -> Generator[bytes, None, None]:
-    """The tar stream of the folder's contents, names relative to it, gathered into ~`CHUNK` pieces."""
+    """The tar stream of the folder's contents (the descriptor `folder`, which it closes), names
+    relative to it, gathered into ~`CHUNK` pieces."""
+    try:
+        yield from _members(folder)
+    finally:
+        os.close(folder)
+
+
+def _members(folder: int) -> Generator[bytes, None, None]:
     batch = bytearray()
     entries = tree(folder, ".")
     next(entries)  # the folder itself
