@@ -27,6 +27,7 @@ import stat
 import tarfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ._uploads import CHUNK, Progress, Upload
 
@@ -160,10 +161,7 @@ def _stream(root: str, entries: list[_Entry]) -> Iterator[bytes]:
         batch += header(entry.name, entry.mode, entry.size, entry.mtime, entry.link)
         if entry.link or stat.S_ISDIR(entry.mode):
             continue
-        try:
-            f = open(os.path.join(root, entry.name), "rb")  # noqa: SIM115 (closed below)
-        except FileNotFoundError:  # deleted since it was listed: sent as zeros, at its listed size
-            f = None
+        f = _open_regular(os.path.join(root, entry.name))
         try:
             for piece in content(f.read if f is not None else lambda n: b"", entry.size):
                 batch += piece
@@ -175,6 +173,19 @@ def _stream(root: str, entries: list[_Entry]) -> Iterator[bytes]:
                 f.close()
     batch += END
     yield bytes(batch)
+
+
+def _open_regular(path: str) -> BinaryIO | None:
+    """The regular file at `path`, opened to read; None if it is gone or is something else now (a
+    FIFO swapped in is never waited on, a link never followed): its entry is then sent as zeros."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
 
 
 def many_archive(name: str, files: Mapping[str, str | bytes], progress: Progress | None) -> tuple[str, Upload]:

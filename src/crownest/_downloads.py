@@ -66,6 +66,7 @@ class ArchiveFile:
         if os.path.exists(self.local_dir) and not os.path.isdir(self.local_dir):
             raise NotADirectoryError(f"local_dir: {self.local_dir!r} exists and is not a directory")
         parent, name = os.path.split(self.local_dir)
+        os.makedirs(parent, exist_ok=True)
         self.path = os.path.join(parent, f".{name}.{secrets.token_hex(4)}.tar")
 
     def extract(self) -> int:

@@ -20,7 +20,6 @@ link) in a worker thread, sent as the tar stream chunk by chunk.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import os
 import posixpath
@@ -70,13 +69,13 @@ class _Body:
         self._loop = loop
         self._buffer = memoryview(b"")
 
+    async def _next(self) -> bytes:
+        return await anext(self._chunks)
+
     def read(self, size: int = -1) -> bytes:
         while not self._buffer:
             try:
-                future: concurrent.futures.Future[bytes] = asyncio.run_coroutine_threadsafe(
-                    anext(self._chunks), self._loop
-                )  # type: ignore[arg-type]
-                chunk: bytes = future.result(BODY_WAIT_S)
+                chunk = asyncio.run_coroutine_threadsafe(self._next(), self._loop).result(BODY_WAIT_S)
             except StopAsyncIteration:
                 return b""
             self._buffer = memoryview(chunk)

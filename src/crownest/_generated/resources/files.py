@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import os
 from collections.abc import Mapping
@@ -1596,7 +1597,9 @@ class AsyncFiles:
             extra_query,
             extra_body,
         )
-        spec.content = directory_archive("local_dir", local_dir, progress)
+        spec.content = await asyncio.to_thread(
+            directory_archive, "local_dir", local_dir, progress
+        )  # it lists the folder
         return cast("ArchiveWritten", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def write_many(
@@ -2975,7 +2978,9 @@ class AsyncSandboxFiles:
             extra_query,
             extra_body,
         )
-        spec.content = directory_archive("local_dir", local_dir, progress)
+        spec.content = await asyncio.to_thread(
+            directory_archive, "local_dir", local_dir, progress
+        )  # it lists the folder
         return cast("ArchiveWritten", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
     async def write_many(
