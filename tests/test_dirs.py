@@ -223,14 +223,16 @@ def put_archive(server: LocalServer, sandbox_id: str, path: str, body: bytes) ->
 def test_member_n_failing_keeps_the_members_before_it_and_names_it(
     crownest_local: LocalServer, sandbox: SandboxHandle
 ) -> None:
-    body = tar_of(("one.txt", "file", "1"), ("two.txt", "file", "2"), ("../evil.txt", "file", "x"), ("z", "file", "z"))
+    members = [("deep/er/one.txt", "file", "1"), ("two.txt", "file", "2"), ("../evil.txt", "file", "x")]
+    body = tar_of(*members, ("z", "file", "z"))
     answer = put_archive(crownest_local, sandbox.id, "partial", body)
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert error["code"] == "invalid_archive"
     assert error["details"] == {"member": "../evil.txt", "reason": "has '..' in its name", "membersWritten": 2}
     assert "'../evil.txt'" in error["message"]
-    assert sorted(e.name for e in sandbox.files.list("partial")) == ["one.txt", "two.txt"]
+    assert sorted(e.name for e in sandbox.files.list("partial")) == ["deep", "two.txt"]  # not "z"
+    assert sandbox.files.read("partial/deep/er/one.txt") == b"1"
 
 
 def test_type_conflicts_are_409_and_truncated_archives_400(crownest_local: LocalServer, sandbox: SandboxHandle) -> None:
@@ -345,3 +347,18 @@ def test_path_attacks_through_archive_members_change_nothing_outside(
         p for p in server.data_dir.rglob("*") if p.is_file() and not p.is_symlink() and p.stat().st_size == 5
     ]
     assert all(home in p.parents for p in planted_anywhere if p.read_bytes() == b"pwned")
+
+
+def test_an_archive_past_the_member_limit_is_refused_at_that_member(
+    crownest_local: LocalServer, sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limit is 200,000; lowered here (the server runs in this process) to keep the test small."""
+    monkeypatch.setattr("crownest_local._archives.MAX_MEMBERS", 3)
+    body = tar_of(*[(f"m{i}", "file", str(i)) for i in range(5)])
+    answer = put_archive(crownest_local, sandbox.id, "limit", body)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_archive")
+    assert answer.json()["error"]["details"] == {
+        "member": "m3",
+        "reason": "is past the limit of 3 members",
+        "membersWritten": 3,
+    }

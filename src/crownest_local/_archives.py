@@ -55,9 +55,8 @@ class Written:
     symlinks: int = 0
     bytes_written: int = 0
 
-    @property
-    def members(self) -> int:
-        return self.files + self.directories + self.symlinks
+    members: int = 0
+    """Members of the archive written (or found in place) so far, in archive order."""
 
 
 class _Body:
@@ -129,6 +128,7 @@ class Extraction:
                     if self.written.members >= MAX_MEMBERS:
                         raise self.refused(member, f"is past the limit of {MAX_MEMBERS} members")
                     self._member(tar, info)
+                    self.written.members += 1
                     tar.members.clear()  # a streamed archive keeps every TarInfo otherwise
         except (tarfile.TarError, EOFError) as exc:
             raise self.refused(member, f"could not be read: {exc}") from None
