@@ -131,6 +131,27 @@ def test_uploads_into_existing_trees_replace_files_and_keep_the_rest(sandbox: Sa
     assert sandbox.files.info("proj/link").type_ == "symlink"
 
 
+def test_files_that_change_while_sent_keep_their_listed_size(sandbox: SandboxHandle, tmp_path: Path) -> None:
+    """The archive announced its size; a file that shrank is padded with zeros, one that grew is cut,
+    one swapped for a FIFO is sent as zeros (never waited on), so the upload still succeeds."""
+    project = tmp_path / "p"
+    project.mkdir()
+    for name in ("shrinks", "grows", "fifo"):
+        (project / name).write_bytes(b"x" * 1000)
+
+    def change(done: int, total: int | None) -> None:
+        if done == 0:  # listed, nothing read yet
+            (project / "shrinks").write_bytes(b"y" * 10)
+            (project / "grows").write_bytes(b"z" * 5000)
+            (project / "fifo").unlink()
+            os.mkfifo(project / "fifo")
+
+    sandbox.files.upload_dir(project, "changed", progress=change)
+    assert sandbox.files.read("changed/shrinks") == b"y" * 10 + bytes(990)
+    assert sandbox.files.read("changed/grows") == b"z" * 1000
+    assert sandbox.files.read("changed/fifo") == bytes(1000)
+
+
 def test_bad_local_input_is_refused_before_any_request(sandbox: SandboxHandle, tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError, match="local_dir"):
         sandbox.files.upload_dir(tmp_path / "missing", "x")
