@@ -193,20 +193,32 @@ def test_a_retry_sends_the_archive_again_from_the_folder(tmp_path: Path) -> None
 
 
 def test_a_hostile_archive_from_the_server_is_a_bad_answer(tmp_path: Path) -> None:
-    evil = io.BytesIO()
-    with tarfile.open(fileobj=evil, mode="w") as tar:
-        tar.addfile(tarfile.TarInfo("fine.txt"), io.BytesIO())
-        link = tarfile.TarInfo("out")
-        link.type, link.linkname = tarfile.SYMTYPE, "../../outside"
-        tar.addfile(link)
-    answers = [evil.getvalue(), b"not a tar at all" * 100]
+    """Only a mock sends what CrowNest Local never does: names that climb out, hard links, garbage."""
+    answers = [
+        tar_of(("fine.txt", "file", ""), ("../outside.txt", "file", "x")),
+        tar_of(("h", "hardlink", "fine.txt")),
+        b"not a tar at all" * 100,
+    ]
     http = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200, content=answers.pop(0))))
     with CrowNest(api_key="cn_test_x", base_url="https://api.test", http_client=http) as client, http:
-        with pytest.raises(ResponseValidationError, match="'out' is a symlink that points outside"):
+        with pytest.raises(ResponseValidationError, match=r"'\.\./outside\.txt' has '\.\.' in its name"):
             client.files.download_dir("sbx_1", "p", tmp_path / "in")
-        with pytest.raises(ResponseValidationError, match="could not be extracted"):
+        with pytest.raises(ResponseValidationError, match="'h' is a hard link"):
             client.files.download_dir("sbx_1", "p", tmp_path / "in2")
-    assert sorted(os.listdir(tmp_path)) == ["in", "in2"] and os.listdir(tmp_path / "in") == ["fine.txt"]
+        with pytest.raises(ResponseValidationError, match="could not be extracted"):
+            client.files.download_dir("sbx_1", "p", tmp_path / "in3")
+    assert sorted(os.listdir(tmp_path)) == ["in", "in2", "in3"] and os.listdir(tmp_path / "in") == ["fine.txt"]
+
+
+def test_symlinks_that_point_out_are_left_out_of_a_download_with_a_warning(
+    sandbox: SandboxHandle, tmp_path: Path
+) -> None:
+    script = "mkdir -p venv/bin && echo v > venv/ok && ln -s /usr/bin/python3 venv/bin/python && ln -s ../.. venv/up"
+    sandbox.commands.run(script, check=True)
+    with pytest.warns(UserWarning, match=r"left out 2 symlinks that point outside .*: 'up', 'bin/python'"):
+        count = sandbox.files.download_dir("venv", tmp_path / "venv")
+    assert count == 2 and sorted(os.listdir(tmp_path / "venv")) == ["bin", "ok"]
+    assert not os.listdir(tmp_path / "venv" / "bin")
 
 
 # Crafted archives sent straight to the endpoint (the SDK never makes them).

@@ -25,6 +25,7 @@ import os
 import posixpath
 import stat
 import tarfile
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -222,21 +223,39 @@ def many_archive(name: str, files: Mapping[str, str | bytes], progress: Progress
 
 
 def extract(archive: str, local_dir: str) -> int:
-    """Extract the tar file `archive` into `local_dir` (created if missing); the number of members.
+    """Extract the tar file `archive` into `local_dir` (created if missing); the number of entries made.
 
-    Read as a stream (one member's metadata in memory at a time); a refused member raises
-    `tarfile.FilterError` naming it, after the members before it were written.
+    Read as a stream (one member's metadata in memory at a time). A symlink that points outside
+    `local_dir` (absolute, or leading out) is left out, with a warning naming it: a sandbox may
+    hold such links (a virtualenv's `python -> /usr/bin/python3`), and they cannot be made here
+    safely. Any other member the rules refuse raises `tarfile.FilterError` naming it, after the
+    members before it were written.
     """
     os.makedirs(local_dir, exist_ok=True)
     if os.path.getsize(archive) == 0:  # no bytes at all: an archive of nothing, as GNU tar reads it
         return 0
     count = 0
+    left_out: list[str] = []
     with tarfile.open(archive, "r|") as tar:
         for info in tar:
-            problem = member_problem(info.name, member_kind(info), info.linkname)
-            if problem is not None:
+            kind = member_kind(info)
+            problem = member_problem(info.name, kind, info.linkname)
+            if problem is not None and kind == "symlink" and member_problem(info.name, "file") is None:
+                left_out.append(info.name)
+            elif problem is not None:
                 raise tarfile.FilterError(f"archive member {info.name!r} {problem}")
-            tar.extract(info, local_dir, filter="data")
+            else:
+                try:
+                    tar.extract(info, local_dir, filter="data")
+                    count += 1
+                except (tarfile.AbsoluteLinkError, tarfile.LinkOutsideDestinationError):
+                    left_out.append(info.name)  # leads out through links made before it
             tar.members.clear()  # type: ignore[attr-defined]  # a streamed archive keeps every TarInfo otherwise
-            count += 1
+    if left_out:
+        names = ", ".join(repr(name) for name in left_out[:5]) + (", ..." if len(left_out) > 5 else "")
+        warnings.warn(
+            f"download_dir left out {len(left_out)} symlinks that point outside {local_dir}: {names}",
+            UserWarning,
+            stacklevel=2,
+        )
     return count

@@ -171,10 +171,7 @@ class Extraction:
         if kind == "directory":
             self._directory(info.name, parent, name, info.mode)
         elif kind == "symlink":
-            self._replace(info.name, parent, name, lambda temp: os.symlink(info.linkname, temp, dir_fd=parent))
-            with contextlib.suppress(OSError):
-                if self.owner is not None:
-                    os.chown(name, *self.owner, dir_fd=parent, follow_symlinks=False)
+            self._replace(info.name, parent, name, lambda temp: self._symlink(parent, temp, info.linkname))
             self.written.symlinks += 1
         else:
             if info.size > self.max_file:
@@ -242,6 +239,11 @@ class Extraction:
             if isinstance(exc, OSError) and _is_folder(parent, name):
                 raise self.conflict(member, "a directory is in the way") from None
             raise
+
+    def _symlink(self, parent: int, temp: str, target: str) -> None:
+        os.symlink(target, temp, dir_fd=parent)
+        if self.owner is not None:
+            os.chown(temp, *self.owner, dir_fd=parent, follow_symlinks=False)
 
     def _write(self, parent: int, temp: str, source: Any, info: tarfile.TarInfo) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)

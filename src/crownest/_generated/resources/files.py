@@ -673,9 +673,9 @@ class Files:
 
         Returns everything beneath the directory `path` as an uncompressed tar stream, made as
         it is sent (constant memory; no `Content-Length`, no `Range`). Member names are
-        relative to `path`; symlinks are stored as symlinks and never followed; FIFOs,
-        sockets and device nodes are left out. 409 `not_a_directory` if `path` is not a
-        directory.
+        relative to `path`; symlinks are stored as symlinks (whatever their target) and never
+        followed; FIFOs, sockets and device nodes are left out. 409 `not_a_directory` if
+        `path` is not a directory.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -717,8 +717,9 @@ class Files:
         The archive streams into a temporary file beside `local_dir` (constant memory; a transfer that
         breaks starts over), then is extracted member by member, with the same rules as uploads: no
         member lands outside `local_dir`, links included (`ResponseValidationError` otherwise, after
-        the members before it were written). Existing files of the same name are replaced. `progress`,
-        if given, is called with (bytes received, None) as the archive arrives.
+        the members before it were written); a symlink that points outside is left out, with a
+        `UserWarning`. Existing files of the same name are replaced. `progress`, if given, is called
+        with (bytes received, None) as the archive arrives.
 
         Returns:
             The number of entries (files, directories, symlinks) extracted.
@@ -1348,9 +1349,9 @@ class AsyncFiles:
 
         Returns everything beneath the directory `path` as an uncompressed tar stream, made as
         it is sent (constant memory; no `Content-Length`, no `Range`). Member names are
-        relative to `path`; symlinks are stored as symlinks and never followed; FIFOs,
-        sockets and device nodes are left out. 409 `not_a_directory` if `path` is not a
-        directory.
+        relative to `path`; symlinks are stored as symlinks (whatever their target) and never
+        followed; FIFOs, sockets and device nodes are left out. 409 `not_a_directory` if
+        `path` is not a directory.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -1392,8 +1393,9 @@ class AsyncFiles:
         The archive streams into a temporary file beside `local_dir` (constant memory; a transfer that
         breaks starts over), then is extracted member by member, with the same rules as uploads: no
         member lands outside `local_dir`, links included (`ResponseValidationError` otherwise, after
-        the members before it were written). Existing files of the same name are replaced. `progress`,
-        if given, is called with (bytes received, None) as the archive arrives.
+        the members before it were written); a symlink that points outside is left out, with a
+        `UserWarning`. Existing files of the same name are replaced. `progress`, if given, is called
+        with (bytes received, None) as the archive arrives.
 
         Returns:
             The number of entries (files, directories, symlinks) extracted.
@@ -2077,9 +2079,9 @@ class SandboxFiles:
 
         Returns everything beneath the directory `path` as an uncompressed tar stream, made as
         it is sent (constant memory; no `Content-Length`, no `Range`). Member names are
-        relative to `path`; symlinks are stored as symlinks and never followed; FIFOs,
-        sockets and device nodes are left out. 409 `not_a_directory` if `path` is not a
-        directory.
+        relative to `path`; symlinks are stored as symlinks (whatever their target) and never
+        followed; FIFOs, sockets and device nodes are left out. 409 `not_a_directory` if
+        `path` is not a directory.
 
         Args:
             path: The directory to archive; relative paths resolve against `/home/user`.
@@ -2119,8 +2121,9 @@ class SandboxFiles:
         The archive streams into a temporary file beside `local_dir` (constant memory; a transfer that
         breaks starts over), then is extracted member by member, with the same rules as uploads: no
         member lands outside `local_dir`, links included (`ResponseValidationError` otherwise, after
-        the members before it were written). Existing files of the same name are replaced. `progress`,
-        if given, is called with (bytes received, None) as the archive arrives.
+        the members before it were written); a symlink that points outside is left out, with a
+        `UserWarning`. Existing files of the same name are replaced. `progress`, if given, is called
+        with (bytes received, None) as the archive arrives.
 
         Returns:
             The number of entries (files, directories, symlinks) extracted.
@@ -2738,9 +2741,9 @@ class AsyncSandboxFiles:
 
         Returns everything beneath the directory `path` as an uncompressed tar stream, made as
         it is sent (constant memory; no `Content-Length`, no `Range`). Member names are
-        relative to `path`; symlinks are stored as symlinks and never followed; FIFOs,
-        sockets and device nodes are left out. 409 `not_a_directory` if `path` is not a
-        directory.
+        relative to `path`; symlinks are stored as symlinks (whatever their target) and never
+        followed; FIFOs, sockets and device nodes are left out. 409 `not_a_directory` if
+        `path` is not a directory.
 
         Args:
             path: The directory to archive; relative paths resolve against `/home/user`.
@@ -2780,8 +2783,9 @@ class AsyncSandboxFiles:
         The archive streams into a temporary file beside `local_dir` (constant memory; a transfer that
         breaks starts over), then is extracted member by member, with the same rules as uploads: no
         member lands outside `local_dir`, links included (`ResponseValidationError` otherwise, after
-        the members before it were written). Existing files of the same name are replaced. `progress`,
-        if given, is called with (bytes received, None) as the archive arrives.
+        the members before it were written); a symlink that points outside is left out, with a
+        `UserWarning`. Existing files of the same name are replaced. `progress`, if given, is called
+        with (bytes received, None) as the archive arrives.
 
         Returns:
             The number of entries (files, directories, symlinks) extracted.
