@@ -395,3 +395,13 @@ def test_an_archive_past_the_member_limit_is_refused_at_that_member(
         "reason": "is past the limit of 3 members",
         "membersWritten": 3,
     }
+
+
+@pytest.mark.parametrize("name", [".", "./", "/"])
+def test_a_file_member_named_like_the_folder_itself_is_refused(
+    crownest_local: LocalServer, sandbox: SandboxHandle, name: str
+) -> None:
+    answer = put_archive(crownest_local, sandbox.id, "self", tar_of(("...", "file", "dots"), (name, "file", "x")))
+    assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_archive"), answer.text
+    assert answer.json()["error"]["details"]["membersWritten"] == 1
+    assert sandbox.files.read("self/...") == b"dots"  # a name of dots only is a name

@@ -51,6 +51,8 @@ def member_problem(name: str, kind: str, link: str = "") -> str | None:
         return "has an absolute name"
     if ".." in name.split("/"):
         return "has '..' in its name"
+    if kind != "directory" and not [part for part in name.split("/") if part not in ("", ".")]:
+        return "names the directory itself"
     if kind == "hardlink":
         return "is a hard link, which archives here may not contain"
     if kind == "other":

@@ -84,7 +84,7 @@ class _Body:
 
 
 class Extraction:
-    """One archive extracted into the folder open at `folder` (an `O_PATH` descriptor it does not own).
+    """One archive extracted into a folder, its files given to `owner`.
 
     `room` is what the sandbox's disk limit leaves; `over_quota` is raised past it, `too_large` for a
     file over `max_file` bytes.
@@ -92,14 +92,13 @@ class Extraction:
 
     def __init__(
         self,
-        folder: int,
         owner: Owner | None,
         room: int,
         max_file: int,
         over_quota: ApiProblem,
         too_large: ApiProblem,
     ) -> None:
-        self.folder = folder
+        self.folder = -1  # the destination, open in the extracting thread
         self.owner = owner
         self.room = room
         self.max_file = max_file
@@ -108,14 +107,15 @@ class Extraction:
         self.written = Written()
         self._cached: tuple[str, int] | None = None  # the last parent folder entered, open
 
-    async def run(self, request: Request) -> Written:
-        """Extract the request's body, in a worker thread; `written` counts what landed even on failure.
+    async def run(self, request: Request, folder: int) -> Written:
+        """Extract the request's body into the folder open at `folder`, in a worker thread; `written`
+        counts what landed even on failure.
 
-        The thread works on its own copy of the folder's descriptor: it may outlive the request.
+        The thread works on its own copy of `folder`: it may outlive the request.
         """
         loop = asyncio.get_running_loop()
         body = _Body(request.stream(), loop)
-        await asyncio.to_thread(self._extract, body, os.dup(self.folder))
+        await asyncio.to_thread(self._extract, body, os.dup(folder))
         return self.written
 
     def _extract(self, body: _Body, folder: int) -> None:

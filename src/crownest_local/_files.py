@@ -304,11 +304,9 @@ class Files:
                 assert target.name is not None
                 target.make_parents(folder.owner)
                 destination = make_folder(target.parent, target.name, 0o755, folder.owner)
-        extraction = Extraction(
-            destination, folder.owner, room, MAX_FILE_BYTES, self._over_quota(sandbox_id), too_large()
-        )
+        extraction = Extraction(folder.owner, room, MAX_FILE_BYTES, self._over_quota(sandbox_id), too_large())
         try:
-            written = await extraction.run(call.request)
+            written = await extraction.run(call.request, destination)
         finally:
             os.close(destination)
             used = self.service.disk_used
