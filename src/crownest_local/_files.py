@@ -303,7 +303,11 @@ class Files:
             else:
                 assert target.name is not None
                 target.make_parents(folder.owner)
-                destination = make_folder(target.parent, target.name, 0o755, folder.owner)
+                try:
+                    destination = make_folder(target.parent, target.name, 0o755, folder.owner)
+                except BaseException:
+                    target.undo()
+                    raise
         extraction = Extraction(folder.owner, room, MAX_FILE_BYTES, self._over_quota(sandbox_id), too_large())
         try:
             written = await extraction.run(call.request, destination)
