@@ -86,6 +86,10 @@ def test_a_project_goes_up_and_comes_back_the_same(sandbox: SandboxHandle, tmp_p
     count = sandbox.files.download_dir("work/proj", tmp_path / "back", progress=lambda done, _: received.append(done))
     assert count == len(snapshot(project))
     assert snapshot(tmp_path / "back") == snapshot(project)
+    os.utime(project / "run.sh", (0, 1_000_000_000))  # kept both ways, to the second, as tar does
+    sandbox.files.upload_dir(project, "work/proj")
+    sandbox.files.download_dir("work/proj", tmp_path / "back")
+    assert (tmp_path / "back" / "run.sh").stat().st_mtime == 1_000_000_000
     assert received == sorted(received) and received[-1] > 256_000
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tar")]  # the temporary archive is gone
 

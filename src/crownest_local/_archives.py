@@ -67,6 +67,7 @@ class _Body:
         self._chunks = chunks
         self._loop = loop
         self._buffer = memoryview(b"")
+        self.received = 0
 
     async def _next(self) -> bytes:
         return await anext(self._chunks)
@@ -78,6 +79,7 @@ class _Body:
             except StopAsyncIteration:
                 return b""
             self._buffer = memoryview(chunk)
+            self.received += len(chunk)
         size = len(self._buffer) if size < 0 else size
         piece, self._buffer = self._buffer[:size], self._buffer[size:]
         return bytes(piece)
@@ -131,6 +133,8 @@ class Extraction:
                     self.written.members += 1
                     tar.members.clear()  # a streamed archive keeps every TarInfo otherwise
         except (tarfile.TarError, EOFError) as exc:
+            if body.received == 0:  # no bytes at all: an archive of nothing, as GNU tar reads it
+                return
             raise self.refused(member, f"could not be read: {exc}") from None
         except ApiProblem as problem:
             problem.details.setdefault("member", member)
@@ -171,7 +175,7 @@ class Extraction:
         if kind == "directory":
             self._directory(info.name, parent, name, info.mode)
         elif kind == "symlink":
-            self._replace(info.name, parent, name, lambda temp: self._symlink(parent, temp, info.linkname))
+            self._replace(info.name, parent, name, lambda temp: self._symlink(parent, temp, info.linkname, info.mtime))
             self.written.symlinks += 1
         else:
             if info.size > self.max_file:
@@ -240,10 +244,11 @@ class Extraction:
                 raise self.conflict(member, "a directory is in the way") from None
             raise
 
-    def _symlink(self, parent: int, temp: str, target: str) -> None:
+    def _symlink(self, parent: int, temp: str, target: str, mtime: float) -> None:
         os.symlink(target, temp, dir_fd=parent)
         if self.owner is not None:
             os.chown(temp, *self.owner, dir_fd=parent, follow_symlinks=False)
+        os.utime(temp, (mtime, mtime), dir_fd=parent, follow_symlinks=False)
 
     def _write(self, parent: int, temp: str, source: Any, info: tarfile.TarInfo) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
@@ -251,7 +256,9 @@ class Extraction:
             give(fd, self.owner)
             while chunk := source.read(CHUNK):
                 f.write(chunk)
+            f.flush()
             os.fchmod(fd, info.mode & 0o777)
+            os.utime(fd, (info.mtime, info.mtime))  # as tar does: make-style builds go by it
 
 
 def _is_folder(parent: int, name: str) -> bool:

@@ -849,18 +849,20 @@ class Files:
 
         Extracts an uncompressed tar stream (POSIX, GNU or PAX) into the directory `path`,
         creating it and its parents, member by member as the body arrives (never buffered
-        whole). Regular files, directories and symlinks are accepted; every member name is
-        relative to `path`, and is refused (400 `invalid_archive`, naming the member) when it
-        is absolute, contains `..`, goes through a symlink or a file, is a hard link, device,
-        FIFO or other special entry, or is a symlink whose target is absolute or leaves
-        `path`. Each file is written under a temporary name and renamed over its name (an
-        existing symlink there is replaced, never followed); an existing directory where a
-        file or symlink should go, or an existing non-directory where a directory should go,
-        is 409 `archive_member_conflict`. Members apply in order: when member N fails, the
-        members before it stay written, member N leaves nothing, and the error's `details`
-        name the member (`member`), the `reason` and `membersWritten`. At most 200,000
-        members, each file at most 1 GiB (413 `payload_too_large`); 413 `disk_quota_exceeded`
-        when the files would take the sandbox past its `diskMb`.
+        whole); an empty body is an empty archive. Regular files, directories and symlinks
+        are accepted. Every member name is relative to `path`; a member is refused (400
+        `invalid_archive`, naming it) when its name is absolute, contains `..` or goes
+        through a symlink or a file, when it is a hard link, device, FIFO or other special
+        entry, or when it is a symlink whose target is absolute or leaves `path`. Each file
+        is written under a temporary name, with the member's permission bits and
+        modification time, and renamed over its name (an existing symlink there is
+        replaced, never followed). An existing directory where a file or symlink should go,
+        or an existing non-directory where a directory should go, is 409
+        `archive_member_conflict`. Members apply in order: when member N fails, the members
+        before it stay written, member N leaves nothing, and the error's `details` name the
+        member (`member`), the `reason` and `membersWritten`. At most 200,000 members, each
+        file at most 1 GiB (413 `payload_too_large`); 413 `disk_quota_exceeded` when the
+        files would take the sandbox past its `diskMb`.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -1527,18 +1529,20 @@ class AsyncFiles:
 
         Extracts an uncompressed tar stream (POSIX, GNU or PAX) into the directory `path`,
         creating it and its parents, member by member as the body arrives (never buffered
-        whole). Regular files, directories and symlinks are accepted; every member name is
-        relative to `path`, and is refused (400 `invalid_archive`, naming the member) when it
-        is absolute, contains `..`, goes through a symlink or a file, is a hard link, device,
-        FIFO or other special entry, or is a symlink whose target is absolute or leaves
-        `path`. Each file is written under a temporary name and renamed over its name (an
-        existing symlink there is replaced, never followed); an existing directory where a
-        file or symlink should go, or an existing non-directory where a directory should go,
-        is 409 `archive_member_conflict`. Members apply in order: when member N fails, the
-        members before it stay written, member N leaves nothing, and the error's `details`
-        name the member (`member`), the `reason` and `membersWritten`. At most 200,000
-        members, each file at most 1 GiB (413 `payload_too_large`); 413 `disk_quota_exceeded`
-        when the files would take the sandbox past its `diskMb`.
+        whole); an empty body is an empty archive. Regular files, directories and symlinks
+        are accepted. Every member name is relative to `path`; a member is refused (400
+        `invalid_archive`, naming it) when its name is absolute, contains `..` or goes
+        through a symlink or a file, when it is a hard link, device, FIFO or other special
+        entry, or when it is a symlink whose target is absolute or leaves `path`. Each file
+        is written under a temporary name, with the member's permission bits and
+        modification time, and renamed over its name (an existing symlink there is
+        replaced, never followed). An existing directory where a file or symlink should go,
+        or an existing non-directory where a directory should go, is 409
+        `archive_member_conflict`. Members apply in order: when member N fails, the members
+        before it stay written, member N leaves nothing, and the error's `details` name the
+        member (`member`), the `reason` and `membersWritten`. At most 200,000 members, each
+        file at most 1 GiB (413 `payload_too_large`); 413 `disk_quota_exceeded` when the
+        files would take the sandbox past its `diskMb`.
 
         Args:
             sandbox_id: The sandbox's ID (`sbx_...`).
@@ -2248,18 +2252,20 @@ class SandboxFiles:
 
         Extracts an uncompressed tar stream (POSIX, GNU or PAX) into the directory `path`,
         creating it and its parents, member by member as the body arrives (never buffered
-        whole). Regular files, directories and symlinks are accepted; every member name is
-        relative to `path`, and is refused (400 `invalid_archive`, naming the member) when it
-        is absolute, contains `..`, goes through a symlink or a file, is a hard link, device,
-        FIFO or other special entry, or is a symlink whose target is absolute or leaves
-        `path`. Each file is written under a temporary name and renamed over its name (an
-        existing symlink there is replaced, never followed); an existing directory where a
-        file or symlink should go, or an existing non-directory where a directory should go,
-        is 409 `archive_member_conflict`. Members apply in order: when member N fails, the
-        members before it stay written, member N leaves nothing, and the error's `details`
-        name the member (`member`), the `reason` and `membersWritten`. At most 200,000
-        members, each file at most 1 GiB (413 `payload_too_large`); 413 `disk_quota_exceeded`
-        when the files would take the sandbox past its `diskMb`.
+        whole); an empty body is an empty archive. Regular files, directories and symlinks
+        are accepted. Every member name is relative to `path`; a member is refused (400
+        `invalid_archive`, naming it) when its name is absolute, contains `..` or goes
+        through a symlink or a file, when it is a hard link, device, FIFO or other special
+        entry, or when it is a symlink whose target is absolute or leaves `path`. Each file
+        is written under a temporary name, with the member's permission bits and
+        modification time, and renamed over its name (an existing symlink there is
+        replaced, never followed). An existing directory where a file or symlink should go,
+        or an existing non-directory where a directory should go, is 409
+        `archive_member_conflict`. Members apply in order: when member N fails, the members
+        before it stay written, member N leaves nothing, and the error's `details` name the
+        member (`member`), the `reason` and `membersWritten`. At most 200,000 members, each
+        file at most 1 GiB (413 `payload_too_large`); 413 `disk_quota_exceeded` when the
+        files would take the sandbox past its `diskMb`.
 
         Args:
             path: The directory to extract into (created if missing); relative paths resolve against
@@ -2912,18 +2918,20 @@ class AsyncSandboxFiles:
 
         Extracts an uncompressed tar stream (POSIX, GNU or PAX) into the directory `path`,
         creating it and its parents, member by member as the body arrives (never buffered
-        whole). Regular files, directories and symlinks are accepted; every member name is
-        relative to `path`, and is refused (400 `invalid_archive`, naming the member) when it
-        is absolute, contains `..`, goes through a symlink or a file, is a hard link, device,
-        FIFO or other special entry, or is a symlink whose target is absolute or leaves
-        `path`. Each file is written under a temporary name and renamed over its name (an
-        existing symlink there is replaced, never followed); an existing directory where a
-        file or symlink should go, or an existing non-directory where a directory should go,
-        is 409 `archive_member_conflict`. Members apply in order: when member N fails, the
-        members before it stay written, member N leaves nothing, and the error's `details`
-        name the member (`member`), the `reason` and `membersWritten`. At most 200,000
-        members, each file at most 1 GiB (413 `payload_too_large`); 413 `disk_quota_exceeded`
-        when the files would take the sandbox past its `diskMb`.
+        whole); an empty body is an empty archive. Regular files, directories and symlinks
+        are accepted. Every member name is relative to `path`; a member is refused (400
+        `invalid_archive`, naming it) when its name is absolute, contains `..` or goes
+        through a symlink or a file, when it is a hard link, device, FIFO or other special
+        entry, or when it is a symlink whose target is absolute or leaves `path`. Each file
+        is written under a temporary name, with the member's permission bits and
+        modification time, and renamed over its name (an existing symlink there is
+        replaced, never followed). An existing directory where a file or symlink should go,
+        or an existing non-directory where a directory should go, is 409
+        `archive_member_conflict`. Members apply in order: when member N fails, the members
+        before it stay written, member N leaves nothing, and the error's `details` name the
+        member (`member`), the `reason` and `membersWritten`. At most 200,000 members, each
+        file at most 1 GiB (413 `payload_too_large`); 413 `disk_quota_exceeded` when the
+        files would take the sandbox past its `diskMb`.
 
         Args:
             path: The directory to extract into (created if missing); relative paths resolve against
