@@ -159,6 +159,10 @@ def test_files_that_change_while_sent_keep_their_listed_size(sandbox: SandboxHan
 def test_bad_local_input_is_refused_before_any_request(sandbox: SandboxHandle, tmp_path: Path) -> None:
     with pytest.raises(NotADirectoryError, match="local_dir"):
         sandbox.files.upload_dir(tmp_path / "missing", "x")
+    with pytest.raises(TypeError, match="remote_dir"):
+        sandbox.files.upload_dir(tmp_path, 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="remote_dir"):
+        sandbox.files.download_dir(None, tmp_path)  # type: ignore[arg-type]
     outward = tmp_path / "outward"
     outward.mkdir()
     os.symlink("/etc/passwd", outward / "passwd")

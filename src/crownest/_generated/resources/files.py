@@ -724,6 +724,7 @@ class Files:
         Returns:
             The number of entries (files, directories, symlinks) extracted.
         """
+        check_arg("remote_dir", remote_dir, "str", required=True)
         spec = with_extras(
             _read_archive_request(sandbox_id=sandbox_id, path=remote_dir), extra_headers, extra_query, extra_body
         )
@@ -917,6 +918,7 @@ class Files:
         again from the folder. `progress`, if given, is called with (bytes sent, total bytes) as the
         archive goes out.
         """
+        check_arg("remote_dir", remote_dir, "str", required=True)
         spec = with_extras(
             _write_archive_request(sandbox_id=sandbox_id, path=remote_dir, data=b"", progress=None),
             extra_headers,
@@ -1402,6 +1404,7 @@ class AsyncFiles:
         Returns:
             The number of entries (files, directories, symlinks) extracted.
         """
+        check_arg("remote_dir", remote_dir, "str", required=True)
         spec = with_extras(
             _read_archive_request(sandbox_id=sandbox_id, path=remote_dir), extra_headers, extra_query, extra_body
         )
@@ -1597,6 +1600,7 @@ class AsyncFiles:
         again from the folder. `progress`, if given, is called with (bytes sent, total bytes) as the
         archive goes out.
         """
+        check_arg("remote_dir", remote_dir, "str", required=True)
         spec = with_extras(
             _write_archive_request(sandbox_id=sandbox_id, path=remote_dir, data=b"", progress=None),
             extra_headers,
@@ -2132,6 +2136,7 @@ class SandboxFiles:
         Returns:
             The number of entries (files, directories, symlinks) extracted.
         """
+        check_arg("remote_dir", remote_dir, "str", required=True)
         spec = with_extras(
             _read_archive_request(sandbox_id=self._sandbox_id, path=remote_dir), extra_headers, extra_query, extra_body
         )
@@ -2318,6 +2323,7 @@ class SandboxFiles:
         again from the folder. `progress`, if given, is called with (bytes sent, total bytes) as the
         archive goes out.
         """
+        check_arg("remote_dir", remote_dir, "str", required=True)
         spec = with_extras(
             _write_archive_request(sandbox_id=self._sandbox_id, path=remote_dir, data=b"", progress=None),
             extra_headers,
@@ -2796,6 +2802,7 @@ class AsyncSandboxFiles:
         Returns:
             The number of entries (files, directories, symlinks) extracted.
         """
+        check_arg("remote_dir", remote_dir, "str", required=True)
         spec = with_extras(
             _read_archive_request(sandbox_id=self._sandbox_id, path=remote_dir), extra_headers, extra_query, extra_body
         )
@@ -2984,6 +2991,7 @@ class AsyncSandboxFiles:
         again from the folder. `progress`, if given, is called with (bytes sent, total bytes) as the
         archive goes out.
         """
+        check_arg("remote_dir", remote_dir, "str", required=True)
         spec = with_extras(
             _write_archive_request(sandbox_id=self._sandbox_id, path=remote_dir, data=b"", progress=None),
             extra_headers,
