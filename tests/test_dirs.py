@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import socket
 import stat
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -413,3 +415,35 @@ def test_a_file_member_named_like_the_folder_itself_is_refused(
     assert (answer.status_code, answer.json()["error"]["code"]) == (400, "invalid_archive"), answer.text
     assert answer.json()["error"]["details"]["membersWritten"] == 1
     assert sandbox.files.read("self/...") == b"dots"  # a name of dots only is a name
+
+
+def test_a_client_that_goes_away_mid_archive_leaves_whole_files_only(
+    crownest_local: LocalServer, sandbox: SandboxHandle
+) -> None:
+    """The connection closes in the middle of the second member's content: the first member stays,
+    the second leaves no temporary file behind."""
+    body = tar_of(("first.txt", "file", "1"), ("second.bin", "file", bytes(300_000)))
+    host, port = crownest_local.base_url.removeprefix("http://").split(":")
+    head = (
+        f"PUT /v1/sandboxes/{sandbox.id}/files/archive?path=gone HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {crownest_local.api_key}\r\nContent-Type: application/x-tar\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    folder = crownest_local.sandbox_folder(sandbox.id) / "home" / "gone"
+
+    def temporary() -> list[str]:
+        return [p for p in os.listdir(folder) if p.startswith(".upload-")] if folder.exists() else []
+
+    with socket.create_connection((host, int(port))) as conn:
+        conn.sendall(head.encode() + body[:100_000])
+        wait_for(lambda: bool(temporary()))  # the second member is being written
+    wait_for(lambda: not temporary())  # the server saw the connection close, and cleaned up
+    assert sorted(os.listdir(folder)) == ["first.txt"]
+    assert sandbox.files.read("gone/first.txt") == b"1"
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never came true"
+        time.sleep(0.02)
