@@ -57,6 +57,7 @@ EXTENSIONS = (
     "x-crownest-download-method",
     "x-crownest-stream-method",
     "x-crownest-text-method",
+    "x-crownest-archive",
     "x-crownest-map",
     "x-crownest-secret",
     "x-crownest-bytes",
@@ -73,7 +74,12 @@ HEADER = (
 
 def load_project(spec: Path, output: Path) -> Project:
     config = Config.from_sources(
-        ConfigFile(docstrings_on_attributes=True, post_hooks=[]),
+        ConfigFile(
+            docstrings_on_attributes=True,
+            post_hooks=[],
+            # tar bodies are binary like octet-stream ones; the media type itself is kept from the spec
+            content_type_overrides={"application/x-tar": "application/octet-stream"},
+        ),
         MetaType.NONE,
         spec,
         "utf-8",

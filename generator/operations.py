@@ -99,6 +99,7 @@ class Operation:
     run_start: str | None = None  # builder of the operation that starts the same command (x-crownest-run)
     run_stdin: str | None = None  # its parameter whose value, given, closes the command's stdin
     creates: bool = False  # answers 201: a new object, never the one the handle is
+    archive: dict[str, str] = field(default_factory=dict)  # x-crownest-archive: twin kind -> method name
 
     @property
     def streams(self) -> bool:
@@ -131,6 +132,19 @@ class Operation:
         required = [p.signature for p in params if p.required]
         optional = [p.signature for p in params if not p.required]
         return [*required, "to: str | os.PathLike[str]", "*", *optional]
+
+    def archive_signature(self, scoped: bool, first: str, second: str) -> list[str]:
+        """An archive twin's parameters: `sandbox_id` unless scoped, then `first` and `second`, then `*`."""
+        own = [p.signature for p in self.params_for(scoped) if p.is_sandbox_id]
+        return [*own, first, *([second] if second else []), "*"]
+
+    def archive_call_args(self, scoped: bool, path: str) -> list[str]:
+        """Arguments for the builder call of an archive twin: `path` sent as the directory, no content yet."""
+        given = {"path": path, "data": 'b""', "progress": "None"}
+        return [
+            f"{p.python_name}={given[p.python_name]}" if p.python_name in given else arg
+            for p, arg in zip(self.params, self.call_args(scoped), strict=True)
+        ]
 
     def call_args(self, scoped: bool) -> list[str]:
         """Arguments for the builder call, `sandbox_id` bound when scoped."""
@@ -379,7 +393,13 @@ def build_operation(
         )
     if "x-crownest-handle-method" in raw_op and not (own_tag and in_sandbox):
         raise ValueError(f"{name}: x-crownest-handle-method is for {HANDLE_TAG!r} operations on one sandbox")
-    twins = ("x-crownest-run", "x-crownest-text-method", "x-crownest-download-method", "x-crownest-stream-method")
+    twins = (
+        "x-crownest-run",
+        "x-crownest-text-method",
+        "x-crownest-download-method",
+        "x-crownest-stream-method",
+        "x-crownest-archive",
+    )
     if own_tag and in_sandbox and any(key in raw_op for key in twins):
         raise ValueError(f"{name}: the sandbox handle's own methods take none of {', '.join(twins)}")
     return Operation(
@@ -409,4 +429,25 @@ def build_operation(
         run_start=f"_{snake_case(run['start'])}_request" if run else None,
         run_stdin=snake_case(run["stdin"]) if run else None,
         creates=min(code for code in raw_op["responses"] if code.startswith("2")) == "201",
+        archive=_archive(name, raw_op, params, kind),
     )
+
+
+# `x-crownest-archive` twins: on an operation that writes a tar body into `path`, `directory` (a local
+# folder's archive, built as it is sent) and `many` (an archive of a mapping of paths to contents);
+# on one that reads `path` as a tar answer, `directory` (extracted into a local folder).
+_ARCHIVE_TWINS = {"write": ("directory", "many"), "read": ("directory",)}
+
+
+def _archive(name: str, raw_op: dict[str, Any], params: list[Param], kind: str) -> dict[str, str]:
+    twins = raw_op.get("x-crownest-archive")
+    if twins is None:
+        return {}
+    role = "write" if any(p.location == "content" for p in params) else "read"
+    others = [p.python_name for p in params if p.required and not p.is_sandbox_id and p.location != "content"]
+    if others != ["path"] or (role == "read" and kind != "bytes") or set(twins) - set(_ARCHIVE_TWINS[role]):
+        raise ValueError(
+            f"{name}: x-crownest-archive takes {', '.join(_ARCHIVE_TWINS[role])} on an operation whose one "
+            "required parameter is `path` and that sends a tar body or answers with one"
+        )
+    return {f"{role}_{twin}": str(method) for twin, method in twins.items()}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import os
+import tarfile
+from pathlib import Path
 from typing import Any
 
 T0 = "2026-11-26T12:00:00Z"
@@ -101,6 +105,32 @@ def file_info(**overrides: Any) -> dict[str, Any]:
         "modifiedAt": T0,
         **overrides,
     }
+
+
+def project_folder(folder: Path) -> Path:
+    """A local folder holding `a.txt` ("hi", mode 644, modified at 0), which `upload_dir` sends as `TAR`."""
+    folder.mkdir(exist_ok=True)
+    (folder / "a.txt").write_bytes(b"hi")
+    os.chmod(folder / "a.txt", 0o644)
+    os.utime(folder / "a.txt", (0, 0))
+    return folder
+
+
+def _tar() -> bytes:
+    """`a.txt` ("hi", mode 644, modified at 0) as a PAX tar, the way the SDK writes one."""
+    out = io.BytesIO()
+    info = tarfile.TarInfo("a.txt")
+    info.size, info.mode, info.mtime = 2, 0o644, 0
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(info, io.BytesIO(b"hi"))
+    return out.getvalue()[: 512 * 2] + bytes(1024)  # the header and content, then the end marker only
+
+
+TAR = _tar()
+
+
+def archive_written(**overrides: Any) -> dict[str, Any]:
+    return {"path": "/home/user/proj", "files": 1, "directories": 0, "symlinks": 0, "bytesWritten": 2, **overrides}
 
 
 def artifact(**overrides: Any) -> dict[str, Any]:

@@ -139,9 +139,15 @@ def test_raw_twins_cover_every_method_that_sends_when_called(client: CrowNest) -
 
 
 def _is_lazy(method: Any) -> bool:
-    """A method that sends its request when iterated (a pager, a stream) or into a file (a download)."""
+    """A method that sends its request when iterated (a pager, a stream) or into a file or folder (a download)."""
     returns = str(inspect.signature(method).return_annotation)
-    return "Pager" in returns or "Stream" in returns or "to" in inspect.signature(method).parameters
+    parameters = inspect.signature(method).parameters
+    return (
+        "Pager" in returns
+        or "Stream" in returns
+        or "to" in parameters
+        or ("local_dir" in parameters and returns == "int")
+    )
 
 
 def test_an_argument_error_names_the_python_argument(crownest_local: LocalServer) -> None:

@@ -35,10 +35,12 @@ from crownest import (
 from crownest._generated.resources import CLIENT_RESOURCES, SANDBOX_METHODS, SANDBOX_RESOURCES
 from crownest._generated.types import UNSET
 from crownest._handle import AsyncSandboxHandle, SandboxHandle
-from crownest.models import Artifact, Command, FileInfo, Preview, Sandbox, Template
+from crownest.models import ArchiveWritten, Artifact, Command, FileInfo, Preview, Sandbox, Template
 
 SBX = "sbx_1"
 DOWNLOAD_TO = Path(tempfile.gettempdir()) / f"crownest-test-download-{os.getpid()}"
+DOWNLOAD_DIR = Path(tempfile.gettempdir()) / f"crownest-test-download-dir-{os.getpid()}"
+UPLOAD_FROM = p.project_folder(Path(tempfile.gettempdir()) / f"crownest-test-upload-{os.getpid()}")
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Case:
     kwargs: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     body: Any = None  # JSON body, or bytes for content
+    content_type: str = "application/octet-stream"  # of a bytes body
     headers: dict[str, str] = field(default_factory=dict)
     on_handle: bool = False  # also on sandbox.<resource>, with sandbox_id bound
     check: Callable[[Any], bool] = lambda result: True
@@ -449,6 +452,67 @@ CASES = [
     ),
     Case(
         "files",
+        "write_archive",
+        (SBX, "proj", p.TAR),
+        "PUT",
+        "/v1/sandboxes/sbx_1/files/archive",
+        ok(p.archive_written()),
+        params={"path": "proj"},
+        body=p.TAR,
+        content_type="application/x-tar",
+        on_handle=True,
+        check=lambda r: isinstance(r, ArchiveWritten) and r.files == 1,
+    ),
+    Case(
+        "files",
+        "upload_dir",
+        (SBX, UPLOAD_FROM, "proj"),
+        "PUT",
+        "/v1/sandboxes/sbx_1/files/archive",
+        ok(p.archive_written()),
+        params={"path": "proj"},
+        body=p.TAR,
+        content_type="application/x-tar",
+        on_handle=True,
+        check=lambda r: isinstance(r, ArchiveWritten) and r.bytes_written == 2,
+    ),
+    Case(
+        "files",
+        "write_many",
+        (SBX, {"proj/a.txt": "hi"}),
+        "PUT",
+        "/v1/sandboxes/sbx_1/files/archive",
+        ok(p.archive_written()),
+        params={"path": "proj"},
+        body=p.TAR,
+        content_type="application/x-tar",
+        on_handle=True,
+        check=lambda r: isinstance(r, ArchiveWritten) and r.path == "/home/user/proj",
+    ),
+    Case(
+        "files",
+        "read_archive",
+        (SBX, "proj"),
+        "GET",
+        "/v1/sandboxes/sbx_1/files/archive",
+        httpx.Response(200, content=p.TAR),
+        params={"path": "proj"},
+        on_handle=True,
+        check=lambda r: r == p.TAR,
+    ),
+    Case(
+        "files",
+        "download_dir",
+        (SBX, "proj", DOWNLOAD_DIR),
+        "GET",
+        "/v1/sandboxes/sbx_1/files/archive",
+        httpx.Response(200, content=p.TAR),
+        params={"path": "proj"},
+        on_handle=True,
+        check=lambda r: r == 1 and (DOWNLOAD_DIR / "a.txt").read_bytes() == b"hi",
+    ),
+    Case(
+        "files",
         "list",
         (SBX, "/home/user"),
         "GET",
@@ -723,7 +787,7 @@ def _check_request(route: respx.Route, case: Case) -> None:
     assert _query(request) == case.params
     if isinstance(case.body, bytes):
         assert request.content == case.body
-        assert request.headers["content-type"] == "application/octet-stream"
+        assert request.headers["content-type"] == case.content_type
     elif case.body is not None:
         assert json.loads(request.content) == case.body
     else:

@@ -27,6 +27,12 @@ EXPECTED = {
         r"streamed back intact: True\n"
         r"artifact after the sandbox ended, intact: True\n"
     ),
+    "projects.py": (
+        r"uploaded 501 files into /home/user/project\n"
+        r"downloaded 508 entries\n"
+        r"results: \['0', '1', '4'\]\n"
+        r"sources intact: True\n"
+    ),
     "live_output.py": (
         r"\[stdout\] step 1\n\[stdout\] step 2\n\[stdout\] step 3\n\[stderr\] done\n"
         r"build ended: succeeded 0\n"

@@ -16,6 +16,7 @@ import hashlib
 import io
 import os
 import tarfile
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -129,6 +130,9 @@ def tar_names_and_contents(client: CrowNest, sandbox: SandboxHandle, path: str) 
 def attacks(client: CrowNest, sandbox: SandboxHandle) -> dict[str, Callable[[], object]]:
     """Each operation on a path through `d`; what it answers must not hold the canary or the host's names."""
     canary_sha = hashlib.sha256(CANARY).hexdigest()
+    local = Path(tempfile.mkdtemp())  # d/sub/canary.txt, for upload_dir: its members go through `d`
+    (local / "d" / "sub").mkdir(parents=True)
+    (local / "d" / "sub" / "canary.txt").write_bytes(b"overwritten")
 
     def move_in() -> object:
         sandbox.files.write("mine.txt", b"mine")
@@ -146,6 +150,9 @@ def attacks(client: CrowNest, sandbox: SandboxHandle) -> dict[str, Callable[[], 
         "info": lambda: sandbox.files.info("d/canary.txt").size_bytes,
         "artifact": lambda: sandbox.artifacts.create(path="d/canary.txt").sha256 == canary_sha,
         "artifact tar": lambda: tar_names_and_contents(client, sandbox, "d"),
+        "write many": lambda: sandbox.files.write_many({"d/canary.txt": "overwritten", "d/sub/new.txt": "new"}),
+        "upload dir": lambda: sandbox.files.upload_dir(local, "."),
+        "download dir": lambda: sandbox.files.read_archive("d"),
     }
 
 
@@ -162,7 +169,22 @@ def leaks(result: object) -> bool:
 
 @pytest.mark.parametrize(
     "operation",
-    ["write", "read", "stream", "delete", "move out", "move in", "mkdir", "list", "info", "artifact", "artifact tar"],
+    [
+        "write",
+        "read",
+        "stream",
+        "delete",
+        "move out",
+        "move in",
+        "mkdir",
+        "list",
+        "info",
+        "artifact",
+        "artifact tar",
+        "write many",
+        "upload dir",
+        "download dir",
+    ],
 )
 def test_a_swapped_link_never_takes_the_file_api_out(
     operation: str, swapping: tuple[CrowNest, SandboxHandle, Path], host: Path

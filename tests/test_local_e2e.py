@@ -11,7 +11,9 @@ import base64
 import functools
 import importlib
 import inspect
+import io
 import json
+import tarfile
 import tempfile
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -396,6 +398,35 @@ async def files(client: Any, sandbox: Any) -> None:
         assert put.status_code == 200 and await done(sandbox.files.read("/tmp/put.bin")) == b"put"
     seen_by_command = await done(sandbox.commands.run("cat /tmp/raw.bin | wc -c"))
     assert seen_by_command.stdout.strip() == "256"
+    await directories(client, sandbox)
+
+
+def tar_contents(archive: bytes) -> dict[str, bytes | None]:
+    """The members of a tar, each with its content (None for a folder)."""
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return {m.name: f.read() if (f := tar.extractfile(m)) else None for m in tar.getmembers()}
+
+
+async def directories(client: Any, sandbox: Any) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        local = Path(folder) / "proj"
+        (local / "src").mkdir(parents=True)
+        (local / "src" / "main.py").write_text("print(1)\n")
+        written = await done(sandbox.files.upload_dir(local, "proj"))
+        assert (written.path, written.files, written.directories) == ("/home/user/proj", 1, 1)
+        assert (await done(client.files.upload_dir(sandbox.id, local, "/tmp/proj"))).files == 1
+        many = await done(sandbox.files.write_many({"proj/a.txt": "a", "proj/src/b.txt": b"b"}))
+        assert (many.path, many.files) == ("/home/user/proj", 2)
+        assert (await done(client.files.write_many(sandbox.id, {"/tmp/proj/c.txt": "c"}))).path == "/tmp/proj"
+        assert await done(sandbox.files.download_dir("proj", Path(folder) / "back")) == 4
+        assert (Path(folder) / "back" / "src" / "b.txt").read_bytes() == b"b"
+        assert await done(client.files.download_dir(sandbox.id, "/tmp/proj", Path(folder) / "tmp")) == 3
+        tar = await done(sandbox.files.read_archive("proj"))
+        written = await done(client.files.write_archive(sandbox.id, "/tmp/copy", tar))
+        assert (written.files, written.bytes_written) == (3, len("print(1)\n") + 2)
+        copy = await done(client.files.read_archive(sandbox.id, "/tmp/copy"))
+        assert tar_contents(copy) == tar_contents(tar)
+        assert (await done(sandbox.files.write_archive("empty", b""))).files == 0
 
 
 async def artifacts(client: Any, sandbox: Any) -> None:

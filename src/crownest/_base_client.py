@@ -21,7 +21,7 @@ import httpx
 
 from ._bodies import aread_body, read_body
 from ._deadlines import DeadlinePassed, Job, attempt_budget, run_with_deadline
-from ._downloads import Download
+from ._downloads import ArchiveFile, Download
 from ._exceptions import (
     BodyNotReplayableError,
     CrowNestApiError,
@@ -508,6 +508,20 @@ class SyncAPIClient(BaseClient):
             download.abandon()
             raise
 
+    def download_dir(
+        self,
+        spec: RequestSpec,
+        local_dir: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> int:
+        """Stream a tar answer into a file beside `local_dir`, then extract it there (see `_archives`)."""
+        with ArchiveFile(local_dir) as archive:
+            self.download(spec, archive.path, progress=progress, timeout=timeout, max_retries=max_retries)
+            return archive.extract()
+
     def close(self) -> None:
         """Close the connections this client opened (not those of an `http_client` you passed)."""
         if self._owns_http:
@@ -691,6 +705,22 @@ class AsyncAPIClient(BaseClient):
         except BaseException:
             download.abandon()
             raise
+
+    async def download_dir(
+        self,
+        spec: RequestSpec,
+        local_dir: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> int:
+        """Stream a tar answer into a file beside `local_dir`, then extract it there in a worker thread."""
+        import asyncio
+
+        with ArchiveFile(local_dir) as archive:
+            await self.download(spec, archive.path, progress=progress, timeout=timeout, max_retries=max_retries)
+            return await asyncio.to_thread(archive.extract)
 
     def _check_loop(self, loop: object) -> None:
         """Connections belong to the event loop that opened them: refuse to reuse them from another."""

@@ -9,6 +9,9 @@ raises `BodyNotReplayableError` instead of retrying with a half-read stream.
 
 A `progress` callback gets (bytes sent, total bytes or None) as each chunk
 goes out; a retry sends the content again, so the count starts again at 0.
+
+An `Upload` made from a function (`make=`) calls it for each attempt: a tar
+stream of a local folder (`_archives`) is built afresh for a retry that way.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ FileContent: TypeAlias = "str | bytes | os.PathLike[str] | IO[bytes] | Iterable[
 class Upload:
     """A streamed request body. `attempts` counts how many times its content was handed out."""
 
-    __slots__ = ("_path", "_file", "_start", "_chunks", "_data", "_progress", "size", "attempts")
+    __slots__ = ("_path", "_file", "_start", "_chunks", "_data", "_make", "_progress", "size", "attempts")
 
     def __init__(
         self,
@@ -39,15 +42,18 @@ class Upload:
         file: IO[bytes] | None = None,
         chunks: Iterable[bytes] | None = None,
         data: bytes | None = None,
+        make: Callable[[], Iterable[bytes]] | None = None,
+        size: int | None = None,
         progress: Progress | None = None,
     ) -> None:
+        self._make = make
         self._path = path
         self._file = file
         self._chunks = chunks
         self._data = data
         self._progress = progress
         self._start = 0
-        self.size: int | None = None
+        self.size: int | None = size
         self.attempts = 0
         if data is not None:
             self.size = len(data)
@@ -60,11 +66,14 @@ class Upload:
 
     @property
     def replayable(self) -> bool:
-        return self._data is not None or self._path is not None or (self._file is not None and _seekable(self._file))
+        if self._data is not None or self._path is not None or self._make is not None:
+            return True
+        return self._file is not None and _seekable(self._file)
 
     def __repr__(self) -> str:
         source = "bytes" if self._data is not None else "path" if self._path is not None else "file"
-        return f"Upload({source if self._chunks is None else 'stream'}, size={self.size})"
+        source = "archive" if self._make is not None else source if self._chunks is None else "stream"
+        return f"Upload({source}, size={self.size})"
 
     def chunks(self) -> Iterator[bytes]:
         """The content for one attempt, read as it is sent."""
@@ -93,7 +102,9 @@ class Upload:
         return sent
 
     def _read(self) -> Iterator[bytes]:
-        if self._data is not None:
+        if self._make is not None:
+            yield from self._make()
+        elif self._data is not None:
             view = memoryview(self._data)
             yield from (bytes(view[i : i + CHUNK]) for i in range(0, len(view), CHUNK))
         elif self._path is not None:

@@ -184,6 +184,8 @@ def create_app(config: Config) -> Starlette:
         "streamPtyEvents": terminals.stream_pty_events,
         "writeFile": files.write_file,
         "readFile": files.read_file,
+        "writeArchive": files.write_archive,
+        "readArchive": files.read_archive,
         "listFiles": files.list_files,
         "getFileInfo": files.get_file_info,
         "fileExists": files.file_exists,

@@ -37,6 +37,7 @@ from starlette.responses import Response, StreamingResponse
 
 from crownest.models import Artifact, FileInfo, FileType
 
+from ._archives import ArchiveResponse, Extraction, make_folder
 from ._beneath import (
     FOLDER,
     RENAME_EXCHANGE,
@@ -285,6 +286,57 @@ class Files:
                     await _remove_replaced(target.parent, replaced)
             assert source.fd is not None
             return file_info(target_path, os.fstat(source.fd))
+
+    async def write_archive(self, call: Call) -> dict[str, Any]:
+        content_type = call.request.headers.get("content-type", "").split(";")[0].strip()
+        if content_type != "application/x-tar":
+            raise ApiProblem(
+                415,
+                "unsupported_media_type",
+                "An archive must be sent as application/x-tar.",
+                {"contentType": content_type},
+            )
+        folder = self.running_folder(call)
+        path = folder.virtual(call.query["path"])
+        sandbox_id = call.path["sandboxId"]
+        with folder.open(path, follow=True, missing_ok=True) as target:
+            if target.stat is not None and not target.is_folder:
+                raise conflict("not_a_directory", path, f"{path} is not a directory.")
+            room = await self._disk_room(sandbox_id, None)
+            if target.fd is not None:
+                destination = open_folder(target.fd)
+            else:
+                assert target.name is not None
+                target.make_parents(folder.owner)
+                try:
+                    destination = make_folder(target.parent, target.name, 0o755, folder.owner)
+                except BaseException:
+                    target.undo()
+                    raise
+        extraction = Extraction(folder.owner, room, MAX_FILE_BYTES, self._over_quota(sandbox_id), too_large())
+        try:
+            written = await extraction.run(call.request, destination)
+        finally:
+            os.close(destination)
+            used = self.service.disk_used
+            used[sandbox_id] = used.get(sandbox_id, 0) + extraction.written.bytes_written  # until the next measurement
+        return {
+            "path": path,
+            "files": written.files,
+            "directories": written.directories,
+            "symlinks": written.symlinks,
+            "bytesWritten": written.bytes_written,
+        }
+
+    async def read_archive(self, call: Call) -> Response:
+        folder = self.running_folder(call)
+        path = folder.virtual(call.query["path"])
+        with folder.open(path, follow=True) as target:
+            if target.fd is None:
+                raise file_not_found(path)
+            if not target.is_folder:
+                raise conflict("not_a_directory", path, f"{path} is not a directory.")
+            return ArchiveResponse(open_folder(target.fd))
 
     # Artifacts
 

@@ -1,4 +1,4 @@
-"""A Schemathesis check (loaded as hooks by tests/test_local_conformance.py): every event of a
+"""Schemathesis hooks for tests/test_local_conformance.py: a check that every event of a
 `text/event-stream` answer conforms to the `contentSchema` its response declares.
 
 Schemathesis's own schema check reads such a response's `schema` (here `type: string`, the body) as
@@ -70,3 +70,7 @@ def event_stream_conformance(ctx: Any, response: Any, case: Any) -> bool | None:
         return None
     check_events(response.content.decode(), schema)
     return True
+
+
+# A tar body is bytes like an octet-stream one (`writeArchive`); Schemathesis has no serializer of its own for it.
+schemathesis.serializer.alias("application/x-tar", "application/octet-stream")

@@ -40,6 +40,8 @@ ERROR_CODES: dict[str, int] = {
     "signed_url_used": 409,
     "file_exists": 409,
     "unsupported_file_type": 409,
+    "invalid_archive": 400,
+    "archive_member_conflict": 409,
     "payload_too_large": 413,
     "disk_quota_exceeded": 413,
     "unsupported_media_type": 415,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .api_error import ApiError
+    from .archive_written import ArchiveWritten
     from .artifact import Artifact
     from .artifact_create import ArtifactCreate
     from .artifact_list import ArtifactList
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
 
 _MODULES = {
     "ApiError": ".api_error",
+    "ArchiveWritten": ".archive_written",
     "Artifact": ".artifact",
     "ArtifactCreate": ".artifact_create",
     "ArtifactList": ".artifact_list",
@@ -137,6 +139,7 @@ _MODULES = {
 
 __all__ = (
     "ApiError",
+    "ArchiveWritten",
     "Artifact",
     "ArtifactCreate",
     "ArtifactList",

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, cast
 
+from ..._archives import directory_archive, many_archive
 from ..._handle import AsyncWatchHandle, WatchHandle
 from ..._response import async_to_raw_response, async_to_streamed_response, to_raw_response, to_streamed_response
 from ..._streams import AsyncStream, Stream
@@ -24,6 +27,7 @@ from ..._types import (
     with_extras,
 )
 from ..._uploads import FileContent, Progress, file_content
+from ...models.archive_written import ArchiveWritten
 from ...models.file_exists import FileExists
 from ...models.file_info import FileInfo
 from ...models.file_list import FileList
@@ -186,6 +190,25 @@ def _read_file_request(
     )
 
 
+def _read_archive_request(
+    *,
+    sandbox_id: str,
+    path: str,
+) -> RequestSpec:
+    check_arg("path", path, "str", required=True)
+    return RequestSpec(
+        "GET",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/files/archive",
+        kind="bytes",
+        params={
+            "path": path,
+        },
+        headers={
+            "Accept": "application/x-tar",
+        },
+    )
+
+
 def _delete_watch_request(
     *,
     sandbox_id: str,
@@ -289,6 +312,30 @@ def _write_file_request(
         },
         headers={
             "Content-Type": "application/octet-stream",
+        },
+        content=file_content("data", data, progress),
+    )
+
+
+def _write_archive_request(
+    *,
+    sandbox_id: str,
+    path: str,
+    data: FileContent,
+    progress: Progress | None,
+) -> RequestSpec:
+    check_arg("path", path, "str", required=True)
+    check_arg("progress", progress, "callable")
+    return RequestSpec(
+        "PUT",
+        f"/v1/sandboxes/{encode_path_param('sandbox_id', sandbox_id)}/files/archive",
+        kind="model",
+        parse=ArchiveWritten.from_dict,
+        params={
+            "path": path,
+        },
+        headers={
+            "Content-Type": "application/x-tar",
         },
         content=file_content("data", data, progress),
     )
@@ -673,6 +720,78 @@ class Files:
         spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
+    def read_archive(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> bytes:
+        """Read a tree of files as a tar archive.
+
+        Returns everything beneath the directory `path` as an uncompressed tar stream, made as
+        it is sent (constant memory; no `Content-Length`, no `Range`). Member names are
+        relative to `path`; symlinks are stored as symlinks (whatever their target) and never
+        followed; FIFOs, sockets and device nodes are left out. 409 `not_a_directory` if
+        `path` is not a directory.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The directory to archive; relative paths resolve against `/home/user`.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The content, as bytes.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _read_archive_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
+        return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def download_dir(
+        self,
+        sandbox_id: str,
+        remote_dir: str,
+        local_dir: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> int:
+        """Like `read_archive`, extracted into the local directory `local_dir` (created if missing).
+
+        The archive streams into a temporary file beside `local_dir` (constant memory; a transfer that
+        breaks starts over), then is extracted member by member, with the same rules as uploads: no
+        member lands outside `local_dir`, links included (`ResponseValidationError` otherwise, after
+        the members before it were written); a symlink that points outside is left out, with a
+        `UserWarning`. Existing files of the same name are replaced. `progress`, if given, is called
+        with (bytes received, None) as the archive arrives.
+
+        Returns:
+            The number of entries (files, directories, symlinks) extracted.
+        """
+        check_arg("remote_dir", remote_dir, "str", required=True)
+        spec = with_extras(
+            _read_archive_request(sandbox_id=sandbox_id, path=remote_dir), extra_headers, extra_query, extra_body
+        )
+        return self._client.download_dir(spec, local_dir, progress=progress, timeout=timeout, max_retries=max_retries)
+
     def unwatch(
         self,
         sandbox_id: str,
@@ -919,6 +1038,129 @@ class Files:
             extra_body,
         )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def write_archive(
+        self,
+        sandbox_id: str,
+        path: str,
+        data: FileContent,
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> ArchiveWritten:
+        """Write a tree of files from a tar archive.
+
+        Extracts an uncompressed tar stream (POSIX, GNU or PAX) into the directory `path`,
+        creating it and its parents, member by member as the body arrives (never buffered
+        whole); an empty body is an empty archive. Regular files, directories and symlinks
+        are accepted. Every member name is relative to `path`; a member is refused (400
+        `invalid_archive`, naming it) when its name is absolute, contains `..` or goes
+        through a symlink or a file, when it is a hard link, device, FIFO or other special
+        entry, or when it is a symlink whose target is absolute or leaves `path`. Each file
+        is written under a temporary name, with the member's permission bits and
+        modification time, and renamed over its name (an existing symlink there is
+        replaced, never followed). An existing directory where a file or symlink should go,
+        or an existing non-directory where a directory should go, is 409
+        `archive_member_conflict`. Members apply in order: when member N fails, the members
+        before it stay written, member N leaves nothing, and the error's `details` name the
+        member (`member`), the `reason` and `membersWritten`. At most 200,000 members, each
+        file at most 1 GiB (413 `payload_too_large`); 413 `disk_quota_exceeded` when the
+        files would take the sandbox past its `diskMb`.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The directory to extract into (created if missing); relative paths resolve against
+                `/home/user`.
+            data: An uncompressed tar archive. The SDK takes bytes, a path, a binary file object or an
+                iterable of bytes; `upload_dir` builds it from a local directory as it is sent (constant
+                memory, rebuilt on a retry) and `write_many` from a mapping of paths to contents.
+            progress: Called with (bytes sent, total bytes or None) as the content goes out; it starts again at
+                0 on a retry.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `ArchiveWritten`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _write_archive_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("ArchiveWritten", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def upload_dir(
+        self,
+        sandbox_id: str,
+        local_dir: str | os.PathLike[str],
+        remote_dir: str,
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> ArchiveWritten:
+        """Like `write_archive`, with the archive made from the local directory `local_dir` as it is sent.
+
+        Everything beneath `local_dir` lands beneath `remote_dir` in one request, in constant memory
+        (the folder is listed first; contents are read as they are sent): regular files, directories
+        and symlinks (as symlinks; one whose target is absolute or leaves the folder raises `ValueError`
+        before anything is sent); FIFOs, sockets and devices are left out. A retry builds the archive
+        again from the folder. `progress`, if given, is called with (bytes sent, total bytes) as the
+        archive goes out.
+        """
+        check_arg("remote_dir", remote_dir, "str", required=True)
+        spec = with_extras(
+            _write_archive_request(sandbox_id=sandbox_id, path=remote_dir, data=b"", progress=None),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        spec.content = directory_archive("local_dir", local_dir, progress)
+        return cast("ArchiveWritten", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def write_many(
+        self,
+        sandbox_id: str,
+        files: Mapping[str, str | bytes],
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> ArchiveWritten:
+        """Like `write_archive`, for a mapping of file paths to their contents (text is sent as UTF-8).
+
+        All the files go in one request, as an archive built in memory (64 MiB in all at most; use
+        `upload_dir` for more). Paths are all absolute or all relative to `/home/user`; the archive is
+        extracted into their deepest common directory, so the answer's `path` is that directory.
+        """
+        base, archive = many_archive("files", files, progress)
+        spec = with_extras(
+            _write_archive_request(sandbox_id=sandbox_id, path=base, data=b"", progress=None),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        spec.content = archive
+        return cast("ArchiveWritten", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
 class AsyncFiles:
@@ -1302,6 +1544,80 @@ class AsyncFiles:
         spec = with_extras(_read_file_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body)
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
+    async def read_archive(
+        self,
+        sandbox_id: str,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> bytes:
+        """Read a tree of files as a tar archive.
+
+        Returns everything beneath the directory `path` as an uncompressed tar stream, made as
+        it is sent (constant memory; no `Content-Length`, no `Range`). Member names are
+        relative to `path`; symlinks are stored as symlinks (whatever their target) and never
+        followed; FIFOs, sockets and device nodes are left out. 409 `not_a_directory` if
+        `path` is not a directory.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The directory to archive; relative paths resolve against `/home/user`.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The content, as bytes.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _read_archive_request(sandbox_id=sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
+        return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def download_dir(
+        self,
+        sandbox_id: str,
+        remote_dir: str,
+        local_dir: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> int:
+        """Like `read_archive`, extracted into the local directory `local_dir` (created if missing).
+
+        The archive streams into a temporary file beside `local_dir` (constant memory; a transfer that
+        breaks starts over), then is extracted member by member, with the same rules as uploads: no
+        member lands outside `local_dir`, links included (`ResponseValidationError` otherwise, after
+        the members before it were written); a symlink that points outside is left out, with a
+        `UserWarning`. Existing files of the same name are replaced. `progress`, if given, is called
+        with (bytes received, None) as the archive arrives.
+
+        Returns:
+            The number of entries (files, directories, symlinks) extracted.
+        """
+        check_arg("remote_dir", remote_dir, "str", required=True)
+        spec = with_extras(
+            _read_archive_request(sandbox_id=sandbox_id, path=remote_dir), extra_headers, extra_query, extra_body
+        )
+        return await self._client.download_dir(
+            spec, local_dir, progress=progress, timeout=timeout, max_retries=max_retries
+        )
+
     async def unwatch(
         self,
         sandbox_id: str,
@@ -1551,6 +1867,131 @@ class AsyncFiles:
         )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
+    async def write_archive(
+        self,
+        sandbox_id: str,
+        path: str,
+        data: FileContent,
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> ArchiveWritten:
+        """Write a tree of files from a tar archive.
+
+        Extracts an uncompressed tar stream (POSIX, GNU or PAX) into the directory `path`,
+        creating it and its parents, member by member as the body arrives (never buffered
+        whole); an empty body is an empty archive. Regular files, directories and symlinks
+        are accepted. Every member name is relative to `path`; a member is refused (400
+        `invalid_archive`, naming it) when its name is absolute, contains `..` or goes
+        through a symlink or a file, when it is a hard link, device, FIFO or other special
+        entry, or when it is a symlink whose target is absolute or leaves `path`. Each file
+        is written under a temporary name, with the member's permission bits and
+        modification time, and renamed over its name (an existing symlink there is
+        replaced, never followed). An existing directory where a file or symlink should go,
+        or an existing non-directory where a directory should go, is 409
+        `archive_member_conflict`. Members apply in order: when member N fails, the members
+        before it stay written, member N leaves nothing, and the error's `details` name the
+        member (`member`), the `reason` and `membersWritten`. At most 200,000 members, each
+        file at most 1 GiB (413 `payload_too_large`); 413 `disk_quota_exceeded` when the
+        files would take the sandbox past its `diskMb`.
+
+        Args:
+            sandbox_id: The sandbox's ID (`sbx_...`).
+            path: The directory to extract into (created if missing); relative paths resolve against
+                `/home/user`.
+            data: An uncompressed tar archive. The SDK takes bytes, a path, a binary file object or an
+                iterable of bytes; `upload_dir` builds it from a local directory as it is sent (constant
+                memory, rebuilt on a retry) and `write_many` from a mapping of paths to contents.
+            progress: Called with (bytes sent, total bytes or None) as the content goes out; it starts again at
+                0 on a retry.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `ArchiveWritten`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _write_archive_request(sandbox_id=sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("ArchiveWritten", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def upload_dir(
+        self,
+        sandbox_id: str,
+        local_dir: str | os.PathLike[str],
+        remote_dir: str,
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> ArchiveWritten:
+        """Like `write_archive`, with the archive made from the local directory `local_dir` as it is sent.
+
+        Everything beneath `local_dir` lands beneath `remote_dir` in one request, in constant memory
+        (the folder is listed first; contents are read as they are sent): regular files, directories
+        and symlinks (as symlinks; one whose target is absolute or leaves the folder raises `ValueError`
+        before anything is sent); FIFOs, sockets and devices are left out. A retry builds the archive
+        again from the folder. `progress`, if given, is called with (bytes sent, total bytes) as the
+        archive goes out.
+        """
+        check_arg("remote_dir", remote_dir, "str", required=True)
+        spec = with_extras(
+            _write_archive_request(sandbox_id=sandbox_id, path=remote_dir, data=b"", progress=None),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        spec.content = await asyncio.to_thread(
+            directory_archive, "local_dir", local_dir, progress
+        )  # it lists the folder
+        return cast("ArchiveWritten", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def write_many(
+        self,
+        sandbox_id: str,
+        files: Mapping[str, str | bytes],
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> ArchiveWritten:
+        """Like `write_archive`, for a mapping of file paths to their contents (text is sent as UTF-8).
+
+        All the files go in one request, as an archive built in memory (64 MiB in all at most; use
+        `upload_dir` for more). Paths are all absolute or all relative to `/home/user`; the archive is
+        extracted into their deepest common directory, so the answer's `path` is that directory.
+        """
+        base, archive = many_archive("files", files, progress)
+        spec = with_extras(
+            _write_archive_request(sandbox_id=sandbox_id, path=base, data=b"", progress=None),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        spec.content = archive
+        return cast("ArchiveWritten", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
 
 class FilesWithRawResponse:
     """`Files` with each method giving a `RawResponse` (status, headers, request ID, `parse()`)."""
@@ -1564,10 +2005,14 @@ class FilesWithRawResponse:
         self.move = to_raw_response(resource.move)
         self.read = to_raw_response(resource.read)
         self.read_text = to_raw_response(resource.read_text)
+        self.read_archive = to_raw_response(resource.read_archive)
         self.unwatch = to_raw_response(resource.unwatch)
         self.url = to_raw_response(resource.url)
         self.watch = to_raw_response(resource.watch)
         self.write = to_raw_response(resource.write)
+        self.write_archive = to_raw_response(resource.write_archive)
+        self.upload_dir = to_raw_response(resource.upload_dir)
+        self.write_many = to_raw_response(resource.write_many)
 
 
 class AsyncFilesWithRawResponse:
@@ -1582,10 +2027,14 @@ class AsyncFilesWithRawResponse:
         self.move = async_to_raw_response(resource.move)
         self.read = async_to_raw_response(resource.read)
         self.read_text = async_to_raw_response(resource.read_text)
+        self.read_archive = async_to_raw_response(resource.read_archive)
         self.unwatch = async_to_raw_response(resource.unwatch)
         self.url = async_to_raw_response(resource.url)
         self.watch = async_to_raw_response(resource.watch)
         self.write = async_to_raw_response(resource.write)
+        self.write_archive = async_to_raw_response(resource.write_archive)
+        self.upload_dir = async_to_raw_response(resource.upload_dir)
+        self.write_many = async_to_raw_response(resource.write_many)
 
 
 class FilesWithStreamingResponse:
@@ -1982,6 +2431,75 @@ class SandboxFiles:
         )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
+    def read_archive(
+        self,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> bytes:
+        """Read a tree of files as a tar archive.
+
+        Returns everything beneath the directory `path` as an uncompressed tar stream, made as
+        it is sent (constant memory; no `Content-Length`, no `Range`). Member names are
+        relative to `path`; symlinks are stored as symlinks (whatever their target) and never
+        followed; FIFOs, sockets and device nodes are left out. 409 `not_a_directory` if
+        `path` is not a directory.
+
+        Args:
+            path: The directory to archive; relative paths resolve against `/home/user`.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The content, as bytes.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _read_archive_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
+        return cast("bytes", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def download_dir(
+        self,
+        remote_dir: str,
+        local_dir: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> int:
+        """Like `read_archive`, extracted into the local directory `local_dir` (created if missing).
+
+        The archive streams into a temporary file beside `local_dir` (constant memory; a transfer that
+        breaks starts over), then is extracted member by member, with the same rules as uploads: no
+        member lands outside `local_dir`, links included (`ResponseValidationError` otherwise, after
+        the members before it were written); a symlink that points outside is left out, with a
+        `UserWarning`. Existing files of the same name are replaced. `progress`, if given, is called
+        with (bytes received, None) as the archive arrives.
+
+        Returns:
+            The number of entries (files, directories, symlinks) extracted.
+        """
+        check_arg("remote_dir", remote_dir, "str", required=True)
+        spec = with_extras(
+            _read_archive_request(sandbox_id=self._sandbox_id, path=remote_dir), extra_headers, extra_query, extra_body
+        )
+        return self._client.download_dir(spec, local_dir, progress=progress, timeout=timeout, max_retries=max_retries)
+
     def unwatch(
         self,
         watch_id: str,
@@ -2221,6 +2739,125 @@ class SandboxFiles:
             extra_body,
         )
         return cast("FileInfo", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def write_archive(
+        self,
+        path: str,
+        data: FileContent,
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> ArchiveWritten:
+        """Write a tree of files from a tar archive.
+
+        Extracts an uncompressed tar stream (POSIX, GNU or PAX) into the directory `path`,
+        creating it and its parents, member by member as the body arrives (never buffered
+        whole); an empty body is an empty archive. Regular files, directories and symlinks
+        are accepted. Every member name is relative to `path`; a member is refused (400
+        `invalid_archive`, naming it) when its name is absolute, contains `..` or goes
+        through a symlink or a file, when it is a hard link, device, FIFO or other special
+        entry, or when it is a symlink whose target is absolute or leaves `path`. Each file
+        is written under a temporary name, with the member's permission bits and
+        modification time, and renamed over its name (an existing symlink there is
+        replaced, never followed). An existing directory where a file or symlink should go,
+        or an existing non-directory where a directory should go, is 409
+        `archive_member_conflict`. Members apply in order: when member N fails, the members
+        before it stay written, member N leaves nothing, and the error's `details` name the
+        member (`member`), the `reason` and `membersWritten`. At most 200,000 members, each
+        file at most 1 GiB (413 `payload_too_large`); 413 `disk_quota_exceeded` when the
+        files would take the sandbox past its `diskMb`.
+
+        Args:
+            path: The directory to extract into (created if missing); relative paths resolve against
+                `/home/user`.
+            data: An uncompressed tar archive. The SDK takes bytes, a path, a binary file object or an
+                iterable of bytes; `upload_dir` builds it from a local directory as it is sent (constant
+                memory, rebuilt on a retry) and `write_many` from a mapping of paths to contents.
+            progress: Called with (bytes sent, total bytes or None) as the content goes out; it starts again at
+                0 on a retry.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `ArchiveWritten`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _write_archive_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("ArchiveWritten", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def upload_dir(
+        self,
+        local_dir: str | os.PathLike[str],
+        remote_dir: str,
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> ArchiveWritten:
+        """Like `write_archive`, with the archive made from the local directory `local_dir` as it is sent.
+
+        Everything beneath `local_dir` lands beneath `remote_dir` in one request, in constant memory
+        (the folder is listed first; contents are read as they are sent): regular files, directories
+        and symlinks (as symlinks; one whose target is absolute or leaves the folder raises `ValueError`
+        before anything is sent); FIFOs, sockets and devices are left out. A retry builds the archive
+        again from the folder. `progress`, if given, is called with (bytes sent, total bytes) as the
+        archive goes out.
+        """
+        check_arg("remote_dir", remote_dir, "str", required=True)
+        spec = with_extras(
+            _write_archive_request(sandbox_id=self._sandbox_id, path=remote_dir, data=b"", progress=None),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        spec.content = directory_archive("local_dir", local_dir, progress)
+        return cast("ArchiveWritten", self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    def write_many(
+        self,
+        files: Mapping[str, str | bytes],
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> ArchiveWritten:
+        """Like `write_archive`, for a mapping of file paths to their contents (text is sent as UTF-8).
+
+        All the files go in one request, as an archive built in memory (64 MiB in all at most; use
+        `upload_dir` for more). Paths are all absolute or all relative to `/home/user`; the archive is
+        extracted into their deepest common directory, so the answer's `path` is that directory.
+        """
+        base, archive = many_archive("files", files, progress)
+        spec = with_extras(
+            _write_archive_request(sandbox_id=self._sandbox_id, path=base, data=b"", progress=None),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        spec.content = archive
+        return cast("ArchiveWritten", self._client.request(spec, timeout=timeout, max_retries=max_retries))
 
 
 class AsyncSandboxFiles:
@@ -2601,6 +3238,77 @@ class AsyncSandboxFiles:
         )
         return self._client.byte_stream(spec, timeout=timeout, max_retries=max_retries)
 
+    async def read_archive(
+        self,
+        path: str,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> bytes:
+        """Read a tree of files as a tar archive.
+
+        Returns everything beneath the directory `path` as an uncompressed tar stream, made as
+        it is sent (constant memory; no `Content-Length`, no `Range`). Member names are
+        relative to `path`; symlinks are stored as symlinks (whatever their target) and never
+        followed; FIFOs, sockets and device nodes are left out. 409 `not_a_directory` if
+        `path` is not a directory.
+
+        Args:
+            path: The directory to archive; relative paths resolve against `/home/user`.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The content, as bytes.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _read_archive_request(sandbox_id=self._sandbox_id, path=path), extra_headers, extra_query, extra_body
+        )
+        return cast("bytes", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def download_dir(
+        self,
+        remote_dir: str,
+        local_dir: str | os.PathLike[str],
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> int:
+        """Like `read_archive`, extracted into the local directory `local_dir` (created if missing).
+
+        The archive streams into a temporary file beside `local_dir` (constant memory; a transfer that
+        breaks starts over), then is extracted member by member, with the same rules as uploads: no
+        member lands outside `local_dir`, links included (`ResponseValidationError` otherwise, after
+        the members before it were written); a symlink that points outside is left out, with a
+        `UserWarning`. Existing files of the same name are replaced. `progress`, if given, is called
+        with (bytes received, None) as the archive arrives.
+
+        Returns:
+            The number of entries (files, directories, symlinks) extracted.
+        """
+        check_arg("remote_dir", remote_dir, "str", required=True)
+        spec = with_extras(
+            _read_archive_request(sandbox_id=self._sandbox_id, path=remote_dir), extra_headers, extra_query, extra_body
+        )
+        return await self._client.download_dir(
+            spec, local_dir, progress=progress, timeout=timeout, max_retries=max_retries
+        )
+
     async def unwatch(
         self,
         watch_id: str,
@@ -2842,3 +3550,124 @@ class AsyncSandboxFiles:
             extra_body,
         )
         return cast("FileInfo", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def write_archive(
+        self,
+        path: str,
+        data: FileContent,
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> ArchiveWritten:
+        """Write a tree of files from a tar archive.
+
+        Extracts an uncompressed tar stream (POSIX, GNU or PAX) into the directory `path`,
+        creating it and its parents, member by member as the body arrives (never buffered
+        whole); an empty body is an empty archive. Regular files, directories and symlinks
+        are accepted. Every member name is relative to `path`; a member is refused (400
+        `invalid_archive`, naming it) when its name is absolute, contains `..` or goes
+        through a symlink or a file, when it is a hard link, device, FIFO or other special
+        entry, or when it is a symlink whose target is absolute or leaves `path`. Each file
+        is written under a temporary name, with the member's permission bits and
+        modification time, and renamed over its name (an existing symlink there is
+        replaced, never followed). An existing directory where a file or symlink should go,
+        or an existing non-directory where a directory should go, is 409
+        `archive_member_conflict`. Members apply in order: when member N fails, the members
+        before it stay written, member N leaves nothing, and the error's `details` name the
+        member (`member`), the `reason` and `membersWritten`. At most 200,000 members, each
+        file at most 1 GiB (413 `payload_too_large`); 413 `disk_quota_exceeded` when the
+        files would take the sandbox past its `diskMb`.
+
+        Args:
+            path: The directory to extract into (created if missing); relative paths resolve against
+                `/home/user`.
+            data: An uncompressed tar archive. The SDK takes bytes, a path, a binary file object or an
+                iterable of bytes; `upload_dir` builds it from a local directory as it is sent (constant
+                memory, rebuilt on a retry) and `write_many` from a mapping of paths to contents.
+            progress: Called with (bytes sent, total bytes or None) as the content goes out; it starts again at
+                0 on a retry.
+            timeout: Seconds (or an `httpx.Timeout`) for this call instead of the client's; `None` for no limit.
+            max_retries: Retries for this call instead of the client's.
+            extra_headers: Headers added to this request (they win over the SDK's own).
+            extra_query: Query parameters added to this request.
+            extra_body: Fields added to this request's JSON body.
+
+        Returns:
+            The `ArchiveWritten`.
+
+        Raises:
+            CrowNestApiError: The API answered with an error (a subclass per status).
+            CrowNestConnectionError: No answer came (CrowNestTimeoutError if in time).
+        """
+
+        spec = with_extras(
+            _write_archive_request(sandbox_id=self._sandbox_id, path=path, data=data, progress=progress),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        return cast("ArchiveWritten", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def upload_dir(
+        self,
+        local_dir: str | os.PathLike[str],
+        remote_dir: str,
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> ArchiveWritten:
+        """Like `write_archive`, with the archive made from the local directory `local_dir` as it is sent.
+
+        Everything beneath `local_dir` lands beneath `remote_dir` in one request, in constant memory
+        (the folder is listed first; contents are read as they are sent): regular files, directories
+        and symlinks (as symlinks; one whose target is absolute or leaves the folder raises `ValueError`
+        before anything is sent); FIFOs, sockets and devices are left out. A retry builds the archive
+        again from the folder. `progress`, if given, is called with (bytes sent, total bytes) as the
+        archive goes out.
+        """
+        check_arg("remote_dir", remote_dir, "str", required=True)
+        spec = with_extras(
+            _write_archive_request(sandbox_id=self._sandbox_id, path=remote_dir, data=b"", progress=None),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        spec.content = await asyncio.to_thread(
+            directory_archive, "local_dir", local_dir, progress
+        )  # it lists the folder
+        return cast("ArchiveWritten", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
+
+    async def write_many(
+        self,
+        files: Mapping[str, str | bytes],
+        *,
+        progress: Progress | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Body | None = None,
+    ) -> ArchiveWritten:
+        """Like `write_archive`, for a mapping of file paths to their contents (text is sent as UTF-8).
+
+        All the files go in one request, as an archive built in memory (64 MiB in all at most; use
+        `upload_dir` for more). Paths are all absolute or all relative to `/home/user`; the archive is
+        extracted into their deepest common directory, so the answer's `path` is that directory.
+        """
+        base, archive = many_archive("files", files, progress)
+        spec = with_extras(
+            _write_archive_request(sandbox_id=self._sandbox_id, path=base, data=b"", progress=None),
+            extra_headers,
+            extra_query,
+            extra_body,
+        )
+        spec.content = archive
+        return cast("ArchiveWritten", await self._client.request(spec, timeout=timeout, max_retries=max_retries))
