@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import heapq
 import logging
 import os
 import stat
@@ -36,6 +37,8 @@ logger = logging.getLogger("crownest_local")
 ENTRY = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_LINKS = 40
+# Names sorted at once (in C, holding the GIL, and with it a server's event loop): a few ms at most.
+SORT_RUN = 4096
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 
@@ -233,14 +236,21 @@ def rename(src_dir: int, src: str, dst_dir: int, dst: str, flags: int = 0) -> No
         raise OSError(code, os.strerror(code))
 
 
-def entries(fd: int) -> tuple[list[str], list[str]]:
-    """The names of the folders and of everything else in the folder open at `fd`, in name order."""
+def entries(fd: int, ordered: bool = True) -> tuple[list[str], list[str]]:
+    """The names of the folders and of everything else in the folder open at `fd`, in name order
+    (or as the folder gives them, when not `ordered`)."""
     folders: list[str] = []
     others: list[str] = []
     with os.scandir(fd) as scan:
         for entry in scan:
             (folders if entry.is_dir(follow_symlinks=False) else others).append(entry.name)
-    return sorted(folders), sorted(others)
+    return (in_order(folders), in_order(others)) if ordered else (folders, others)
+
+
+def in_order(names: list[str]) -> list[str]:
+    """`sorted(names)`, sorted in runs and merged in Python: one sort of 200k names held the GIL for
+    100-700 ms (here, loaded or not), the merge lets other threads run every few ms."""
+    return list(heapq.merge(*(sorted(names[i : i + SORT_RUN]) for i in range(0, len(names), SORT_RUN))))
 
 
 def subfolder(parent: int, name: str) -> int | None:
@@ -323,7 +333,7 @@ def _climb(fd: int, expected: tuple[int, int], flags: int = FOLDER) -> int:
 
 def _unlink_files(fd: int) -> list[str]:
     """Unlink every entry of the folder at `fd` that is not a folder; the folders' names."""
-    folders, others = entries(fd)
+    folders, others = entries(fd, ordered=False)
     for other in others:
         try:
             os.unlink(other, dir_fd=fd)

@@ -18,7 +18,7 @@ import contextlib
 import datetime
 import errno
 import hashlib
-import heapq
+import itertools
 import json
 import logging
 import mimetypes
@@ -47,6 +47,7 @@ from ._beneath import (
     conflict,
     file_not_found,
     give,
+    in_order,
     invalid_path,
     open_file,
     open_folder,
@@ -68,9 +69,6 @@ MAX_FILE_BYTES = 1 << 30
 DEFAULT_ARTIFACT_TTL_MS = 7 * 24 * 3600 * 1000
 COPY_CHUNK = 1 << 20
 KINDS = {stat.S_IFREG: FileType.FILE, stat.S_IFDIR: FileType.DIRECTORY, stat.S_IFLNK: FileType.SYMLINK}
-
-# Names sorted at once (in C, holding the GIL): a few ms of event loop at most.
-SORT_RUN = 4096
 
 
 def file_info(path: str, st: os.stat_result) -> dict[str, Any]:
@@ -518,17 +516,18 @@ def _listing(folder: int, path: str, depth: int = 1) -> list[bytes]:
     in chunks; with `depth` above 1, each subfolder's entries follow it, `depth - 1` levels down.
 
     Run in a thread (a folder may have a million entries), and done in small steps, because a thread
-    holding the GIL holds the event loop too: names are sorted in runs and merged (one sort of 200k
-    names held it for 700 ms here) and encoded a thousand entries at a time, never joined into one
-    string (encoding 20 MB at once held it for 200 ms).
+    holding the GIL holds the event loop too: names are sorted in runs (`in_order`), entries encoded a
+    thousand at a time and dropped (200k entries kept alive made the garbage collector walk them all,
+    GIL held), and never joined into one string (encoding 20 MB at once held it for 200 ms).
     """
     listing = open_folder(folder)
-    data: list[dict[str, Any]] = []
+    parts: list[bytes] = []
     try:
-        _list_into(data, listing, path, depth)
+        entries = _entries(listing, path, depth)
+        while batch := list(itertools.islice(entries, 1000)):
+            parts.append(json.dumps(batch, ensure_ascii=False)[1:-1].encode())
     finally:
         os.close(listing)
-    parts = [json.dumps(data[i : i + 1000], ensure_ascii=False)[1:-1].encode() for i in range(0, len(data), 1000)]
     return [b'{"data": [', *_joined(parts, b", "), b"]}"]
 
 
@@ -542,27 +541,21 @@ async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def _names_in_order(folder: int) -> Iterator[str]:
-    """The folder's names, sorted in runs of SORT_RUN and merged: a step at a time, see `_listing`."""
-    names = os.listdir(folder)
-    return heapq.merge(*(sorted(names[i : i + SORT_RUN]) for i in range(0, len(names), SORT_RUN)))
-
-
-def _list_into(data: list[dict[str, Any]], listing: int, path: str, depth: int) -> None:
-    """Append the entries of the folder open at `listing` to `data`; subfolders are opened beneath it
-    without following links (`subfolder`), so a folder swapped for a link meanwhile is not entered."""
-    for name in _names_in_order(listing):
+def _entries(listing: int, path: str, depth: int) -> Iterator[dict[str, Any]]:
+    """The entries of the folder open at `listing`; subfolders are opened beneath it without following
+    links (`subfolder`), so a folder swapped for a link meanwhile is not entered."""
+    for name in in_order(os.listdir(listing)):
         try:
             st = os.stat(name, dir_fd=listing, follow_symlinks=False)
         except FileNotFoundError:
             continue
-        data.append(file_info(posixpath.join(path, name), st))
+        yield file_info(posixpath.join(path, name), st)
         if depth > 1 and stat.S_ISDIR(st.st_mode):
             inner = subfolder(listing, name)
             if inner is None:
                 continue
             try:
-                _list_into(data, inner, posixpath.join(path, name), depth - 1)
+                yield from _entries(inner, posixpath.join(path, name), depth - 1)
             finally:
                 os.close(inner)
 
