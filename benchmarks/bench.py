@@ -330,7 +330,9 @@ def transfers(size_mib: int) -> dict[str, tuple[float, float]]:
             block = os.urandom(1 << 20)
             for _ in range(size_mib):
                 f.write(block)
-        sandbox = client.sandboxes.create(template="base")
+        # Room for the file twice over (a replaced upload frees the old one only at the end); the default
+        # disk limit is 1 GiB.
+        sandbox = client.sandboxes.create(template="base", disk_mb=2 * size_mib + 512)
         for side in TRANSFER_ORDER:
             # Every run starts from the same state: an upload creates the file (replacing one frees
             # 1 GiB first), a download writes a new local file, and no earlier run's writes are
@@ -341,13 +343,15 @@ def transfers(size_mib: int) -> dict[str, tuple[float, float]]:
             for output in folder_path.glob("big.bin.*"):
                 output.unlink()
             os.sync()
-            out = subprocess.run(
+            run = subprocess.run(
                 [PY, "-c", TRANSFER_SCRIPT, side, server.base_url, server.api_key, sandbox.id, str(path)],
-                check=True,
                 capture_output=True,
                 text=True,
-            ).stdout.split()
-            runs[side].append((float(out[0]), float(out[1])))
+            )
+            if run.returncode != 0:
+                sys.exit(f"the {side} transfer failed:\n{run.stderr}")
+            seconds, rss_mib = run.stdout.split()
+            runs[side].append((float(seconds), float(rss_mib)))
         sandbox.kill()
     return {
         side: (statistics.median(seconds for seconds, _ in times), max(rss for _, rss in times))
