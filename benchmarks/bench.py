@@ -330,9 +330,9 @@ def transfers(size_mib: int) -> dict[str, tuple[float, float]]:
             block = os.urandom(1 << 20)
             for _ in range(size_mib):
                 f.write(block)
-        # Room for the file twice over (a replaced upload frees the old one only at the end); the default
-        # disk limit is 1 GiB.
-        sandbox = client.sandboxes.create(template="base", disk_mb=2 * size_mib + 512)
+        # Room for the file several times over: the default disk limit is 1 GiB, and the server's
+        # reckoning of a deleted file's space can lag behind the next upload.
+        sandbox = client.sandboxes.create(template="base", disk_mb=4 * size_mib + 1024)
         for side in TRANSFER_ORDER:
             # Every run starts from the same state: an upload creates the file (replacing one frees
             # 1 GiB first), a download writes a new local file, and no earlier run's writes are
