@@ -134,6 +134,22 @@ def test_uploads_past_the_disk_limit_are_refused_and_leave_nothing(server: Local
         sandbox.kill()
 
 
+def test_space_freed_by_a_delete_is_free_for_the_next_write(server: LocalServer) -> None:
+    """A write counts its bytes until the next measurement; a delete must not leave them counted."""
+    with server.client(max_retries=0) as client:
+        sandbox = client.sandboxes.create(template="base", disk_mb=16)
+        for _ in range(3):
+            sandbox.files.write("big.bin", b"x" * (10 * MIB))
+            sandbox.files.delete("big.bin")
+        sandbox.files.write("tree/big.bin", b"x" * (10 * MIB))
+        sandbox.files.delete("tree", recursive=True)
+        sandbox.files.write("a.bin", b"x" * (10 * MIB))
+        sandbox.files.write("b.bin", b"x")
+        sandbox.files.move("b.bin", "a.bin", overwrite=True)  # frees a.bin's 10 MiB
+        assert sandbox.files.write("big.bin", b"x" * (10 * MIB)).size_bytes == 10 * MIB
+        sandbox.kill()
+
+
 def raw_answer(server: LocalServer, request: bytes) -> tuple[bytes, float]:
     """What the server answers to `request` sent at once, and how long it took."""
     port = int(server.base_url.rsplit(":", 1)[1])

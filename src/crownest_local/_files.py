@@ -233,6 +233,7 @@ class Files:
                     if exc.errno != errno.ENOTEMPTY:
                         raise
                     raise conflict("directory_not_empty", path, f"{path} is not empty; pass recursive.") from None
+        self.service.disk_used.pop(call.path["sandboxId"], None)  # space freed: the next write measures again
 
     async def make_directory(self, call: Call) -> Response:
         folder = self.running_folder(call)
@@ -282,6 +283,7 @@ class Files:
                     raise
                 if replaced is not None:
                     await _remove_replaced(target.parent, replaced)
+                    self.service.disk_used.pop(call.path["sandboxId"], None)  # as after a delete
             assert source.fd is not None
             return file_info(target_path, os.fstat(source.fd))
 
