@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import contextlib
 import json
 import os
@@ -96,6 +97,9 @@ def import_ms(modules: tuple[str, ...], runs: int) -> dict[str, float]:
     interpreter's own start-up, ~25 ms and as noisy, is left out). The modules take turns, so that
     a slow spell on this shared machine falls on all of them alike."""
     samples: dict[str, list[float]] = {module: [] for module in modules}
+    # As an install has them (pip compiles a wheel's modules): an editable checkout's bytecode may be
+    # stale, or never written (PYTHONDONTWRITEBYTECODE), and compiling at each import costs 10+ ms.
+    compileall.compile_dir(str(ROOT / "src"), quiet=1)
     for _ in range(runs):
         for module in modules:
             code = f"import time; start = time.perf_counter(); import {module}; print(time.perf_counter() - start)"

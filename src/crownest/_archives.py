@@ -20,9 +20,11 @@ no links leading out of `local_dir`, no devices) plus `member_problem`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import posixpath
+import secrets
 import stat
 import tarfile
 import warnings
@@ -30,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from ._exceptions import ResponseValidationError
 from ._uploads import CHUNK, Progress, Upload
 
 BLOCK = 512
@@ -261,3 +264,35 @@ def extract(archive: str, local_dir: str) -> int:
             stacklevel=2,
         )
     return count
+
+
+class ArchiveFile:
+    """The temporary file a directory download streams into, beside `local_dir`; removed on exit.
+
+    `extract` unpacks it into `local_dir`; an archive that is malformed or holds a member that
+    would land outside `local_dir` raises `ResponseValidationError` (a bad answer), after the
+    members before it were written.
+    """
+
+    def __init__(self, local_dir: str | os.PathLike[str]) -> None:
+        self.local_dir = os.path.abspath(os.fspath(local_dir))
+        if os.path.exists(self.local_dir) and not os.path.isdir(self.local_dir):
+            raise NotADirectoryError(f"local_dir: {self.local_dir!r} exists and is not a directory")
+        parent, name = os.path.split(self.local_dir)
+        os.makedirs(parent, exist_ok=True)
+        self.path = os.path.join(parent, f".{name}.{secrets.token_hex(4)}.tar")
+
+    def extract(self) -> int:
+        try:
+            return extract(self.path, self.local_dir)
+        except (tarfile.TarError, EOFError) as exc:
+            raise ResponseValidationError(
+                f"The directory archive could not be extracted: {exc}", response=None
+            ) from exc
+
+    def __enter__(self) -> ArchiveFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)

@@ -21,7 +21,7 @@ import httpx
 
 from ._bodies import aread_body, read_body
 from ._deadlines import DeadlinePassed, Job, attempt_budget, run_with_deadline
-from ._downloads import ArchiveFile, Download
+from ._downloads import Download
 from ._exceptions import (
     BodyNotReplayableError,
     CrowNestApiError,
@@ -518,6 +518,8 @@ class SyncAPIClient(BaseClient):
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> int:
         """Stream a tar answer into a file beside `local_dir`, then extract it there (see `_archives`)."""
+        from ._archives import ArchiveFile  # on first use: tarfile and its kin cost 7 ms of `import crownest`
+
         with ArchiveFile(local_dir) as archive:
             self.download(spec, archive.path, progress=progress, timeout=timeout, max_retries=max_retries)
             return archive.extract()
@@ -717,6 +719,8 @@ class AsyncAPIClient(BaseClient):
     ) -> int:
         """Stream a tar answer into a file beside `local_dir`, then extract it there in a worker thread."""
         import asyncio
+
+        from ._archives import ArchiveFile  # on first use: tarfile and its kin cost 7 ms of `import crownest`
 
         with ArchiveFile(local_dir) as archive:
             await self.download(spec, archive.path, progress=progress, timeout=timeout, max_retries=max_retries)

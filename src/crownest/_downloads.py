@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
-import tarfile
 
-from ._archives import extract
-from ._exceptions import ResponseValidationError
 from ._streams import RangeResume
 from ._uploads import Progress
 
@@ -51,35 +47,3 @@ class Download:
         self._file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._part)
-
-
-class ArchiveFile:
-    """The temporary file a directory download streams into, beside `local_dir`; removed on exit.
-
-    `extract` unpacks it into `local_dir`; an archive that is malformed or holds a member that
-    would land outside `local_dir` raises `ResponseValidationError` (a bad answer), after the
-    members before it were written.
-    """
-
-    def __init__(self, local_dir: str | os.PathLike[str]) -> None:
-        self.local_dir = os.path.abspath(os.fspath(local_dir))
-        if os.path.exists(self.local_dir) and not os.path.isdir(self.local_dir):
-            raise NotADirectoryError(f"local_dir: {self.local_dir!r} exists and is not a directory")
-        parent, name = os.path.split(self.local_dir)
-        os.makedirs(parent, exist_ok=True)
-        self.path = os.path.join(parent, f".{name}.{secrets.token_hex(4)}.tar")
-
-    def extract(self) -> int:
-        try:
-            return extract(self.path, self.local_dir)
-        except (tarfile.TarError, EOFError) as exc:
-            raise ResponseValidationError(
-                f"The directory archive could not be extracted: {exc}", response=None
-            ) from exc
-
-    def __enter__(self) -> ArchiveFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
