@@ -30,7 +30,7 @@ from ._exceptions import CommandFailedError, CrowNestError
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
 from ._models import copy_fields, event_data, set_field
 from ._pty import AsyncPtyHandle, PtyHandle
-from ._streams import AsyncStream, Stream
+from ._streams import AsyncStream, Stream, afollow_events, follow_events
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
 from ._watch import AsyncWatchHandle, WatchHandle
 from .models.command import Command
@@ -308,18 +308,12 @@ class CommandHandle(_CommandHandleBase):
     def _output(
         self, reader: _CommandOutput, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
     ) -> Generator[OutputChunk, None, None]:
-        while True:
-            events = self._client.commands.events(
-                self.sandbox_id, self.id, last_event_id=reader.last_event_id, timeout=timeout, max_retries=max_retries
-            )
-            with events:
-                for event in events:
-                    chunk = reader.take(event)
-                    if chunk is not None:
-                        yield chunk
-                    if reader.exited:
-                        return
-            reader.next_round()
+        return follow_events(
+            lambda last_event_id: self._client.commands.events(
+                self.sandbox_id, self.id, last_event_id=last_event_id, timeout=timeout, max_retries=max_retries
+            ),
+            reader,
+        )
 
     def follow(
         self,
@@ -468,21 +462,15 @@ class AsyncCommandHandle(_CommandHandleBase):
         """The command's output as it arrives (`async for`); see `CommandHandle.output`."""
         return AsyncStream(self._output(_CommandOutput(self, last_event_id), timeout, max_retries))
 
-    async def _output(
+    def _output(
         self, reader: _CommandOutput, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
     ) -> AsyncGenerator[OutputChunk, None]:
-        while True:
-            events = self._client.commands.events(
-                self.sandbox_id, self.id, last_event_id=reader.last_event_id, timeout=timeout, max_retries=max_retries
-            )
-            async with events:
-                async for event in events:
-                    chunk = reader.take(event)
-                    if chunk is not None:
-                        yield chunk
-                    if reader.exited:
-                        return
-            reader.next_round()
+        return afollow_events(
+            lambda last_event_id: self._client.commands.events(
+                self.sandbox_id, self.id, last_event_id=last_event_id, timeout=timeout, max_retries=max_retries
+            ),
+            reader,
+        )
 
     async def follow(
         self,

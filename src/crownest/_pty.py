@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exceptions import CrowNestError
 from ._models import copy_fields, event_data, set_field
-from ._streams import AsyncStream, Stream
+from ._streams import AsyncStream, Stream, afollow_events, follow_events
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
 from .models.pty_event import PtyEvent
 from .models.pty_session import PtySession
@@ -52,7 +52,7 @@ class _PtyOutput:
         chunk = event_data(event, _output_bytes) if event.event == "output" else None
         if isinstance(event.id, str):  # only once its data was read: a bad event is not skipped on resume
             self.last_event_id = event.id
-        return chunk
+        return chunk or None
 
     def next_round(self) -> None:
         """Before reconnecting after a stream that ended without `exit`: refuse to loop on nothing."""
@@ -192,18 +192,12 @@ class PtyHandle(PtySession):
     def _output(
         self, reader: _PtyOutput, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
     ) -> Generator[bytes, None, None]:
-        while True:
-            events = self._client.pty.events(
-                self.sandbox_id, self.id, last_event_id=reader.last_event_id, timeout=timeout, max_retries=max_retries
-            )
-            with events:
-                for event in events:
-                    chunk = reader.take(event)
-                    if chunk:
-                        yield chunk
-                    if reader.exited:
-                        return
-            reader.next_round()
+        return follow_events(
+            lambda last_event_id: self._client.pty.events(
+                self.sandbox_id, self.id, last_event_id=last_event_id, timeout=timeout, max_retries=max_retries
+            ),
+            reader,
+        )
 
 
 class AsyncPtyHandle(PtySession):
@@ -327,18 +321,12 @@ class AsyncPtyHandle(PtySession):
         """The bytes the terminal printed, as they arrive (`async for`); see `PtyHandle.output`."""
         return AsyncStream(self._output(_PtyOutput(self, last_event_id), timeout, max_retries))
 
-    async def _output(
+    def _output(
         self, reader: _PtyOutput, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
     ) -> AsyncGenerator[bytes, None]:
-        while True:
-            events = self._client.pty.events(
-                self.sandbox_id, self.id, last_event_id=reader.last_event_id, timeout=timeout, max_retries=max_retries
-            )
-            async with events:
-                async for event in events:
-                    chunk = reader.take(event)
-                    if chunk:
-                        yield chunk
-                    if reader.exited:
-                        return
-            reader.next_round()
+        return afollow_events(
+            lambda last_event_id: self._client.pty.events(
+                self.sandbox_id, self.id, last_event_id=last_event_id, timeout=timeout, max_retries=max_retries
+            ),
+            reader,
+        )

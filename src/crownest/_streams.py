@@ -17,7 +17,7 @@ connection at once instead of when the garbage collector runs.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from types import TracebackType
 from typing import Generic, Protocol, TypeVar
 
@@ -27,6 +27,9 @@ from ._bodies import MAX_BODY_BYTES
 from ._exceptions import CrowNestConnectionError, ResponseTooLargeError
 
 T = TypeVar("T")
+E = TypeVar("E")
+E_contra = TypeVar("E_contra", contravariant=True)
+T_co = TypeVar("T_co", covariant=True)
 
 
 class Resume(Protocol):
@@ -265,3 +268,49 @@ class AsyncStream(Generic[T]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+class EventReader(Protocol[E_contra, T_co]):
+    """What a handle's output follower keeps between reconnections (see `follow_events`)."""
+
+    last_event_id: str | None
+    exited: bool
+
+    def take(self, event: E_contra) -> T_co | None:
+        """What `event` gives the caller (None: nothing), noting its id; an end event sets `exited`."""
+        ...
+
+    def next_round(self) -> None:
+        """Before reconnecting after a stream that ended without its end event."""
+        ...
+
+
+def follow_events(
+    open_events: Callable[[str | None], Stream[E]], reader: EventReader[E, T]
+) -> Generator[T, None, None]:
+    """What `reader` takes from the events that `open_events(last_event_id)` streams, reconnecting
+    from the last id after a stream that ended early, until the end event: one loop for every handle's output."""
+    while True:
+        with open_events(reader.last_event_id) as events:
+            for event in events:
+                taken = reader.take(event)
+                if taken is not None:
+                    yield taken
+                if reader.exited:
+                    return
+        reader.next_round()
+
+
+async def afollow_events(
+    open_events: Callable[[str | None], AsyncStream[E]], reader: EventReader[E, T]
+) -> AsyncGenerator[T, None]:
+    """`follow_events`, async."""
+    while True:
+        async with open_events(reader.last_event_id) as events:
+            async for event in events:
+                taken = reader.take(event)
+                if taken is not None:
+                    yield taken
+                if reader.exited:
+                    return
+        reader.next_round()
