@@ -28,13 +28,12 @@ import attrs
 
 from ._exceptions import CommandFailedError, CrowNestError
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
-from ._models import copy_fields, event_data, set_field
+from ._models import copy_fields, set_field
 from ._pty import AsyncPtyHandle, PtyHandle
-from ._streams import AsyncStream, Stream, afollow_events, follow_events
+from ._streams import AsyncStream, EventOutput, Stream, afollow_events, follow_events
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
 from ._watch import AsyncWatchHandle, WatchHandle
 from .models.command import Command
-from .models.command_event import CommandEvent
 from .models.sandbox import Sandbox
 
 WAIT_ROUND_MS = 60_000  # how long `commands.wait` waits when not told (the spec's default)
@@ -114,33 +113,14 @@ class OutputChunk:
     """The text."""
 
 
-class _CommandOutput:
-    """Reads `output` and `exit` events into chunks and the final Command, for both handles."""
-
-    def __init__(self, handle: Command, last_event_id: str | None) -> None:
-        self.handle = handle
-        self.last_event_id = last_event_id
-        self.exited = False
-        self.progressed = False
-
-    def take(self, event: CommandEvent) -> OutputChunk | None:
-        """The chunk in `event`, if it is an output event; the `exit` event updates the handle."""
-        self.progressed = True
-        if isinstance(event.id, str):
-            self.last_event_id = event.id
-        if event.event == "exit":
-            copy_fields(self.handle, event_data(event, Command.from_dict))
-            self.exited = True
-        elif event.event == "output":
-            chunk: OutputChunk = event_data(event, lambda body: OutputChunk(_text(body["stream"]), _text(body["data"])))
-            return chunk
-        return None
-
-    def next_round(self) -> None:
-        """Before reconnecting after a stream that ended without `exit`: refuse to loop on nothing."""
-        if not self.progressed:
-            raise CrowNestError(f"The output stream of command {self.handle.id} ended before its exit event")
-        self.progressed = False
+def _command_output(handle: Command, last_event_id: str | None) -> EventOutput[OutputChunk]:
+    """What a command handle's output reads: chunks, then the final Command."""
+    return EventOutput(
+        handle,
+        last_event_id,
+        lambda body: OutputChunk(_text(body["stream"]), _text(body["data"])),
+        Command.from_dict,
+    )
 
 
 def _next_wait_round(command: Command, rounds: int) -> int:
@@ -303,10 +283,10 @@ class CommandHandle(_CommandHandleBase):
         where it stopped. Leaving the loop early and closing the stream (or using it in
         `with`) closes the connection.
         """
-        return Stream(self._output(_CommandOutput(self, last_event_id), timeout, max_retries))
+        return Stream(self._output(_command_output(self, last_event_id), timeout, max_retries))
 
     def _output(
-        self, reader: _CommandOutput, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
+        self, reader: EventOutput[OutputChunk], timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
     ) -> Generator[OutputChunk, None, None]:
         return follow_events(
             lambda last_event_id: self._client.commands.events(
@@ -460,10 +440,10 @@ class AsyncCommandHandle(_CommandHandleBase):
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> AsyncStream[OutputChunk]:
         """The command's output as it arrives (`async for`); see `CommandHandle.output`."""
-        return AsyncStream(self._output(_CommandOutput(self, last_event_id), timeout, max_retries))
+        return AsyncStream(self._output(_command_output(self, last_event_id), timeout, max_retries))
 
     def _output(
-        self, reader: _CommandOutput, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
+        self, reader: EventOutput[OutputChunk], timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
     ) -> AsyncGenerator[OutputChunk, None]:
         return afollow_events(
             lambda last_event_id: self._client.commands.events(

@@ -73,6 +73,9 @@ class Event(Protocol):
     @property
     def data(self) -> str: ...
 
+    @property
+    def id(self) -> object: ...
+
 
 T = TypeVar("T")
 

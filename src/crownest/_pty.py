@@ -13,11 +13,9 @@ import base64
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import CrowNestError
-from ._models import copy_fields, event_data, set_field
-from ._streams import AsyncStream, Stream, afollow_events, follow_events
+from ._models import copy_fields, set_field
+from ._streams import AsyncStream, EventOutput, Stream, afollow_events, follow_events
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
-from .models.pty_event import PtyEvent
 from .models.pty_session import PtySession
 
 if TYPE_CHECKING:
@@ -33,32 +31,9 @@ def _output_bytes(body: Any) -> bytes:
     return base64.b64decode(data, validate=True)
 
 
-class _PtyOutput:
-    """Reads `output` and `exit` events into bytes and the final PtySession, for both handles."""
-
-    def __init__(self, handle: PtySession, last_event_id: str | None) -> None:
-        self.handle = handle
-        self.last_event_id = last_event_id
-        self.exited = False
-        self.progressed = False
-
-    def take(self, event: PtyEvent) -> bytes | None:
-        """The bytes in `event`, if it is an output event; the `exit` event updates the handle."""
-        self.progressed = True
-        if event.event == "exit":
-            copy_fields(self.handle, event_data(event, PtySession.from_dict))
-            self.exited = True
-            return None
-        chunk = event_data(event, _output_bytes) if event.event == "output" else None
-        if isinstance(event.id, str):  # only once its data was read: a bad event is not skipped on resume
-            self.last_event_id = event.id
-        return chunk or None
-
-    def next_round(self) -> None:
-        """Before reconnecting after a stream that ended without `exit`: refuse to loop on nothing."""
-        if not self.progressed:
-            raise CrowNestError(f"The output stream of terminal {self.handle.id} ended before its exit event")
-        self.progressed = False
+def _pty_output(handle: PtySession, last_event_id: str | None) -> EventOutput[bytes]:
+    """What a terminal handle's output reads: bytes, then the final PtySession."""
+    return EventOutput(handle, last_event_id, _output_bytes, PtySession.from_dict)
 
 
 class PtyHandle(PtySession):
@@ -187,10 +162,10 @@ class PtyHandle(PtySession):
         A broken connection resumes where it stopped, losing and repeating nothing. Leaving the
         loop early and closing the stream (or using it in `with`) closes the connection.
         """
-        return Stream(self._output(_PtyOutput(self, last_event_id), timeout, max_retries))
+        return Stream(self._output(_pty_output(self, last_event_id), timeout, max_retries))
 
     def _output(
-        self, reader: _PtyOutput, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
+        self, reader: EventOutput[bytes], timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
     ) -> Generator[bytes, None, None]:
         return follow_events(
             lambda last_event_id: self._client.pty.events(
@@ -319,10 +294,10 @@ class AsyncPtyHandle(PtySession):
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> AsyncStream[bytes]:
         """The bytes the terminal printed, as they arrive (`async for`); see `PtyHandle.output`."""
-        return AsyncStream(self._output(_PtyOutput(self, last_event_id), timeout, max_retries))
+        return AsyncStream(self._output(_pty_output(self, last_event_id), timeout, max_retries))
 
     def _output(
-        self, reader: _PtyOutput, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
+        self, reader: EventOutput[bytes], timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
     ) -> AsyncGenerator[bytes, None]:
         return afollow_events(
             lambda last_event_id: self._client.pty.events(

@@ -19,17 +19,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from types import TracebackType
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
 from ._bodies import MAX_BODY_BYTES
-from ._exceptions import CrowNestConnectionError, ResponseTooLargeError
+from ._exceptions import CrowNestConnectionError, CrowNestError, ResponseTooLargeError
+from ._models import Event, copy_fields, event_data
 
 T = TypeVar("T")
-E = TypeVar("E")
-E_contra = TypeVar("E_contra", contravariant=True)
-T_co = TypeVar("T_co", covariant=True)
+E = TypeVar("E", bound=Event)
 
 
 class Resume(Protocol):
@@ -270,24 +269,45 @@ class AsyncStream(Generic[T]):
         await self.aclose()
 
 
-class EventReader(Protocol[E_contra, T_co]):
-    """What a handle's output follower keeps between reconnections (see `follow_events`)."""
+class EventOutput(Generic[T]):
+    """What a handle's output keeps between reconnections (see `follow_events`): each `output` event
+    parsed by `parse_output`, the `exit` event's final state (parsed by `parse_final`) copied into the
+    handle, and the id of the last event read whole, so a bad event is not skipped on resume."""
 
-    last_event_id: str | None
-    exited: bool
+    def __init__(
+        self,
+        handle: Any,
+        last_event_id: str | None,
+        parse_output: Callable[[Any], T],
+        parse_final: Callable[[Any], Any],
+    ) -> None:
+        self.handle = handle
+        self.last_event_id = last_event_id
+        self.exited = False
+        self._progressed = False
+        self._parse_output = parse_output
+        self._parse_final = parse_final
 
-    def take(self, event: E_contra) -> T_co | None:
-        """What `event` gives the caller (None: nothing), noting its id; an end event sets `exited`."""
-        ...
+    def take(self, event: Event) -> T | None:
+        """The item in `event`, if it is an output event with something in it; `exit` ends the output."""
+        self._progressed = True
+        if event.event == "exit":
+            copy_fields(self.handle, event_data(event, self._parse_final))
+            self.exited = True
+            return None
+        item = event_data(event, self._parse_output) if event.event == "output" else None
+        if isinstance(event.id, str):
+            self.last_event_id = event.id
+        return item or None
 
     def next_round(self) -> None:
-        """Before reconnecting after a stream that ended without its end event."""
-        ...
+        """Before reconnecting after a stream that ended without `exit`: refuse to loop on nothing."""
+        if not self._progressed:
+            raise CrowNestError(f"The output stream of {self.handle.id} ended before its exit event")
+        self._progressed = False
 
 
-def follow_events(
-    open_events: Callable[[str | None], Stream[E]], reader: EventReader[E, T]
-) -> Generator[T, None, None]:
+def follow_events(open_events: Callable[[str | None], Stream[E]], reader: EventOutput[T]) -> Generator[T, None, None]:
     """What `reader` takes from the events that `open_events(last_event_id)` streams, reconnecting
     from the last id after a stream that ended early, until the end event: one loop for every handle's output."""
     while True:
@@ -302,7 +322,7 @@ def follow_events(
 
 
 async def afollow_events(
-    open_events: Callable[[str | None], AsyncStream[E]], reader: EventReader[E, T]
+    open_events: Callable[[str | None], AsyncStream[E]], reader: EventOutput[T]
 ) -> AsyncGenerator[T, None]:
     """`follow_events`, async."""
     while True:
