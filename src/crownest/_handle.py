@@ -114,12 +114,12 @@ class OutputChunk:
 
 
 def _command_output(handle: Command, last_event_id: str | None) -> EventOutput[OutputChunk]:
-    """What a command handle's output reads: chunks, then the final Command."""
+    """What a command handle's output reads: chunks, then the final Command into the handle."""
     return EventOutput(
-        handle,
+        f"command {handle.id}",
         last_event_id,
         lambda body: OutputChunk(_text(body["stream"]), _text(body["data"])),
-        Command.from_dict,
+        lambda body: copy_fields(handle, Command.from_dict(body)),
     )
 
 

@@ -32,8 +32,13 @@ def _output_bytes(body: Any) -> bytes:
 
 
 def _pty_output(handle: PtySession, last_event_id: str | None) -> EventOutput[bytes]:
-    """What a terminal handle's output reads: bytes, then the final PtySession."""
-    return EventOutput(handle, last_event_id, _output_bytes, PtySession.from_dict)
+    """What a terminal handle's output reads: bytes, then the final PtySession into the handle."""
+    return EventOutput(
+        f"terminal {handle.id}",
+        last_event_id,
+        _output_bytes,
+        lambda body: copy_fields(handle, PtySession.from_dict(body)),
+    )
 
 
 class PtyHandle(PtySession):

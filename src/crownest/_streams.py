@@ -25,7 +25,7 @@ import httpx
 
 from ._bodies import MAX_BODY_BYTES
 from ._exceptions import CrowNestConnectionError, CrowNestError, ResponseTooLargeError
-from ._models import Event, copy_fields, event_data
+from ._models import Event, event_data
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Event)
@@ -270,40 +270,46 @@ class AsyncStream(Generic[T]):
 
 
 class EventOutput(Generic[T]):
-    """What a handle's output keeps between reconnections (see `follow_events`): each `output` event
-    parsed by `parse_output`, the `exit` event's final state (parsed by `parse_final`) copied into the
-    handle, and the id of the last event read whole, so a bad event is not skipped on resume."""
+    """What a handle's event stream keeps between reconnections (see `follow_events`): each `item`
+    event parsed by `parse_item`, the `end` event's JSON handed to `finish` (which puts the final
+    state in the handle), and the id of the last event read whole, so a bad event is not skipped
+    on resume."""
 
     def __init__(
         self,
-        handle: Any,
+        what: str,
         last_event_id: str | None,
-        parse_output: Callable[[Any], T],
-        parse_final: Callable[[Any], Any],
+        parse_item: Callable[[Any], T],
+        finish: Callable[[Any], None],
+        *,
+        item: str = "output",
+        end: str = "exit",
     ) -> None:
-        self.handle = handle
         self.last_event_id = last_event_id
         self.exited = False
+        self._what = what
         self._progressed = False
-        self._parse_output = parse_output
-        self._parse_final = parse_final
+        self._parse_item = parse_item
+        self._finish = finish
+        self._item = item
+        self._end = end
 
     def take(self, event: Event) -> T | None:
-        """The item in `event`, if it is an output event with something in it; `exit` ends the output."""
+        """The item in `event`, if it is an item event with something in it; the end event ends the stream."""
         self._progressed = True
-        if event.event == "exit":
-            copy_fields(self.handle, event_data(event, self._parse_final))
+        if event.event == self._end:
+            event_data(event, self._finish)
             self.exited = True
             return None
-        item = event_data(event, self._parse_output) if event.event == "output" else None
+        taken = event_data(event, self._parse_item) if event.event == self._item else None
         if isinstance(event.id, str):
             self.last_event_id = event.id
-        return item or None
+        return taken or None
 
     def next_round(self) -> None:
-        """Before reconnecting after a stream that ended without `exit`: refuse to loop on nothing."""
+        """Before reconnecting after a stream that ended without its end event: refuse to loop on nothing."""
         if not self._progressed:
-            raise CrowNestError(f"The output stream of {self.handle.id} ended before its exit event")
+            raise CrowNestError(f"The event stream of {self._what} ended before its {self._end} event")
         self._progressed = False
 
 

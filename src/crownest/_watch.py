@@ -22,13 +22,11 @@ from collections.abc import AsyncGenerator, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from ._exceptions import CrowNestError
-from ._models import event_data
-from ._streams import AsyncStream, Stream
+from ._models import Event
+from ._streams import AsyncStream, EventOutput, Stream, afollow_events, follow_events
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 from .models.file_event import FileEvent
 from .models.watch import Watch
-from .models.watch_event import WatchEvent
 
 if TYPE_CHECKING:
     from ._client import AsyncCrowNest, CrowNest
@@ -36,34 +34,25 @@ if TYPE_CHECKING:
 __all__ = ["AsyncWatchHandle", "WatchHandle"]
 
 
-class _WatchReader:
-    """Reads `change` and `end` events into FileEvents and the final Watch, for both handles."""
+class _WatchEvents(EventOutput[FileEvent]):
+    """What a watch handle reads: FileEvents from `change` events, then the final Watch (`end`) in
+    `.watch`; the handle keeps the last id too, for its own next stream."""
 
     def __init__(self, handle: _WatchHandleBase, last_event_id: str | None) -> None:
-        self.handle = handle
-        self.last_event_id = last_event_id
-        self.ended = False
-        self.progressed = False
+        super().__init__(
+            f"watch {handle.id}",
+            last_event_id,
+            FileEvent.from_dict,
+            lambda body: setattr(handle, "watch", Watch.from_dict(body)),
+            item="change",
+            end="end",
+        )
+        self._handle = handle
 
-    def take(self, event: WatchEvent) -> FileEvent | None:
-        """The FileEvent in a `change` event; the `end` event puts the final Watch in the handle."""
-        self.progressed = True
-        if event.event == "end":
-            self.handle.watch = event_data(event, Watch.from_dict)
-            self.ended = True
-            return None
-        if isinstance(event.id, str):
-            self.last_event_id = self.handle.last_event_id = event.id
-        if event.event == "change":
-            change: FileEvent = event_data(event, FileEvent.from_dict)
-            return change
-        return None
-
-    def next_round(self) -> None:
-        """Before reconnecting after a stream that ended without `end`: refuse to loop on nothing."""
-        if not self.progressed:
-            raise CrowNestError(f"The event stream of watch {self.handle.id} ended before its end event")
-        self.progressed = False
+    def take(self, event: Event) -> FileEvent | None:
+        change = super().take(event)
+        self._handle.last_event_id = self.last_event_id
+        return change
 
 
 class _WatchHandleBase:
@@ -115,23 +104,17 @@ class WatchHandle(_WatchHandleBase):
         resumes where it stopped. Closing the stream (or leaving `with`) closes the
         connection; the watch itself goes on until `close()`.
         """
-        return Stream(self._events(_WatchReader(self, last_event_id), timeout, max_retries))
+        return Stream(self._events(_WatchEvents(self, last_event_id), timeout, max_retries))
 
     def _events(
-        self, reader: _WatchReader, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
+        self, reader: _WatchEvents, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
     ) -> Generator[FileEvent, None, None]:
-        while True:
-            stream = self._client.files.watch_events(
-                self.sandbox_id, self.id, last_event_id=reader.last_event_id, timeout=timeout, max_retries=max_retries
-            )
-            with stream:
-                for event in stream:
-                    change = reader.take(event)
-                    if change is not None:
-                        yield change
-                    if reader.ended:
-                        return
-            reader.next_round()
+        return follow_events(
+            lambda last_event_id: self._client.files.watch_events(
+                self.sandbox_id, self.id, last_event_id=last_event_id, timeout=timeout, max_retries=max_retries
+            ),
+            reader,
+        )
 
     def __iter__(self) -> WatchHandle:
         return self
@@ -178,23 +161,17 @@ class AsyncWatchHandle(_WatchHandleBase):
         max_retries: int | NotGiven = NOT_GIVEN,
     ) -> AsyncStream[FileEvent]:
         """A new stream of the watch's changes (`async for`); see `WatchHandle.events`."""
-        return AsyncStream(self._events(_WatchReader(self, last_event_id), timeout, max_retries))
+        return AsyncStream(self._events(_WatchEvents(self, last_event_id), timeout, max_retries))
 
-    async def _events(
-        self, reader: _WatchReader, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
+    def _events(
+        self, reader: _WatchEvents, timeout: TimeoutTypes | NotGiven, max_retries: int | NotGiven
     ) -> AsyncGenerator[FileEvent, None]:
-        while True:
-            stream = self._client.files.watch_events(
-                self.sandbox_id, self.id, last_event_id=reader.last_event_id, timeout=timeout, max_retries=max_retries
-            )
-            async with stream:
-                async for event in stream:
-                    change = reader.take(event)
-                    if change is not None:
-                        yield change
-                    if reader.ended:
-                        return
-            reader.next_round()
+        return afollow_events(
+            lambda last_event_id: self._client.files.watch_events(
+                self.sandbox_id, self.id, last_event_id=last_event_id, timeout=timeout, max_retries=max_retries
+            ),
+            reader,
+        )
 
     def __aiter__(self) -> AsyncWatchHandle:
         return self
