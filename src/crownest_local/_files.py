@@ -71,6 +71,15 @@ COPY_CHUNK = 1 << 20
 KINDS = {stat.S_IFREG: FileType.FILE, stat.S_IFDIR: FileType.DIRECTORY, stat.S_IFLNK: FileType.SYMLINK}
 
 
+def require_media_type(call: Call, expected: str, what: str, default: str = "") -> None:
+    """415 unless the body is sent as `expected` (a missing Content-Type counts as `default`)."""
+    content_type = call.request.headers.get("content-type", default).split(";")[0].strip()
+    if content_type != expected:
+        raise ApiProblem(
+            415, "unsupported_media_type", f"{what} must be sent as {expected}.", {"contentType": content_type}
+        )
+
+
 def file_info(path: str, st: os.stat_result) -> dict[str, Any]:
     return FileInfo(
         path=path,
@@ -125,14 +134,7 @@ class Files:
         return self.service.folder(sandbox_id)
 
     async def write_file(self, call: Call) -> dict[str, Any]:
-        content_type = call.request.headers.get("content-type", "application/octet-stream").split(";")[0].strip()
-        if content_type != "application/octet-stream":
-            raise ApiProblem(
-                415,
-                "unsupported_media_type",
-                "File content must be sent as application/octet-stream.",
-                {"contentType": content_type},
-            )
+        require_media_type(call, "application/octet-stream", "File content", default="application/octet-stream")
         folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         sandbox_id = call.path["sandboxId"]
@@ -288,14 +290,7 @@ class Files:
             return file_info(target_path, os.fstat(source.fd))
 
     async def write_archive(self, call: Call) -> dict[str, Any]:
-        content_type = call.request.headers.get("content-type", "").split(";")[0].strip()
-        if content_type != "application/x-tar":
-            raise ApiProblem(
-                415,
-                "unsupported_media_type",
-                "An archive must be sent as application/x-tar.",
-                {"contentType": content_type},
-            )
+        require_media_type(call, "application/x-tar", "An archive")
         folder = self.running_folder(call)
         path = folder.virtual(call.query["path"])
         sandbox_id = call.path["sandboxId"]

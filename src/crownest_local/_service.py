@@ -131,6 +131,16 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
+def input_data(body: dict[str, Any]) -> str | bytes:
+    """The `data` of a stdin or terminal input body: text, or bytes when `encoding` is base64."""
+    if body.get("encoding") != "base64":
+        return str(body["data"])
+    try:
+        return base64.b64decode(body["data"], validate=True)
+    except binascii.Error:
+        invalid("data", "is not base64, which `encoding` base64 says it is")
+
+
 class Service:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -756,12 +766,7 @@ class Service:
 
     async def send_stdin(self, call: Call) -> None:
         live = self._live(call)
-        data: str | bytes = call.body["data"]
-        if call.body.get("encoding") == "base64":
-            try:
-                data = base64.b64decode(call.body["data"], validate=True)
-            except binascii.Error:
-                invalid("data", "is not base64, which `encoding` base64 says it is")
+        data = input_data(call.body)
         if live.stdin_open:
             await live.write_stdin(data, bool(call.body.get("eof", False)))
 

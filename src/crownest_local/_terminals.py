@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import os
 import signal
@@ -26,7 +25,7 @@ from ._commands import OutputLog, event_stream
 from ._errors import ApiProblem, not_found
 from ._isolation import HOME, default_shell, sweep
 from ._pty import LivePty, starter_program
-from ._service import ALIVE, json_response, new_id, now
+from ._service import ALIVE, input_data, json_response, new_id, now
 from ._spec import digits, invalid
 
 if TYPE_CHECKING:
@@ -149,14 +148,7 @@ class Terminals:
         return live
 
     async def send_pty_input(self, call: Call) -> None:
-        live = self._live(call)
-        data: str | bytes = call.body["data"]
-        if call.body.get("encoding") == "base64":
-            try:
-                data = base64.b64decode(call.body["data"], validate=True)
-            except binascii.Error:
-                invalid("data", "is not base64, which `encoding` base64 says it is")
-        await live.write_stdin(data, eof=False)
+        await self._live(call).write_stdin(input_data(call.body), eof=False)
 
     async def resize_pty(self, call: Call) -> dict[str, Any]:
         live = self._live(call)
