@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import attrs
 
 from ._exceptions import CommandFailedError, CrowNestError
+from ._follow import EventOutput, afollow_events, follow_events
 from ._generated.resources import AsyncSandboxScopes, SandboxScopes
 from ._models import copy_fields, set_field
 from ._pty import AsyncPtyHandle, PtyHandle
-from ._streams import AsyncStream, EventOutput, Stream, afollow_events, follow_events
+from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
 from ._watch import AsyncWatchHandle, WatchHandle
 from .models.command import Command

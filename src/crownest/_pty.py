@@ -13,8 +13,9 @@ import base64
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any
 
+from ._follow import EventOutput, afollow_events, follow_events
 from ._models import copy_fields, set_field
-from ._streams import AsyncStream, EventOutput, Stream, afollow_events, follow_events
+from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, Body, Headers, NotGiven, Query, TimeoutTypes
 from .models.pty_session import PtySession
 

@@ -22,8 +22,9 @@ from collections.abc import AsyncGenerator, Generator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from ._follow import EventOutput, afollow_events, follow_events
 from ._models import Event
-from ._streams import AsyncStream, EventOutput, Stream, afollow_events, follow_events
+from ._streams import AsyncStream, Stream
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 from .models.file_event import FileEvent
 from .models.watch import Watch
