@@ -17,14 +17,17 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+import crownest._deadlines
 import payloads as p
 from crownest import (
     AsyncCrowNest,
     CrowNest,
     CrowNestApiError,
     CrowNestTimeoutError,
+    DefaultHttpxClient,
     ResponseTooLargeError,
     ResponseValidationError,
 )
@@ -118,6 +121,29 @@ def sync_client(server: RawServer, **options: Any) -> CrowNest:
     return CrowNest(api_key="cn_test_hostile", base_url=server.url, **{"timeout": 1, "max_retries": 0, **options})
 
 
+# The sync client keeps the deadline two ways: the sockets of its own transport end each step at
+# the deadline, while behind any other transport (a user's `http_client`, or a `DefaultHttpxClient`
+# given a transport or a proxy) the attempt runs in a worker thread.
+SYNC_TRANSPORTS = ["sdk transport", "user's http_client", "default client, user's transport"]
+
+
+@pytest.fixture(params=SYNC_TRANSPORTS)
+def sync_options(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    if request.param == "sdk transport":
+
+        def no_thread(job: object) -> None:
+            raise AssertionError("the SDK's own transport keeps the deadline without a worker thread")
+
+        monkeypatch.setattr(crownest._deadlines.WORKERS, "submit", no_thread)
+        yield {}
+    elif request.param == "user's http_client":
+        with httpx.Client() as http_client:
+            yield {"http_client": http_client}
+    else:
+        with DefaultHttpxClient(transport=httpx.HTTPTransport()) as http_client:
+            yield {"http_client": http_client}
+
+
 def async_client(server: RawServer, **options: Any) -> AsyncCrowNest:
     return AsyncCrowNest(api_key="cn_test_hostile", base_url=server.url, **{"timeout": 1, "max_retries": 0, **options})
 
@@ -151,9 +177,11 @@ def trickled_body(conn: socket.socket, server: RawServer) -> None:
 
 
 @pytest.mark.parametrize("handler", [trickled_headers, trickled_body])
-def test_a_trickle_cannot_stretch_a_call_past_its_deadline(serve: Any, handler: Handler) -> None:
+def test_a_trickle_cannot_stretch_a_call_past_its_deadline(
+    serve: Any, handler: Handler, sync_options: dict[str, Any]
+) -> None:
     server = serve(handler)
-    with sync_client(server) as client:
+    with sync_client(server, **sync_options) as client:
         error = bounded(lambda: client.sandboxes.get("sbx_1"), CrowNestTimeoutError)
     assert "took more than 1 s" in str(error)
 
@@ -166,10 +194,10 @@ async def test_a_trickle_cannot_stretch_an_async_call_past_its_deadline(serve: A
     assert "took more than 1 s" in str(error)
 
 
-def test_retries_of_a_trickle_stay_within_the_documented_bound(serve: Any) -> None:
+def test_retries_of_a_trickle_stay_within_the_documented_bound(serve: Any, sync_options: dict[str, Any]) -> None:
     """(max_retries + 1) * timeout plus the backoff waits (0.5 s, 1 s): under 6 s here."""
     server = serve(trickled_headers)
-    with sync_client(server, max_retries=2) as client:
+    with sync_client(server, max_retries=2, **sync_options) as client:
         started = time.monotonic()
         with pytest.raises(CrowNestTimeoutError):
             client.sandboxes.get("sbx_1")
@@ -177,9 +205,9 @@ def test_retries_of_a_trickle_stay_within_the_documented_bound(serve: Any) -> No
     assert server.requests == 3
 
 
-def test_a_stream_whose_headers_trickle_times_out(serve: Any) -> None:
+def test_a_stream_whose_headers_trickle_times_out(serve: Any, sync_options: dict[str, Any]) -> None:
     server = serve(trickled_headers)
-    with sync_client(server) as client:
+    with sync_client(server, **sync_options) as client:
         bounded(lambda: list(client.files.stream("sbx_1", "f")), CrowNestTimeoutError)
         bounded(lambda: list(client.commands.events("sbx_1", "cmd_1")), CrowNestTimeoutError)
 

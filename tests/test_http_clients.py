@@ -6,6 +6,7 @@ from __future__ import annotations
 import ssl
 
 import httpx
+import respx
 
 from crownest import AsyncCrowNest, CrowNest, DefaultAsyncHttpxClient, DefaultHttpxClient
 from crownest_local import LocalServer
@@ -55,3 +56,23 @@ async def test_an_async_default_client_you_pass_is_used(crownest_local: LocalSer
         async with crownest_local.async_client(http_client=http, max_retries=0) as client:
             assert await client.templates.list()
         assert not http.is_closed
+
+
+def test_a_sync_default_client_keeps_cookies_a_server_sets() -> None:
+    """The jar skips answers without Set-Cookie (a sixth of httpx's cost per call) and reads the rest."""
+    with respx.mock(base_url="http://127.0.0.1:1") as api, DefaultHttpxClient(base_url="http://127.0.0.1:1") as http:
+        api.get("/set").respond(200, headers={"Set-Cookie": "lb=a1; Path=/"})
+        seen = api.get("/next").respond(200)
+        http.get("/set")
+        http.get("/next")
+        http.get("/next")
+        assert http.cookies.get("lb") == "a1"
+        assert seen.calls.last.request.headers["cookie"] == "lb=a1"
+
+
+def test_only_the_sdks_own_transport_keeps_deadlines_without_a_thread() -> None:
+    with DefaultHttpxClient() as plain, DefaultHttpxClient(verify=False, timeout=3) as configured:
+        assert plain.keeps_attempt_deadlines and configured.keeps_attempt_deadlines
+    for other in ({"proxy": "http://127.0.0.1:9"}, {"transport": httpx.HTTPTransport()}, {"mounts": {}}):
+        with DefaultHttpxClient(**other) as client:
+            assert not client.keeps_attempt_deadlines, other

@@ -105,6 +105,9 @@ def test_per_call_max_retries_overrides_the_client(api: respx.MockRouter, sleeps
         (2, {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}),
         (None, {"connect": 5.0, "read": None, "write": None, "pool": None}),
         (httpx.Timeout(1.0, read=9.0), {"connect": 1.0, "read": 9.0, "write": 1.0, "pool": 1.0}),
+        # The wait for a free connection is part of an attempt, whose budget is the read timeout.
+        (httpx.Timeout(9.0, read=2.0), {"connect": 9.0, "read": 2.0, "write": 9.0, "pool": 2.0}),
+        (httpx.Timeout(1.0, read=3.0, pool=None), {"connect": 1.0, "read": 3.0, "write": 1.0, "pool": 3.0}),
     ],
 )
 def test_timeouts_per_call(

@@ -13,14 +13,14 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from functools import cached_property
 from typing import Any
 
 import httpx
 
 from ._bodies import aread_body, read_body
-from ._deadlines import DeadlinePassed, Job, attempt_budget, run_with_deadline
+from ._deadlines import DeadlinePassed, Job, attempt_budget, attempt_deadline, run_with_deadline
 from ._downloads import Download
 from ._exceptions import (
     BodyNotReplayableError,
@@ -67,8 +67,12 @@ def keepalive_options() -> list[tuple[int, int, int]]:
 
 
 def make_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
-    """An `httpx.Timeout` whose connect phase is short whatever the overall limit."""
+    """An `httpx.Timeout` whose connect phase is short whatever the overall limit, and whose wait
+    for a free connection fits in an attempt's budget (its read timeout)."""
     if isinstance(timeout, httpx.Timeout):
+        read = timeout.read
+        if read is not None and (timeout.pool is None or timeout.pool > read):
+            return httpx.Timeout(connect=timeout.connect, read=read, write=timeout.write, pool=read)
         return timeout
     if timeout is None:
         return httpx.Timeout(None, connect=CONNECT_TIMEOUT)
@@ -344,14 +348,16 @@ class SyncAPIClient(BaseClient):
 
     def __init__(self, *, http_client: httpx.Client | None, **config: Any) -> None:
         super().__init__(**config)
+        from ._http_clients import DefaultHttpxClient  # here: that module imports this one
+
         self._owns_http = http_client is None
         if http_client is None:
             self._request_headers = {}
-        if http_client is None:
-            from ._http_clients import DefaultHttpxClient  # here: that module imports this one
-
             http_client = DefaultHttpxClient(headers=self._headers, timeout=self.timeout)
         self._http = http_client
+        self._sockets_keep_deadlines = (
+            isinstance(http_client, DefaultHttpxClient) and http_client.keeps_attempt_deadlines
+        )
 
     def request(
         self,
@@ -389,10 +395,29 @@ class SyncAPIClient(BaseClient):
         budget = attempt_budget(request) if deadline else None
         if budget is None:
             return self._send_and_read(request, None)
+        return self._within(request, budget, lambda job: self._send_and_read(request, job), "the exchange")
+
+    def _within(
+        self,
+        request: httpx.Request,
+        budget: float,
+        send: Callable[[Job[httpx.Response] | None], httpx.Response],
+        what: str,
+    ) -> httpx.Response:
+        """`send()`, ended with CrowNestTimeoutError once `budget` seconds have passed: by the
+        sockets of the SDK's transport, else by a worker thread (see `_deadlines`)."""
+        if self._sockets_keep_deadlines:
+            with attempt_deadline(budget) as bound:
+                try:
+                    return send(None)
+                except httpx.TimeoutException:
+                    if not bound.passed:
+                        raise
+            raise self._deadline_error(request, budget, what)
         try:
-            return run_with_deadline(lambda job: self._send_and_read(request, job), httpx.Response.close, budget)
+            return run_with_deadline(send, httpx.Response.close, budget)
         except DeadlinePassed:
-            raise self._deadline_error(request, budget, "the exchange") from None
+            raise self._deadline_error(request, budget, what) from None
 
     def _send_and_read(self, request: httpx.Request, job: Job[httpx.Response] | None) -> httpx.Response:
         response = self._http.send(request, stream=True)
@@ -414,10 +439,7 @@ class SyncAPIClient(BaseClient):
         budget = attempt_budget(request)
         if budget is None:
             return self._http.send(request, stream=True)
-        try:
-            return run_with_deadline(lambda job: self._http.send(request, stream=True), httpx.Response.close, budget)
-        except DeadlinePassed:
-            raise self._deadline_error(request, budget, "the answer's headers") from None
+        return self._within(request, budget, lambda job: self._http.send(request, stream=True), "the answer's headers")
 
     def stream(
         self,

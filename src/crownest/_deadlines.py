@@ -7,7 +7,10 @@ headers and, for answers read whole, the body): `attempt_budget` seconds, the
 read timeout of the request.
 
 - async: `asyncio.timeout` around the attempt cancels it at the deadline.
-- sync: nothing can interrupt a blocking read from the outside without the
+- sync, through the SDK's own transport (`_sync_transport`): `attempt_deadline`
+  marks the attempt's end, and each socket step waits at most until then.
+- sync, through any other transport (a user's own `http_client`, a proxy):
+  nothing can interrupt a blocking read from the outside without the
   transport's help, so the attempt runs in a worker thread and the caller
   waits for it until the deadline. A worker left behind is told to stop
   (`Job.abandoned`), stops at its next read, and closes what it opened.
@@ -20,8 +23,11 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -33,6 +39,30 @@ _IDLE_SECONDS = 60.0  # a worker with nothing to do for this long ends
 
 class DeadlinePassed(Exception):
     """The attempt did not end by its deadline (the caller turns it into CrowNestTimeoutError)."""
+
+
+class Deadline:
+    """The moment (`time.monotonic()`) an attempt must end by; `passed` once a step was cut short by it."""
+
+    __slots__ = ("at", "passed")
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self.passed = False
+
+
+ATTEMPT_DEADLINE: ContextVar[Deadline | None] = ContextVar("crownest_attempt_deadline", default=None)
+
+
+@contextmanager
+def attempt_deadline(seconds: float) -> Iterator[Deadline]:
+    """While inside, this thread's socket steps through a `SyncTransport` end within `seconds`."""
+    deadline = Deadline(seconds)
+    token = ATTEMPT_DEADLINE.set(deadline)
+    try:
+        yield deadline
+    finally:
+        ATTEMPT_DEADLINE.reset(token)
 
 
 def attempt_budget(request: httpx.Request) -> float | None:

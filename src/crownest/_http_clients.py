@@ -8,6 +8,7 @@ get the SDK's defaults: 100 connections all kept alive, TCP keepalive, the 660 s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,7 +23,7 @@ _POOL_OPTIONS = ("verify", "cert", "trust_env", "http1", "http2")
 
 
 def _client_options(
-    kwargs: dict[str, Any], transport: type[httpx.HTTPTransport | httpx.AsyncHTTPTransport]
+    kwargs: dict[str, Any], transport: Callable[..., httpx.BaseTransport | httpx.AsyncBaseTransport]
 ) -> dict[str, Any]:
     """`kwargs` over the SDK's defaults, with a transport keeping the SDK's limits and keepalive."""
     options: dict[str, Any] = {"timeout": make_timeout(DEFAULT_TIMEOUT), "follow_redirects": False, **kwargs}
@@ -34,8 +35,11 @@ def _client_options(
 
 
 def sync_client_options(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The arguments of a `DefaultHttpxClient`."""
-    return _client_options(kwargs, httpx.HTTPTransport)
+    """The arguments of a `DefaultHttpxClient`: httpx's transport, with sockets that keep each
+    attempt's deadline (`_sync_transport`)."""
+    from ._sync_transport import SyncTransport  # httpcore: once a sync client is built, as httpx does
+
+    return _client_options(kwargs, SyncTransport)
 
 
 def async_client_options(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -56,13 +60,6 @@ def async_client_options(kwargs: dict[str, Any]) -> dict[str, Any]:
     return _client_options(kwargs, httpx.AsyncHTTPTransport)
 
 
-class DefaultHttpxClient(httpx.Client):
-    """An `httpx.Client` with the SDK's defaults (see the module); any httpx argument overrides them."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**sync_client_options(kwargs))
-
-
 class _Cookies(httpx.Cookies):
     """httpx's cookie jar, which reads a response's cookies only when it sets one.
 
@@ -75,15 +72,10 @@ class _Cookies(httpx.Cookies):
             super().extract_cookies(response)
 
 
-class DefaultAsyncHttpxClient(httpx.AsyncClient):
-    """An `httpx.AsyncClient` with the SDK's defaults; any httpx argument overrides them.
+class _SkippingCookies:
+    """A client whose cookie jar is a `_Cookies` (a sixth of httpx's cost per call otherwise)."""
 
-    Its cookie jar skips answers that set no cookie (a sixth of httpx's cost per call otherwise).
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**async_client_options(kwargs))
-        self.cookies = kwargs.get("cookies")
+    _skipping_cookies: httpx.Cookies
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -92,3 +84,29 @@ class DefaultAsyncHttpxClient(httpx.AsyncClient):
     @cookies.setter
     def cookies(self, cookies: Any) -> None:
         self._skipping_cookies = _Cookies(cookies)
+
+
+class DefaultHttpxClient(_SkippingCookies, httpx.Client):
+    """An `httpx.Client` with the SDK's defaults (see the module); any httpx argument overrides them.
+
+    Its cookie jar skips answers that set no cookie. `keeps_attempt_deadlines` says whether every
+    request goes through the SDK's transport, whose sockets end each attempt at its deadline (not
+    so with a `transport`, `mounts` or `proxy` of yours: the SDK then runs each attempt in a worker
+    thread to bound it, at some cost per call).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**sync_client_options(kwargs))
+        self.cookies = kwargs.get("cookies")
+        self.keeps_attempt_deadlines = not any(name in kwargs for name in ("transport", "proxy", "mounts"))
+
+
+class DefaultAsyncHttpxClient(_SkippingCookies, httpx.AsyncClient):
+    """An `httpx.AsyncClient` with the SDK's defaults; any httpx argument overrides them.
+
+    Its cookie jar skips answers that set no cookie.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**async_client_options(kwargs))
+        self.cookies = kwargs.get("cookies")
