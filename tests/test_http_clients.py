@@ -4,6 +4,7 @@ httpx client you configure yourself (a proxy, certificates), and what the SDK ma
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 import httpx
 import respx
@@ -73,6 +74,11 @@ def test_a_sync_default_client_keeps_cookies_a_server_sets() -> None:
 def test_only_the_sdks_own_transport_keeps_deadlines_without_a_thread() -> None:
     with DefaultHttpxClient() as plain, DefaultHttpxClient(verify=False, timeout=3) as configured:
         assert plain.keeps_attempt_deadlines and configured.keeps_attempt_deadlines
-    for other in ({"proxy": "http://127.0.0.1:9"}, {"transport": httpx.HTTPTransport()}, {"mounts": {}}):
+    others: list[dict[str, Any]] = [
+        {"proxy": "http://127.0.0.1:9"},
+        {"transport": httpx.HTTPTransport()},
+        {"mounts": {}},
+    ]
+    for other in others:
         with DefaultHttpxClient(**other) as client:
             assert not client.keeps_attempt_deadlines, other
