@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import signal
@@ -16,9 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+import crownest_local._service
 from crownest import CrowNestApiError
 from crownest_local import LocalServer
 from crownest_local._app import create_app
+from crownest_local._beneath import remove_path
 from crownest_local._service import Config
 from crownest_local._spec import load_spec
 
@@ -326,3 +329,57 @@ def test_an_operation_without_a_handler_answers_501(monkeypatch: pytest.MonkeyPa
         assert answer.json()["error"]["details"] == {"operationId": "probeSandbox"}
         assert answer.headers["X-Request-Id"] == answer.json()["error"]["requestId"]
         assert client.templates.list()  # every other operation is served
+
+
+def _gated_removals(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Make the removal of killed sandboxes' files wait for the returned event."""
+    gate = threading.Event()
+
+    def remove_when_let(path: Path) -> None:
+        gate.wait(60)
+        remove_path(path)
+
+    monkeypatch.setattr(crownest_local._service, "remove_path", remove_when_let)
+    return gate
+
+
+def test_stopping_waits_for_the_removal_of_killed_sandboxes_files(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A removal still running at shutdown is waited for, then the whole folder goes (no race)."""
+    gate = _gated_removals(monkeypatch)
+    with LocalServer() as server, server.client() as client:
+        sandbox = client.sandboxes.create(template="base")
+        sandbox.files.write("many/1", "x")
+        sandboxes_dir = server.sandbox_folder(sandbox.id).parent
+        sandbox.kill()
+        threading.Timer(1.0, gate.set).start()  # the server is stopping by then, its removal held
+    assert not sandboxes_dir.exists()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "crownest_local" in r.name]
+
+
+def test_a_removal_outlasting_the_shutdown_wait_leaves_the_folder_in_place(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    gate = _gated_removals(monkeypatch)
+    monkeypatch.setattr(crownest_local._service, "SHUTDOWN_WAIT_S", 0.2)
+
+    class LetGoOnceLeft(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "in place" in record.getMessage():
+                gate.set()
+
+    handler = LetGoOnceLeft()
+    logging.getLogger("crownest_local").addHandler(handler)
+    try:
+        with LocalServer() as server, server.client() as client:
+            sandbox = client.sandboxes.create(template="base")
+            sandboxes_dir = server.sandbox_folder(sandbox.id).parent
+            sandbox.kill()
+    finally:
+        logging.getLogger("crownest_local").removeHandler(handler)
+        gate.set()
+    assert f"leaving {sandboxes_dir} in place" in caplog.text
+    # Not removed beside the removal still working in it; that one ends its own work.
+    assert sandboxes_dir.is_dir() and not any(sandboxes_dir.iterdir())
+    remove_path(sandboxes_dir)

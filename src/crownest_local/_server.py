@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import socket
 import tempfile
@@ -23,6 +24,8 @@ from ._app import create_app
 from ._beneath import remove_path
 from ._guard import Guard, raise_open_files_limit
 from ._service import DEFAULT_RETENTION_S, ISOLATION_WARNING, RUN_CAP_MS, Config
+
+logger = logging.getLogger("crownest_local")
 
 START_TIMEOUT_S = 15.0
 # How long an idle connection stays open: longer than clients keep one (httpx: 5 s), as behind a
@@ -228,13 +231,18 @@ class LocalServer:
         """Stop serving: running sandboxes are killed; a temporary data folder is removed."""
         if self._server is not None:
             self._server.should_exit = True
+        stopped = True
         if self._thread is not None:
             self._thread.join(timeout=30)
+            stopped = not self._thread.is_alive()
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = self._socket = None
         if self._own_data_dir and self.data_dir is not None:
-            remove_path(self.data_dir)
+            if stopped:
+                remove_path(self.data_dir)
+            else:  # its shutdown still works in it
+                logger.warning("CrowNest Local did not stop within 30 s; leaving %s in place", self.data_dir)
             self.data_dir = None
 
     def client(

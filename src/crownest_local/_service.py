@@ -77,6 +77,8 @@ DISK_CHECK_INTERVAL_S = 1.0
 DEFAULT_RETENTION_S = 24 * 3600
 MAX_COMMANDS_PER_SANDBOX = 32
 RUN_CAP_MS = 600_000
+# How long a shutdown waits for what ending the sandboxes started (within LocalServer.stop's 30 s).
+SHUTDOWN_WAIT_S = 20.0
 ENDED = ("killed", "expired", "failed")
 ALIVE = ("starting", "running", "paused")
 ISOLATION_WARNING = (
@@ -197,13 +199,26 @@ class Service:
                 task.cancel()
         for body in [b for status in ALIVE for b in self.store.all("sandbox", status=status)]:
             self._end_sandbox(body, "killed")
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 5)
+        # What ending them started (files removed in threads, helpers reaped) ends before the folder
+        # they work in is removed: a thread cannot be cancelled, and two removals of one tree race.
+        unfinished: set[asyncio.Task[Any]] = set()
+        if self._tasks:
+            _, unfinished = await asyncio.wait(set(self._tasks), timeout=SHUTDOWN_WAIT_S)
+            for task in unfinished:
+                task.cancel()
         await asyncio.to_thread(self.limiter.close)
         self.store.close()
-        if self._sandboxes_dir is not None:
-            remove_path(self._sandboxes_dir)
+        if self._sandboxes_dir is None:
+            return
+        if unfinished:
+            logger.warning(
+                "%d background task(s) still running after %g s; leaving %s in place",
+                len(unfinished),
+                SHUTDOWN_WAIT_S,
+                self._sandboxes_dir,
+            )
+        else:
+            await asyncio.to_thread(remove_path, self._sandboxes_dir)
 
     @property
     def sandboxes_dir(self) -> Path:
