@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import socket
 import statistics
 import threading
@@ -22,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from crownest import CrowNestApiError
-from crownest_local import LocalServer, _files, _service
+from crownest import CrowNestApiError, CrowNestError
+from crownest_local import LocalServer, _files, _listing, _service
 from crownest_local._beneath import remove_path
 from crownest_local._limits import Hierarchy, Limits, _inside, _mounts, _own_groups
 
@@ -356,7 +357,7 @@ def test_big_listings_and_removals_run_off_the_event_loop(monkeypatch: pytest.Mo
     and meanwhile the server answers other calls. On the event loop, nothing could answer until they ended.
     (How late the loop runs during a real 200k-entry listing is a figure: benchmarks/local_server.py --listing.)"""
     listing_held, removal_held, release = threading.Event(), threading.Event(), threading.Event()
-    entries = _files._entries
+    entries = _listing.entries
 
     def held_listing(*args: Any) -> Iterator[dict[str, Any]]:
         listing_held.set()
@@ -368,7 +369,7 @@ def test_big_listings_and_removals_run_off_the_event_loop(monkeypatch: pytest.Mo
         release.wait(60)
         remove_path(path)
 
-    monkeypatch.setattr(_files, "_entries", held_listing)
+    monkeypatch.setattr(_listing, "entries", held_listing)
     monkeypatch.setattr(_service, "remove_path", held_removal)
     with LocalServer() as server, server.client(max_retries=0, timeout=30) as client:
         busy, other = (client.sandboxes.create(template="base") for _ in range(2))
@@ -387,6 +388,88 @@ def test_big_listings_and_removals_run_off_the_event_loop(monkeypatch: pytest.Mo
             release.set()
             killing.result()
         assert client.sandboxes.get(busy.id).status == "killed"
+
+
+# A lister that waits for `release` to exist before listing (its process id in `pid`).
+HELD_LISTER = """
+import os, runpy, sys, time
+folder = os.path.dirname(os.path.abspath(sys.argv[0]))
+with open(os.path.join(folder, "pid"), "w") as f:
+    f.write(str(os.getpid()))
+while not os.path.exists(os.path.join(folder, "release")):
+    time.sleep(0.01)
+sys.argv = [REAL] + sys.argv[1:]
+runpy.run_path(REAL, run_name="__main__")
+"""
+
+
+def _held_lister(monkeypatch: pytest.MonkeyPatch, folder: Path) -> tuple[Path, Path]:
+    script = folder / "lister.py"
+    script.write_text(f"REAL = {_files.LISTING_SCRIPT!r}\n" + HELD_LISTER)
+    monkeypatch.setattr(_files, "LISTING_SCRIPT", str(script))
+    return folder / "pid", folder / "release"
+
+
+def _wait_for(condition: Any) -> bool:
+    for _ in range(1000):
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_a_big_folder_is_listed_by_a_process_of_its_own(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Above LISTED_APART_BYTES (and below one level), a listing is made by `_listing` run as a script,
+    whose GIL is not the server's: the same body as a thread makes, while the server answers others."""
+    pid_file, release = _held_lister(monkeypatch, tmp_path)
+    with LocalServer() as server, server.client(max_retries=0, timeout=60) as client:
+        busy, other = (client.sandboxes.create(template="base") for _ in range(2))
+        assert busy.commands.run("mkdir many && cd many && seq -w 4000 | xargs touch && mkdir sub").exit_code == 0
+        big = os.stat(server.sandbox_folder(busy.id) / "home" / "many").st_size
+        assert big > _files.LISTED_APART_BYTES
+        with ThreadPoolExecutor(1) as pool:
+            listing = pool.submit(busy.files.list, "many")
+            assert _wait_for(pid_file.exists)
+            assert other.files.write("note", "answered while a lister works").size_bytes == 29
+            assert not listing.done()
+            release.touch()
+            listed = listing.result()
+        monkeypatch.setattr(_files, "LISTED_APART_BYTES", big)  # the same folder, listed in a thread
+        assert [entry.to_dict() for entry in busy.files.list("many")] == [entry.to_dict() for entry in listed]
+        names = [entry.name for entry in listed]
+        assert len(names) == 4001 and names == sorted(names) and names[0] == "0001"
+
+
+def test_a_failing_lister_cuts_the_answer_and_a_gone_client_ends_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with LocalServer() as server, server.client(max_retries=0, timeout=30) as client:
+        sandbox = client.sandboxes.create(template="base")
+        sandbox.files.write("d/sub/f", "x")
+        broken = tmp_path / "broken.py"
+        broken.write_text('import sys\nsys.stdout.write(\'{"data": [{"path": \')\nsys.exit(3)\n')
+        monkeypatch.setattr(_files, "LISTING_SCRIPT", str(broken))
+        with pytest.raises(CrowNestError) as caught:  # a cut body, not a short listing
+            sandbox.files.list("d", depth=2)
+        assert not isinstance(caught.value, CrowNestApiError)
+
+        pid_file, release = _held_lister(monkeypatch, tmp_path)
+        url = f"{server.base_url}/v1/sandboxes/{sandbox.id}/files"
+        headers = {"Authorization": f"Bearer {server.api_key}"}
+        with httpx.stream("GET", url, params={"path": "d", "depth": 2}, headers=headers, timeout=30) as answer:
+            assert answer.status_code == 200
+            assert _wait_for(pid_file.exists)
+        pid = int(pid_file.read_text())  # the client has gone: its lister is killed, never released
+        assert _wait_for(lambda: not _alive(pid))
+        release.touch()
 
 
 def test_cgroup_paths_and_settings_for_v1_and_v2() -> None:

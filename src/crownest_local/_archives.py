@@ -37,8 +37,9 @@ from starlette.types import Receive, Scope, Send
 from crownest._archives import END, content, header, member_kind, member_problem
 from crownest._uploads import CHUNK
 
-from ._beneath import FOLDER, Owner, give, subfolder, tree
+from ._beneath import Owner, give, tree
 from ._errors import ApiProblem
+from ._listing import FOLDER, subfolder
 
 MAX_MEMBERS = 200_000
 # The longest wait for a chunk of the body: the server's guard ends a body slower than 1 KiB per

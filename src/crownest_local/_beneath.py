@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import heapq
 import logging
 import os
 import stat
@@ -31,14 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._errors import ApiProblem
+from ._listing import FOLDER, in_order, subfolder
 
 logger = logging.getLogger("crownest_local")
 
 ENTRY = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
-FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_LINKS = 40
-# Names sorted at once (in C, holding the GIL, and with it a server's event loop): a few ms at most.
-SORT_RUN = 4096
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 
@@ -224,11 +221,6 @@ def open_file(location: Location) -> int:
     return os.open(f"/proc/self/fd/{location.fd}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
 
 
-def open_folder(fd: int) -> int:
-    """A readable descriptor (for listing) of the folder open as `O_PATH` at `fd`."""
-    return os.open(".", FOLDER, dir_fd=fd)
-
-
 def rename(src_dir: int, src: str, dst_dir: int, dst: str, flags: int = 0) -> None:
     """renameat2(2): NOREPLACE fails with EEXIST instead of replacing; EXCHANGE swaps both atomically."""
     if _libc.renameat2(src_dir, os.fsencode(src), dst_dir, os.fsencode(dst), flags) != 0:
@@ -245,22 +237,6 @@ def entries(fd: int, ordered: bool = True) -> tuple[list[str], list[str]]:
         for entry in scan:
             (folders if entry.is_dir(follow_symlinks=False) else others).append(entry.name)
     return (in_order(folders), in_order(others)) if ordered else (folders, others)
-
-
-def in_order(names: list[str]) -> list[str]:
-    """`sorted(names)`, sorted in runs and merged in Python: one sort of 200k names held the GIL for
-    100-700 ms (here, loaded or not), the merge lets other threads run every few ms."""
-    return list(heapq.merge(*(sorted(names[i : i + SORT_RUN]) for i in range(0, len(names), SORT_RUN))))
-
-
-def subfolder(parent: int, name: str) -> int | None:
-    """`name` in `parent`, opened as a folder, or None if it is not one (anymore), links included."""
-    try:
-        return os.open(name, FOLDER, dir_fd=parent)
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-            return None
-        raise
 
 
 def remove_path(path: Path) -> None:

@@ -18,8 +18,6 @@ import contextlib
 import datetime
 import errno
 import hashlib
-import itertools
-import json
 import logging
 import mimetypes
 import os
@@ -27,19 +25,20 @@ import posixpath
 import secrets
 import shutil
 import stat
+import sys
 import tarfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from crownest.models import Artifact, FileInfo, FileType
+from crownest.models import Artifact
 
 from ._archives import ArchiveResponse, Extraction, make_folder
 from ._beneath import (
-    FOLDER,
     RENAME_EXCHANGE,
     RENAME_NOREPLACE,
     Location,
@@ -47,19 +46,18 @@ from ._beneath import (
     conflict,
     file_not_found,
     give,
-    in_order,
     invalid_path,
     open_file,
-    open_folder,
     remove_tree,
     rename,
-    subfolder,
     tree,
 )
 from ._content import ContentResponse
 from ._errors import ApiProblem, not_found
 from ._isolation import SandboxFolder
 from ._limits import MIB
+from ._listing import FOLDER, file_info, open_folder
+from ._listing import body as listing_body
 from ._service import Call, Service, json_response, new_id, now
 from ._spec import digits
 
@@ -68,7 +66,13 @@ logger = logging.getLogger("crownest_local")
 MAX_FILE_BYTES = 1 << 30
 DEFAULT_ARTIFACT_TTL_MS = 7 * 24 * 3600 * 1000
 COPY_CHUNK = 1 << 20
-KINDS = {stat.S_IFREG: FileType.FILE, stat.S_IFDIR: FileType.DIRECTORY, stat.S_IFLNK: FileType.SYMLINK}
+# A folder's size on disk above which it is listed in a process of its own (`_listing`): about
+# 3,000 entries on ext4 and tmpfs (some 20 bytes an entry), some 40 ms of listing in a thread.
+# Listings more than one level deep always are (what is below is not known in advance).
+LISTED_APART_BYTES = 64 * 1024
+MAX_LISTERS = 4  # listing processes at a time; more listings wait for one
+MAX_LISTER_ERROR = 64 * 1024
+LISTING_SCRIPT = str(Path(__file__).with_name("_listing.py"))
 
 
 def require_media_type(call: Call, expected: str, what: str, default: str = "") -> None:
@@ -78,17 +82,6 @@ def require_media_type(call: Call, expected: str, what: str, default: str = "") 
         raise ApiProblem(
             415, "unsupported_media_type", f"{what} must be sent as {expected}.", {"contentType": content_type}
         )
-
-
-def file_info(path: str, st: os.stat_result) -> dict[str, Any]:
-    return FileInfo(
-        path=path,
-        name=posixpath.basename(path) or path,
-        type_=KINDS.get(stat.S_IFMT(st.st_mode), FileType.OTHER),
-        size_bytes=st.st_size,
-        mode=stat.S_IMODE(st.st_mode),
-        modified_at=datetime.datetime.fromtimestamp(st.st_mtime, datetime.UTC),
-    ).to_dict()
 
 
 def is_a_directory(path: str) -> ApiProblem:
@@ -126,6 +119,7 @@ async def in_thread(work: Callable[..., Any], fd: int, *args: Any) -> Any:
 class Files:
     def __init__(self, service: Service) -> None:
         self.service = service
+        self.listers = asyncio.Semaphore(MAX_LISTERS)
 
     def running_folder(self, call: Call) -> SandboxFolder:
         """The folder of the call's sandbox; 404 or 409 unless it exists and runs."""
@@ -194,8 +188,14 @@ class Files:
             if not target.is_folder:
                 raise conflict("not_a_directory", path, f"{path} is not a directory.")
             depth = call.query.get("depth", 1)
-            chunks = await in_thread(_listing, target.fd, path, depth)
-            return StreamingResponse(_each(chunks), media_type="application/json")
+            listing = open_folder(target.fd)
+        if depth > 1 or os.fstat(listing).st_size > LISTED_APART_BYTES:
+            return ListingResponse(listing, path, depth, self.listers)
+        try:
+            chunks = await in_thread(lambda fd: list(listing_body(fd, path, depth)), listing)
+        finally:
+            os.close(listing)
+        return StreamingResponse(_each(chunks), media_type="application/json")
 
     async def file_exists(self, call: Call) -> dict[str, Any]:
         folder = self.running_folder(call)
@@ -508,53 +508,55 @@ def _tar(folder: int, target: Path, base: str) -> None:
                 tar.addfile(info, _Padded(f))  # type: ignore[arg-type]  # read() is all tarfile uses
 
 
-def _listing(folder: int, path: str, depth: int = 1) -> list[bytes]:
-    """The entries of the folder open (as O_PATH) at `folder`, in name order, as `path`'s listFiles body
-    in chunks; with `depth` above 1, each subfolder's entries follow it, `depth - 1` levels down.
-
-    Run in a thread (a folder may have a million entries), and done in small steps, because a thread
-    holding the GIL holds the event loop too: names are sorted in runs (`in_order`), entries encoded a
-    thousand at a time and dropped (200k entries kept alive made the garbage collector walk them all,
-    GIL held), and never joined into one string (encoding 20 MB at once held it for 200 ms).
-    """
-    listing = open_folder(folder)
-    parts: list[bytes] = []
-    try:
-        entries = _entries(listing, path, depth)
-        while batch := list(itertools.islice(entries, 1000)):
-            parts.append(json.dumps(batch, ensure_ascii=False)[1:-1].encode())
-    finally:
-        os.close(listing)
-    return [b'{"data": [', *_joined(parts, b", "), b"]}"]
-
-
-def _joined(parts: list[bytes], separator: bytes) -> Iterator[bytes]:
-    for n, part in enumerate(parts):
-        yield separator + part if n else part
-
-
 async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
     for chunk in chunks:
         yield chunk
 
 
-def _entries(listing: int, path: str, depth: int) -> Iterator[dict[str, Any]]:
-    """The entries of the folder open at `listing`; subfolders are opened beneath it without following
-    links (`subfolder`), so a folder swapped for a link meanwhile is not entered."""
-    for name in in_order(os.listdir(listing)):
-        try:
-            st = os.stat(name, dir_fd=listing, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        yield file_info(posixpath.join(path, name), st)
-        if depth > 1 and stat.S_ISDIR(st.st_mode):
-            inner = subfolder(listing, name)
-            if inner is None:
-                continue
+class ListingResponse(StreamingResponse):
+    """The listing of the folder open at `fd` (closed once the answer is done), made by a process of
+    its own (`_listing`) and sent as it comes, at most `listers.value` such processes at a time.
+
+    A lister that fails breaks the answer off, so a client sees a cut body, never a short listing;
+    one whose client has gone is killed.
+    """
+
+    def __init__(self, fd: int, path: str, depth: int, listers: asyncio.Semaphore) -> None:
+        self.fd = fd
+        super().__init__(self._listed(path, depth, listers), media_type="application/json")
+
+    async def _listed(self, path: str, depth: int, listers: asyncio.Semaphore) -> AsyncIterator[bytes]:
+        async with listers:
+            lister = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                "-S",
+                LISTING_SCRIPT,
+                str(self.fd),
+                path,
+                str(depth),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=(self.fd,),
+            )
+            assert lister.stdout is not None and lister.stderr is not None
             try:
-                yield from _entries(inner, posixpath.join(path, name), depth - 1)
+                while chunk := await lister.stdout.read(COPY_CHUNK):
+                    yield chunk
+                problem = await lister.stderr.read(MAX_LISTER_ERROR)
+                if await lister.wait() != 0:
+                    raise RuntimeError(f"listing {path} failed: {problem.decode(errors='replace').strip()[-500:]}")
             finally:
-                os.close(inner)
+                if lister.returncode is None:
+                    lister.kill()
+                    await lister.wait()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            os.close(self.fd)
 
 
 def _copy(fd: int, target: Path) -> None:

@@ -45,9 +45,10 @@ from starlette.responses import Response, StreamingResponse
 
 from crownest.models import FileEvent, FileEventType, Watch, WatchStatus
 
-from ._beneath import FOLDER, conflict, file_not_found, open_folder
+from ._beneath import conflict, file_not_found
 from ._errors import ApiProblem, not_found
 from ._isolation import SandboxFolder
+from ._listing import FOLDER, open_folder
 from ._service import Call, Service, json_response, new_id, now
 from ._spec import digits
 
