@@ -67,7 +67,8 @@ class _Stream(httpcore.NetworkStream):
 
 
 class _Backend(httpcore.NetworkBackend):
-    """httpcore's blocking sockets, each step bounded by the attempt's deadline."""
+    """httpcore's blocking TCP sockets, each step bounded by the attempt's deadline (the pool
+    `SyncTransport` builds asks for nothing else: no Unix socket, no retries to sleep between)."""
 
     def __init__(self) -> None:
         self._sockets = httpcore.SyncBackend()
@@ -84,17 +85,6 @@ class _Backend(httpcore.NetworkBackend):
             return self._sockets.connect_tcp(host, port, left, local_address, socket_options)
 
         return _Stream(_bounded(connect, timeout, httpcore.ConnectTimeout))
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[SocketOption] | None = None
-    ) -> httpcore.NetworkStream:
-        def connect(left: float | None) -> httpcore.NetworkStream:
-            return self._sockets.connect_unix_socket(path, left, socket_options)
-
-        return _Stream(_bounded(connect, timeout, httpcore.ConnectTimeout))
-
-    def sleep(self, seconds: float) -> None:
-        self._sockets.sleep(seconds)
 
 
 class SyncTransport(httpx.HTTPTransport):
