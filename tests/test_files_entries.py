@@ -90,6 +90,18 @@ def test_special_entries_are_described_but_never_read_or_copied(
     assert sorted(p.name for p in (home / kind).iterdir()) == ["entry", "plain.txt"]
 
 
+@pytest.mark.parametrize("depth", [1, 2], ids=["in a thread", "by a lister process"])
+def test_a_name_that_is_not_utf8_is_listed_with_replacement_characters(
+    depth: int, sandbox: tuple[CrowNest, SandboxHandle, Path]
+) -> None:
+    """A command may name a file with any bytes; the listing (JSON, so UTF-8) shows them as U+FFFD."""
+    _, handle, home = sandbox
+    handle.files.write(f"latin1-{depth}/ok.txt", "ok")
+    (home / f"latin1-{depth}" / os.fsdecode(b"caf\xe9.txt")).write_text("x")
+    listed = handle.files.list(f"latin1-{depth}", depth=depth)
+    assert sorted(entry.name for entry in listed) == ["caf\ufffd.txt", "ok.txt"]
+
+
 @pytest.fixture
 def few_descriptors() -> Iterator[None]:
     """This process (the server's) may open only 200 more files than it has open now, until the test ends."""

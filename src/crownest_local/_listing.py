@@ -34,7 +34,11 @@ KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink
 
 
 def file_info(path: str, st: os.stat_result) -> dict[str, Any]:
-    """The API's `FileInfo` of what `st` describes at `path`."""
+    """The API's `FileInfo` of what `st` describes at `path`. A file name may hold any bytes but
+    JSON is UTF-8, so bytes that are not UTF-8 are given as U+FFFD (a name that cannot be used to
+    reach the file, but a listing that does not fail on it)."""
+    if not path.isascii():
+        path = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return {
         "path": path,
         "name": posixpath.basename(path) or path,
