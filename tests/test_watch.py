@@ -172,6 +172,18 @@ async def test_a_move_out_of_the_watched_folder_is_a_delete_and_one_in_a_create(
     ]
 
 
+async def test_a_name_that_is_not_utf8_comes_with_replacement_characters(sandbox: Any) -> None:
+    """A command may name a file with any bytes; its events (JSON, so UTF-8) show them as U+FFFD."""
+    await done(sandbox.files.mkdir("latin1"))
+    watch = await done(sandbox.files.watch("latin1"))
+    make = "python3 -c \"open(b'latin1/caf\\xe9', 'w').close(); open('latin1/after', 'w').close()\""
+    await done(sandbox.commands.run(make, check=True))
+    assert seen(await rest(watch)) == [
+        ("created", f"{HOME}/latin1/caf\ufffd", None, False),
+        ("created", f"{HOME}/latin1/after", None, False),
+    ]
+
+
 async def test_recursive_false_does_not_see_nested_events(sandbox: Any) -> None:
     await done(sandbox.files.mkdir("old"))
     watch = await done(sandbox.files.watch(HOME, recursive=False))

@@ -33,12 +33,18 @@ BATCH = 1000
 KINDS = {stat.S_IFREG: "file", stat.S_IFDIR: "directory", stat.S_IFLNK: "symlink"}
 
 
+def as_text(path: str) -> str:
+    """`path` as JSON (UTF-8) can carry it. A file name may hold any bytes, which `os` functions give
+    as lone surrogates; bytes that are not UTF-8 become U+FFFD: a name that cannot be used to reach
+    the file, but a listing or an event that does not fail on it."""
+    if path.isascii():
+        return path
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def file_info(path: str, st: os.stat_result) -> dict[str, Any]:
-    """The API's `FileInfo` of what `st` describes at `path`. A file name may hold any bytes but
-    JSON is UTF-8, so bytes that are not UTF-8 are given as U+FFFD (a name that cannot be used to
-    reach the file, but a listing that does not fail on it)."""
-    if not path.isascii():
-        path = path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    """The API's `FileInfo` of what `st` describes at `path`."""
+    path = as_text(path)
     return {
         "path": path,
         "name": posixpath.basename(path) or path,

@@ -48,7 +48,7 @@ from crownest.models import FileEvent, FileEventType, Watch, WatchStatus
 from ._beneath import conflict, file_not_found
 from ._errors import ApiProblem, not_found
 from ._isolation import SandboxFolder
-from ._listing import FOLDER, open_folder
+from ._listing import FOLDER, as_text, open_folder
 from ._service import Call, Service, json_response, new_id, now
 from ._spec import digits
 
@@ -323,7 +323,8 @@ class LiveWatch:
                     self._forget_under(source[0])
 
     def _emit(self, kind: FileEventType, path: str, *, is_dir: bool, new_path: str | None = None) -> None:
-        change = FileEvent(type_=kind, path=path, new_path=new_path, is_dir=is_dir)
+        new_path = None if new_path is None else as_text(new_path)
+        change = FileEvent(type_=kind, path=as_text(path), new_path=new_path, is_dir=is_dir)
         self.last_id += 1
         data = json.dumps(change.to_dict(), ensure_ascii=False)
         self.kept.append((self.last_id, data))
