@@ -394,8 +394,9 @@ def test_big_listings_and_removals_run_off_the_event_loop(monkeypatch: pytest.Mo
 HELD_LISTER = """
 import os, runpy, sys, time
 folder = os.path.dirname(os.path.abspath(sys.argv[0]))
-with open(os.path.join(folder, "pid"), "w") as f:
+with open(os.path.join(folder, "pid.part"), "w") as f:
     f.write(str(os.getpid()))
+os.rename(os.path.join(folder, "pid.part"), os.path.join(folder, "pid"))  # seen whole, or not at all
 while not os.path.exists(os.path.join(folder, "release")):
     time.sleep(0.01)
 sys.argv = [REAL] + sys.argv[1:]
@@ -419,11 +420,12 @@ def _wait_for(condition: Any) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie does not); it may be reaped while we look."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_a_big_folder_is_listed_by_a_process_of_its_own(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
