@@ -15,15 +15,13 @@ work is off the loop, which holds on any machine).
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
+
+from bench import local_server_process
 
 from crownest import CrowNest, SandboxHandle
 from crownest_local import LocalServer
@@ -48,24 +46,14 @@ def listing_lag(entries: int) -> None:
     removed with its sandbox, while this process times `files.info` calls on a second sandbox: how
     long one sandbox's slow work holds up another's calls. The server runs in its own process, as
     `crownest-local serve` does, so that no client here shares its GIL."""
-    shm = Path("/dev/shm")
-    data_dir = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() else None))  # many small files: fast in memory
-    command = [sys.executable, "-m", "crownest_local", "serve", "--port", "0", "--data-dir", str(data_dir)]
-    command += ["--api-key", "cn_test_bench"]
-    try:
-        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as server:
-            assert server.stdout is not None
-            base_url = server.stdout.readline() and server.stdout.readline().split("=", 1)[1].strip()
-            try:
-                with CrowNest(api_key="cn_test_bench", base_url=base_url, max_retries=0) as client:
-                    _listing_lag(client, base_url, entries)
-            finally:
-                server.terminate()
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    with (
+        local_server_process() as (base_url, api_key, _),
+        CrowNest(api_key=api_key, base_url=base_url, max_retries=0) as client,
+    ):
+        _listing_lag(client, base_url, api_key, entries)
 
 
-def _listing_lag(client: CrowNest, base_url: str, entries: int) -> None:
+def _listing_lag(client: CrowNest, base_url: str, api_key: str, entries: int) -> None:
     big = client.sandboxes.create(template="python", ttl_ms=600_000, disk_mb=4096)
     make = f"python -c \"import os; os.mkdir('many'); [open(f'many/{{i}}', 'w').close() for i in range({entries})]\""
     assert big.commands.run(make, timeout_ms=600_000).status == "succeeded"
@@ -97,7 +85,7 @@ def _listing_lag(client: CrowNest, base_url: str, entries: int) -> None:
         "-w",
         "%{size_download}",
         "-H",
-        "Authorization: Bearer cn_test_bench",
+        f"Authorization: Bearer {api_key}",
         url,
     ]
     prober = threading.Thread(target=probe, daemon=True)

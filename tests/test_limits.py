@@ -15,7 +15,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -411,7 +411,7 @@ def _held_lister(monkeypatch: pytest.MonkeyPatch, folder: Path) -> tuple[Path, P
     return folder / "pid", folder / "release"
 
 
-def _wait_for(condition: Any) -> bool:
+def _wait_for(condition: Callable[[], object]) -> bool:
     for _ in range(1000):
         if condition():
             return True

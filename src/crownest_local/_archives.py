@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from crownest._archives import END, content, header, member_kind, member_problem
 from crownest._uploads import CHUNK
 
 from ._beneath import Owner, give, tree
+from ._content import DescriptorResponse
 from ._errors import ApiProblem
 from ._listing import FOLDER, subfolder
 
@@ -276,18 +275,12 @@ def make_folder(parent: int, name: str, mode: int, owner: Owner | None) -> int:
     return made
 
 
-class ArchiveResponse(StreamingResponse):
+class ArchiveResponse(DescriptorResponse):
     """Everything beneath the folder open at `fd` (closed once the answer is done) as a tar stream."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         super().__init__(_chunks(fd), media_type="application/x-tar")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            os.close(self.fd)
 
 
 async def _chunks(fd: int) -> AsyncIterator[bytes]:

@@ -24,7 +24,20 @@ from ._errors import ApiProblem
 CHUNK = 256 * 1024
 
 
-class ContentResponse(StreamingResponse):
+class DescriptorResponse(StreamingResponse):
+    """A streamed answer made from the open descriptor `self.fd`, which it closes once the answer is
+    done: sent, failed, or given up by the client."""
+
+    fd: int
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            os.close(self.fd)
+
+
+class ContentResponse(DescriptorResponse):
     """The content of the open file `fd` (closed once the answer is done), whole or one range of it."""
 
     def __init__(self, fd: int, request: Request, *, etag: str | None = None) -> None:
@@ -52,12 +65,6 @@ class ContentResponse(StreamingResponse):
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{st.st_size}"
         headers["Content-Length"] = str(end - start)
         super().__init__(_chunks(self.fd, start, end), status, headers, media_type="application/octet-stream")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            os.close(self.fd)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:

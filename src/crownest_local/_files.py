@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import Response
 
 from crownest.models import Artifact
 
@@ -52,7 +51,7 @@ from ._beneath import (
     rename,
     tree,
 )
-from ._content import ContentResponse
+from ._content import ContentResponse, DescriptorResponse
 from ._errors import ApiProblem, not_found
 from ._isolation import SandboxFolder
 from ._limits import MIB
@@ -192,10 +191,10 @@ class Files:
         if depth > 1 or os.fstat(listing).st_size > LISTED_APART_BYTES:
             return ListingResponse(listing, path, depth, self.listers)
         try:
-            chunks = await in_thread(lambda fd: list(listing_body(fd, path, depth)), listing)
+            body = await in_thread(lambda fd: b"".join(listing_body(fd, path, depth)), listing)
         finally:
             os.close(listing)
-        return StreamingResponse(_each(chunks), media_type="application/json")
+        return Response(body, media_type="application/json")
 
     async def file_exists(self, call: Call) -> dict[str, Any]:
         folder = self.running_folder(call)
@@ -508,12 +507,7 @@ def _tar(folder: int, target: Path, base: str) -> None:
                 tar.addfile(info, _Padded(f))  # type: ignore[arg-type]  # read() is all tarfile uses
 
 
-async def _each(chunks: list[bytes]) -> AsyncIterator[bytes]:
-    for chunk in chunks:
-        yield chunk
-
-
-class ListingResponse(StreamingResponse):
+class ListingResponse(DescriptorResponse):
     """The listing of the folder open at `fd` (closed once the answer is done), made by a process of
     its own (`_listing`) and sent as it comes, at most `listers.value` such processes at a time.
 
@@ -551,12 +545,6 @@ class ListingResponse(StreamingResponse):
                 if lister.returncode is None:
                     lister.kill()
                     await lister.wait()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            os.close(self.fd)
 
 
 def _copy(fd: int, target: Path) -> None:
