@@ -109,6 +109,9 @@ def serve() -> Iterator[Callable[..., RawServer]]:
 
 
 def head(status: str = "200 OK", **headers: str) -> bytes:
+    # The server answers one request per connection and then closes it, so it says so: a client
+    # told nothing may send its next request on the connection just as the close arrives.
+    headers = {"connection": "close", **headers}
     lines = [f"HTTP/1.1 {status}", *(f"{k.replace('_', '-')}: {v}" for k, v in headers.items())]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
